@@ -1,0 +1,103 @@
+//! The command line, as clap derives it. Values are parsed into the types of `crate::types`,
+//! so a bad value is a usage error (exit 2) before anything else runs.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::Backing;
+use crate::output::{ColorChoice, OutputFormat};
+use crate::types::{EndpointUrl, ImageId, NameGlob, Owner, Price, Region, Tag};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "amictl",
+    version,
+    about = "The whole life of an Amazon Machine Image: create, describe, share, deregister, clean up",
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error (nothing was sent).\n\
+                  Credentials come from the standard AWS chain: environment, profiles, SSO, web identity, instance metadata."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the command's name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// AWS region [default: AWS_REGION, AWS_DEFAULT_REGION, or the profile's region]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<Region>,
+
+    /// Named profile from the AWS config and credentials files [default: AWS_PROFILE or "default"]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// EC2 endpoint to talk to, e.g. a local test server [env AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<EndpointUrl>,
+
+    /// Result format: a table for people, or one JSON document for programs
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Print only the result (and errors): no warnings, no progress
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log more to stderr (-v, -vv, -vvv); RUST_LOG works too
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colour [NO_COLOR is honoured with auto]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show images: the account's own by default, newest first, or the ones named
+    #[command(after_help = "Examples:\n  \
+        amictl describe\n  \
+        amictl describe ami-0123456789abcdef0\n  \
+        amictl describe --owner amazon --backing instance-store\n  \
+        amictl describe --name 'web-*' --tag team=web -o json | jq -r '.[].image_id'")]
+    Describe(DescribeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Images to describe (ami-…); one ID shows its details
+    #[arg(value_name = "IMAGE_ID")]
+    pub image_ids: Vec<ImageId>,
+
+    /// Whose images: self, amazon, aws-marketplace or an account ID (repeatable) [default: self, unless IDs are given]
+    #[arg(long = "owner", value_name = "OWNER")]
+    pub owners: Vec<Owner>,
+
+    /// Only images whose name matches this glob (e.g. 'web-*')
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<NameGlob>,
+
+    /// Only images with this tag (repeatable; all must match)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<Tag>,
+
+    /// Only images with this kind of root device
+    #[arg(long, value_enum)]
+    pub backing: Option<Backing>,
+
+    /// Include deprecated images
+    #[arg(long)]
+    pub include_deprecated: bool,
+
+    /// Include disabled images
+    #[arg(long)]
+    pub include_disabled: bool,
+
+    /// Snapshot storage price in USD per GB-month, for the cost estimate
+    #[arg(long, value_name = "USD", default_value = "0.05")]
+    pub snapshot_price: Price,
+}

@@ -1,0 +1,274 @@
+//! `amictl describe`: images, their snapshots, sizes, permissions and storage cost.
+
+use comfy_table::{Color, Table};
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::DescribeArgs;
+use crate::ec2::ImageQuery;
+use crate::model::{Backing, Image, LaunchPermissions};
+use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
+use crate::types::{Owner, Price};
+
+pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
+    let detailed = args.image_ids.len() == 1 && ctx.printer.format() == OutputFormat::Table;
+    let query = ImageQuery {
+        // The account's own images unless the user named images or owners.
+        owners: if args.owners.is_empty() && args.image_ids.is_empty() {
+            vec![Owner::Me]
+        } else {
+            args.owners
+        },
+        image_ids: args.image_ids,
+        name: args.name,
+        tags: args.tags,
+        backing: args.backing,
+        include_deprecated: args.include_deprecated,
+        include_disabled: args.include_disabled,
+    };
+    let images = ctx.ec2.describe_images(&query).await?;
+
+    let view = match images.as_slice() {
+        [image] if detailed => {
+            // Only the owner may read launch permissions; anyone else sees why not.
+            let permissions = ctx
+                .ec2
+                .launch_permissions(&image.image_id)
+                .await
+                .map_err(|err| err.to_string());
+            View::Detail {
+                permissions,
+                price: args.snapshot_price,
+            }
+        }
+        _ => View::List,
+    };
+    ctx.printer.print(&Described { images, view })
+}
+
+/// The images found; JSON is always an array of them.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Described {
+    images: Vec<Image>,
+    #[serde(skip)]
+    view: View,
+}
+
+#[derive(Debug, Default)]
+enum View {
+    #[default]
+    List,
+    /// One image, as key/value rows with its block devices and launch permissions.
+    Detail {
+        permissions: Result<LaunchPermissions, String>,
+        price: Price,
+    },
+}
+
+impl Render for Described {
+    fn tables(&self, printer: &Printer) -> Vec<Table> {
+        match (&self.view, self.images.as_slice()) {
+            (View::Detail { permissions, price }, [image]) => {
+                detail_tables(printer, image, permissions, *price)
+            }
+            _ if self.images.is_empty() => Vec::new(),
+            _ => vec![list_table(printer, &self.images)],
+        }
+    }
+
+    fn empty_note(&self) -> Option<String> {
+        Some("no images found".to_owned())
+    }
+}
+
+fn list_table(printer: &Printer, images: &[Image]) -> Table {
+    let mut table = printer.table(&[
+        "IMAGE ID",
+        "NAME",
+        "STATE",
+        "BACKING",
+        "VISIBILITY",
+        "CREATED",
+        "GiB",
+        "SNAPSHOTS",
+        "ARCH",
+    ]);
+    for image in images {
+        table.add_row(vec![
+            printer.colored(&image.image_id, None),
+            printer.colored(image.name.as_deref().unwrap_or("-"), None),
+            printer.colored(
+                image.state.as_deref().unwrap_or("-"),
+                state_color(image.state.as_deref()),
+            ),
+            printer.colored(image.backing.as_str(), None),
+            printer.colored(
+                match image.public {
+                    Some(true) => "public",
+                    Some(false) => "not public",
+                    None => "-",
+                },
+                (image.public == Some(true)).then_some(Color::Yellow),
+            ),
+            printer.colored(created(printer, image), None),
+            printer.colored(image.size_gib, None),
+            printer.colored(image.snapshot_ids.len(), None),
+            printer.colored(image.architecture.as_deref().unwrap_or("-"), None),
+        ]);
+    }
+    table
+}
+
+fn detail_tables(
+    printer: &Printer,
+    image: &Image,
+    permissions: &Result<LaunchPermissions, String>,
+    price: Price,
+) -> Vec<Table> {
+    let mut table = printer.table(&[]);
+    let dash = |v: Option<&str>| v.filter(|s| !s.is_empty()).unwrap_or("-").to_owned();
+    let tags = if image.tags.is_empty() {
+        "-".to_owned()
+    } else {
+        image
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let rows = [
+        ("Image ID", image.image_id.clone()),
+        ("Name", dash(image.name.as_deref())),
+        ("Description", dash(image.description.as_deref())),
+        ("State", dash(image.state.as_deref())),
+        ("Owner", dash(image.owner_id.as_deref())),
+        ("Created", created(printer, image)),
+        ("Backing", image.backing.explanation().to_owned()),
+        ("Root device", dash(image.root_device_name.as_deref())),
+        ("Architecture", dash(image.architecture.as_deref())),
+        (
+            "Launch permissions",
+            launch_permissions_text(image, permissions),
+        ),
+        (
+            "Size",
+            format!(
+                "{} GiB in {} snapshot(s)",
+                image.size_gib,
+                image.snapshot_ids.len()
+            ),
+        ),
+        ("Snapshot storage", storage_cost_text(image, price)),
+        ("Tags", tags),
+        (
+            "Deprecation",
+            image
+                .deprecation_time
+                .map_or_else(|| "not scheduled".to_owned(), |t| t.to_string()),
+        ),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![
+            printer.colored(key, None),
+            printer.colored(value, None),
+        ]);
+    }
+
+    let mut devices = printer.table(&[
+        "DEVICE",
+        "SNAPSHOT",
+        "GiB",
+        "TYPE",
+        "ENCRYPTED",
+        "DELETE ON TERMINATION",
+        "VIRTUAL NAME",
+    ]);
+    for device in &image.block_devices {
+        devices.add_row(vec![
+            dash(device.device_name.as_deref()),
+            dash(device.snapshot_id.as_deref()),
+            device
+                .volume_size_gib
+                .map_or_else(|| "-".to_owned(), |g| g.to_string()),
+            dash(device.volume_type.as_deref()),
+            yes_no(device.encrypted).to_owned(),
+            yes_no(device.delete_on_termination).to_owned(),
+            dash(device.virtual_name.as_deref()),
+        ]);
+    }
+    if image.block_devices.is_empty() {
+        vec![table]
+    } else {
+        vec![table, devices]
+    }
+}
+
+fn created(printer: &Printer, image: &Image) -> String {
+    image
+        .creation_date
+        .map_or_else(|| "-".to_owned(), |t| date_and_age(t, printer.now()))
+}
+
+fn state_color(state: Option<&str>) -> Option<Color> {
+    match state? {
+        "available" => Some(Color::Green),
+        "pending" | "transient" => Some(Color::Yellow),
+        "failed" | "error" | "invalid" | "deregistered" | "disabled" => Some(Color::Red),
+        _ => None,
+    }
+}
+
+/// The three kinds of launch permission: implicit (owner), explicit (grants), public.
+fn launch_permissions_text(
+    image: &Image,
+    permissions: &Result<LaunchPermissions, String>,
+) -> String {
+    let owner = format!(
+        "owner {} (implicit)",
+        image.owner_id.as_deref().unwrap_or("unknown")
+    );
+    let permissions = match permissions {
+        Ok(p) => p,
+        Err(why) => {
+            let public = match image.public {
+                Some(true) => "public",
+                Some(false) => "not public",
+                None => "public: unknown",
+            };
+            return format!("{owner}\n{public}; explicit grants not readable: {why}");
+        }
+    };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let summary = match (permissions.public, permissions.explicit_count()) {
+        (true, _) => "public: every AWS account may launch it".to_owned(),
+        (false, 0) => "private: only the owner may launch it".to_owned(),
+        (false, n) => format!("shared with {n}"),
+    };
+    format!(
+        "{summary}\n{owner}\naccounts: {}\norganizations: {}\norganizational units: {}",
+        list(&permissions.accounts),
+        list(&permissions.organization_arns),
+        list(&permissions.organizational_unit_arns)
+    )
+}
+
+/// GiB × price: an upper bound, because snapshots store only changed blocks.
+fn storage_cost_text(image: &Image, price: Price) -> String {
+    if image.backing == Backing::InstanceStore && image.snapshot_ids.is_empty() {
+        return "none: the image lives in S3, not in EBS snapshots".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss)] // GiB counts are far below 2^52
+    let monthly = image.size_gib as f64 * price.0;
+    format!(
+        "at most ${monthly:.2}/month ({} GiB × ${price} per GB-month; an upper-bound estimate, since snapshot storage is incremental)",
+        image.size_gib
+    )
+}

@@ -1,0 +1,119 @@
+//! SDK errors become amictl errors here, keeping EC2's error code.
+
+use std::error::Error as StdError;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+
+use super::Ec2;
+use crate::error::Error;
+
+impl Ec2 {
+    /// Turns an SDK error from `action` (the EC2 API name, e.g. `DescribeImages`) into an
+    /// amictl error that says what happened and what to do.
+    pub(super) fn error<E>(&self, action: &'static str, err: &SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        if let Some(code) = err.code() {
+            let code = code.to_owned();
+            let message = err.message().unwrap_or("no message").to_owned();
+            return self.service_error(action, code, message);
+        }
+        if let Some(credentials) = find_source::<CredentialsError>(err) {
+            return Error::Credentials(credentials_message(credentials));
+        }
+        match err {
+            SdkError::TimeoutError(_) => Error::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: "no answer in time".to_owned(),
+            },
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+                Error::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    detail: root_cause(err),
+                }
+            }
+            SdkError::ResponseError(_) => Error::Aws {
+                action,
+                region: self.region.clone(),
+                code: "UnreadableResponse".to_owned(),
+                message: format!(
+                    "the endpoint {} answered something that is not an EC2 response: {}",
+                    self.endpoint,
+                    root_cause(err)
+                ),
+            },
+            _ => Error::Aws {
+                action,
+                region: self.region.clone(),
+                code: "RequestFailed".to_owned(),
+                message: root_cause(err),
+            },
+        }
+    }
+
+    fn service_error(&self, action: &'static str, code: String, message: String) -> Error {
+        match code.as_str() {
+            "AuthFailure"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException" => Error::Credentials(format!(
+                "AWS refused the credentials ({code}: {message}); check AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile"
+            )),
+            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+                Error::Credentials(format!(
+                    "the AWS credentials have expired ({code}); refresh them (e.g. `aws sso login`) and run again"
+                ))
+            }
+            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+                Error::AccessDenied {
+                    action,
+                    region: self.region.clone(),
+                    code,
+                    message,
+                }
+            }
+            _ => Error::Aws {
+                action,
+                region: self.region.clone(),
+                code,
+                message,
+            },
+        }
+    }
+}
+
+fn credentials_message(err: &CredentialsError) -> String {
+    match err {
+        CredentialsError::CredentialsNotLoaded(_) => "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, pick a profile with --profile or AWS_PROFILE, or log in with `aws sso login`"
+            .to_owned(),
+        other => format!(
+            "could not load AWS credentials ({}); check the profile, or log in again with `aws sso login`",
+            root_cause(other)
+        ),
+    }
+}
+
+/// The first error of type `T` in the source chain.
+fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The innermost cause: the SDK's outer layers say only "dispatch failure".
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

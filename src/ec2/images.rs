@@ -1,0 +1,393 @@
+//! Reading images: DescribeImages (paginated) and their launch permissions.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{self as sdk, Filter, ImageAttributeName, PermissionGroup};
+
+use super::Ec2;
+use crate::error::Error;
+use crate::model::{Backing, BlockDevice, Image, LaunchPermissions};
+use crate::types::{ImageId, NameGlob, Owner, Tag};
+
+/// DescribeImages' largest page; fewer round trips for big accounts.
+const PAGE_SIZE: i32 = 1000;
+
+/// Which images to read. Empty fields don't filter.
+#[derive(Debug, Clone, Default)]
+pub struct ImageQuery {
+    pub image_ids: Vec<ImageId>,
+    pub owners: Vec<Owner>,
+    pub name: Option<NameGlob>,
+    pub tags: Vec<Tag>,
+    pub backing: Option<Backing>,
+    pub include_deprecated: bool,
+    pub include_disabled: bool,
+}
+
+impl ImageQuery {
+    /// The server-side filters. Name and backing are checked again locally, because EC2's name
+    /// filter knows only `*` and `?`, and some endpoints report a root device type that is
+    /// neither `ebs` nor `instance-store`.
+    fn filters(&self) -> Vec<Filter> {
+        let mut filters = Vec::new();
+        if let Some(pattern) = self.name.as_ref().and_then(NameGlob::as_api_filter) {
+            filters.push(Filter::builder().name("name").values(pattern).build());
+        }
+        for tag in &self.tags {
+            filters.push(
+                Filter::builder()
+                    .name(format!("tag:{}", tag.key))
+                    .values(&tag.value)
+                    .build(),
+            );
+        }
+        if self.backing == Some(Backing::InstanceStore) {
+            filters.push(
+                Filter::builder()
+                    .name("root-device-type")
+                    .values("instance-store")
+                    .build(),
+            );
+        }
+        filters
+    }
+
+    fn matches(&self, image: &Image) -> bool {
+        let name_ok = self
+            .name
+            .as_ref()
+            .is_none_or(|glob| image.name.as_deref().is_some_and(|n| glob.is_match(n)));
+        let tags_ok = self
+            .tags
+            .iter()
+            .all(|tag| image.tags.get(&tag.key) == Some(&tag.value));
+        let backing_ok = self.backing.is_none_or(|b| image.backing == b);
+        name_ok && tags_ok && backing_ok
+    }
+}
+
+impl Ec2 {
+    /// The images the query selects, newest first, following every page.
+    ///
+    /// Named images that don't exist are an error naming them and the region.
+    pub async fn describe_images(&self, query: &ImageQuery) -> Result<Vec<Image>, Error> {
+        // With IDs named, filter locally only, so that an image that exists but doesn't match
+        // is told apart from one that doesn't exist.
+        let filters = query.image_ids.is_empty().then(|| query.filters());
+        let mut request = self
+            .client
+            .describe_images()
+            .set_filters(filters)
+            .include_deprecated(query.include_deprecated)
+            .include_disabled(query.include_disabled);
+        for owner in &query.owners {
+            request = request.owners(owner.as_api_value());
+        }
+        for id in &query.image_ids {
+            request = request.image_ids(id.as_str());
+        }
+        let mut paginator = request.into_paginator();
+        // EC2 refuses MaxResults together with ImageIds.
+        if query.image_ids.is_empty() {
+            paginator = paginator.page_size(PAGE_SIZE);
+        }
+        let mut pages = paginator.send();
+
+        let mut images = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(
+                    |err| match err.as_service_error().map(|e| e.meta().code()) {
+                        Some(Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
+                            let named = ImageId::find_in(
+                                err.as_service_error()
+                                    .and_then(|e| e.meta().message())
+                                    .unwrap_or_default(),
+                            );
+                            self.images_not_found(if named.is_empty() {
+                                &query.image_ids
+                            } else {
+                                &named
+                            })
+                        }
+                        _ => self.error("DescribeImages", &err),
+                    },
+                )?;
+            tracing::debug!(
+                images = page.images().len(),
+                more = page.next_token().is_some(),
+                "DescribeImages page"
+            );
+            for image in page.images().iter().map(image_from_sdk) {
+                seen.insert(image.image_id.clone());
+                if query.matches(&image) {
+                    images.push(image);
+                }
+            }
+        }
+
+        let missing: Vec<ImageId> = query
+            .image_ids
+            .iter()
+            .filter(|id| !seen.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(self.images_not_found(&missing));
+        }
+
+        images.sort_by(|a, b| {
+            b.creation_date
+                .cmp(&a.creation_date)
+                .then_with(|| a.image_id.cmp(&b.image_id))
+        });
+        Ok(images)
+    }
+
+    fn images_not_found(&self, ids: &[ImageId]) -> Error {
+        let list: Vec<&str> = ids.iter().map(ImageId::as_str).collect();
+        Error::NotFound {
+            what: format!("image {}", list.join(", ")),
+            region: self.region.clone(),
+        }
+    }
+
+    /// Who besides the owner may launch the image. Only the owner may read this.
+    pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions, Error> {
+        let output = self
+            .client
+            .describe_image_attribute()
+            .image_id(image_id)
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|err| self.error("DescribeImageAttribute", &err))?;
+        let mut permissions = LaunchPermissions::default();
+        for grant in output.launch_permissions() {
+            if grant.group() == Some(&PermissionGroup::All) {
+                permissions.public = true;
+            }
+            if let Some(account) = grant.user_id() {
+                permissions.accounts.push(account.to_owned());
+            }
+            if let Some(org) = grant.organization_arn() {
+                permissions.organization_arns.push(org.to_owned());
+            }
+            if let Some(ou) = grant.organizational_unit_arn() {
+                permissions.organizational_unit_arns.push(ou.to_owned());
+            }
+        }
+        Ok(permissions)
+    }
+}
+
+/// amictl's image from the SDK's. Unknown enum values keep the endpoint's own string, never
+/// the SDK's debug form.
+fn image_from_sdk(image: &sdk::Image) -> Image {
+    let block_devices: Vec<BlockDevice> = image
+        .block_device_mappings()
+        .iter()
+        .map(block_device_from_sdk)
+        .collect();
+    let backing = Image::backing_from(
+        image.root_device_type().map(sdk::DeviceType::as_str),
+        image.root_device_name(),
+        &block_devices,
+    );
+    Image {
+        image_id: image.image_id().unwrap_or_default().to_owned(),
+        name: image.name().map(str::to_owned),
+        description: image.description().map(str::to_owned),
+        state: image.state().map(|s| s.as_str().to_owned()),
+        owner_id: image.owner_id().map(str::to_owned),
+        creation_date: image.creation_date().and_then(|d| d.parse().ok()),
+        backing,
+        root_device_name: image.root_device_name().map(str::to_owned),
+        architecture: image.architecture().map(|a| a.as_str().to_owned()),
+        public: image.public(),
+        size_gib: block_devices.iter().filter_map(|d| d.volume_size_gib).sum(),
+        snapshot_ids: block_devices
+            .iter()
+            .filter_map(|d| d.snapshot_id.clone())
+            .collect(),
+        block_devices,
+        tags: image
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect::<BTreeMap<_, _>>(),
+        deprecation_time: image.deprecation_time().and_then(|d| d.parse().ok()),
+    }
+}
+
+fn block_device_from_sdk(mapping: &sdk::BlockDeviceMapping) -> BlockDevice {
+    let ebs = mapping.ebs();
+    BlockDevice {
+        device_name: mapping.device_name().map(str::to_owned),
+        snapshot_id: ebs.and_then(|e| e.snapshot_id()).map(str::to_owned),
+        volume_size_gib: ebs
+            .and_then(sdk::EbsBlockDevice::volume_size)
+            .map(i64::from),
+        volume_type: ebs
+            .and_then(|e| e.volume_type())
+            .map(|t| t.as_str().to_owned()),
+        encrypted: ebs.and_then(sdk::EbsBlockDevice::encrypted),
+        delete_on_termination: ebs.and_then(sdk::EbsBlockDevice::delete_on_termination),
+        virtual_name: mapping.virtual_name().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! moto ignores MaxResults and NextToken (it answers everything in one page) and never
+    //! answers some errors, so paging and error mapping are tested here with aws-smithy-mocks.
+
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+    use aws_sdk_ec2::types::{BlockDeviceMapping, DeviceType, EbsBlockDevice};
+    use aws_smithy_mocks::{
+        MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock,
+    };
+
+    use super::*;
+
+    fn mock_ec2(rules: &[&Rule]) -> Ec2 {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        Ec2::from_client(Client::from_conf(config), "eu-west-1")
+    }
+
+    fn sdk_image(id: &str, created: &str) -> sdk::Image {
+        sdk::Image::builder()
+            .image_id(id)
+            .name(format!("name-{id}"))
+            .creation_date(created)
+            .root_device_type(DeviceType::from("standard"))
+            .root_device_name("/dev/xvda")
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .snapshot_id(format!("snap-{id}"))
+                            .volume_size(15)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn follows_next_token_to_the_last_page_and_sorts_newest_first() {
+        let first = mock!(Client::describe_images)
+            .match_requests(|req| req.next_token().is_none() && req.max_results() == Some(1000))
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .images(sdk_image("ami-11111111", "2024-01-01T00:00:00.000Z"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::describe_images)
+            .match_requests(|req| req.next_token() == Some("page-2"))
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .images(sdk_image("ami-22222222", "2025-01-01T00:00:00.000Z"))
+                    .build()
+            });
+        let ec2 = mock_ec2(&[&first, &second]);
+
+        let images = ec2.describe_images(&ImageQuery::default()).await.unwrap();
+
+        let ids: Vec<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
+        assert_eq!(ids, ["ami-22222222", "ami-11111111"]);
+        assert_eq!(
+            images[0].backing,
+            Backing::Ebs,
+            "a 'standard' root with an EBS mapping is ebs"
+        );
+        assert_eq!(images[0].snapshot_ids, ["snap-ami-22222222"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_not_found_naming_it_and_the_region() {
+        let rule = mock!(Client::describe_images).then_error(|| {
+            DescribeImagesError::generic(
+                aws_sdk_ec2::error::ErrorMetadata::builder()
+                    .code("InvalidAMIID.NotFound")
+                    .message("The image id '[ami-0123456789abcdef0]' does not exist")
+                    .build(),
+            )
+        });
+        let ec2 = mock_ec2(&[&rule]);
+        let query = ImageQuery {
+            image_ids: vec![
+                "ami-12345678".parse().unwrap(),
+                "ami-0123456789abcdef0".parse().unwrap(),
+            ],
+            ..ImageQuery::default()
+        };
+
+        let err = ec2.describe_images(&query).await.unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "image ami-0123456789abcdef0 not found in eu-west-1; check the ID, or --region if it lives elsewhere"
+        );
+    }
+
+    #[tokio::test]
+    async fn access_denied_and_expired_credentials_say_what_to_do() {
+        let denied = mock!(Client::describe_images).then_error(|| {
+            DescribeImagesError::generic(
+                aws_sdk_ec2::error::ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .message("You are not authorized to perform this operation.")
+                    .build(),
+            )
+        });
+        let expired = mock!(Client::describe_images).then_error(|| {
+            DescribeImagesError::generic(
+                aws_sdk_ec2::error::ErrorMetadata::builder()
+                    .code("RequestExpired")
+                    .message("Request has expired.")
+                    .build(),
+            )
+        });
+        let ec2 = mock_ec2(&[&denied, &expired]);
+
+        let denied = ec2
+            .describe_images(&ImageQuery::default())
+            .await
+            .unwrap_err();
+        let expired = ec2
+            .describe_images(&ImageQuery::default())
+            .await
+            .unwrap_err();
+
+        assert!(matches!(denied, Error::AccessDenied { .. }), "{denied:?}");
+        assert!(
+            denied.to_string().contains("ec2:DescribeImages permission"),
+            "{denied}"
+        );
+        assert!(matches!(expired, Error::Credentials(_)), "{expired:?}");
+        assert!(expired.to_string().contains("expired"), "{expired}");
+    }
+}

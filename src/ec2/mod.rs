@@ -1,0 +1,119 @@
+//! The service layer: the only code that talks to EC2. It wraps the SDK client and returns
+//! amictl's own types (`crate::model`) and errors (`crate::error::Error`).
+//!
+//! Endpoint, region, timeout and retry settings are made once, here, where the client is built.
+
+mod errors;
+mod images;
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ec2::Client;
+
+pub use images::ImageQuery;
+
+use crate::error::Error;
+use crate::types::{EndpointUrl, Region};
+
+/// A connection attempt that gets no answer gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt of one request; a hung endpoint costs this much per attempt, not minutes.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// One request, all its retries included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Where and as whom to connect, as the user asked (the global options).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub region: Option<Region>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<EndpointUrl>,
+}
+
+/// An EC2 client bound to one region, with what error messages need to name.
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    region: String,
+    endpoint: String,
+}
+
+impl Ec2 {
+    /// Resolves the region and credentials chain and builds the client. Sends no request:
+    /// credentials are looked up lazily, on the first call.
+    pub async fn connect(options: &ConnectOptions) -> Result<Ec2, Error> {
+        let region = resolve_region(options).await?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            );
+        if let Some(profile) = &options.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url.as_str());
+        }
+        let config = loader.load().await;
+        Ok(Ec2 {
+            client: Client::new(&config),
+            endpoint: endpoint_for_messages(options, &region),
+            region: region.as_str().to_owned(),
+        })
+    }
+
+    /// Wraps a ready client; tests use this with `aws_smithy_mocks`.
+    #[cfg(test)]
+    pub fn from_client(client: Client, region: &str) -> Ec2 {
+        Ec2 {
+            client,
+            region: region.to_owned(),
+            endpoint: "mock".to_owned(),
+        }
+    }
+}
+
+/// `--region`, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's region. The instance
+/// metadata service is deliberately not asked: off EC2 it would cost a timeout on every run.
+async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
+    if let Some(region) = &options.region {
+        return Ok(region.clone());
+    }
+    let mut profile = ProfileFileRegionProvider::builder();
+    if let Some(name) = &options.profile {
+        profile = profile.profile_name(name);
+    }
+    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile.build());
+    let Some(found) = chain.region().await else {
+        return Err(Error::Usage(
+            "no AWS region: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile"
+                .to_owned(),
+        ));
+    };
+    found.as_ref().parse().map_err(|why| {
+        Error::Usage(format!(
+            "the configured region is unusable: {why}; pass --region"
+        ))
+    })
+}
+
+/// The endpoint as the user would recognise it in an error message.
+fn endpoint_for_messages(options: &ConnectOptions, region: &Region) -> String {
+    if let Some(url) = &options.endpoint_url {
+        return url.to_string();
+    }
+    ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+}

@@ -1,0 +1,77 @@
+//! What can go wrong, said so that the reader knows what to do next, and mapped to exit codes.
+
+use std::process::ExitCode;
+
+/// Exit code of a run whose operation failed: an AWS error, something not found, a partial failure.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage error: bad flags or values, or a refused destructive action.
+pub const EXIT_USAGE: u8 = 2;
+
+/// amictl's errors. Each message names the resource, the region and the next step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something amictl can't do; nothing was sent.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A named resource does not exist (or is not visible to this account).
+    #[error("{what} not found in {region}; check the ID, or --region if it lives elsewhere")]
+    NotFound { what: String, region: String },
+
+    /// The endpoint could not be reached or did not answer in time.
+    #[error(
+        "cannot reach the EC2 endpoint {endpoint} ({detail}); check --endpoint-url, --region and the network"
+    )]
+    Unreachable { endpoint: String, detail: String },
+
+    /// No credentials were found, or AWS refused the ones given.
+    #[error("{0}")]
+    Credentials(String),
+
+    /// The caller is not allowed to do this.
+    #[error(
+        "access denied: {action} in {region} was refused ({code}: {message}); the caller needs the ec2:{action} permission"
+    )]
+    AccessDenied {
+        action: &'static str,
+        region: String,
+        code: String,
+        message: String,
+    },
+
+    /// Any other error EC2 answered with; the code is kept so callers can tell fates apart.
+    #[error("{action} failed in {region}: {message} ({code})")]
+    Aws {
+        action: &'static str,
+        region: String,
+        code: String,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+/// The exit code for an error that reached `main`: a usage error is 2, anything else 1.
+pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+    let code = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .map_or(EXIT_FAILED, Error::exit_code);
+    ExitCode::from(code)
+}
+
+/// True when the error is a write to a stdout whose reader went away (`amictl describe | head -1`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,173 @@
+//! amictl's own view of EC2's resources. The service layer (`ec2`) builds these from SDK
+//! types; everything above it works with these alone. They serialize as the JSON output.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// How an image's root device is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backing {
+    /// Root device is an EBS volume made from a snapshot.
+    Ebs,
+    /// Root device is made from a template stored in S3.
+    InstanceStore,
+    /// The endpoint said neither, and the block device mappings don't tell.
+    #[value(skip)]
+    Unknown,
+}
+
+impl Backing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backing::Ebs => "ebs",
+            Backing::InstanceStore => "instance-store",
+            Backing::Unknown => "unknown",
+        }
+    }
+
+    /// What the backing means for someone launching the image.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Backing::Ebs => {
+                "EBS-backed: the root device is an EBS volume made from a snapshot; instances \
+                 usually boot in under a minute; the root volume is deleted on termination unless \
+                 it is set to be kept"
+            }
+            Backing::InstanceStore => {
+                "instance-store-backed: the root device is made from a template in S3; instances \
+                 boot in up to about 5 minutes; the root device is limited to 10 GiB"
+            }
+            Backing::Unknown => "the endpoint did not say how the root device is stored",
+        }
+    }
+}
+
+/// One entry of an image's block device mapping.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockDevice {
+    pub device_name: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub volume_size_gib: Option<i64>,
+    pub volume_type: Option<String>,
+    pub encrypted: Option<bool>,
+    pub delete_on_termination: Option<bool>,
+    /// Instance-store volumes (`ephemeral0` …) have a virtual name instead of a snapshot.
+    pub virtual_name: Option<String>,
+}
+
+impl BlockDevice {
+    pub fn is_ebs(&self) -> bool {
+        self.snapshot_id.is_some() || self.volume_size_gib.is_some() || self.volume_type.is_some()
+    }
+}
+
+/// An AMI as amictl shows it. Field names are the JSON output's.
+#[allow(clippy::struct_field_names)] // `image_id` is what the JSON calls it
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Image {
+    pub image_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub state: Option<String>,
+    pub owner_id: Option<String>,
+    pub creation_date: Option<Timestamp>,
+    pub backing: Backing,
+    pub root_device_name: Option<String>,
+    pub architecture: Option<String>,
+    pub public: Option<bool>,
+    pub block_devices: Vec<BlockDevice>,
+    /// Sum of the EBS volume sizes.
+    pub size_gib: i64,
+    pub snapshot_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub deprecation_time: Option<Timestamp>,
+}
+
+impl Image {
+    /// Decides the backing from what the endpoint reported: its root device type when that is
+    /// `ebs` or `instance-store`, else the root device's mapping (an EBS mapping means `ebs`).
+    /// moto, for one, reports `standard` for the images it creates.
+    pub fn backing_from(
+        root_device_type: Option<&str>,
+        root_device_name: Option<&str>,
+        devices: &[BlockDevice],
+    ) -> Backing {
+        match root_device_type {
+            Some("ebs") => Backing::Ebs,
+            Some("instance-store") => Backing::InstanceStore,
+            _ => {
+                let root = devices.iter().find(|d| {
+                    d.device_name.is_some() && d.device_name.as_deref() == root_device_name
+                });
+                match root {
+                    Some(d) if d.is_ebs() => Backing::Ebs,
+                    Some(_) => Backing::InstanceStore,
+                    None => Backing::Unknown,
+                }
+            }
+        }
+    }
+}
+
+/// Who may launch an image besides its owner, who always may.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LaunchPermissions {
+    pub public: bool,
+    pub accounts: Vec<String>,
+    pub organization_arns: Vec<String>,
+    pub organizational_unit_arns: Vec<String>,
+}
+
+impl LaunchPermissions {
+    /// The number of explicit grants (accounts, organizations, OUs).
+    pub fn explicit_count(&self) -> usize {
+        self.accounts.len() + self.organization_arns.len() + self.organizational_unit_arns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str, snapshot: Option<&str>, virtual_name: Option<&str>) -> BlockDevice {
+        BlockDevice {
+            device_name: Some(name.to_owned()),
+            snapshot_id: snapshot.map(str::to_owned),
+            volume_size_gib: snapshot.map(|_| 8),
+            volume_type: None,
+            encrypted: None,
+            delete_on_termination: None,
+            virtual_name: virtual_name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn backing_trusts_the_root_device_type_when_it_is_a_real_value() {
+        assert_eq!(Image::backing_from(Some("ebs"), None, &[]), Backing::Ebs);
+        assert_eq!(
+            Image::backing_from(Some("instance-store"), None, &[]),
+            Backing::InstanceStore
+        );
+    }
+
+    #[test]
+    fn backing_falls_back_to_the_root_mapping_for_other_values() {
+        let ebs_root = [device("/dev/xvda", Some("snap-1"), None)];
+        assert_eq!(
+            Image::backing_from(Some("standard"), Some("/dev/xvda"), &ebs_root),
+            Backing::Ebs
+        );
+        let ephemeral_root = [device("/dev/sda1", None, Some("ephemeral0"))];
+        assert_eq!(
+            Image::backing_from(None, Some("/dev/sda1"), &ephemeral_root),
+            Backing::InstanceStore
+        );
+        assert_eq!(
+            Image::backing_from(Some("standard"), Some("/dev/sdz"), &ebs_root),
+            Backing::Unknown
+        );
+    }
+}

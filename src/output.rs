@@ -1,0 +1,200 @@
+//! The printer: results go to stdout as tables or exactly one JSON document; warnings,
+//! progress and errors go to stderr. All of amictl's output passes through here.
+#![allow(clippy::print_stderr)]
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, Color, ContentArrangement, Table};
+use jiff::Timestamp;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// A command's result: serializes as its JSON face, renders its table face.
+pub trait Render: Serialize {
+    /// The tables that show this result; empty when there is nothing to show.
+    fn tables(&self, printer: &Printer) -> Vec<Table>;
+
+    /// Said on stderr when there are no tables to print (e.g. "no images found").
+    fn empty_note(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: OutputFormat,
+    color: bool,
+    quiet: bool,
+    now: Timestamp,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool) -> Printer {
+        Printer {
+            format,
+            color: use_color(color, std::io::stdout().is_terminal()),
+            quiet,
+            now: Timestamp::now(),
+        }
+    }
+
+    pub fn format(&self) -> OutputFormat {
+        self.format
+    }
+
+    /// The moment ages are measured from; fixed once per run so that every row agrees.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Prints a result on stdout in the chosen format.
+    pub fn print<T: Render>(&self, result: &T) -> anyhow::Result<()> {
+        let mut text = String::new();
+        match self.format {
+            OutputFormat::Json => {
+                text = serde_json::to_string_pretty(result)?;
+                text.push('\n');
+            }
+            OutputFormat::Table => {
+                let tables = result.tables(self);
+                if tables.is_empty()
+                    && let Some(note) = result.empty_note()
+                {
+                    self.note(note);
+                }
+                for (i, table) in tables.iter().enumerate() {
+                    if i > 0 {
+                        text.push('\n');
+                    }
+                    text.push_str(&table.to_string());
+                    text.push('\n');
+                }
+            }
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// A table in the house style, coloured only when colour is on.
+    pub fn table(&self, header: &[&str]) -> Table {
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        if self.color {
+            table.enforce_styling();
+        } else {
+            table.force_no_tty();
+        }
+        if !header.is_empty() {
+            table.set_header(header.to_vec());
+        }
+        table
+    }
+
+    /// A cell in a colour, when colour is on.
+    pub fn colored(&self, text: impl Display, color: Option<Color>) -> Cell {
+        let cell = Cell::new(text);
+        match color {
+            Some(color) if self.color => cell.fg(color),
+            _ => cell,
+        }
+    }
+
+    /// A note on stderr, unless `--quiet`.
+    pub fn note(&self, message: impl Display) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// The error that ended the run, on stderr whatever `--quiet` says.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
+}
+
+fn use_color(choice: ColorChoice, stdout_is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// `2024-05-01 12:00` and how long ago, e.g. `2024-05-01 12:00 (3d ago)`.
+pub fn date_and_age(when: Timestamp, now: Timestamp) -> String {
+    format!(
+        "{} ({} ago)",
+        when.strftime("%Y-%m-%d %H:%M"),
+        age(when, now)
+    )
+}
+
+/// A rough age in the largest unit that fits: `45m`, `5h`, `12d`, `7mo`, `3y`.
+pub fn age(when: Timestamp, now: Timestamp) -> String {
+    let secs = now.duration_since(when).as_secs().max(0);
+    let (minutes, hours, days) = (secs / 60, secs / 3600, secs / 86_400);
+    match () {
+        () if hours < 1 => format!("{minutes}m"),
+        () if days < 1 => format!("{hours}h"),
+        () if days < 60 => format!("{days}d"),
+        () if days < 730 => format!("{}mo", days / 30),
+        () => format!("{}y", days / 365),
+    }
+}
+
+/// `yes`/`no`/`-` for an optional flag.
+pub fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_use_the_largest_unit_that_fits() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let ago = |s: &str| age(s.parse().unwrap(), now);
+        assert_eq!(ago("2026-05-31T23:15:00Z"), "45m");
+        assert_eq!(ago("2026-05-31T19:00:00Z"), "5h");
+        assert_eq!(ago("2026-05-20T00:00:00Z"), "12d");
+        assert_eq!(ago("2025-11-01T00:00:00Z"), "7mo");
+        assert_eq!(ago("2023-01-01T00:00:00Z"), "3y");
+        assert_eq!(
+            ago("2026-06-02T00:00:00Z"),
+            "0m",
+            "a clock skewed into the future is not negative"
+        );
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_the_terminal() {
+        assert!(use_color(ColorChoice::Always, false));
+        assert!(!use_color(ColorChoice::Never, true));
+        assert!(!use_color(ColorChoice::Auto, false));
+    }
+}

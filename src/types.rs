@@ -1,0 +1,429 @@
+//! What users type, parsed into types at the edge.
+//!
+//! Every value a user gives on the command line goes through one of these `FromStr`
+//! implementations (clap calls them), so a bad value is a usage error (exit 2) before the
+//! runtime starts and before any request is sent. One type, one place, one message.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// Longest value a user may pass anywhere; guards against pasted garbage.
+const MAX_VALUE_LEN: usize = 1024;
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// An AMI ID: `ami-` followed by 8 or 17 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ImageId(String);
+
+impl ImageId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Finds the image IDs mentioned in a free-text message (EC2 names them in its errors).
+    pub fn find_in(text: &str) -> Vec<ImageId> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter_map(|word| word.parse().ok())
+            .collect()
+    }
+}
+
+impl FromStr for ImageId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("ami-") {
+            Some(hex) if matches!(hex.len(), 8 | 17) && is_lower_hex(hex) => Ok(Self(s.to_owned())),
+            _ => Err(format!(
+                "'{}' is not an image ID: expected 'ami-' and 8 or 17 lowercase hex digits, \
+                 e.g. ami-0123456789abcdef0",
+                shorten(s)
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS account ID: exactly 12 digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl FromStr for AccountId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not an AWS account ID: expected 12 digits",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whose images to list: `self`, `amazon`, `aws-marketplace` or an account ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Me,
+    Amazon,
+    AwsMarketplace,
+    Account(AccountId),
+}
+
+impl Owner {
+    /// The value DescribeImages' `Owners` parameter takes.
+    pub fn as_api_value(&self) -> &str {
+        match self {
+            Owner::Me => "self",
+            Owner::Amazon => "amazon",
+            Owner::AwsMarketplace => "aws-marketplace",
+            Owner::Account(id) => &id.0,
+        }
+    }
+}
+
+impl FromStr for Owner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "self" => Ok(Owner::Me),
+            "amazon" => Ok(Owner::Amazon),
+            "aws-marketplace" => Ok(Owner::AwsMarketplace),
+            _ => s.parse().map(Owner::Account).map_err(|_| {
+                format!(
+                    "'{}' is not an owner: expected self, amazon, aws-marketplace or a 12-digit account ID",
+                    shorten(s)
+                )
+            }),
+        }
+    }
+}
+
+/// A `KEY=VALUE` tag, within EC2's limits (key 1-128 characters, value up to 256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl FromStr for Tag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((key, value)) = s.split_once('=') else {
+            return Err(format!("'{}' is not a tag: expected KEY=VALUE", shorten(s)));
+        };
+        if key.is_empty() {
+            return Err(format!(
+                "'{}' has an empty tag key: expected KEY=VALUE",
+                shorten(s)
+            ));
+        }
+        if key.chars().count() > 128 {
+            return Err("tag key is longer than 128 characters".to_owned());
+        }
+        if value.chars().count() > 256 {
+            return Err("tag value is longer than 256 characters".to_owned());
+        }
+        Ok(Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// A glob over image names (`*`, `?`, `[...]`, `{a,b}`), matched as a whole name.
+#[derive(Debug, Clone)]
+pub struct NameGlob {
+    pattern: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl NameGlob {
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+
+    /// The pattern as EC2's `name` filter understands it (only `*` and `?` are wildcards
+    /// there), or `None` when the glob uses syntax EC2 doesn't know and must be matched here.
+    pub fn as_api_filter(&self) -> Option<&str> {
+        let plain = !self.pattern.contains(['[', ']', '{', '}', '\\']);
+        plain.then_some(self.pattern.as_str())
+    }
+}
+
+impl FromStr for NameGlob {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("the name pattern is empty: give a glob such as 'web-*'".to_owned());
+        }
+        if s.len() > MAX_VALUE_LEN {
+            return Err(format!(
+                "the name pattern is longer than {MAX_VALUE_LEN} characters"
+            ));
+        }
+        let glob = globset::GlobBuilder::new(s)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!("'{}' is not a valid glob: {}", shorten(s), e.kind()))?;
+        Ok(NameGlob {
+            pattern: s.to_owned(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+}
+
+/// An AWS region name such as `us-east-1` or `us-gov-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region(String);
+
+impl Region {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // partition prefix, one or more words, a number: us-east-1, ap-southeast-2, us-isob-east-1
+        let parts: Vec<&str> = s.split('-').collect();
+        let well_formed = parts.len() >= 3
+            && s.len() <= 32
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && !parts[parts.len() - 1].is_empty();
+        if well_formed {
+            Ok(Region(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not an AWS region: expected a name such as us-east-1 or eu-west-2",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An endpoint URL: `http` or `https` with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(String);
+
+impl EndpointUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for EndpointUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            format!(
+                "'{}' is not an endpoint URL: {why}; expected e.g. https://ec2.us-east-1.amazonaws.com",
+                shorten(s)
+            )
+        };
+        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("it has no host"));
+        }
+        Ok(EndpointUrl(s.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl fmt::Display for EndpointUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A price in USD per GB-month: a finite, non-negative number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price(pub f64);
+
+impl FromStr for Price {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<f64>() {
+            Ok(p) if p.is_finite() && p >= 0.0 => Ok(Price(p)),
+            _ => Err(format!(
+                "'{}' is not a price: expected a non-negative number of USD per GB-month, e.g. 0.05",
+                shorten(s)
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Keeps error messages one line long when someone pastes a novel into an option.
+fn shorten(s: &str) -> String {
+    const SHOWN: usize = 60;
+    if s.chars().count() <= SHOWN {
+        s.to_owned()
+    } else {
+        let head: String = s.chars().take(SHOWN).collect();
+        format!("{head}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_have_eight_or_seventeen_lowercase_hex_digits() {
+        assert!("ami-12345678".parse::<ImageId>().is_ok());
+        assert!("ami-0123456789abcdef0".parse::<ImageId>().is_ok());
+        for bad in [
+            "",
+            "ami-",
+            "ami-1234567",
+            "ami-123456789",
+            "ami-0123456789ABCDEF0",
+            "ami-0123456789abcdefg",
+            "snap-12345678",
+            "AMI-12345678",
+            " ami-12345678",
+        ] {
+            assert!(bad.parse::<ImageId>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn image_ids_are_found_in_ec2_messages() {
+        let found =
+            ImageId::find_in("The image id '[ami-1234abcd, ami-0123456789abcdef0]' does not exist");
+        let found: Vec<&str> = found.iter().map(ImageId::as_str).collect();
+        assert_eq!(found, ["ami-1234abcd", "ami-0123456789abcdef0"]);
+    }
+
+    #[test]
+    fn owners_are_keywords_or_account_ids() {
+        assert_eq!("self".parse::<Owner>().unwrap(), Owner::Me);
+        assert_eq!(
+            "123456789012".parse::<Owner>().unwrap().as_api_value(),
+            "123456789012"
+        );
+        assert!("12345".parse::<Owner>().is_err());
+        assert!("me".parse::<Owner>().is_err());
+    }
+
+    #[test]
+    fn tags_need_a_key_and_an_equals_sign() {
+        let tag: Tag = "team=web=blue".parse().unwrap();
+        assert_eq!((tag.key.as_str(), tag.value.as_str()), ("team", "web=blue"));
+        let empty_value: Tag = "team=".parse().unwrap();
+        assert_eq!(empty_value.value, "");
+        assert!("team".parse::<Tag>().is_err());
+        assert!("=web".parse::<Tag>().is_err());
+        assert!(format!("{}=v", "k".repeat(129)).parse::<Tag>().is_err());
+        assert!(format!("k={}", "v".repeat(257)).parse::<Tag>().is_err());
+    }
+
+    #[test]
+    fn name_globs_match_whole_names_and_know_what_ec2_understands() {
+        let glob: NameGlob = "web-*".parse().unwrap();
+        assert!(glob.is_match("web-2024/01"));
+        assert!(!glob.is_match("my-web-1"));
+        assert_eq!(glob.as_api_filter(), Some("web-*"));
+        let local: NameGlob = "web-{a,b}".parse().unwrap();
+        assert!(local.is_match("web-b"));
+        assert_eq!(local.as_api_filter(), None);
+        assert!("web-[".parse::<NameGlob>().is_err());
+        assert!("".parse::<NameGlob>().is_err());
+    }
+
+    #[test]
+    fn regions_look_like_regions() {
+        for good in [
+            "us-east-1",
+            "eu-west-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+            "us-isob-east-1",
+        ] {
+            assert!(good.parse::<Region>().is_ok(), "{good} was refused");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "us-east-1a",
+            "-east-1",
+            "us--1",
+        ] {
+            assert!(bad.parse::<Region>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_need_http_and_a_host() {
+        assert_eq!(
+            "http://127.0.0.1:5000/"
+                .parse::<EndpointUrl>()
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:5000"
+        );
+        for bad in [
+            "127.0.0.1:5000",
+            "ftp://example.com",
+            "http://",
+            "not a url",
+        ] {
+            assert!(bad.parse::<EndpointUrl>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn prices_are_finite_and_not_negative() {
+        assert!("0".parse::<Price>().is_ok());
+        assert!("0.023".parse::<Price>().is_ok());
+        for bad in ["-1", "NaN", "inf", "cheap"] {
+            assert!(bad.parse::<Price>().is_err(), "{bad:?} was accepted");
+        }
+    }
+}

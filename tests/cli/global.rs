@@ -1,0 +1,186 @@
+//! What every command shares: global options, credentials, regions, endpoints, exit codes.
+
+use crate::support::{Amictl, TestEnv, Tripwire, refused_url};
+
+#[test]
+fn global_options_work_before_and_after_the_command() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "global-1", &[]);
+    let other_region = if env.region == "us-east-1" {
+        "us-west-2"
+    } else {
+        "us-east-1"
+    };
+
+    // The environment names another region: --region must win, wherever it stands.
+    let before = env
+        .amictl()
+        .env("AWS_REGION", other_region)
+        .args(["--region", &env.region, "-o", "json", "describe"])
+        .run();
+    let after = env
+        .amictl()
+        .env("AWS_REGION", other_region)
+        .args(["describe", "--region", &env.region, "--output", "json"])
+        .run();
+
+    for run in [before, after] {
+        assert_eq!(run.assert_code(0).json()[0]["image_id"], image.as_str());
+    }
+}
+
+#[test]
+fn endpoint_url_flag_and_ec2_specific_variable_both_reach_the_server() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "endpoint-1", &[]);
+
+    let flag = env
+        .amictl()
+        .env_remove("AWS_ENDPOINT_URL")
+        .args(["describe", "--endpoint-url", &env.endpoint, "-o", "json"])
+        .run();
+    let service_variable = env
+        .amictl()
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL_EC2", &env.endpoint)
+        .args(["describe", "-o", "json"])
+        .run();
+
+    for run in [flag, service_variable] {
+        assert_eq!(run.assert_code(0).json()[0]["image_id"], image.as_str());
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_fast_naming_it() {
+    let url = refused_url();
+
+    let run = TestEnv::amictl_at(&url).args(["describe"]).run();
+
+    run.assert_code(1);
+    assert!(run.elapsed.as_secs() < 20, "took {:?}", run.elapsed);
+    assert!(run.stderr.contains(&url), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot reach"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+}
+
+#[test]
+fn no_region_anywhere_is_a_usage_error_with_a_hint() {
+    let tripwire = Tripwire::new();
+
+    let run = TestEnv::amictl_at(&tripwire.url())
+        .env_remove("AWS_REGION")
+        .args(["describe"])
+        .run();
+
+    run.assert_code(2);
+    assert!(run.stderr.contains("--region"), "{}", run.stderr);
+    assert_eq!(tripwire.connections(), 0);
+}
+
+#[test]
+fn a_malformed_region_or_endpoint_is_a_usage_error() {
+    let tripwire = Tripwire::new();
+
+    let region = TestEnv::amictl_at(&tripwire.url())
+        .args(["describe", "--region", "mars"])
+        .run();
+    let endpoint = TestEnv::amictl_at(&tripwire.url())
+        .args(["describe", "--endpoint-url", "localhost:5000"])
+        .run();
+    let format = TestEnv::amictl_at(&tripwire.url())
+        .args(["describe", "-o", "yaml"])
+        .run();
+
+    assert!(
+        region.assert_code(2).stderr.contains("not an AWS region"),
+        "{}",
+        region.stderr
+    );
+    assert!(
+        endpoint
+            .assert_code(2)
+            .stderr
+            .contains("not an endpoint URL"),
+        "{}",
+        endpoint.stderr
+    );
+    format.assert_code(2);
+    assert_eq!(tripwire.connections(), 0);
+}
+
+#[test]
+fn no_credentials_say_how_to_provide_them() {
+    let tripwire = Tripwire::new();
+
+    let run = TestEnv::amictl_at(&tripwire.url())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["describe"])
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no AWS credentials found"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("AWS_PROFILE"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().count(),
+        1,
+        "one line, not an SDK dump: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let env = TestEnv::new();
+    let secret = "SECRETKEYthatmustnotleak";
+    let token = "SESSIONTOKENthatmustnotleak";
+
+    let run = env
+        .amictl()
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_SESSION_TOKEN", token)
+        .args(["describe", "-vvv"])
+        .run();
+    let with_rust_log = env
+        .amictl()
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_SESSION_TOKEN", token)
+        .env("RUST_LOG", "trace")
+        .args(["describe"])
+        .run();
+
+    for run in [run, with_rust_log] {
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("DescribeImages"),
+            "the logs are on: {}",
+            &run.stderr[..run.stderr.len().min(500)]
+        );
+        for output in [&run.stdout, &run.stderr] {
+            assert!(!output.contains(secret), "secret key leaked");
+            assert!(!output.contains(token), "session token leaked");
+        }
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_and_a_typo_exits_2() {
+    let help = Amictl::new().args(["--help"]).run();
+    let version = Amictl::new().args(["--version"]).run();
+    let typo = Amictl::new().args(["describ"]).run();
+
+    assert!(help.assert_code(0).stdout.contains("describe"));
+    assert!(version.assert_code(0).stdout.starts_with("amictl "));
+    assert!(
+        typo.assert_code(2).stderr.contains("describe"),
+        "suggests the command: {}",
+        typo.stderr
+    );
+}

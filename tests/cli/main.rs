@@ -1,0 +1,8 @@
+//! amictl's integration tests: the built binary against moto's EC2 server (see tests/support).
+//! One test binary, so the suite links the SDK once and shares its moto servers.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod describe;
+mod global;

@@ -1,0 +1,458 @@
+//! The test harness: moto's EC2 server on 127.0.0.1, fixtures made through the SDK against
+//! it, and a builder that runs the amictl binary the way a user would.
+//!
+//! Each test takes a [`TestEnv`]: a region of its own on a shared moto server, so that no test
+//! sees another's images while the suite pays for one server start, not one per test.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+/// Regions moto serves; a server's state is separate per region.
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "sa-east-1",
+    "me-south-1",
+    "af-south-1",
+    "ap-east-1",
+];
+
+/// Starts moto and stops it when the test process ends, however it ends: moto's stdin is a
+/// pipe from this process, and a thread in moto exits when it closes.
+const MOTO_LAUNCHER: &str = "\
+import os, sys, threading
+def watch():
+    sys.stdin.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(sys.argv[1:])
+";
+
+/// A moto server on 127.0.0.1.
+pub struct Moto {
+    pub url: String,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Moto {
+    /// Starts a server; `default_amis` loads moto's ~1,300 public Amazon images.
+    fn start(default_amis: bool) -> Moto {
+        let python = python();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&python)
+                .args([
+                    "-c",
+                    MOTO_LAUNCHER,
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .env(
+                    "MOTO_EC2_LOAD_DEFAULT_AMIS",
+                    if default_amis { "true" } else { "false" },
+                )
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start moto with {}: {e}", python.display()));
+            let stdin = child.stdin.take().expect("piped stdin");
+            let url = format!("http://127.0.0.1:{port}");
+            if wait_until_ready(port, &mut child) {
+                return Moto {
+                    url,
+                    _child: child,
+                    _stdin: stdin,
+                };
+            }
+            let _ = child.kill();
+        }
+        panic!("moto did not start on 127.0.0.1 after 3 tries");
+    }
+}
+
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("AMICTL_TEST_PYTHON") {
+        return python.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run scripts/test, which creates .venv with moto[server]",
+        venv.display()
+    );
+    venv
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Ready when `GET /moto-api/` answers 200.
+fn wait_until_ready(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let request = format!(
+                "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut status = String::new();
+                if BufReader::new(&mut stream).read_line(&mut status).is_ok()
+                    && status.contains(" 200")
+                {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// One test's corner of a moto server: a region nobody else uses.
+pub struct TestEnv {
+    pub endpoint: String,
+    pub region: String,
+}
+
+/// Servers without moto's public images, started as tests need regions.
+static CLEAN_SERVERS: Mutex<Vec<&'static Moto>> = Mutex::new(Vec::new());
+static NEXT_REGION: AtomicUsize = AtomicUsize::new(0);
+static AMAZON_SERVER: OnceLock<Moto> = OnceLock::new();
+
+impl TestEnv {
+    /// A fresh region on a server with no images but the test's own.
+    pub fn new() -> TestEnv {
+        let n = NEXT_REGION.fetch_add(1, Ordering::SeqCst);
+        let (server, region) = (n / REGIONS.len(), REGIONS[n % REGIONS.len()]);
+        let endpoint = {
+            let mut servers = CLEAN_SERVERS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while servers.len() <= server {
+                servers.push(Box::leak(Box::new(Moto::start(false))));
+            }
+            servers[server].url.clone()
+        };
+        TestEnv {
+            endpoint,
+            region: region.to_owned(),
+        }
+    }
+
+    /// A server with moto's public Amazon images (one of them instance-store-backed).
+    pub fn with_amazon_images() -> TestEnv {
+        let moto = AMAZON_SERVER.get_or_init(|| Moto::start(true));
+        TestEnv {
+            endpoint: moto.url.clone(),
+            region: "us-east-1".to_owned(),
+        }
+    }
+
+    /// amictl, pointed at this server and region with dummy credentials.
+    pub fn amictl(&self) -> Amictl {
+        TestEnv::amictl_at(&self.endpoint).env("AWS_REGION", &self.region)
+    }
+
+    /// amictl, pointed at any endpoint in us-east-1 with dummy credentials.
+    pub fn amictl_at(endpoint: &str) -> Amictl {
+        Amictl::new()
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDAMICTLTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "amictl-test-secret")
+    }
+
+    /// An SDK client for making fixtures in this test's region.
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "AKIDAMICTLTEST",
+                "amictl-test-secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Launches an instance (EBS-backed, as moto's are) and returns its ID.
+    pub fn run_instance(&self, name: Option<&str>) -> String {
+        let client = self.client();
+        block_on(async move {
+            let mut request = client
+                .run_instances()
+                .image_id("ami-12345678")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1);
+            if let Some(name) = name {
+                request =
+                    request.tag_specifications(tags(ResourceType::Instance, &[("Name", name)]));
+            }
+            let output = request.send().await.expect("RunInstances");
+            output.instances()[0].instance_id().unwrap().to_owned()
+        })
+    }
+
+    /// Creates an image of the instance with the given name and tags; returns its ID.
+    pub fn create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        image_tags: &[(&str, &str)],
+    ) -> String {
+        let client = self.client();
+        let (instance_id, name) = (instance_id.to_owned(), name.to_owned());
+        let image_tags: Vec<(String, String)> = image_tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        block_on(async move {
+            let mut request = client.create_image().instance_id(instance_id).name(name);
+            if !image_tags.is_empty() {
+                let pairs: Vec<(&str, &str)> = image_tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                request = request.tag_specifications(tags(ResourceType::Image, &pairs));
+            }
+            request
+                .send()
+                .await
+                .expect("CreateImage")
+                .image_id()
+                .unwrap()
+                .to_owned()
+        })
+    }
+
+    /// Makes an image public (launch permission for group `all`).
+    pub fn make_public(&self, image_id: &str) {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            client
+                .modify_image_attribute()
+                .image_id(image_id)
+                .launch_permission(
+                    aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                        .add(
+                            aws_sdk_ec2::types::LaunchPermission::builder()
+                                .group(aws_sdk_ec2::types::PermissionGroup::All)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("ModifyImageAttribute");
+        });
+    }
+}
+
+fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
+    let mut spec = TagSpecification::builder().resource_type(resource);
+    for (key, value) in pairs {
+        spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+    }
+    spec.build()
+}
+
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// The amictl binary with a clean environment: no real credentials or config files, no
+/// instance metadata service, no colour, a fixed width.
+pub struct Amictl {
+    command: Command,
+}
+
+/// What a run left: exit code, stdout, stderr and how long it took.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// stdout parsed as the one JSON document it must be.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Amictl {
+    pub fn new() -> Amictl {
+        let home = std::env::temp_dir().join("amictl-test-home");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_amictl"));
+        command
+            .env_clear()
+            .env("HOME", &home)
+            .env("AWS_CONFIG_FILE", home.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200");
+        Amictl { command }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Amictl {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Amictl {
+        self.command.env_remove(key);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Amictl
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let started = Instant::now();
+        let output = self
+            .command
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the amictl binary");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Runs with stdout's reader gone before anything is written, as in `amictl … | head -0`.
+    pub fn run_with_closed_stdout(mut self) -> Run {
+        let started = Instant::now();
+        let mut child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the amictl binary");
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("piped")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        let status = child.wait().expect("wait for amictl");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// A port that accepts connections and never answers, to prove that nothing was sent.
+pub struct Tripwire {
+    listener: TcpListener,
+}
+
+impl Tripwire {
+    pub fn new() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a tripwire");
+        listener.set_nonblocking(true).expect("nonblocking");
+        Tripwire { listener }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener.local_addr().expect("address"))
+    }
+
+    /// How many connections were made to it so far.
+    pub fn connections(&self) -> usize {
+        let mut count = 0;
+        loop {
+            match self.listener.accept() {
+                Ok(_) => count += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+                Err(e) => panic!("tripwire accept: {e}"),
+            }
+        }
+    }
+}
+
+/// A URL on which nothing listens: connections are refused.
+pub fn refused_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
