@@ -5,7 +5,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
-use crate::types::{EndpointUrl, ImageId, NameGlob, Owner, Price, Region, Tag};
+use crate::types::{
+    Description, EndpointUrl, ImageId, InstanceId, NameGlob, NameTemplate, Owner, Price, Region,
+    Tag, Timeout,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +61,17 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create an image (AMI) from an EBS-backed instance
+    #[command(
+        after_help = "By default EC2 reboots the instance so that its file systems are consistent in the image; \
+        --no-reboot skips the reboot, at the cost of guaranteed file-system integrity.\n\n\
+        Examples:\n  \
+        amictl create --instance-id i-0123456789abcdef0 --name 'web-{date}' --no-reboot\n  \
+        amictl create --instance-id i-0123456789abcdef0 --name '{instance_name}-{timestamp}' --tag team=web --wait\n  \
+        image=$(amictl -o json create --instance-id i-0123456789abcdef0 --name 'web-{timestamp}' | jq -r .image_id)"
+    )]
+    Create(CreateArgs),
+
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
         amictl describe\n  \
@@ -100,4 +114,52 @@ pub struct DescribeArgs {
     /// Snapshot storage price in USD per GB-month, for the cost estimate
     #[arg(long, value_name = "USD", default_value = "0.05")]
     pub snapshot_price: Price,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The EBS-backed instance to image (i-…)
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance_id: InstanceId,
+
+    /// Image name (3-128 characters); placeholders {date}, {timestamp} (UTC), {instance_id}, {instance_name}
+    #[arg(long, value_name = "NAME")]
+    pub name: NameTemplate,
+
+    /// Image description (up to 255 characters)
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<Description>,
+
+    /// Don't reboot the instance: no downtime, but the image's file-system integrity is not guaranteed
+    #[arg(long)]
+    pub no_reboot: bool,
+
+    /// Tag the image (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<Tag>,
+
+    /// Tag the image's snapshots (repeatable)
+    #[arg(long = "snapshot-tag", value_name = "KEY=VALUE")]
+    pub snapshot_tags: Vec<Tag>,
+
+    /// Copy the instance's tags to the image (not aws: ones; --tag wins on the same key)
+    #[arg(long)]
+    pub copy_instance_tags: bool,
+
+    /// Wait until the image is available
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up waiting after this long (e.g. 90s, 45m, 2h)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60m",
+        requires = "wait"
+    )]
+    pub wait_timeout: Timeout,
+
+    /// Ask EC2 whether the image could be created, without creating it
+    #[arg(long)]
+    pub dry_run: bool,
 }

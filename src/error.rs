@@ -6,6 +6,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code of a usage error: bad flags or values, or a refused destructive action.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// amictl's errors. Each message names the resource, the region and the next step.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,14 @@ pub enum Error {
         message: String,
     },
 
+    /// The operation can't be done, for a reason the message gives (e.g. a duplicate name).
+    #[error("{0}")]
+    Failed(String),
+
+    /// The user interrupted the run (Ctrl-C); the message says what goes on without amictl.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// Any other error EC2 answered with; the code is kept so callers can tell fates apart.
     #[error("{action} failed in {region}: {message} ({code})")]
     Aws {
@@ -53,7 +63,16 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
+            Error::Interrupted(_) => EXIT_INTERRUPTED,
             _ => EXIT_FAILED,
+        }
+    }
+
+    /// EC2's error code, for errors EC2 answered with.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } | Error::AccessDenied { code, .. } => Some(code),
+            _ => None,
         }
     }
 }

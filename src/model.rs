@@ -65,7 +65,6 @@ impl BlockDevice {
 }
 
 /// An AMI as amictl shows it. Field names are the JSON output's.
-#[allow(clippy::struct_field_names)] // `image_id` is what the JSON calls it
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Image {
     pub image_id: String,
@@ -84,6 +83,10 @@ pub struct Image {
     pub snapshot_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<Timestamp>,
+    /// The instance the image was made from, where the endpoint says.
+    pub source_instance_id: Option<String>,
+    /// Why the image is in its state (e.g. why it `failed`).
+    pub state_reason: Option<String>,
 }
 
 impl Image {
@@ -109,6 +112,27 @@ impl Image {
                 }
             }
         }
+    }
+}
+
+/// An EC2 instance, as far as imaging it is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub instance_id: String,
+    /// `pending`, `running`, `stopped`, `terminated` …
+    pub state: Option<String>,
+    /// `ebs` or `instance-store` (only EBS-backed instances can be imaged with CreateImage).
+    pub root_device_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// The instance's Name tag.
+    pub fn name(&self) -> Option<&str> {
+        self.tags
+            .get("Name")
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
     }
 }
 

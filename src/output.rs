@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
@@ -117,10 +118,72 @@ impl Printer {
         }
     }
 
+    /// A warning on stderr, unless `--quiet`.
+    pub fn warn(&self, message: impl Display) {
+        if !self.quiet {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// A progress line on stderr: redrawn in place on a terminal, plain lines otherwise,
+    /// nothing with `--quiet`.
+    pub fn progress(&self) -> Progress {
+        let style = if self.quiet {
+            ProgressStyle::Silent
+        } else if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            ProgressStyle::Terminal(bar)
+        } else {
+            ProgressStyle::Lines { last: None }
+        };
+        Progress { style }
+    }
+
     /// A note on stderr, unless `--quiet`.
     pub fn note(&self, message: impl Display) {
         if !self.quiet {
             eprintln!("{message}");
+        }
+    }
+}
+
+/// Progress of long work, on stderr. See [`Printer::progress`].
+pub struct Progress {
+    style: ProgressStyle,
+}
+
+enum ProgressStyle {
+    Silent,
+    Terminal(indicatif::ProgressBar),
+    /// Off a terminal (CI logs): a line when the state changes, and one a minute otherwise.
+    Lines {
+        last: Option<(String, Instant)>,
+    },
+}
+
+impl Progress {
+    /// Shows `message`; `state` is what, when it changes, is worth a new line in a log.
+    pub fn update(&mut self, state: &str, message: &str) {
+        match &mut self.style {
+            ProgressStyle::Silent => {}
+            ProgressStyle::Terminal(bar) => bar.set_message(message.to_owned()),
+            ProgressStyle::Lines { last } => {
+                let due = last.as_ref().is_none_or(|(seen, at)| {
+                    seen != state || at.elapsed() >= Duration::from_mins(1)
+                });
+                if due {
+                    eprintln!("{message}");
+                    *last = Some((state.to_owned(), Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// Removes the progress line from a terminal.
+    pub fn finish(self) {
+        if let ProgressStyle::Terminal(bar) = self.style {
+            bar.finish_and_clear();
         }
     }
 }
@@ -160,6 +223,11 @@ pub fn age(when: Timestamp, now: Timestamp) -> String {
         () if days < 730 => format!("{}mo", days / 30),
         () => format!("{}y", days / 365),
     }
+}
+
+/// Whole seconds, in humantime's words: `1m 5s`.
+pub fn elapsed(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
 }
 
 /// `yes`/`no`/`-` for an optional flag.

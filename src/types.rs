@@ -56,6 +56,38 @@ impl fmt::Display for ImageId {
     }
 }
 
+/// An EC2 instance ID: `i-` followed by 8 or 17 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("i-") {
+            Some(hex) if matches!(hex.len(), 8 | 17) && is_lower_hex(hex) => Ok(Self(s.to_owned())),
+            _ => Err(format!(
+                "'{}' is not an instance ID: expected 'i-' and 8 or 17 lowercase hex digits, \
+                 e.g. i-0123456789abcdef0",
+                shorten(s)
+            )),
+        }
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An AWS account ID: exactly 12 digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccountId(String);
@@ -193,6 +225,190 @@ impl FromStr for NameGlob {
             pattern: s.to_owned(),
             matcher: glob.compile_matcher(),
         })
+    }
+}
+
+/// Checks EC2's rules for an image name: 3 to 128 characters, letters, digits, spaces and
+/// `( ) [ ] . / - ' @ _`.
+pub fn check_image_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    if !(3..=128).contains(&length) {
+        return Err(format!(
+            "the image name '{}' is {length} characters long; EC2 takes 3 to 128",
+            shorten(name)
+        ));
+    }
+    if let Some(bad) = name.chars().find(|c| !is_image_name_char(*c)) {
+        return Err(format!(
+            "the image name '{}' has {bad:?}, which EC2 does not allow; use letters, digits, spaces and ( ) [ ] . / - ' @ _",
+            shorten(name)
+        ));
+    }
+    Ok(())
+}
+
+fn is_image_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c)
+}
+
+/// A placeholder in an image name, filled in locally so that every run gets a unique name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    /// `{date}`: UTC `YYYY-MM-DD`.
+    Date,
+    /// `{timestamp}`: UTC `YYYYMMDD-HHMMSS`.
+    Timestamp,
+    /// `{instance_id}`.
+    InstanceId,
+    /// `{instance_name}`: the instance's Name tag.
+    InstanceName,
+}
+
+impl Placeholder {
+    const ALL: [(&'static str, Placeholder); 4] = [
+        ("date", Placeholder::Date),
+        ("timestamp", Placeholder::Timestamp),
+        ("instance_id", Placeholder::InstanceId),
+        ("instance_name", Placeholder::InstanceName),
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NamePart {
+    Text(String),
+    Placeholder(Placeholder),
+}
+
+/// An image name with optional placeholders, e.g. `web-{date}` or `{instance_name}-{timestamp}`.
+/// The literal text is checked against EC2's rules when parsed; the whole name once expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTemplate {
+    parts: Vec<NamePart>,
+}
+
+impl NameTemplate {
+    /// Fills the placeholders in with `value` and checks the result against EC2's rules.
+    pub fn expand(
+        &self,
+        value: impl Fn(Placeholder) -> Result<String, String>,
+    ) -> Result<String, String> {
+        let mut name = String::new();
+        for part in &self.parts {
+            match part {
+                NamePart::Text(text) => name.push_str(text),
+                NamePart::Placeholder(p) => name.push_str(&value(*p)?),
+            }
+        }
+        check_image_name(&name)?;
+        Ok(name)
+    }
+}
+
+impl FromStr for NameTemplate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let known = || Placeholder::ALL.map(|(n, _)| format!("{{{n}}}")).join(", ");
+        let mut parts = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest[open..].starts_with('}') {
+                return Err(format!(
+                    "the name '{}' has a '}}' without its '{{'",
+                    shorten(s)
+                ));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                return Err(format!(
+                    "the name '{}' has a '{{' without its '}}'",
+                    shorten(s)
+                ));
+            };
+            let key = &rest[open + 1..open + close];
+            let Some((_, placeholder)) = Placeholder::ALL.iter().find(|(n, _)| *n == key) else {
+                return Err(format!(
+                    "unknown placeholder {{{key}}} in the name; use {}",
+                    known()
+                ));
+            };
+            if open > 0 {
+                parts.push(NamePart::Text(rest[..open].to_owned()));
+            }
+            parts.push(NamePart::Placeholder(*placeholder));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(NamePart::Text(rest.to_owned()));
+        }
+        let text: String = parts
+            .iter()
+            .filter_map(|p| match p {
+                NamePart::Text(t) => Some(t.as_str()),
+                NamePart::Placeholder(_) => None,
+            })
+            .collect();
+        let has_placeholders = parts.iter().any(|p| matches!(p, NamePart::Placeholder(_)));
+        if has_placeholders {
+            // The placeholders' values are checked once known; the text around them now.
+            if let Some(bad) = text.chars().find(|c| !is_image_name_char(*c)) {
+                return Err(format!(
+                    "the image name '{}' has {bad:?}, which EC2 does not allow; use letters, digits, spaces and ( ) [ ] . / - ' @ _",
+                    shorten(s)
+                ));
+            }
+            if text.chars().count() > 128 {
+                return Err(format!(
+                    "the image name '{}' is longer than 128 characters",
+                    shorten(s)
+                ));
+            }
+        } else {
+            check_image_name(&text)?;
+        }
+        Ok(NameTemplate { parts })
+    }
+}
+
+/// An image description: at most 255 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Description {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let length = s.chars().count();
+        if length > 255 {
+            return Err(format!(
+                "the description is {length} characters long; EC2 takes at most 255"
+            ));
+        }
+        Ok(Description(s.to_owned()))
+    }
+}
+
+/// A duration in humantime's syntax (`90s`, `45m`, `1h 30m`), more than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub std::time::Duration);
+
+impl FromStr for Timeout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match humantime::parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(Timeout(d)),
+            Ok(_) => Err("the duration must be more than zero, e.g. 30m".to_owned()),
+            Err(e) => Err(format!(
+                "'{}' is not a duration ({e}); use e.g. 90s, 45m or 1h30m",
+                shorten(s)
+            )),
+        }
     }
 }
 
@@ -373,6 +589,65 @@ mod tests {
         assert_eq!(local.as_api_filter(), None);
         assert!("web-[".parse::<NameGlob>().is_err());
         assert!("".parse::<NameGlob>().is_err());
+    }
+
+    #[test]
+    fn instance_ids_have_eight_or_seventeen_lowercase_hex_digits() {
+        assert!("i-12345678".parse::<InstanceId>().is_ok());
+        assert!("i-0123456789abcdef0".parse::<InstanceId>().is_ok());
+        for bad in ["", "i-", "i-123", "ami-12345678", "i-0123456789ABCDEF0"] {
+            assert!(bad.parse::<InstanceId>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn image_names_follow_ec2s_rules() {
+        assert!(check_image_name("web (2024) [x] ./-'@_").is_ok());
+        assert!(check_image_name("ab").is_err());
+        assert!(check_image_name(&"a".repeat(129)).is_err());
+        assert!(check_image_name(&"a".repeat(128)).is_ok());
+        for bad in ["web:1", "web*", "wéb-1", "web,1", "web+1"] {
+            assert!(check_image_name(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn name_templates_expand_known_placeholders_and_refuse_others() {
+        let template: NameTemplate = "{instance_name}-{date}".parse().unwrap();
+        let name = template
+            .expand(|p| match p {
+                Placeholder::InstanceName => Ok("web".to_owned()),
+                Placeholder::Date => Ok("2026-11-28".to_owned()),
+                other => Err(format!("{other:?} not expected")),
+            })
+            .unwrap();
+        assert_eq!(name, "web-2026-11-28");
+        assert!(
+            "web-{version}"
+                .parse::<NameTemplate>()
+                .unwrap_err()
+                .contains("unknown placeholder {version}")
+        );
+        assert!("web-{date".parse::<NameTemplate>().is_err());
+        assert!("web-}".parse::<NameTemplate>().is_err());
+        assert!(
+            "web:{date}".parse::<NameTemplate>().is_err(),
+            "bad text is refused before expanding"
+        );
+        assert!("ab".parse::<NameTemplate>().is_err());
+        let bad_value: NameTemplate = "{instance_name}".parse().unwrap();
+        assert!(
+            bad_value.expand(|_| Ok("web*".to_owned())).is_err(),
+            "expanded names are checked too"
+        );
+    }
+
+    #[test]
+    fn timeouts_use_humantime_and_are_positive() {
+        assert_eq!("90s".parse::<Timeout>().unwrap().0.as_secs(), 90);
+        assert_eq!("1h 30m".parse::<Timeout>().unwrap().0.as_secs(), 5400);
+        assert!("0s".parse::<Timeout>().is_err());
+        assert!("soon".parse::<Timeout>().is_err());
     }
 
     #[test]

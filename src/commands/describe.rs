@@ -21,6 +21,7 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
         },
         image_ids: args.image_ids,
         name: args.name,
+        exact_name: None,
         tags: args.tags,
         backing: args.backing,
         include_deprecated: args.include_deprecated,

@@ -1,6 +1,7 @@
 //! One file per verb. Each takes its parsed arguments and a [`Context`], asks the service
 //! layer for what it needs, and hands a result to the printer.
 
+mod create;
 mod describe;
 
 use crate::cli::{Cli, Command};
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         printer,
     };
     match cli.command {
+        Command::Create(args) => create::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
     }
 }

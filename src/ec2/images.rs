@@ -18,6 +18,8 @@ pub struct ImageQuery {
     pub image_ids: Vec<ImageId>,
     pub owners: Vec<Owner>,
     pub name: Option<NameGlob>,
+    /// Only images with exactly this name (names can't hold EC2's wildcards `*` and `?`).
+    pub exact_name: Option<String>,
     pub tags: Vec<Tag>,
     pub backing: Option<Backing>,
     pub include_deprecated: bool,
@@ -32,6 +34,9 @@ impl ImageQuery {
         let mut filters = Vec::new();
         if let Some(pattern) = self.name.as_ref().and_then(NameGlob::as_api_filter) {
             filters.push(Filter::builder().name("name").values(pattern).build());
+        }
+        if let Some(name) = &self.exact_name {
+            filters.push(Filter::builder().name("name").values(name).build());
         }
         for tag in &self.tags {
             filters.push(
@@ -57,12 +62,16 @@ impl ImageQuery {
             .name
             .as_ref()
             .is_none_or(|glob| image.name.as_deref().is_some_and(|n| glob.is_match(n)));
+        let exact_ok = self
+            .exact_name
+            .as_ref()
+            .is_none_or(|wanted| image.name.as_ref() == Some(wanted));
         let tags_ok = self
             .tags
             .iter()
             .all(|tag| image.tags.get(&tag.key) == Some(&tag.value));
         let backing_ok = self.backing.is_none_or(|b| image.backing == b);
-        name_ok && tags_ok && backing_ok
+        name_ok && exact_ok && tags_ok && backing_ok
     }
 }
 
@@ -145,6 +154,34 @@ impl Ec2 {
         Ok(images)
     }
 
+    /// One image, or `None` when EC2 doesn't know it (yet: a new image can take a moment to
+    /// show up).
+    pub async fn image(&self, id: &ImageId) -> Result<Option<Image>, Error> {
+        let query = ImageQuery {
+            image_ids: vec![id.clone()],
+            include_deprecated: true,
+            include_disabled: true,
+            ..ImageQuery::default()
+        };
+        match self.describe_images(&query).await {
+            Ok(images) => Ok(images.into_iter().next()),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The account's own images with exactly this name (EC2 allows one; other endpoints may not check).
+    pub async fn own_images_named(&self, name: &str) -> Result<Vec<Image>, Error> {
+        let query = ImageQuery {
+            owners: vec![Owner::Me],
+            exact_name: Some(name.to_owned()),
+            include_deprecated: true,
+            include_disabled: true,
+            ..ImageQuery::default()
+        };
+        self.describe_images(&query).await
+    }
+
     fn images_not_found(&self, ids: &[ImageId]) -> Error {
         let list: Vec<&str> = ids.iter().map(ImageId::as_str).collect();
         Error::NotFound {
@@ -223,6 +260,11 @@ fn image_from_sdk(image: &sdk::Image) -> Image {
             })
             .collect::<BTreeMap<_, _>>(),
         deprecation_time: image.deprecation_time().and_then(|d| d.parse().ok()),
+        source_instance_id: image.source_instance_id().map(str::to_owned),
+        state_reason: image
+            .state_reason()
+            .and_then(|r| r.message())
+            .map(str::to_owned),
     }
 }
 
@@ -249,29 +291,12 @@ mod tests {
     //! answers some errors, so paging and error mapping are tested here with aws-smithy-mocks.
 
     use aws_sdk_ec2::Client;
-    use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
     use aws_sdk_ec2::types::{BlockDeviceMapping, DeviceType, EbsBlockDevice};
-    use aws_smithy_mocks::{
-        MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock,
-    };
+    use aws_smithy_mocks::{RuleMode, mock};
 
     use super::*;
-
-    fn mock_ec2(rules: &[&Rule]) -> Ec2 {
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
-        for rule in rules {
-            interceptor = interceptor.with_rule(rule);
-        }
-        let config = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Ec2::from_client(Client::from_conf(config), "eu-west-1")
-    }
+    use crate::ec2::mock::{aws_error, mock_ec2};
 
     fn sdk_image(id: &str, created: &str) -> sdk::Image {
         sdk::Image::builder()
@@ -311,7 +336,7 @@ mod tests {
                     .images(sdk_image("ami-22222222", "2025-01-01T00:00:00.000Z"))
                     .build()
             });
-        let ec2 = mock_ec2(&[&first, &second]);
+        let ec2 = mock_ec2(RuleMode::Sequential, &[&first, &second]);
 
         let images = ec2.describe_images(&ImageQuery::default()).await.unwrap();
 
@@ -329,14 +354,12 @@ mod tests {
     #[tokio::test]
     async fn a_missing_image_is_not_found_naming_it_and_the_region() {
         let rule = mock!(Client::describe_images).then_error(|| {
-            DescribeImagesError::generic(
-                aws_sdk_ec2::error::ErrorMetadata::builder()
-                    .code("InvalidAMIID.NotFound")
-                    .message("The image id '[ami-0123456789abcdef0]' does not exist")
-                    .build(),
-            )
+            DescribeImagesError::generic(aws_error(
+                "InvalidAMIID.NotFound",
+                "The image id '[ami-0123456789abcdef0]' does not exist",
+            ))
         });
-        let ec2 = mock_ec2(&[&rule]);
+        let ec2 = mock_ec2(RuleMode::Sequential, &[&rule]);
         let query = ImageQuery {
             image_ids: vec![
                 "ami-12345678".parse().unwrap(),
@@ -356,22 +379,15 @@ mod tests {
     #[tokio::test]
     async fn access_denied_and_expired_credentials_say_what_to_do() {
         let denied = mock!(Client::describe_images).then_error(|| {
-            DescribeImagesError::generic(
-                aws_sdk_ec2::error::ErrorMetadata::builder()
-                    .code("UnauthorizedOperation")
-                    .message("You are not authorized to perform this operation.")
-                    .build(),
-            )
+            DescribeImagesError::generic(aws_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            ))
         });
         let expired = mock!(Client::describe_images).then_error(|| {
-            DescribeImagesError::generic(
-                aws_sdk_ec2::error::ErrorMetadata::builder()
-                    .code("RequestExpired")
-                    .message("Request has expired.")
-                    .build(),
-            )
+            DescribeImagesError::generic(aws_error("RequestExpired", "Request has expired."))
         });
-        let ec2 = mock_ec2(&[&denied, &expired]);
+        let ec2 = mock_ec2(RuleMode::Sequential, &[&denied, &expired]);
 
         let denied = ec2
             .describe_images(&ImageQuery::default())

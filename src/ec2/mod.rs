@@ -3,8 +3,12 @@
 //!
 //! Endpoint, region, timeout and retry settings are made once, here, where the client is built.
 
+mod create;
 mod errors;
 mod images;
+mod instances;
+#[cfg(test)]
+pub mod mock;
 
 use std::time::Duration;
 
@@ -15,6 +19,7 @@ use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
 
+pub use create::{CreatedImage, ImageSpec};
 pub use images::ImageQuery;
 
 use crate::error::Error;
@@ -69,6 +74,10 @@ impl Ec2 {
             endpoint: endpoint_for_messages(options, &region),
             region: region.as_str().to_owned(),
         })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// Wraps a ready client; tests use this with `aws_smithy_mocks`.

@@ -5,6 +5,7 @@
 //! sees another's images while the suite pays for one server start, not one per test.
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -269,6 +270,49 @@ impl TestEnv {
         })
     }
 
+    /// Terminates an instance.
+    pub fn terminate(&self, instance_id: &str) {
+        let client = self.client();
+        let instance_id = instance_id.to_owned();
+        block_on(async move {
+            client
+                .terminate_instances()
+                .instance_ids(instance_id)
+                .send()
+                .await
+                .expect("TerminateInstances");
+        });
+    }
+
+    /// The account's own images in this region, as the SDK sees them.
+    pub fn own_images(&self) -> Vec<aws_sdk_ec2::types::Image> {
+        let client = self.client();
+        block_on(async move {
+            let output = client
+                .describe_images()
+                .owners("self")
+                .send()
+                .await
+                .expect("DescribeImages");
+            output.images().to_vec()
+        })
+    }
+
+    /// A snapshot's tags, as a map.
+    pub fn snapshot_tags(&self, snapshot_id: &str) -> BTreeMap<String, String> {
+        let client = self.client();
+        let snapshot_id = snapshot_id.to_owned();
+        block_on(async move {
+            let output = client
+                .describe_snapshots()
+                .snapshot_ids(snapshot_id)
+                .send()
+                .await
+                .expect("DescribeSnapshots");
+            tag_map(output.snapshots()[0].tags())
+        })
+    }
+
     /// Makes an image public (launch permission for group `all`).
     pub fn make_public(&self, image_id: &str) {
         let client = self.client();
@@ -291,6 +335,18 @@ impl TestEnv {
                 .expect("ModifyImageAttribute");
         });
     }
+}
+
+/// SDK tags as a map.
+pub fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }
 
 fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
@@ -368,6 +424,11 @@ impl Amictl {
 
     pub fn env_remove(mut self, key: &str) -> Amictl {
         self.command.env_remove(key);
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Amictl {
+        self.command.arg(arg);
         self
     }
 

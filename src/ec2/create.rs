@@ -1,0 +1,166 @@
+//! Writing images: CreateImage and tagging what it made.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+use super::Ec2;
+use crate::error::Error;
+use crate::types::{ImageId, InstanceId};
+
+/// What to create: CreateImage's parameters, validated.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub instance_id: InstanceId,
+    pub name: String,
+    pub description: Option<String>,
+    pub no_reboot: bool,
+    pub image_tags: BTreeMap<String, String>,
+    pub snapshot_tags: BTreeMap<String, String>,
+}
+
+/// What CreateImage did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedImage {
+    pub image_id: ImageId,
+    /// False when the endpoint refused snapshot tags at creation: tag the snapshots afterwards.
+    pub snapshot_tags_applied: bool,
+}
+
+impl Ec2 {
+    /// Asks CreateImage, with DryRun, whether creating the image would succeed.
+    pub async fn create_image_dry_run(&self, spec: &ImageSpec) -> Result<(), Error> {
+        let result = self
+            .create_image_request(spec, true)
+            .dry_run(true)
+            .send()
+            .await;
+        match result {
+            Err(err) if err.code() == Some("DryRunOperation") => Ok(()),
+            Err(err) => Err(self.error("CreateImage", &err)),
+            Ok(output) => Err(Error::Failed(format!(
+                "the endpoint ignored DryRun and created image {}; deregister it with `amictl deregister`",
+                output.image_id().unwrap_or("(no ID)")
+            ))),
+        }
+    }
+
+    /// Creates the image, tagging it (and its snapshots, where the endpoint allows that at
+    /// creation) in the same request.
+    pub async fn create_image(&self, spec: &ImageSpec) -> Result<CreatedImage, Error> {
+        if !spec.snapshot_tags.is_empty() {
+            // One try, no retries: an endpoint that can't tag snapshots at creation (moto
+            // answers a 500) is asked again without them, and the snapshots are tagged later.
+            let first = self
+                .create_image_request(spec, true)
+                .customize()
+                .config_override(
+                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match first {
+                Ok(output) => {
+                    return Ok(CreatedImage {
+                        image_id: self.parse_image_id(output.image_id())?,
+                        snapshot_tags_applied: true,
+                    });
+                }
+                Err(err) if is_transient(&err) => {
+                    tracing::info!(
+                        "CreateImage with snapshot tags failed ({err}); trying again without them"
+                    );
+                }
+                Err(err) => return Err(self.error("CreateImage", &err)),
+            }
+        }
+        let output = self
+            .create_image_request(spec, false)
+            .send()
+            .await
+            .map_err(|err| self.error("CreateImage", &err))?;
+        Ok(CreatedImage {
+            image_id: self.parse_image_id(output.image_id())?,
+            snapshot_tags_applied: spec.snapshot_tags.is_empty(),
+        })
+    }
+
+    fn create_image_request(
+        &self,
+        spec: &ImageSpec,
+        with_snapshot_tags: bool,
+    ) -> aws_sdk_ec2::operation::create_image::builders::CreateImageFluentBuilder {
+        let mut request = self
+            .client
+            .create_image()
+            .instance_id(spec.instance_id.as_str())
+            .name(&spec.name)
+            .set_description(spec.description.clone())
+            .no_reboot(spec.no_reboot);
+        if !spec.image_tags.is_empty() {
+            request = request
+                .tag_specifications(tag_specification(ResourceType::Image, &spec.image_tags));
+        }
+        if with_snapshot_tags && !spec.snapshot_tags.is_empty() {
+            request = request.tag_specifications(tag_specification(
+                ResourceType::Snapshot,
+                &spec.snapshot_tags,
+            ));
+        }
+        request
+    }
+
+    fn parse_image_id(&self, id: Option<&str>) -> Result<ImageId, Error> {
+        id.and_then(|id| id.parse().ok()).ok_or_else(|| Error::Aws {
+            action: "CreateImage",
+            region: self.region.clone(),
+            code: "UnexpectedResponse".to_owned(),
+            message: format!("the answer has no usable image ID ({id:?})"),
+        })
+    }
+
+    /// Tags resources (CreateTags).
+    pub async fn tag_resources(
+        &self,
+        resource_ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        if resource_ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|err| self.error("CreateTags", &err))?;
+        Ok(())
+    }
+}
+
+fn tag_specification(resource: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(sdk_tags(tags)))
+        .build()
+}
+
+fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A server error or a failure to get any answer: worth another try.
+fn is_transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        _ => err
+            .raw_response()
+            .is_some_and(|r| r.status().is_server_error()),
+    }
+}

@@ -1,0 +1,399 @@
+//! `amictl create` against moto.
+
+use crate::support::{TestEnv, Tripwire, tag_map};
+
+#[test]
+fn creates_a_tagged_image_with_tagged_snapshots_and_warns_about_integrity() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(Some("web-server"));
+
+    let run = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "web-1",
+        ])
+        .args([
+            "--description",
+            "nightly web",
+            "--no-reboot",
+            "--tag",
+            "team=web",
+            "--snapshot-tag",
+            "cost=ci",
+        ])
+        .run();
+
+    run.assert_code(0);
+    let created = run.json();
+    let image_id = created["image_id"].as_str().expect("image_id");
+    assert_eq!(created["no_reboot"], true);
+    assert_eq!(created["name"], "web-1");
+    assert_eq!(created["instance_id"], instance.as_str());
+    assert_eq!(created["description"], "nightly web");
+    assert_eq!(created["tags"], serde_json::json!({"team": "web"}));
+    assert_eq!(created["dry_run"], false);
+    assert!(
+        run.stderr
+            .contains("file-system integrity of the image is not guaranteed"),
+        "{}",
+        run.stderr
+    );
+
+    let images = env.own_images();
+    assert_eq!(images.len(), 1, "exactly one image was created");
+    let image = &images[0];
+    assert_eq!(image.image_id(), Some(image_id));
+    assert_eq!(image.name(), Some("web-1"));
+    assert_eq!(image.description(), Some("nightly web"));
+    assert_eq!(image.source_instance_id(), Some(instance.as_str()));
+    assert_eq!(
+        tag_map(image.tags()).get("team").map(String::as_str),
+        Some("web")
+    );
+    let snapshot = image.block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap();
+    assert_eq!(created["snapshot_ids"], serde_json::json!([snapshot]));
+    assert_eq!(
+        env.snapshot_tags(snapshot).get("cost").map(String::as_str),
+        Some("ci")
+    );
+}
+
+#[test]
+fn without_no_reboot_it_says_the_instance_reboots_and_does_not_warn() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+
+    let run = env
+        .amictl()
+        .args([
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "reboot-1",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    assert_eq!(run.assert_code(0).json()["no_reboot"], false);
+    assert!(
+        run.stderr
+            .contains(&format!("EC2 will reboot instance {instance}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+#[test]
+fn quiet_silences_everything_but_the_result() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+
+    let run = env
+        .amictl()
+        .args([
+            "create",
+            "-q",
+            "--instance-id",
+            &instance,
+            "--name",
+            "quiet-1",
+            "--no-reboot",
+            "--wait",
+        ])
+        .run();
+
+    run.assert_code(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert!(run.stdout.contains("quiet-1"), "{}", run.stdout);
+}
+
+#[test]
+fn a_missing_instance_exits_1_naming_it_and_the_region() {
+    let env = TestEnv::new();
+
+    let run = env
+        .amictl()
+        .args([
+            "create",
+            "--instance-id",
+            "i-0123456789abcdef0",
+            "--name",
+            "x-1",
+        ])
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("instance i-0123456789abcdef0 not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&env.region), "{}", run.stderr);
+    assert!(env.own_images().is_empty());
+}
+
+#[test]
+fn a_terminated_instance_exits_1() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    env.terminate(&instance);
+
+    let run = env
+        .amictl()
+        .args(["create", "--instance-id", &instance, "--name", "gone-1"])
+        .run();
+
+    run.assert_code(1);
+    assert!(run.stderr.contains("is terminated"), "{}", run.stderr);
+    assert!(env.own_images().is_empty(), "nothing was created");
+}
+
+#[test]
+fn bad_input_exits_2_before_any_request() {
+    let tripwire = Tripwire::new();
+    let instance = "i-0123456789abcdef0";
+    let long_name = "n".repeat(129);
+    let long_description = "d".repeat(256);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--instance-id", "i-123", "--name", "ok-1"],
+            "is not an instance ID",
+        ),
+        (
+            &["--instance-id", instance, "--name", "web:1"],
+            "which EC2 does not allow",
+        ),
+        (
+            &["--instance-id", instance, "--name", "ab"],
+            "EC2 takes 3 to 128",
+        ),
+        (
+            &["--instance-id", instance, "--name", &long_name],
+            "EC2 takes 3 to 128",
+        ),
+        (
+            &["--instance-id", instance, "--name", "web-{version}"],
+            "unknown placeholder {version}",
+        ),
+        (
+            &["--instance-id", instance, "--name", "ok-1", "--tag", "team"],
+            "expected KEY=VALUE",
+        ),
+        (
+            &[
+                "--instance-id",
+                instance,
+                "--name",
+                "ok-1",
+                "--snapshot-tag",
+                "=x",
+            ],
+            "empty tag key",
+        ),
+        (
+            &[
+                "--instance-id",
+                instance,
+                "--name",
+                "ok-1",
+                "--tag",
+                "aws:team=x",
+            ],
+            "reserves",
+        ),
+        (
+            &[
+                "--instance-id",
+                instance,
+                "--name",
+                "ok-1",
+                "--description",
+                &long_description,
+            ],
+            "at most 255",
+        ),
+        (
+            &[
+                "--instance-id",
+                instance,
+                "--name",
+                "ok-1",
+                "--wait",
+                "--wait-timeout",
+                "soon",
+            ],
+            "not a duration",
+        ),
+        (
+            &[
+                "--instance-id",
+                instance,
+                "--name",
+                "ok-1",
+                "--wait-timeout",
+                "5m",
+            ],
+            "--wait",
+        ),
+        (&["--name", "ok-1"], "--instance-id"),
+    ];
+
+    for (args, expected) in cases {
+        let run = TestEnv::amictl_at(&tripwire.url())
+            .arg("create")
+            .args(*args)
+            .run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(expected),
+            "{args:?} should say {expected:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+}
+
+#[test]
+fn a_duplicate_name_exits_1_naming_the_existing_image_and_creates_nothing() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let existing = env.create_image(&instance, "taken-1", &[]);
+
+    let run = env
+        .amictl()
+        .args(["create", "--instance-id", &instance, "--name", "taken-1"])
+        .run();
+
+    run.assert_code(1);
+    assert!(run.stderr.contains(&existing), "{}", run.stderr);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    assert_eq!(env.own_images().len(), 1, "no second image");
+}
+
+#[test]
+fn placeholders_are_filled_in_locally() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(Some("web-server"));
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+
+    let named = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "{instance_name}-{date}",
+        ])
+        .run();
+    let stamped = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "{instance_id}-{timestamp}",
+        ])
+        .run();
+
+    assert_eq!(
+        named.assert_code(0).json()["name"],
+        format!("web-server-{today}")
+    );
+    let stamped = stamped.assert_code(0).json()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stamp = stamped
+        .strip_prefix(&format!("{instance}-"))
+        .expect("instance ID first");
+    assert_eq!(stamp.len(), "20261128-053622".len(), "{stamp}");
+    assert!(stamp.starts_with(&today.replace('-', "")), "{stamp}");
+    let mut image_names: Vec<String> = env
+        .own_images()
+        .iter()
+        .map(|i| i.name().unwrap().to_owned())
+        .collect();
+    let mut expected = vec![format!("web-server-{today}"), stamped];
+    image_names.sort();
+    expected.sort();
+    assert_eq!(image_names, expected);
+}
+
+#[test]
+fn wait_returns_once_the_image_is_available() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+
+    let run = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "wait-1",
+            "--wait",
+            "--wait-timeout",
+            "2m",
+        ])
+        .run();
+
+    let created = run.assert_code(0).json();
+    assert_eq!(created["state"], "available");
+    assert!(
+        run.stderr.contains(&format!(
+            "waiting for {}: available",
+            created["image_id"].as_str().unwrap()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn dry_run_asks_ec2_and_creates_nothing() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+
+    let run = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "dry-1",
+            "--dry-run",
+        ])
+        .run();
+
+    let result = run.assert_code(0).json();
+    assert_eq!(result["dry_run"], true);
+    assert!(result["image_id"].is_null());
+    assert!(run.stderr.contains("nothing was created"), "{}", run.stderr);
+    assert!(env.own_images().is_empty(), "nothing was created");
+}
