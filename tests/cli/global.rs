@@ -184,3 +184,52 @@ fn help_and_version_exit_0_and_a_typo_exits_2() {
         typo.stderr
     );
 }
+
+#[test]
+fn a_named_profile_supplies_region_and_credentials() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "profile-1", &[]);
+    let dir = std::env::temp_dir().join(format!("amictl-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let credentials = dir.join("credentials");
+    std::fs::write(&config, format!("[profile ci]\nregion = {}\n", env.region)).unwrap();
+    std::fs::write(
+        &credentials,
+        "[ci]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+
+    let run = env
+        .amictl()
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap())
+        .args(["describe", "--profile", "ci", "-o", "json"])
+        .run();
+
+    assert_eq!(run.assert_code(0).json()[0]["image_id"], image.as_str());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn colour_only_when_asked_for_or_on_a_terminal() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    env.create_image(&instance, "colour-1", &[]);
+
+    let always = env.amictl().args(["describe", "--color", "always"]).run();
+    let never = env.amictl().args(["describe", "--color", "never"]).run();
+    let auto_off_terminal = env.amictl().env_remove("NO_COLOR").args(["describe"]).run();
+
+    assert!(
+        always.assert_code(0).stdout.contains("\u{1b}["),
+        "{}",
+        always.stdout
+    );
+    assert!(!never.assert_code(0).stdout.contains('\u{1b}'));
+    assert!(!auto_off_terminal.assert_code(0).stdout.contains('\u{1b}'));
+}
