@@ -3,11 +3,14 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
+use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    Description, EndpointUrl, ImageId, InstanceId, NameGlob, NameTemplate, Owner, Price, Region,
-    Tag, Timeout,
+    Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, Owner,
+    Price, Region, Tag,
 };
 
 #[derive(Debug, Parser)]
@@ -71,6 +74,30 @@ pub enum Command {
         image=$(amictl -o json create --instance-id i-0123456789abcdef0 --name 'web-{timestamp}' | jq -r .image_id)"
     )]
     Create(CreateArgs),
+
+    /// Deregister images; with --delete-snapshots, delete the snapshots nothing else uses
+    #[command(
+        after_help = "Deregistering does not affect instances already running from an image, but amictl refuses \
+        an image that a running instance, a launch template or a launch configuration uses (--allow-in-use overrides). \
+        An EBS-backed image's snapshots stay, and keep costing money, until deleted.\n\n\
+        Examples:\n  \
+        amictl deregister ami-0123456789abcdef0 --dry-run\n  \
+        amictl deregister ami-0123456789abcdef0 ami-0fedcba9876543210 --delete-snapshots"
+    )]
+    Deregister(DeregisterArgs),
+
+    /// Remove the images a policy selects, with their snapshots, and orphaned snapshots
+    #[command(
+        after_help = "Never touches an image that is in use (instances, launch templates, launch configurations) \
+        or protected, nor a snapshot another image uses. Carrying a plan out needs --yes; without it, a terminal is asked \
+        and anything else gets the plan and exit code 2.\n\n\
+        Examples:\n  \
+        amictl cleanup --name 'app-*' --keep 2 --group-by name --dry-run\n  \
+        amictl cleanup --tag env=ci --older-than 30d --yes\n  \
+        amictl cleanup --orphans --yes\n  \
+        amictl cleanup --older-than 90d --save-plan plan.json && amictl cleanup --apply-plan plan.json --yes"
+    )]
+    Cleanup(CleanupArgs),
 
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
@@ -157,9 +184,105 @@ pub struct CreateArgs {
         default_value = "60m",
         requires = "wait"
     )]
-    pub wait_timeout: Timeout,
+    pub wait_timeout: HumanDuration,
 
     /// Ask EC2 whether the image could be created, without creating it
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// How the removal commands carry a plan out and count its savings.
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    /// Requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Snapshot storage price in USD per GB-month, for the estimated saving
+    #[arg(long, value_name = "USD", default_value = "0.05")]
+    pub snapshot_price: Price,
+}
+
+#[derive(Debug, Args)]
+pub struct DeregisterArgs {
+    /// The images to deregister (ami-…); naming them is the confirmation
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub image_ids: Vec<ImageId>,
+
+    /// Also delete the images' snapshots that no other image uses
+    #[arg(long)]
+    pub delete_snapshots: bool,
+
+    /// Deregister images that instances, launch templates or launch configurations use
+    #[arg(long)]
+    pub allow_in_use: bool,
+
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only these images (ami-…)
+    #[arg(value_name = "IMAGE_ID")]
+    pub image_ids: Vec<ImageId>,
+
+    /// Only images whose name matches this glob (e.g. 'app-*')
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<NameGlob>,
+
+    /// Only images with this tag (repeatable; all must match)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<Tag>,
+
+    /// Only images created longer ago than this (e.g. 30d, 12h, 6weeks)
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<HumanDuration>,
+
+    /// Every image of the account's in the region (still subject to --keep, --exclude-tag and the safety rules)
+    #[arg(long)]
+    pub all: bool,
+
+    /// Leave out images with this tag (repeatable)
+    #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
+    pub exclude_tags: Vec<Tag>,
+
+    /// Keep the N newest images of each group
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: usize,
+
+    /// Groups for --keep: none (the whole selection), name (names without a trailing version or timestamp), or tag:KEY
+    #[arg(long, value_name = "GROUPING", default_value = "none")]
+    pub group_by: GroupBy,
+
+    /// Also delete snapshots made for images that no longer exist (alone, a selector of its own)
+    #[arg(long)]
+    pub orphans: bool,
+
+    /// Remove images even when instances, launch templates or launch configurations use them
+    #[arg(long)]
+    pub allow_in_use: bool,
+
+    /// Carry the plan out without asking
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write the plan as JSON to FILE and change nothing (review it, then --apply-plan)
+    #[arg(long, value_name = "FILE", conflicts_with = "apply_plan")]
+    pub save_plan: Option<PathBuf>,
+
+    /// Carry out a plan saved with --save-plan, checking every entry again first
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans"])]
+    pub apply_plan: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
 }

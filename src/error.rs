@@ -30,9 +30,11 @@ pub enum Error {
     #[error("{0}")]
     Credentials(String),
 
-    /// The caller is not allowed to do this.
+    /// The caller is not allowed to do this. `action` is an EC2 API name, or `service:Action`
+    /// for other services.
     #[error(
-        "access denied: {action} in {region} was refused ({code}: {message}); the caller needs the ec2:{action} permission"
+        "access denied: {action} in {region} was refused ({code}: {message}); the caller needs the {} permission",
+        permission(action)
     )]
     AccessDenied {
         action: &'static str,
@@ -74,6 +76,15 @@ impl Error {
             Error::Aws { code, .. } | Error::AccessDenied { code, .. } => Some(code),
             _ => None,
         }
+    }
+}
+
+/// The IAM permission an API action needs: `ec2:Action` unless another service is named.
+fn permission(action: &str) -> String {
+    if action.contains(':') {
+        action.to_owned()
+    } else {
+        format!("ec2:{action}")
     }
 }
 

@@ -7,6 +7,7 @@ mod error;
 mod logging;
 mod model;
 mod output;
+mod pipeline;
 mod types;
 
 use std::process::ExitCode;

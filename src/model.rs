@@ -87,6 +87,71 @@ pub struct Image {
     pub source_instance_id: Option<String>,
     /// Why the image is in its state (e.g. why it `failed`).
     pub state_reason: Option<String>,
+    /// `disabled`, or how it is enabled (an image with it on can't be deregistered).
+    pub deregistration_protection: Option<String>,
+}
+
+impl Image {
+    /// Whether deregistration protection is on.
+    pub fn is_protected(&self) -> bool {
+        self.deregistration_protection
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && !p.starts_with("disabled"))
+    }
+}
+
+/// Something that uses an image, so that deregistering it would break something.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageUser {
+    /// A non-terminated instance running from it.
+    Instance(String),
+    /// The default or latest version of a launch template naming it.
+    LaunchTemplate {
+        id: String,
+        name: String,
+        version: i64,
+    },
+    /// An Auto Scaling launch configuration naming it.
+    LaunchConfiguration(String),
+}
+
+impl std::fmt::Display for ImageUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageUser::Instance(id) => write!(f, "instance {id}"),
+            ImageUser::LaunchTemplate { id, name, version } => {
+                write!(f, "launch template {name} ({id}) version {version}")
+            }
+            ImageUser::LaunchConfiguration(name) => write!(f, "launch configuration {name}"),
+        }
+    }
+}
+
+/// One of the account's EBS snapshots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub snapshot_id: String,
+    pub size_gib: Option<i64>,
+    pub description: Option<String>,
+}
+
+impl Snapshot {
+    /// The image this snapshot was made for, read from the description EC2 gives the
+    /// snapshots of CreateImage (`Created by CreateImage(i-…) for ami-…`) and CopyImage
+    /// (`Copied for DestinationAmi ami-… from SourceAmi ami-…`). `None` for snapshots made
+    /// any other way, which cleanup never touches as orphans.
+    pub fn made_for_image(&self) -> Option<String> {
+        let description = self.description.as_deref()?;
+        let rest = if let Some(rest) = description.strip_prefix("Created by CreateImage(") {
+            rest.split_once(") for ")?.1
+        } else {
+            description.strip_prefix("Copied for DestinationAmi ")?
+        };
+        let id = rest.split_whitespace().next()?;
+        id.parse::<crate::types::ImageId>()
+            .ok()
+            .map(|id| id.to_string())
+    }
 }
 
 impl Image {
@@ -136,6 +201,42 @@ impl Instance {
     }
 }
 
+#[cfg(test)]
+impl Image {
+    /// An available, EBS-backed image with one 8 GiB snapshot, for tests to adjust.
+    pub fn for_tests(image_id: &str) -> Image {
+        let snapshot_id = format!("snap-{}", image_id.trim_start_matches("ami-"));
+        Image {
+            image_id: image_id.to_owned(),
+            name: Some(format!("name-{image_id}")),
+            description: None,
+            state: Some("available".to_owned()),
+            owner_id: Some("123456789012".to_owned()),
+            creation_date: Some("2026-01-01T00:00:00Z".parse().expect("a timestamp")),
+            backing: Backing::Ebs,
+            root_device_name: Some("/dev/xvda".to_owned()),
+            architecture: Some("x86_64".to_owned()),
+            public: Some(false),
+            block_devices: vec![BlockDevice {
+                device_name: Some("/dev/xvda".to_owned()),
+                snapshot_id: Some(snapshot_id.clone()),
+                volume_size_gib: Some(8),
+                volume_type: Some("gp3".to_owned()),
+                encrypted: Some(false),
+                delete_on_termination: Some(true),
+                virtual_name: None,
+            }],
+            size_gib: 8,
+            snapshot_ids: vec![snapshot_id],
+            tags: BTreeMap::new(),
+            deprecation_time: None,
+            source_instance_id: None,
+            state_reason: None,
+            deregistration_protection: None,
+        }
+    }
+}
+
 /// Who may launch an image besides its owner, who always may.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LaunchPermissions {
@@ -166,6 +267,41 @@ mod tests {
             delete_on_termination: None,
             virtual_name: virtual_name.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn snapshots_made_for_images_are_told_apart_from_the_rest() {
+        let snapshot = |description: &str| Snapshot {
+            snapshot_id: "snap-1".to_owned(),
+            size_gib: Some(8),
+            description: Some(description.to_owned()),
+        };
+        assert_eq!(
+            snapshot("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0")
+                .made_for_image(),
+            Some("ami-0123456789abcdef0".to_owned())
+        );
+        assert_eq!(
+            snapshot("Copied for DestinationAmi ami-0123456789abcdef0 from SourceAmi ami-12345678 for SourceSnapshot snap-1. Task created on 1,700,000,000.").made_for_image(),
+            Some("ami-0123456789abcdef0".to_owned())
+        );
+        for other in [
+            "nightly backup",
+            "Created by CreateImage(i-1) for nothing",
+            "Created by CreateImage",
+        ] {
+            assert_eq!(snapshot(other).made_for_image(), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn deregistration_protection_is_on_unless_disabled() {
+        let mut image = Image::for_tests("ami-12345678");
+        assert!(!image.is_protected());
+        image.deregistration_protection = Some("disabled".to_owned());
+        assert!(!image.is_protected());
+        image.deregistration_protection = Some("enabled-with-cooldown".to_owned());
+        assert!(image.is_protected());
     }
 
     #[test]

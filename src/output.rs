@@ -92,6 +92,13 @@ impl Printer {
         Ok(())
     }
 
+    /// A result's tables on stderr, whatever the format: a plan shown before asking.
+    pub fn show_on_stderr<T: Render>(&self, result: &T) {
+        for table in result.tables(self) {
+            eprintln!("{table}");
+        }
+    }
+
     /// A table in the house style, coloured only when colour is on.
     pub fn table(&self, header: &[&str]) -> Table {
         let mut table = Table::new();
@@ -140,10 +147,45 @@ impl Printer {
         Progress { style }
     }
 
+    /// A progress bar for `total` steps; see [`Counter`].
+    pub fn counter(&self, total: usize, what: &str) -> Counter {
+        let shown = !self.quiet && total > 0 && std::io::stderr().is_terminal();
+        let bar = shown.then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+            {
+                bar.set_style(style);
+            }
+            bar.set_message(what.to_owned());
+            bar
+        });
+        Counter { bar }
+    }
+
     /// A note on stderr, unless `--quiet`.
     pub fn note(&self, message: impl Display) {
         if !self.quiet {
             eprintln!("{message}");
+        }
+    }
+}
+
+/// A progress bar of done / total on stderr, on a terminal only and not with `--quiet`.
+pub struct Counter {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Counter {
+    pub fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -186,6 +228,23 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
+pub fn ask(question: &str) -> std::io::Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// Whether a person is there to answer a question: stdin and stderr are terminals.
+pub fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The error that ended the run, on stderr whatever `--quiet` says.

@@ -193,6 +193,10 @@ pub struct NameGlob {
 }
 
 impl NameGlob {
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     pub fn is_match(&self, name: &str) -> bool {
         self.matcher.is_match(name)
     }
@@ -395,14 +399,14 @@ impl FromStr for Description {
 
 /// A duration in humantime's syntax (`90s`, `45m`, `1h 30m`), more than zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeout(pub std::time::Duration);
+pub struct HumanDuration(pub std::time::Duration);
 
-impl FromStr for Timeout {
+impl FromStr for HumanDuration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() => Ok(Timeout(d)),
+            Ok(d) if !d.is_zero() => Ok(HumanDuration(d)),
             Ok(_) => Err("the duration must be more than zero, e.g. 30m".to_owned()),
             Err(e) => Err(format!(
                 "'{}' is not a duration ({e}); use e.g. 90s, 45m or 1h30m",
@@ -644,10 +648,10 @@ mod tests {
 
     #[test]
     fn timeouts_use_humantime_and_are_positive() {
-        assert_eq!("90s".parse::<Timeout>().unwrap().0.as_secs(), 90);
-        assert_eq!("1h 30m".parse::<Timeout>().unwrap().0.as_secs(), 5400);
-        assert!("0s".parse::<Timeout>().is_err());
-        assert!("soon".parse::<Timeout>().is_err());
+        assert_eq!("90s".parse::<HumanDuration>().unwrap().0.as_secs(), 90);
+        assert_eq!("1h 30m".parse::<HumanDuration>().unwrap().0.as_secs(), 5400);
+        assert!("0s".parse::<HumanDuration>().is_err());
+        assert!("soon".parse::<HumanDuration>().is_err());
     }
 
     #[test]

@@ -486,7 +486,7 @@ mod tests {
         .expect("valid arguments");
         match cli.command {
             Command::Create(args) => args,
-            Command::Describe(_) => unreachable!("parsed a create command"),
+            _ => unreachable!("parsed a create command"),
         }
     }
 

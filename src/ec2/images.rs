@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{self as sdk, Filter, ImageAttributeName, PermissionGroup};
 
 use super::Ec2;
@@ -11,6 +12,13 @@ use crate::types::{ImageId, NameGlob, Owner, Tag};
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
 const PAGE_SIZE: i32 = 1000;
+
+/// What DeregisterImage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deregistered {
+    Now,
+    AlreadyGone,
+}
 
 /// Which images to read. Empty fields don't filter.
 #[derive(Debug, Clone, Default)]
@@ -182,6 +190,34 @@ impl Ec2 {
         self.describe_images(&query).await
     }
 
+    /// Every image the account owns in the region, disabled and deprecated ones included:
+    /// the map of which snapshots are still referenced.
+    pub async fn all_own_images(&self) -> Result<Vec<Image>, Error> {
+        let query = ImageQuery {
+            owners: vec![Owner::Me],
+            include_deprecated: true,
+            include_disabled: true,
+            ..ImageQuery::default()
+        };
+        self.describe_images(&query).await
+    }
+
+    /// Deregisters an image. One already gone is not an error: a re-run finishes the job.
+    pub async fn deregister_image(&self, id: &str) -> Result<Deregistered, Error> {
+        match self.client.deregister_image().image_id(id).send().await {
+            Ok(_) => Ok(Deregistered::Now),
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+                ) =>
+            {
+                Ok(Deregistered::AlreadyGone)
+            }
+            Err(err) => Err(self.error("DeregisterImage", &err)),
+        }
+    }
+
     fn images_not_found(&self, ids: &[ImageId]) -> Error {
         let list: Vec<&str> = ids.iter().map(ImageId::as_str).collect();
         Error::NotFound {
@@ -265,6 +301,7 @@ fn image_from_sdk(image: &sdk::Image) -> Image {
             .state_reason()
             .and_then(|r| r.message())
             .map(str::to_owned),
+        deregistration_protection: image.deregistration_protection().map(str::to_owned),
     }
 }
 

@@ -8,20 +8,35 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http
 
 use super::Ec2;
 
-/// An `Ec2` in eu-west-1 that answers with `rules`.
+/// An `Ec2` in eu-west-1 that answers with `rules` (EC2 and Auto Scaling rules alike).
 pub fn mock_ec2(mode: RuleMode, rules: &[&Rule]) -> Ec2 {
-    let mut interceptor = MockResponseInterceptor::new().rule_mode(mode);
-    for rule in rules {
-        interceptor = interceptor.with_rule(rule);
-    }
-    let config = aws_sdk_ec2::Config::builder()
+    let interceptor = || {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(mode);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        interceptor
+    };
+    let credentials = Credentials::new("AKIDTEST", "secret", None, None, "test");
+    let ec2 = aws_sdk_ec2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .credentials_provider(credentials.clone())
         .http_client(create_mock_http_client())
-        .interceptor(interceptor)
+        .interceptor(interceptor())
         .build();
-    Ec2::from_client(Client::from_conf(config), "eu-west-1")
+    let autoscaling = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+        .region(aws_sdk_autoscaling::config::Region::new("eu-west-1"))
+        .credentials_provider(credentials)
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor())
+        .build();
+    Ec2::from_clients(
+        Client::from_conf(ec2),
+        aws_sdk_autoscaling::Client::from_conf(autoscaling),
+        "eu-west-1",
+    )
 }
 
 /// The metadata of an EC2 error answer.

@@ -9,6 +9,8 @@ mod images;
 mod instances;
 #[cfg(test)]
 pub mod mock;
+mod snapshots;
+mod usage;
 
 use std::time::Duration;
 
@@ -20,7 +22,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
 
 pub use create::{CreatedImage, ImageSpec};
-pub use images::ImageQuery;
+pub use images::{Deregistered, ImageQuery};
+pub use snapshots::SnapshotDeletion;
+pub use usage::ImageUsers;
 
 use crate::error::Error;
 use crate::types::{EndpointUrl, Region};
@@ -44,6 +48,8 @@ pub struct ConnectOptions {
 #[derive(Debug, Clone)]
 pub struct Ec2 {
     client: Client,
+    /// Launch configurations, which can name images too, live in the Auto Scaling API.
+    autoscaling: aws_sdk_autoscaling::Client,
     region: String,
     endpoint: String,
 }
@@ -71,6 +77,7 @@ impl Ec2 {
         let config = loader.load().await;
         Ok(Ec2 {
             client: Client::new(&config),
+            autoscaling: aws_sdk_autoscaling::Client::new(&config),
             endpoint: endpoint_for_messages(options, &region),
             region: region.as_str().to_owned(),
         })
@@ -82,9 +89,14 @@ impl Ec2 {
 
     /// Wraps a ready client; tests use this with `aws_smithy_mocks`.
     #[cfg(test)]
-    pub fn from_client(client: Client, region: &str) -> Ec2 {
+    pub fn from_clients(
+        client: Client,
+        autoscaling: aws_sdk_autoscaling::Client,
+        region: &str,
+    ) -> Ec2 {
         Ec2 {
             client,
+            autoscaling,
             region: region.to_owned(),
             endpoint: "mock".to_owned(),
         }

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cleanup;
 mod create;
+mod deregister;
 mod describe;
 mod global;

@@ -5,6 +5,8 @@
 //! sees another's images while the suite pays for one server start, not one per test.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
@@ -268,6 +270,158 @@ impl TestEnv {
                 .unwrap()
                 .to_owned()
         })
+    }
+
+    /// Launches an instance from one of the test's images.
+    pub fn run_instance_from(&self, image_id: &str) -> String {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            let output = client
+                .run_instances()
+                .image_id(image_id)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .expect("RunInstances");
+            output.instances()[0].instance_id().unwrap().to_owned()
+        })
+    }
+
+    /// A launch template whose default version names the image.
+    pub fn create_launch_template(&self, name: &str, image_id: &str) {
+        let client = self.client();
+        let (name, image_id) = (name.to_owned(), image_id.to_owned());
+        block_on(async move {
+            client
+                .create_launch_template()
+                .launch_template_name(name)
+                .launch_template_data(
+                    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                        .image_id(image_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("CreateLaunchTemplate");
+        });
+    }
+
+    /// An Auto Scaling launch configuration naming the image.
+    pub fn create_launch_configuration(&self, name: &str, image_id: &str) {
+        let config = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new(
+                self.region.clone(),
+            ))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "AKIDAMICTLTEST",
+                "amictl-test-secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        let client = aws_sdk_autoscaling::Client::from_conf(config);
+        let (name, image_id) = (name.to_owned(), image_id.to_owned());
+        block_on(async move {
+            client
+                .create_launch_configuration()
+                .launch_configuration_name(name)
+                .image_id(image_id)
+                .instance_type("t3.micro")
+                .send()
+                .await
+                .expect("CreateLaunchConfiguration");
+        });
+    }
+
+    /// Deregisters an image behind amictl's back, leaving its snapshots.
+    pub fn deregister(&self, image_id: &str) {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            client
+                .deregister_image()
+                .image_id(image_id)
+                .send()
+                .await
+                .expect("DeregisterImage");
+        });
+    }
+
+    /// A snapshot of a new volume, made by hand, not for any image.
+    pub fn hand_made_snapshot(&self) -> String {
+        let client = self.client();
+        let zone = format!("{}a", self.region);
+        block_on(async move {
+            let volume = client
+                .create_volume()
+                .size(1)
+                .availability_zone(zone)
+                .send()
+                .await
+                .expect("CreateVolume");
+            let snapshot = client
+                .create_snapshot()
+                .volume_id(volume.volume_id().unwrap())
+                .description("nightly backup")
+                .send()
+                .await
+                .expect("CreateSnapshot");
+            snapshot.snapshot_id().unwrap().to_owned()
+        })
+    }
+
+    /// The IDs of the account's snapshots in this region.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let client = self.client();
+        block_on(async move {
+            let output = client
+                .describe_snapshots()
+                .owner_ids("self")
+                .send()
+                .await
+                .expect("DescribeSnapshots");
+            let mut ids: Vec<String> = output
+                .snapshots()
+                .iter()
+                .filter_map(|s| s.snapshot_id())
+                .map(str::to_owned)
+                .collect();
+            ids.sort();
+            ids
+        })
+    }
+
+    /// The IDs of the account's images in this region.
+    pub fn image_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .own_images()
+            .iter()
+            .filter_map(|i| i.image_id())
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The snapshot of an image (moto gives each exactly one).
+    pub fn snapshot_of(&self, image_id: &str) -> String {
+        let images = self.own_images();
+        let image = images
+            .iter()
+            .find(|i| i.image_id() == Some(image_id))
+            .expect("the image exists");
+        image.block_device_mappings()[0]
+            .ebs()
+            .unwrap()
+            .snapshot_id()
+            .unwrap()
+            .to_owned()
     }
 
     /// Terminates an instance.

@@ -1,0 +1,58 @@
+//! The account's EBS snapshots: reading them (for orphans) and deleting them.
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types as sdk;
+
+use super::Ec2;
+use crate::error::Error;
+use crate::model::Snapshot;
+
+/// What DeleteSnapshot did. A snapshot in use is a fate, not a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotDeletion {
+    Deleted,
+    AlreadyGone,
+    /// EC2 answered `InvalidSnapshot.InUse`; its message names the user.
+    InUse(String),
+}
+
+impl Ec2 {
+    /// Every snapshot the account owns in the region.
+    pub async fn own_snapshots(&self) -> Result<Vec<Snapshot>, Error> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .page_size(1000)
+            .send();
+        let mut snapshots = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("DescribeSnapshots", &err))?;
+            snapshots.extend(page.snapshots().iter().map(snapshot_from_sdk));
+        }
+        Ok(snapshots)
+    }
+
+    /// Deletes a snapshot. One already gone is not an error: a re-run finishes the job.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, Error> {
+        match self.client.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => Ok(SnapshotDeletion::Deleted),
+            Err(err) => match err.code() {
+                Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
+                Some("InvalidSnapshot.InUse") => Ok(SnapshotDeletion::InUse(
+                    err.message().unwrap_or("in use").to_owned(),
+                )),
+                _ => Err(self.error("DeleteSnapshot", &err)),
+            },
+        }
+    }
+}
+
+fn snapshot_from_sdk(snapshot: &sdk::Snapshot) -> Snapshot {
+    Snapshot {
+        snapshot_id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
+        size_gib: snapshot.volume_size().map(i64::from),
+        description: snapshot.description().map(str::to_owned),
+    }
+}

@@ -1,0 +1,305 @@
+//! The only code that deregisters images and deletes snapshots: carries a plan out and
+//! writes each entry's result into it.
+//!
+//! Images first, all of them; then the snapshots whose every planned image is gone. A
+//! snapshot is never deleted before its image's DeregisterImage succeeded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
+use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
+use crate::output::Counter;
+use crate::types::ImageId;
+
+/// How to carry a plan out.
+#[derive(Debug, Clone, Copy)]
+pub struct Execution {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// How long to keep asking when DeleteSnapshot says the snapshot is in use by an image
+    /// this run just deregistered (EC2 is eventually consistent).
+    pub in_use_patience: Duration,
+}
+
+/// Carries out the plan's deregistrations and deletions, recording each result in it.
+/// Keeps going after a failure: every failure is recorded, nothing is left half-said.
+pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Counter) {
+    let concurrency = how.concurrency.max(1);
+
+    let images: Vec<(usize, String)> = plan
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.action == ImageAction::Deregister)
+        .map(|(n, i)| (n, i.image_id.clone()))
+        .collect();
+    let results: Vec<(usize, Outcome)> = futures::stream::iter(images)
+        .map(|(n, id)| async move {
+            let outcome = match ec2.deregister_image(&id).await {
+                Ok(Deregistered::Now) => Outcome::Done,
+                Ok(Deregistered::AlreadyGone) => Outcome::AlreadyGone,
+                Err(err) => Outcome::Failed(err.to_string()),
+            };
+            counter.inc();
+            (n, outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (n, outcome) in results {
+        plan.images[n].result = Some(outcome);
+    }
+
+    let gone: BTreeSet<String> = plan
+        .images
+        .iter()
+        .filter(|i| matches!(i.result, Some(Outcome::Done | Outcome::AlreadyGone)))
+        .map(|i| i.image_id.clone())
+        .collect();
+    let deletable = deletable_snapshots(plan, &gone);
+    let results: BTreeMap<String, Outcome> = futures::stream::iter(deletable)
+        .map(|id| {
+            let gone = &gone;
+            async move {
+                let outcome = delete_with_patience(ec2, &id, gone, how.in_use_patience).await;
+                counter.inc();
+                (id, outcome)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+
+    for image in &mut plan.images {
+        let image_gone = gone.contains(&image.image_id);
+        for snapshot in image
+            .snapshots
+            .iter_mut()
+            .filter(|s| s.action == SnapshotAction::Delete)
+        {
+            snapshot.result = Some(match results.get(&snapshot.snapshot_id) {
+                Some(outcome) => outcome.clone(),
+                None if image_gone => Outcome::NotAttempted(
+                    "another image that uses it was not deregistered".to_owned(),
+                ),
+                None => Outcome::NotAttempted("its image was not deregistered".to_owned()),
+            });
+        }
+    }
+    for snapshot in plan
+        .orphan_snapshots
+        .iter_mut()
+        .filter(|s| s.action == SnapshotAction::Delete)
+    {
+        snapshot.result = results.get(&snapshot.snapshot_id).cloned();
+    }
+}
+
+/// The snapshots to delete: orphans, and those every planned image of which is now gone.
+fn deletable_snapshots(plan: &Plan, gone: &BTreeSet<String>) -> Vec<String> {
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for image in &plan.images {
+        for snapshot in image
+            .snapshots
+            .iter()
+            .filter(|s| s.action == SnapshotAction::Delete)
+        {
+            owners
+                .entry(&snapshot.snapshot_id)
+                .or_default()
+                .push(&image.image_id);
+        }
+    }
+    let mut ids: Vec<String> = owners
+        .into_iter()
+        .filter(|(_, images)| images.iter().all(|i| gone.contains(*i)))
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    ids.extend(
+        plan.orphan_snapshots
+            .iter()
+            .filter(|s| s.action == SnapshotAction::Delete)
+            .map(|s| s.snapshot_id.clone()),
+    );
+    ids
+}
+
+/// Deletes a snapshot. "In use" by an image this run deregistered is EC2 catching up, so it
+/// is asked again, with backoff, for a while; in use by anything else, it is kept at once.
+async fn delete_with_patience(
+    ec2: &Ec2,
+    id: &str,
+    deregistered: &BTreeSet<String>,
+    patience: Duration,
+) -> Outcome {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match ec2.delete_snapshot(id).await {
+            Ok(SnapshotDeletion::Deleted) => return Outcome::Done,
+            Ok(SnapshotDeletion::AlreadyGone) => return Outcome::AlreadyGone,
+            Ok(SnapshotDeletion::InUse(message)) => {
+                let users = ImageId::find_in(&message);
+                let catching_up =
+                    !users.is_empty() && users.iter().all(|u| deregistered.contains(u.as_str()));
+                if !catching_up || started.elapsed() + pause > patience {
+                    return Outcome::Kept(message);
+                }
+                tracing::debug!(
+                    snapshot = id,
+                    "still in use by a deregistered image; asking again in {pause:?}"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(15));
+            }
+            Err(err) => return Outcome::Failed(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! moto never answers `InvalidSnapshot.InUse` once an image is deregistered, nor for a
+    //! snapshot another account's or a hidden image uses, so those fates are tested here.
+
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::operation::delete_snapshot::{DeleteSnapshotError, DeleteSnapshotOutput};
+    use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
+    use aws_smithy_mocks::{RuleMode, mock};
+
+    use super::*;
+    use crate::ec2::mock::{aws_error, mock_ec2};
+    use crate::model::Image;
+    use crate::output::{ColorChoice, OutputFormat, Printer};
+    use crate::pipeline::plan::{Inventory, Policy, plan};
+
+    fn one_image_plan() -> Plan {
+        let image = Image::for_tests("ami-00000001");
+        let inventory = Inventory {
+            images: vec![image.clone()],
+            ..Inventory::default()
+        };
+        let policy = Policy {
+            delete_snapshots: true,
+            reason: "test".to_owned(),
+            ..Policy::default()
+        };
+        plan(&inventory, &[&image], &policy)
+    }
+
+    fn quiet_counter() -> Counter {
+        Printer::new(OutputFormat::Json, ColorChoice::Never, true).counter(0, "")
+    }
+
+    fn in_use(by: &'static str) -> impl Fn() -> DeleteSnapshotError {
+        move || {
+            DeleteSnapshotError::generic(aws_error(
+                "InvalidSnapshot.InUse",
+                &format!("The snapshot snap-00000001 is currently in use by {by}"),
+            ))
+        }
+    }
+
+    const PATIENT: Execution = Execution {
+        concurrency: 4,
+        in_use_patience: Duration::from_secs(5),
+    };
+
+    #[tokio::test]
+    async fn a_snapshot_in_use_by_another_image_is_kept_not_failed() {
+        let deregister = mock!(Client::deregister_image)
+            .then_output(|| DeregisterImageOutput::builder().build());
+        let delete = mock!(Client::delete_snapshot).then_error(in_use("ami-0fedcba9876543210"));
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let mut plan = one_image_plan();
+
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        plan.summarize(0.05);
+
+        assert_eq!(plan.images[0].result, Some(Outcome::Done));
+        match &plan.images[0].snapshots[0].result {
+            Some(Outcome::Kept(why)) => assert!(why.contains("ami-0fedcba9876543210"), "{why}"),
+            other => panic!("expected kept, got {other:?}"),
+        }
+        assert_eq!(
+            delete.num_calls(),
+            1,
+            "another image's use is final at once"
+        );
+        assert_eq!(
+            (plan.summary.failures, plan.summary.snapshots_deleted),
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn in_use_by_the_image_just_deregistered_is_eventual_consistency_and_is_retried() {
+        let deregister = mock!(Client::deregister_image)
+            .then_output(|| DeregisterImageOutput::builder().build());
+        let delete = mock!(Client::delete_snapshot)
+            .sequence()
+            .error(in_use("ami-00000001"))
+            .output(|| DeleteSnapshotOutput::builder().build())
+            .build();
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let mut plan = one_image_plan();
+
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+
+        assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
+        assert_eq!(delete.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_deregistration_leaves_its_snapshots_alone() {
+        let deregister = mock!(Client::deregister_image).then_error(|| {
+            aws_sdk_ec2::operation::deregister_image::DeregisterImageError::generic(aws_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            ))
+        });
+        let delete =
+            mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let mut plan = one_image_plan();
+
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        plan.summarize(0.05);
+
+        assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
+        assert!(matches!(
+            plan.images[0].snapshots[0].result,
+            Some(Outcome::NotAttempted(_))
+        ));
+        assert_eq!(delete.num_calls(), 0, "never before its image is gone");
+        assert_eq!(plan.summary.failures, 1);
+    }
+
+    #[tokio::test]
+    async fn what_is_already_gone_is_not_an_error() {
+        let deregister = mock!(Client::deregister_image).then_error(|| {
+            aws_sdk_ec2::operation::deregister_image::DeregisterImageError::generic(aws_error(
+                "InvalidAMIID.Unavailable",
+                "The image id '[ami-00000001]' is no longer available",
+            ))
+        });
+        let delete = mock!(Client::delete_snapshot).then_error(|| {
+            DeleteSnapshotError::generic(aws_error("InvalidSnapshot.NotFound", "gone"))
+        });
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let mut plan = one_image_plan();
+
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        plan.summarize(0.05);
+
+        assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
+        assert_eq!(
+            plan.images[0].snapshots[0].result,
+            Some(Outcome::AlreadyGone)
+        );
+        assert_eq!(plan.summary.failures, 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! The plan's table face: one row per image with its snapshots, the orphans, a summary.
+
+use comfy_table::{Color, Table};
+
+use super::plan::{ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
+use crate::output::{Printer, Render, date_and_age};
+
+impl Render for Plan {
+    fn tables(&self, printer: &Printer) -> Vec<Table> {
+        let executed = self.images.iter().any(|i| i.result.is_some())
+            || self.snapshots().any(|s| s.result.is_some());
+        let mut tables = Vec::new();
+        if !self.images.is_empty() {
+            let mut header = vec![
+                "IMAGE ID",
+                "NAME",
+                "CREATED",
+                "ACTION",
+                "REASON",
+                "SNAPSHOTS",
+                "GiB",
+            ];
+            if executed {
+                header.push("RESULT");
+            }
+            let mut table = printer.table(&header);
+            for image in &self.images {
+                table.add_row(image_row(printer, image, executed));
+            }
+            tables.push(table);
+        }
+        if !self.orphan_snapshots.is_empty() {
+            let mut header = vec!["ORPHANED SNAPSHOT", "GiB", "ACTION", "REASON"];
+            if executed {
+                header.push("RESULT");
+            }
+            let mut table = printer.table(&header);
+            for snapshot in &self.orphan_snapshots {
+                let mut row = vec![
+                    printer.colored(&snapshot.snapshot_id, None),
+                    printer.colored(gib(snapshot.size_gib), None),
+                    snapshot_action(printer, snapshot),
+                    printer.colored(&snapshot.reason, None),
+                ];
+                if executed {
+                    row.push(result_cell(printer, snapshot.result.as_ref()));
+                }
+                table.add_row(row);
+            }
+            tables.push(table);
+        }
+        tables.push(summary_table(printer, self));
+        tables
+    }
+}
+
+fn image_row(printer: &Printer, image: &ImagePlan, executed: bool) -> Vec<comfy_table::Cell> {
+    let snapshots: Vec<String> = image.snapshots.iter().map(snapshot_line).collect();
+    let size: i64 = image.snapshots.iter().filter_map(|s| s.size_gib).sum();
+    let (action, color) = match image.action {
+        ImageAction::Deregister => ("deregister", Color::Red),
+        ImageAction::Keep => ("keep", Color::Green),
+    };
+    let mut row = vec![
+        printer.colored(&image.image_id, None),
+        printer.colored(image.name.as_deref().unwrap_or("-"), None),
+        printer.colored(
+            image
+                .creation_date
+                .map_or_else(|| "-".to_owned(), |t| date_and_age(t, printer.now())),
+            None,
+        ),
+        printer.colored(action, Some(color)),
+        printer.colored(&image.reason, None),
+        printer.colored(
+            if snapshots.is_empty() {
+                "-".to_owned()
+            } else {
+                snapshots.join("\n")
+            },
+            None,
+        ),
+        printer.colored(size, None),
+    ];
+    if executed {
+        row.push(result_cell(printer, image.result.as_ref()));
+    }
+    row
+}
+
+/// `snap-… 8 GiB: delete` or `snap-… 8 GiB: keep (still used by ami-…)`, with its result.
+fn snapshot_line(snapshot: &SnapshotPlan) -> String {
+    let fate = match snapshot.action {
+        SnapshotAction::Delete => "delete".to_owned(),
+        SnapshotAction::Keep => format!("keep ({})", snapshot.reason),
+    };
+    let result = snapshot
+        .result
+        .as_ref()
+        .map(|r| format!(" → {}", outcome_text(r)))
+        .unwrap_or_default();
+    format!(
+        "{} {}: {fate}{result}",
+        snapshot.snapshot_id,
+        gib(snapshot.size_gib)
+    )
+}
+
+fn snapshot_action(printer: &Printer, snapshot: &SnapshotPlan) -> comfy_table::Cell {
+    match snapshot.action {
+        SnapshotAction::Delete => printer.colored("delete", Some(Color::Red)),
+        SnapshotAction::Keep => printer.colored("keep", Some(Color::Green)),
+    }
+}
+
+fn result_cell(printer: &Printer, outcome: Option<&Outcome>) -> comfy_table::Cell {
+    let color = match outcome {
+        Some(Outcome::Failed(_)) => Some(Color::Red),
+        Some(Outcome::Kept(_) | Outcome::NotAttempted(_)) => Some(Color::Yellow),
+        _ => None,
+    };
+    printer.colored(outcome.map_or("-".to_owned(), outcome_text), color)
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done => "done".to_owned(),
+        Outcome::AlreadyGone => "already gone".to_owned(),
+        Outcome::Kept(why) => format!("kept: {why}"),
+        Outcome::NotAttempted(why) => format!("not attempted: {why}"),
+        Outcome::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+fn gib(size: Option<i64>) -> String {
+    size.map_or_else(|| "? GiB".to_owned(), |g| format!("{g} GiB"))
+}
+
+fn summary_table(printer: &Printer, plan: &Plan) -> Table {
+    let summary = &plan.summary;
+    let verb =
+        |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
+    let mut table = printer.table(&[]);
+    let rows = [
+        (
+            verb("images deregistered", "images to deregister"),
+            summary.images_deregistered.to_string(),
+        ),
+        (
+            verb("snapshots deleted", "snapshots to delete"),
+            summary.snapshots_deleted.to_string(),
+        ),
+        (
+            verb("GiB freed", "GiB to free"),
+            summary.gib_freed.to_string(),
+        ),
+        (
+            "estimated monthly saving",
+            format!(
+                "at most ${:.2} (snapshot storage is incremental)",
+                summary.estimated_monthly_saving_usd
+            ),
+        ),
+        ("images kept", summary.images_kept.to_string()),
+        ("failures", summary.failures.to_string()),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![key.to_owned(), value]);
+    }
+    table
+}

@@ -1,0 +1,404 @@
+//! `amictl cleanup` against moto, with a recording proxy counting requests by action.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::{TestEnv, Tripwire};
+
+/// Five images `app-1` (oldest) … `app-5`, a second apart so that their creation dates
+/// order them; `app-2` runs an instance and `app-3` is a launch template's image.
+struct Five {
+    env: TestEnv,
+    images: Vec<String>,
+}
+
+impl Five {
+    fn new() -> Five {
+        let env = TestEnv::new();
+        let instance = env.run_instance(None);
+        let mut images = Vec::new();
+        for n in 1..=5 {
+            if n > 1 {
+                std::thread::sleep(Duration::from_millis(1050));
+            }
+            images.push(env.create_image(&instance, &format!("app-{n}"), &[]));
+        }
+        env.run_instance_from(&images[1]);
+        env.create_launch_template("web", &images[2]);
+        Five { env, images }
+    }
+}
+
+fn entry<'a>(plan: &'a Value, image_id: &str) -> &'a Value {
+    plan["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .find(|i| i["image_id"] == image_id)
+        .unwrap_or_else(|| panic!("{image_id} is in the plan: {plan}"))
+}
+
+#[test]
+fn keep_two_plans_only_the_old_unused_image_then_removes_it_with_one_call_each() {
+    let five = Five::new();
+    let env = &five.env;
+    let proxy = Proxy::start(&env.endpoint);
+    let snapshot = env.snapshot_of(&five.images[0]);
+    let images_before = env.image_ids();
+
+    let dry = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args([
+            "cleanup",
+            "--name",
+            "app-*",
+            "--keep",
+            "2",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    let plan = dry.assert_code(0).json();
+    assert_eq!(plan["dry_run"], true);
+    let deregistered: Vec<&str> = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "deregister")
+        .map(|i| i["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deregistered, [five.images[0].as_str()]);
+    assert!(
+        entry(&plan, &five.images[1])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("in use by instance")
+    );
+    assert!(
+        entry(&plan, &five.images[2])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("launch template web")
+    );
+    assert!(
+        entry(&plan, &five.images[4])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 newest")
+    );
+    let planned = &entry(&plan, &five.images[0])["snapshots"][0];
+    assert_eq!(
+        (planned["snapshot_id"].as_str(), planned["action"].as_str()),
+        (Some(snapshot.as_str()), Some("delete"))
+    );
+    assert!(
+        proxy.mutations().is_empty(),
+        "a dry run sends no mutating request: {:?}",
+        proxy.mutations()
+    );
+    assert_eq!(env.image_ids(), images_before);
+
+    proxy.reset();
+    let real = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args([
+            "cleanup", "--name", "app-*", "--keep", "2", "--yes", "-o", "json",
+        ])
+        .run();
+
+    let report = real.assert_code(0).json();
+    assert_eq!(entry(&report, &five.images[0])["result"]["status"], "done");
+    assert_eq!(report["summary"]["images_deregistered"], 1);
+    assert_eq!(report["summary"]["snapshots_deleted"], 1);
+    assert_eq!(proxy.count("DeregisterImage"), 1);
+    assert_eq!(proxy.count("DeleteSnapshot"), 1);
+    assert_eq!(proxy.mutations().len(), 2, "{:?}", proxy.mutations());
+    let mut left = five.images[1..].to_vec();
+    left.sort();
+    assert_eq!(env.image_ids(), left, "everything else stays");
+    assert!(!env.snapshot_ids().contains(&snapshot));
+    assert_eq!(env.snapshot_ids().len(), 4);
+}
+
+#[test]
+fn an_image_a_launch_configuration_names_is_kept() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "lc-1", &[]);
+    env.create_launch_configuration("web-lc", &image);
+
+    let run = env
+        .amictl()
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .run();
+
+    let report = run.assert_code(0).json();
+    assert_eq!(entry(&report, &image)["action"], "keep");
+    assert!(
+        entry(&report, &image)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("launch configuration web-lc")
+    );
+    assert_eq!(env.image_ids(), [image]);
+}
+
+#[test]
+fn selects_by_tag_and_age_and_leaves_out_excluded_tags() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let ci = env.create_image(&instance, "ci-1", &[("env", "ci")]);
+    let pinned = env.create_image(&instance, "ci-2", &[("env", "ci"), ("pin", "yes")]);
+    let prod = env.create_image(&instance, "prod-1", &[("env", "prod")]);
+
+    let young = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--tag",
+            "env=ci",
+            "--older-than",
+            "1h",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
+    let tagged = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--tag",
+            "env=ci",
+            "--exclude-tag",
+            "pin=yes",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    assert_eq!(
+        young.assert_code(0).json()["images"],
+        serde_json::json!([]),
+        "nothing is an hour old"
+    );
+    let report = tagged.assert_code(0).json();
+    assert_eq!(report["images"].as_array().unwrap().len(), 1);
+    assert_eq!(entry(&report, &ci)["result"]["status"], "done");
+    let mut left = vec![pinned, prod];
+    left.sort();
+    assert_eq!(env.image_ids(), left);
+}
+
+#[test]
+fn orphans_go_and_hand_made_snapshots_stay() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let gone = env.create_image(&instance, "gone-1", &[]);
+    let live = env.create_image(&instance, "live-1", &[]);
+    let orphan = env.snapshot_of(&gone);
+    let live_snapshot = env.snapshot_of(&live);
+    env.deregister(&gone);
+    let hand_made = env.hand_made_snapshot();
+
+    let run = env
+        .amictl()
+        .args(["cleanup", "--orphans", "--yes", "-o", "json"])
+        .run();
+
+    let report = run.assert_code(0).json();
+    let orphans = report["orphan_snapshots"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1, "{report}");
+    assert_eq!(orphans[0]["snapshot_id"], orphan.as_str());
+    assert_eq!(orphans[0]["result"]["status"], "done");
+    assert!(
+        report["images"].as_array().unwrap().is_empty(),
+        "--orphans alone selects no image"
+    );
+    let mut left = vec![live_snapshot, hand_made];
+    left.sort();
+    assert_eq!(env.snapshot_ids(), left);
+    assert_eq!(env.image_ids(), [live]);
+}
+
+#[test]
+fn without_yes_off_a_terminal_it_shows_the_plan_and_exits_2_changing_nothing() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "ask-1", &[]);
+    let proxy = Proxy::start(&env.endpoint);
+
+    let run = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["cleanup", "--all"])
+        .run();
+
+    run.assert_code(2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&image),
+        "the plan is shown: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert!(proxy.mutations().is_empty());
+    assert_eq!(env.image_ids(), [image]);
+}
+
+#[test]
+fn no_selector_is_a_usage_error_before_any_request() {
+    let tripwire = Tripwire::new();
+
+    for args in [
+        &["cleanup"][..],
+        &["cleanup", "--keep", "2"],
+        &["cleanup", "--exclude-tag", "a=b", "--yes"],
+    ] {
+        let run = TestEnv::amictl_at(&tripwire.url()).args(args).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains("needs a selector"), "{}", run.stderr);
+    }
+    for args in [
+        &["cleanup", "--all", "--older-than", "soon"][..],
+        &["cleanup", "--all", "--group-by", "size"],
+        &["cleanup", "--all", "--concurrency", "0"],
+        &["cleanup", "--apply-plan", "p.json", "--all"],
+    ] {
+        TestEnv::amictl_at(&tripwire.url())
+            .args(args)
+            .run()
+            .assert_code(2);
+    }
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+}
+
+#[test]
+fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let images: Vec<String> = (1..=3)
+        .map(|n| env.create_image(&instance, &format!("batch-{n}"), &[]))
+        .collect();
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail(
+        "DeregisterImage",
+        Fault {
+            status: 400,
+            code: "UnauthorizedOperation".to_owned(),
+            message: "You are not authorized to perform this operation.".to_owned(),
+            times: Some(1),
+        },
+    );
+
+    let first = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["cleanup", "--name", "batch-*", "--yes", "-o", "json"])
+        .run();
+
+    let report = first.assert_code(1).json();
+    assert_eq!(report["summary"]["failures"], 1, "{report}");
+    assert_eq!(report["summary"]["images_deregistered"], 2);
+    assert!(
+        first.stderr.contains("run the same command again"),
+        "{}",
+        first.stderr
+    );
+    let failed: Vec<&Value> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["result"]["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["result"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UnauthorizedOperation")
+    );
+    let left = failed[0]["image_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.image_ids(),
+        std::slice::from_ref(&left),
+        "the others went"
+    );
+    assert_eq!(
+        env.snapshot_ids(),
+        [env.snapshot_of(&left)],
+        "its snapshot was not touched"
+    );
+
+    let second = env
+        .amictl()
+        .args(["cleanup", "--name", "batch-*", "--yes", "-o", "json"])
+        .run();
+
+    assert_eq!(
+        second.assert_code(0).json()["summary"]["images_deregistered"],
+        1
+    );
+    assert!(env.image_ids().is_empty());
+    assert!(env.snapshot_ids().is_empty());
+    assert!(images.contains(&left));
+}
+
+#[test]
+fn a_saved_plan_is_applied_later_skipping_what_changed() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let stays_unused = env.create_image(&instance, "plan-1", &[]);
+    let gets_used = env.create_image(&instance, "plan-2", &[]);
+    let file = std::env::temp_dir().join(format!(
+        "amictl-plan-{}-{}.json",
+        std::process::id(),
+        env.region
+    ));
+
+    let save = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--name",
+            "plan-*",
+            "--save-plan",
+            file.to_str().unwrap(),
+        ])
+        .run();
+    save.assert_code(0);
+    assert_eq!(env.image_ids().len(), 2, "saving a plan changes nothing");
+    env.run_instance_from(&gets_used);
+
+    let apply = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--apply-plan",
+            file.to_str().unwrap(),
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    let report = apply.assert_code(0).json();
+    assert_eq!(entry(&report, &stays_unused)["result"]["status"], "done");
+    assert_eq!(entry(&report, &gets_used)["action"], "keep");
+    assert!(
+        entry(&report, &gets_used)["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("changed since the plan: in use by instance"),
+        "{report}"
+    );
+    assert_eq!(env.image_ids(), [gets_used]);
+    std::fs::remove_file(file).unwrap();
+}
