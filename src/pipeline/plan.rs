@@ -452,14 +452,14 @@ fn newest_of_each_group<'a>(selected: &[&'a Image], policy: &Policy) -> BTreeMap
                 .cmp(&a.creation_date)
                 .then_with(|| b.image_id.cmp(&a.image_id))
         });
+        let newest = match policy.keep {
+            1 => "the newest".to_owned(),
+            n => format!("one of the {n} newest"),
+        };
         for image in members.into_iter().take(policy.keep) {
             kept.insert(
                 image.image_id.as_str(),
-                format!(
-                    "one of the {} newest of {}",
-                    policy.keep,
-                    policy.group_by.describe(&key)
-                ),
+                format!("{newest} of {}", policy.group_by.describe(&key)),
             );
         }
     }
