@@ -9,8 +9,8 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, Owner,
-    Price, Region, Tag,
+    AccountId, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob,
+    NameTemplate, OrgArn, OuArn, Owner, Price, Region, Tag,
 };
 
 #[derive(Debug, Parser)]
@@ -98,6 +98,10 @@ pub enum Command {
         amictl cleanup --older-than 90d --save-plan plan.json && amictl cleanup --apply-plan plan.json --yes"
     )]
     Cleanup(CleanupArgs),
+
+    /// Show and change who may launch images: accounts, organizations, OUs, or everyone
+    #[command(subcommand)]
+    Permissions(PermissionsCommand),
 
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
@@ -285,4 +289,97 @@ pub struct CleanupArgs {
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
+}
+
+/// Launch permission is implicit (the owner always may launch an image), explicit (named
+/// accounts, organizations, OUs) or public (every AWS account).
+#[derive(Debug, Subcommand)]
+pub enum PermissionsCommand {
+    /// Show who may launch the images
+    Show(PermissionsImages),
+
+    /// Let accounts, organizations or OUs launch the images
+    #[command(
+        after_help = "Example:\n  amictl permissions add ami-0123456789abcdef0 --account 111122223333 --snapshots"
+    )]
+    Add(PermissionsChange),
+
+    /// Take launch permission away from accounts, organizations or OUs
+    Remove(PermissionsChange),
+
+    /// Let every AWS account launch the images (needs --yes)
+    #[command(
+        after_help = "Refused when an image has encrypted snapshots (EC2 can't share those publicly) or when \
+        image block public access is on in the region."
+    )]
+    Public(PermissionsPublic),
+
+    /// Take public access away; explicit grants stay
+    Private(PermissionsSimpleChange),
+
+    /// Remove every explicit grant and public access
+    Reset(PermissionsReset),
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsImages {
+    /// The images (ami-…)
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub image_ids: Vec<ImageId>,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsChange {
+    #[command(flatten)]
+    pub images: PermissionsImages,
+
+    /// An AWS account ID (12 digits; repeatable)
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<AccountId>,
+
+    /// An organization ARN (repeatable)
+    #[arg(long = "org", value_name = "ARN")]
+    pub orgs: Vec<OrgArn>,
+
+    /// An organizational unit ARN (repeatable)
+    #[arg(long = "ou", value_name = "ARN")]
+    pub ous: Vec<OuArn>,
+
+    /// Also grant (or revoke) the accounts create-volume permission on the images' snapshots, which they need to copy the images
+    #[arg(long)]
+    pub snapshots: bool,
+
+    /// Ask EC2 whether the change would succeed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsSimpleChange {
+    #[command(flatten)]
+    pub images: PermissionsImages,
+
+    /// Ask EC2 whether the change would succeed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsPublic {
+    #[command(flatten)]
+    pub change: PermissionsSimpleChange,
+
+    /// Yes, every AWS account may launch these images
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsReset {
+    #[command(flatten)]
+    pub change: PermissionsSimpleChange,
+
+    /// Also remove every create-volume permission from the images' snapshots
+    #[arg(long)]
+    pub snapshots: bool,
 }

@@ -113,6 +113,104 @@ impl fmt::Display for AccountId {
     }
 }
 
+impl AccountId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `lowercase letters and digits, between min and max of them`.
+fn is_lower_alnum(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// `arn:<partition>:organizations::<12 digits>:<rest>` → rest.
+fn organizations_arn_rest(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return None;
+    }
+    let rest = rest.strip_prefix("organizations::")?;
+    let (account, rest) = rest.split_once(':')?;
+    account.parse::<AccountId>().ok()?;
+    Some(rest)
+}
+
+fn is_organization_id(s: &str) -> bool {
+    s.strip_prefix("o-")
+        .is_some_and(|id| is_lower_alnum(id, 10, 32))
+}
+
+/// An AWS Organizations organization ARN:
+/// `arn:aws:organizations::<account>:organization/o-<10-32 lowercase letters or digits>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgArn(String);
+
+impl OrgArn {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for OrgArn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = organizations_arn_rest(s)
+            .and_then(|rest| rest.strip_prefix("organization/"))
+            .is_some_and(is_organization_id);
+        if ok {
+            Ok(OrgArn(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not an organization ARN: expected arn:aws:organizations::123456789012:organization/o-exampleorgid",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+/// An AWS Organizations organizational unit ARN:
+/// `arn:aws:organizations::<account>:ou/o-<org id>/ou-<root id>-<ou id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OuArn(String);
+
+impl OuArn {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for OuArn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = organizations_arn_rest(s)
+            .and_then(|rest| rest.strip_prefix("ou/"))
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(org, ou)| {
+                is_organization_id(org)
+                    && ou
+                        .strip_prefix("ou-")
+                        .and_then(|ou| ou.split_once('-'))
+                        .is_some_and(|(root, unit)| {
+                            is_lower_alnum(root, 4, 32) && is_lower_alnum(unit, 8, 32)
+                        })
+            });
+        if ok {
+            Ok(OuArn(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not an organizational unit ARN: expected arn:aws:organizations::123456789012:ou/o-exampleorgid/ou-examplerootid-exampleouid",
+                shorten(s)
+            ))
+        }
+    }
+}
+
 /// Whose images to list: `self`, `amazon`, `aws-marketplace` or an account ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -652,6 +750,32 @@ mod tests {
         assert_eq!("1h 30m".parse::<HumanDuration>().unwrap().0.as_secs(), 5400);
         assert!("0s".parse::<HumanDuration>().is_err());
         assert!("soon".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn organization_and_ou_arns_follow_their_formats() {
+        let org = "arn:aws:organizations::123456789012:organization/o-abcdefghij";
+        let ou = "arn:aws:organizations::123456789012:ou/o-abcdefghij/ou-ab12-cdefgh34";
+        assert!(org.parse::<OrgArn>().is_ok());
+        assert!(ou.parse::<OuArn>().is_ok());
+        assert!(org.parse::<OuArn>().is_err());
+        assert!(ou.parse::<OrgArn>().is_err());
+        for bad in [
+            "arn:aws:organizations::12345:organization/o-abcdefghij",
+            "arn:aws:organizations::123456789012:organization/o-abc",
+            "arn:aws:organizations::123456789012:organization/o-ABCDEFGHIJ",
+            "arn:aws:iam::123456789012:organization/o-abcdefghij",
+            "o-abcdefghij",
+        ] {
+            assert!(bad.parse::<OrgArn>().is_err(), "{bad}");
+        }
+        for bad in [
+            "arn:aws:organizations::123456789012:ou/o-abcdefghij/ou-ab-cdefgh34",
+            "arn:aws:organizations::123456789012:ou/o-abcdefghij",
+            "arn:aws:organizations::123456789012:ou/ou-ab12-cdefgh34",
+        ] {
+            assert!(bad.parse::<OuArn>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod cleanup;
 mod create;
 mod deregister;
 mod describe;
+mod permissions;
 
 use std::time::Duration;
 
@@ -40,5 +41,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&ctx, args).await,
         Command::Deregister(args) => deregister::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
+        Command::Permissions(command) => permissions::run(&ctx, command).await,
     }
 }

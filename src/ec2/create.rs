@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::config::http::HttpResponse;
-use aws_sdk_ec2::config::retry::RetryConfig;
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
-use super::Ec2;
+use super::errors::is_server_side;
+use super::{Ec2, one_try};
 use crate::error::Error;
 use crate::types::{ImageId, InstanceId};
 
@@ -57,9 +56,7 @@ impl Ec2 {
             let first = self
                 .create_image_request(spec, true)
                 .customize()
-                .config_override(
-                    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
-                )
+                .config_override(one_try())
                 .send()
                 .await;
             match first {
@@ -69,7 +66,7 @@ impl Ec2 {
                         snapshot_tags_applied: true,
                     });
                 }
-                Err(err) if is_transient(&err) => {
+                Err(err) if is_server_side(&err) => {
                     tracing::info!(
                         "CreateImage with snapshot tags failed ({err}); trying again without them"
                     );
@@ -153,14 +150,4 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
-}
-
-/// A server error or a failure to get any answer: worth another try.
-fn is_transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        _ => err
-            .raw_response()
-            .is_some_and(|r| r.status().is_server_error()),
-    }
 }

@@ -97,6 +97,16 @@ fn credentials_message(err: &CredentialsError) -> String {
     }
 }
 
+/// A server error, or no answer at all: worth another try, or another way.
+pub(super) fn is_server_side<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        _ => err
+            .raw_response()
+            .is_some_and(|r| r.status().is_server_error()),
+    }
+}
+
 /// The first error of type `T` in the source chain.
 fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut current = Some(err);

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{self as sdk, Filter, ImageAttributeName, PermissionGroup};
+use aws_sdk_ec2::types::{self as sdk, Filter};
 
 use super::Ec2;
 use crate::error::Error;
-use crate::model::{Backing, BlockDevice, Image, LaunchPermissions};
+use crate::model::{Backing, BlockDevice, Image};
 use crate::types::{ImageId, NameGlob, Owner, Tag};
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
@@ -224,34 +224,6 @@ impl Ec2 {
             what: format!("image {}", list.join(", ")),
             region: self.region.clone(),
         }
-    }
-
-    /// Who besides the owner may launch the image. Only the owner may read this.
-    pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions, Error> {
-        let output = self
-            .client
-            .describe_image_attribute()
-            .image_id(image_id)
-            .attribute(ImageAttributeName::LaunchPermission)
-            .send()
-            .await
-            .map_err(|err| self.error("DescribeImageAttribute", &err))?;
-        let mut permissions = LaunchPermissions::default();
-        for grant in output.launch_permissions() {
-            if grant.group() == Some(&PermissionGroup::All) {
-                permissions.public = true;
-            }
-            if let Some(account) = grant.user_id() {
-                permissions.accounts.push(account.to_owned());
-            }
-            if let Some(org) = grant.organization_arn() {
-                permissions.organization_arns.push(org.to_owned());
-            }
-            if let Some(ou) = grant.organizational_unit_arn() {
-                permissions.organizational_unit_arns.push(ou.to_owned());
-            }
-        }
-        Ok(permissions)
     }
 }
 

@@ -9,6 +9,7 @@ mod images;
 mod instances;
 #[cfg(test)]
 pub mod mock;
+mod permissions;
 mod snapshots;
 mod usage;
 
@@ -23,6 +24,7 @@ use aws_sdk_ec2::Client;
 
 pub use create::{CreatedImage, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
+pub use permissions::{Change, Grants, Support};
 pub use snapshots::SnapshotDeletion;
 pub use usage::ImageUsers;
 
@@ -101,6 +103,13 @@ impl Ec2 {
             endpoint: "mock".to_owned(),
         }
     }
+}
+
+/// One try, no retries: for calls some endpoints don't implement (moto answers them with an
+/// HTTP 500, which the SDK would otherwise retry for seconds) and which have another way.
+fn one_try() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
 }
 
 /// `--region`, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's region. The instance

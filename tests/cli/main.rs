@@ -9,3 +9,4 @@ mod create;
 mod deregister;
 mod describe;
 mod global;
+mod permissions;

@@ -424,6 +424,27 @@ impl TestEnv {
             .to_owned()
     }
 
+    /// The accounts a snapshot's create-volume permission names.
+    pub fn snapshot_volume_accounts(&self, snapshot_id: &str) -> Vec<String> {
+        let client = self.client();
+        let snapshot_id = snapshot_id.to_owned();
+        block_on(async move {
+            let output = client
+                .describe_snapshot_attribute()
+                .snapshot_id(snapshot_id)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .send()
+                .await
+                .expect("DescribeSnapshotAttribute");
+            output
+                .create_volume_permissions()
+                .iter()
+                .filter_map(|p| p.user_id())
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+
     /// Terminates an instance.
     pub fn terminate(&self, instance_id: &str) {
         let client = self.client();

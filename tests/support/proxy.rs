@@ -69,6 +69,11 @@ impl Proxy {
         self.lock().actions.iter().filter(|a| *a == action).count()
     }
 
+    /// How many requests arrived at all.
+    pub fn total(&self) -> usize {
+        self.lock().actions.len()
+    }
+
     /// Every request that could have changed something.
     pub fn mutations(&self) -> Vec<String> {
         self.lock()

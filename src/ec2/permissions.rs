@@ -1,0 +1,230 @@
+//! Launch permissions of images, and create-volume permissions of their snapshots.
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType,
+    PermissionGroup, SnapshotAttributeName,
+};
+
+use super::errors::is_server_side;
+use super::{Ec2, one_try};
+use crate::error::Error;
+use crate::model::LaunchPermissions;
+
+/// Grants to add or remove in one ModifyImageAttribute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub public: bool,
+    pub accounts: Vec<String>,
+    pub organization_arns: Vec<String>,
+    pub organizational_unit_arns: Vec<String>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        !self.public
+            && self.accounts.is_empty()
+            && self.organization_arns.is_empty()
+            && self.organizational_unit_arns.is_empty()
+    }
+
+    /// Everything a set of permissions grants: what `reset` removes.
+    pub fn all_of(permissions: &LaunchPermissions) -> Grants {
+        Grants {
+            public: permissions.public,
+            accounts: permissions.accounts.clone(),
+            organization_arns: permissions.organization_arns.clone(),
+            organizational_unit_arns: permissions.organizational_unit_arns.clone(),
+        }
+    }
+
+    fn to_sdk(&self) -> Vec<LaunchPermission> {
+        let mut grants = Vec::new();
+        if self.public {
+            grants.push(
+                LaunchPermission::builder()
+                    .group(PermissionGroup::All)
+                    .build(),
+            );
+        }
+        grants.extend(
+            self.accounts
+                .iter()
+                .map(|a| LaunchPermission::builder().user_id(a).build()),
+        );
+        grants.extend(
+            self.organization_arns
+                .iter()
+                .map(|a| LaunchPermission::builder().organization_arn(a).build()),
+        );
+        grants.extend(self.organizational_unit_arns.iter().map(|a| {
+            LaunchPermission::builder()
+                .organizational_unit_arn(a)
+                .build()
+        }));
+        grants
+    }
+}
+
+/// Whether an endpoint carried out a call that not every endpoint implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Done,
+    /// The endpoint answered with a server error: do it another way.
+    Unsupported,
+}
+
+/// Whether to grant or revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Grant,
+    Revoke,
+}
+
+impl Ec2 {
+    /// Who besides the owner may launch the image. Only the owner may read this.
+    pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions, Error> {
+        let output = self
+            .client
+            .describe_image_attribute()
+            .image_id(image_id)
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|err| self.error("DescribeImageAttribute", &err))?;
+        let mut permissions = LaunchPermissions::default();
+        for grant in output.launch_permissions() {
+            if grant.group() == Some(&PermissionGroup::All) {
+                permissions.public = true;
+            }
+            if let Some(account) = grant.user_id() {
+                permissions.accounts.push(account.to_owned());
+            }
+            if let Some(org) = grant.organization_arn() {
+                permissions.organization_arns.push(org.to_owned());
+            }
+            if let Some(ou) = grant.organizational_unit_arn() {
+                permissions.organizational_unit_arns.push(ou.to_owned());
+            }
+        }
+        Ok(permissions)
+    }
+
+    /// Adds and removes launch permission grants in one ModifyImageAttribute. With `dry_run`,
+    /// EC2 only says whether it would succeed.
+    pub async fn change_launch_permissions(
+        &self,
+        image_id: &str,
+        add: &Grants,
+        remove: &Grants,
+        dry_run: bool,
+    ) -> Result<(), Error> {
+        let mut changes = LaunchPermissionModifications::builder();
+        if !add.is_empty() {
+            changes = changes.set_add(Some(add.to_sdk()));
+        }
+        if !remove.is_empty() {
+            changes = changes.set_remove(Some(remove.to_sdk()));
+        }
+        let result = self
+            .client
+            .modify_image_attribute()
+            .image_id(image_id)
+            .launch_permission(changes.build())
+            .dry_run(dry_run)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if dry_run && err.code() == Some("DryRunOperation") => Ok(()),
+            Err(err) => Err(self.error("ModifyImageAttribute", &err)),
+        }
+    }
+
+    /// ResetImageAttribute on launch permissions: removes every explicit grant and public access.
+    pub async fn reset_launch_permissions(&self, image_id: &str) -> Result<Support, Error> {
+        let result = self
+            .client
+            .reset_image_attribute()
+            .image_id(image_id)
+            .attribute(aws_sdk_ec2::types::ResetImageAttributeName::LaunchPermission)
+            .customize()
+            .config_override(one_try())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Support::Done),
+            Err(err) if is_server_side(&err) => Ok(Support::Unsupported),
+            Err(err) => Err(self.error("ResetImageAttribute", &err)),
+        }
+    }
+
+    /// The region's image block public access state (`block-new-sharing` or `unblocked`), or
+    /// `None` where the endpoint doesn't answer.
+    pub async fn image_block_public_access(&self) -> Result<Option<String>, Error> {
+        let result = self
+            .client
+            .get_image_block_public_access_state()
+            .customize()
+            .config_override(one_try())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.image_block_public_access_state().map(str::to_owned)),
+            Err(err) if is_server_side(&err) => Ok(None),
+            Err(err) => Err(self.error("GetImageBlockPublicAccessState", &err)),
+        }
+    }
+
+    /// The accounts that may create volumes from (and so copy) a snapshot.
+    pub async fn snapshot_volume_permissions(
+        &self,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, Error> {
+        let output = self
+            .client
+            .describe_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .map_err(|err| self.error("DescribeSnapshotAttribute", &err))?;
+        Ok(output
+            .create_volume_permissions()
+            .iter()
+            .filter_map(|p| p.user_id())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Grants or revokes create-volume permission on a snapshot for accounts.
+    pub async fn change_snapshot_volume_permissions(
+        &self,
+        snapshot_id: &str,
+        change: Change,
+        accounts: &[String],
+        dry_run: bool,
+    ) -> Result<(), Error> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(match change {
+                Change::Grant => OperationType::Add,
+                Change::Revoke => OperationType::Remove,
+            })
+            .set_user_ids(Some(accounts.to_vec()))
+            .dry_run(dry_run)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if dry_run && err.code() == Some("DryRunOperation") => Ok(()),
+            Err(err) => Err(self.error("ModifySnapshotAttribute", &err)),
+        }
+    }
+}
