@@ -68,7 +68,10 @@ pub enum Command {
     #[command(
         after_help = "By default EC2 reboots the instance so that its file systems are consistent in the image; \
         --no-reboot skips the reboot, at the cost of guaranteed file-system integrity.\n\n\
+        Without --instance-id, amictl images the EC2 instance it runs on (asking the instance metadata service), \
+        named {instance_name}-{timestamp} unless --name says otherwise.\n\n\
         Examples:\n  \
+        amictl create --no-reboot\n  \
         amictl create --instance-id i-0123456789abcdef0 --name 'web-{date}' --no-reboot\n  \
         amictl create --instance-id i-0123456789abcdef0 --name '{instance_name}-{timestamp}' --tag team=web --wait\n  \
         image=$(amictl -o json create --instance-id i-0123456789abcdef0 --name 'web-{timestamp}' | jq -r .image_id)"
@@ -149,13 +152,13 @@ pub struct DescribeArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The EBS-backed instance to image (i-…)
+    /// The EBS-backed instance to image (i-…) [default: the EC2 instance amictl runs on]
     #[arg(long, value_name = "INSTANCE_ID")]
-    pub instance_id: InstanceId,
+    pub instance_id: Option<InstanceId>,
 
-    /// Image name (3-128 characters); placeholders {date}, {timestamp} (UTC), {instance_id}, {instance_name}
+    /// Image name (3-128 characters); placeholders {date}, {timestamp} (UTC), {instance_id}, {instance_name} [default: {instance_name}-{timestamp}, or {instance_id}-{timestamp} without a Name tag]
     #[arg(long, value_name = "NAME")]
-    pub name: NameTemplate,
+    pub name: Option<NameTemplate>,
 
     /// Image description (up to 255 characters)
     #[arg(long, value_name = "TEXT")]
@@ -193,6 +196,10 @@ pub struct CreateArgs {
     /// Ask EC2 whether the image could be created, without creating it
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Let EC2 reboot this very machine when imaging the instance amictl runs on
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// How the removal commands carry a plan out and count its savings.

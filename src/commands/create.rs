@@ -13,11 +13,12 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::CreateArgs;
+use crate::ec2::ThisInstance;
 use crate::ec2::{CreatedImage, ImageSpec};
 use crate::error::Error;
 use crate::model::{Image, Instance};
-use crate::output::{Printer, Render, elapsed, yes_no};
-use crate::types::{ImageId, Placeholder};
+use crate::output::{self, Printer, Render, elapsed, yes_no};
+use crate::types::{ImageId, InstanceId, Placeholder};
 
 /// How often to look at a pending image, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -43,8 +44,38 @@ impl WaitPolicy {
 /// How long to look for the snapshot IDs of an image when they must be tagged afterwards.
 const SNAPSHOT_IDS_TIMEOUT: Duration = Duration::from_mins(2);
 
-pub async fn run(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
-    let outcome = create(ctx, &args, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
+/// The instance to image: named with `--instance-id`, or the machine amictl runs on.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub instance_id: InstanceId,
+    /// Found through the instance metadata service: imaging it may reboot this very machine.
+    pub this_machine: bool,
+}
+
+impl Target {
+    pub fn new(args: &CreateArgs, this_instance: Option<&ThisInstance>) -> Option<Target> {
+        match (&args.instance_id, this_instance) {
+            (Some(id), _) => Some(Target {
+                instance_id: id.clone(),
+                this_machine: false,
+            }),
+            (None, Some(this)) => Some(Target {
+                instance_id: this.instance_id.clone(),
+                this_machine: true,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+pub async fn run(ctx: &Context, args: CreateArgs, target: Target) -> anyhow::Result<()> {
+    let outcome = create(
+        ctx,
+        &args,
+        &target,
+        WaitPolicy::with_timeout(args.wait_timeout.0),
+    )
+    .await?;
     ctx.printer.print(&outcome.result)?;
     match outcome.failure {
         Some(failure) => Err(failure.into()),
@@ -93,30 +124,28 @@ impl Render for Created {
     }
 }
 
-async fn create(ctx: &Context, args: &CreateArgs, policy: WaitPolicy) -> Result<Outcome, Error> {
-    for tag in args.tags.iter().chain(&args.snapshot_tags) {
-        if tag.key.starts_with("aws:") {
-            return Err(Error::Usage(format!(
-                "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
-                tag.key
-            )));
-        }
+async fn create(
+    ctx: &Context,
+    args: &CreateArgs,
+    target: &Target,
+    policy: WaitPolicy,
+) -> Result<Outcome, Error> {
+    check_tag_keys(args)?;
+    if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
+        confirm_rebooting_this_machine(&target.instance_id)?;
     }
     let started = ctx.printer.now();
     let ec2 = &ctx.ec2;
 
-    let instance = ec2.describe_instance(&args.instance_id).await?;
+    let instance = ec2.describe_instance(&target.instance_id).await?;
     check_can_be_imaged(&instance)?;
-    let name = args
-        .name
-        .expand(|placeholder| placeholder_value(placeholder, &instance, started))
-        .map_err(Error::Usage)?;
+    let name = image_name(args, &instance, started, &ctx.printer)?;
     if let Some(existing) = ec2.own_images_named(&name).await?.first() {
         return Err(duplicate_name(&name, existing));
     }
 
     let spec = ImageSpec {
-        instance_id: args.instance_id.clone(),
+        instance_id: target.instance_id.clone(),
         name,
         description: args.description.as_ref().map(|d| d.as_str().to_owned()),
         no_reboot: args.no_reboot,
@@ -127,7 +156,7 @@ async fn create(ctx: &Context, args: &CreateArgs, policy: WaitPolicy) -> Result<
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
     };
-    announce_reboot(&ctx.printer, args);
+    announce_reboot(&ctx.printer, args, target);
     let mut result = Created {
         image_id: None,
         name: spec.name.clone(),
@@ -194,6 +223,48 @@ async fn create(ctx: &Context, args: &CreateArgs, policy: WaitPolicy) -> Result<
     Ok(Outcome { result, failure })
 }
 
+/// AWS reserves tag keys that start with `aws:`.
+fn check_tag_keys(args: &CreateArgs) -> Result<(), Error> {
+    match args
+        .tags
+        .iter()
+        .chain(&args.snapshot_tags)
+        .find(|t| t.key.starts_with("aws:"))
+    {
+        Some(tag) => Err(Error::Usage(format!(
+            "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
+            tag.key
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `--name` with its placeholders filled in; without `--name`, the instance's Name tag (or
+/// ID) and a timestamp, said on stderr.
+fn image_name(
+    args: &CreateArgs,
+    instance: &Instance,
+    now: Timestamp,
+    printer: &Printer,
+) -> Result<String, Error> {
+    let default = if instance.name().is_some() {
+        "{instance_name}-{timestamp}"
+    } else {
+        "{instance_id}-{timestamp}"
+    };
+    let template = match &args.name {
+        Some(template) => template.clone(),
+        None => default.parse().map_err(Error::Usage)?,
+    };
+    let name = template
+        .expand(|placeholder| placeholder_value(placeholder, instance, now))
+        .map_err(Error::Usage)?;
+    if args.name.is_none() {
+        printer.note(format!("image name: {name}"));
+    }
+    Ok(name)
+}
+
 /// Only an existing, EBS-backed instance can be imaged with CreateImage.
 fn check_can_be_imaged(instance: &Instance) -> Result<(), Error> {
     let id = &instance.instance_id;
@@ -253,12 +324,42 @@ fn image_tags(instance: &Instance, args: &CreateArgs) -> BTreeMap<String, String
     tags
 }
 
-fn announce_reboot(printer: &Printer, args: &CreateArgs) {
-    let id = &args.instance_id;
+/// Without `--yes`, a person at a terminal is asked before EC2 reboots the machine they are
+/// on; anything else is refused with nothing sent.
+fn confirm_rebooting_this_machine(id: &InstanceId) -> Result<(), Error> {
+    let refusal = format!(
+        "EC2 reboots the instance it images, and {id} is this very machine: pass --yes to let it reboot \
+         (sessions on it will drop), or --no-reboot (the image's file-system integrity is then not guaranteed)"
+    );
+    if !output::can_ask() {
+        return Err(Error::Usage(refusal));
+    }
+    match output::ask(&format!(
+        "EC2 will reboot this very machine ({id}) to image it, and your session will drop. Go ahead?"
+    )) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Usage("nothing was created".to_owned())),
+        Err(err) => Err(Error::Usage(format!(
+            "could not read an answer ({err}); {refusal}"
+        ))),
+    }
+}
+
+fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
+    let id = &target.instance_id;
     let would = if args.dry_run { "would" } else { "will" };
     if args.no_reboot {
+        let which = if target.this_machine {
+            format!("this very machine ({id})")
+        } else {
+            format!("instance {id}")
+        };
         printer.warn(format!(
-            "--no-reboot: instance {id} keeps running while it is imaged, so the file-system integrity of the image is not guaranteed"
+            "--no-reboot: {which} keeps running while it is imaged, so the file-system integrity of the image is not guaranteed"
+        ));
+    } else if target.this_machine {
+        printer.warn(format!(
+            "EC2 {would} reboot this very machine ({id}) so that its file systems are consistent in the image; sessions on it will drop"
         ));
     } else {
         printer.note(format!(
@@ -490,6 +591,13 @@ mod tests {
         }
     }
 
+    fn target() -> Target {
+        Target {
+            instance_id: INSTANCE.parse().unwrap(),
+            this_machine: false,
+        }
+    }
+
     fn context(rules: &[&Rule]) -> Context {
         Context {
             ec2: mock_ec2(RuleMode::MatchAny, rules),
@@ -564,7 +672,7 @@ mod tests {
             &create_image,
         ]);
 
-        let err = create(&ctx, &args(&[]), fast_policy())
+        let err = create(&ctx, &args(&[]), &target(), fast_policy())
             .await
             .err()
             .expect("refused");
@@ -601,7 +709,7 @@ mod tests {
             &lookups,
         ]);
 
-        let outcome = create(&ctx, &args(&["--wait"]), fast_policy())
+        let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
             .await
             .expect("created");
 
@@ -631,7 +739,7 @@ mod tests {
             &pending,
         ]);
 
-        let outcome = create(&ctx, &args(&["--wait"]), fast_policy())
+        let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
             .await
             .expect("created");
 
@@ -675,7 +783,7 @@ mod tests {
             });
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &lookup, &duplicate]);
 
-        let outcome = create(&ctx, &args(&[]), fast_policy())
+        let outcome = create(&ctx, &args(&[]), &target(), fast_policy())
             .await
             .expect("adopted");
 
@@ -705,7 +813,7 @@ mod tests {
             .build();
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &duplicate]);
 
-        let err = create(&ctx, &args(&[]), fast_policy())
+        let err = create(&ctx, &args(&[]), &target(), fast_policy())
             .await
             .err()
             .expect("a duplicate");

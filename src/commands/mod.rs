@@ -10,7 +10,8 @@ mod permissions;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command};
-use crate::ec2::{ConnectOptions, Ec2};
+use crate::ec2::{self, ConnectOptions, Ec2};
+use crate::error::Error;
 use crate::output::Printer;
 
 /// How long DeleteSnapshot may keep saying "in use" by an image this run just deregistered
@@ -27,10 +28,17 @@ pub struct Context {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     let printer = Printer::new(global.output, global.color, global.quiet);
+    // `create` without --instance-id images the machine amictl runs on: the metadata service
+    // says which, and in which region, before anything else is asked.
+    let this_instance = match &cli.command {
+        Command::Create(args) if args.instance_id.is_none() => Some(ec2::this_instance().await?),
+        _ => None,
+    };
     let options = ConnectOptions {
         region: global.region,
         profile: global.profile,
         endpoint_url: global.endpoint_url,
+        fallback_region: this_instance.as_ref().map(|this| this.region.clone()),
     };
     let ctx = Context {
         ec2: Ec2::connect(&options).await?,
@@ -38,7 +46,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Cleanup(args) => cleanup::run(&ctx, args).await,
-        Command::Create(args) => create::run(&ctx, args).await,
+        Command::Create(args) => {
+            let target = create::Target::new(&args, this_instance.as_ref())
+                .ok_or_else(|| Error::Usage("create needs --instance-id".to_owned()))?;
+            create::run(&ctx, args, target).await
+        }
         Command::Deregister(args) => deregister::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Permissions(command) => permissions::run(&ctx, command).await,

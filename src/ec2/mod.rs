@@ -7,6 +7,7 @@ mod create;
 mod errors;
 mod images;
 mod instances;
+mod metadata;
 #[cfg(test)]
 pub mod mock;
 mod permissions;
@@ -24,6 +25,7 @@ use aws_sdk_ec2::Client;
 
 pub use create::{CreatedImage, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
+pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, Support};
 pub use snapshots::SnapshotDeletion;
 pub use usage::ImageUsers;
@@ -44,6 +46,9 @@ pub struct ConnectOptions {
     pub region: Option<Region>,
     pub profile: Option<String>,
     pub endpoint_url: Option<EndpointUrl>,
+    /// The region to use when neither `--region`, the environment nor the profile names one
+    /// (e.g. the instance metadata service's).
+    pub fallback_region: Option<Region>,
 }
 
 /// An EC2 client bound to one region, with what error messages need to name.
@@ -125,6 +130,9 @@ async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
     let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(profile.build());
     let Some(found) = chain.region().await else {
+        if let Some(region) = &options.fallback_region {
+            return Ok(region.clone());
+        }
         return Err(Error::Usage(
             "no AWS region: pass --region (e.g. --region us-east-1), set AWS_REGION, or set region in your AWS profile"
                 .to_owned(),

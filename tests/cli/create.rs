@@ -1,6 +1,8 @@
 //! `amictl create` against moto.
 
-use crate::support::{TestEnv, Tripwire, tag_map};
+use crate::support::metadata::Metadata;
+use crate::support::proxy::Proxy;
+use crate::support::{TestEnv, Tripwire, refused_url, tag_map};
 
 #[test]
 fn creates_a_tagged_image_with_tagged_snapshots_and_warns_about_integrity() {
@@ -249,7 +251,6 @@ fn bad_input_exits_2_before_any_request() {
             ],
             "--wait",
         ),
-        (&["--name", "ok-1"], "--instance-id"),
     ];
 
     for (args, expected) in cases {
@@ -396,4 +397,119 @@ fn dry_run_asks_ec2_and_creates_nothing() {
     assert!(result["image_id"].is_null());
     assert!(run.stderr.contains("nothing was created"), "{}", run.stderr);
     assert!(env.own_images().is_empty(), "nothing was created");
+}
+
+/// amictl on "the instance itself": metadata names the instance and the region; no region
+/// in the environment.
+fn on_the_instance(env: &TestEnv, metadata: &Metadata) -> crate::support::Amictl {
+    env.amictl()
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url())
+}
+
+#[test]
+fn on_an_instance_create_no_reboot_images_that_instance_under_its_name_and_a_timestamp() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(Some("build-box"));
+    let metadata = Metadata::start(&instance, &env.region);
+
+    let run = on_the_instance(&env, &metadata)
+        .args(["create", "--no-reboot"])
+        .run();
+
+    run.assert_code(0);
+    let images = env.own_images();
+    assert_eq!(images.len(), 1, "{}", run.stderr);
+    let image = &images[0];
+    assert_eq!(image.source_instance_id(), Some(instance.as_str()));
+    let name = image.name().unwrap();
+    let stamp = name
+        .strip_prefix("build-box-")
+        .expect("named after the Name tag");
+    assert_eq!(stamp.len(), "20261128-053622".len(), "{name}");
+    assert!(
+        run.stdout.contains(image.image_id().unwrap()),
+        "prints the ID: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(&format!("image name: {name}")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("this very machine"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("file-system integrity"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn without_a_name_tag_the_default_name_is_the_instance_id_and_a_timestamp() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let metadata = Metadata::start(&instance, &env.region);
+
+    let run = on_the_instance(&env, &metadata)
+        .args(["-o", "json", "create", "--no-reboot"])
+        .run();
+
+    let name = run.assert_code(0).json()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.starts_with(&format!("{instance}-")), "{name}");
+}
+
+#[test]
+fn off_ec2_create_without_an_instance_id_exits_2_fast_with_a_hint() {
+    let env = TestEnv::new();
+    let nowhere = refused_url();
+
+    let silent = env
+        .amictl()
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &nowhere)
+        .args(["create", "--no-reboot"])
+        .run();
+    let disabled = env.amictl().args(["create", "--no-reboot"]).run();
+
+    for run in [silent, disabled] {
+        run.assert_code(2);
+        assert!(run.elapsed.as_secs_f64() < 2.0, "took {:?}", run.elapsed);
+        assert!(run.stderr.contains("pass --instance-id"), "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    }
+    assert!(env.own_images().is_empty());
+}
+
+#[test]
+fn rebooting_this_machine_needs_yes_off_a_terminal() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(Some("build-box"));
+    let metadata = Metadata::start(&instance, &env.region);
+    let proxy = Proxy::start(&env.endpoint);
+
+    let refused = on_the_instance(&env, &metadata)
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["create"])
+        .run();
+    let sent_when_refused = proxy.total();
+    let agreed = on_the_instance(&env, &metadata)
+        .args(["-o", "json", "create", "--yes"])
+        .run();
+
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    assert_eq!(sent_when_refused, 0, "nothing was sent");
+    let created = agreed.assert_code(0).json();
+    assert_eq!(created["no_reboot"], false);
+    assert!(
+        agreed.stderr.contains("reboot this very machine"),
+        "{}",
+        agreed.stderr
+    );
+    assert_eq!(env.own_images().len(), 1);
 }

@@ -5,6 +5,7 @@
 //! sees another's images while the suite pays for one server start, not one per test.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod metadata;
 pub mod proxy;
 
 use std::collections::BTreeMap;
