@@ -45,6 +45,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<EndpointUrl>,
 
+    /// Attempts per AWS request, retries included [default: 10, or AWS_MAX_ATTEMPTS]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
+
+    /// Give up on one AWS request, retries included, after this long (e.g. 30s, 2m) [default: 1m]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<HumanDuration>,
+
     /// Result format: a table for people, or one JSON document for programs
     #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -39,6 +39,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         profile: global.profile,
         endpoint_url: global.endpoint_url,
         fallback_region: this_instance.as_ref().map(|this| this.region.clone()),
+        max_attempts: global.max_attempts,
+        timeout: global.timeout.map(|t| t.0),
     };
     let ctx = Context {
         ec2: Ec2::connect(&options).await?,

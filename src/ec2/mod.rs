@@ -11,6 +11,7 @@ mod metadata;
 #[cfg(test)]
 pub mod mock;
 mod permissions;
+mod retry;
 mod snapshots;
 mod usage;
 
@@ -20,6 +21,7 @@ use aws_config::BehaviorVersion;
 use aws_config::environment::region::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
 
@@ -35,10 +37,10 @@ use crate::types::{EndpointUrl, Region};
 
 /// A connection attempt that gets no answer gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One attempt of one request; a hung endpoint costs this much per attempt, not minutes.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// One request, all its retries included.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(90);
+/// One attempt of one request: a hung endpoint costs this much per attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// One request, all its retries included, unless `--timeout` says otherwise.
+const OPERATION_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// Where and as whom to connect, as the user asked (the global options).
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,10 @@ pub struct ConnectOptions {
     /// The region to use when neither `--region`, the environment nor the profile names one
     /// (e.g. the instance metadata service's).
     pub fallback_region: Option<Region>,
+    /// `--max-attempts`: attempts per request, retries included.
+    pub max_attempts: Option<u32>,
+    /// `--timeout`: the budget of one request, retries included.
+    pub timeout: Option<Duration>,
 }
 
 /// An EC2 client bound to one region, with what error messages need to name.
@@ -66,15 +72,28 @@ impl Ec2 {
     /// credentials are looked up lazily, on the first call.
     pub async fn connect(options: &ConnectOptions) -> Result<Ec2, Error> {
         let region = resolve_region(options).await?;
+        let operation_timeout = options.timeout.unwrap_or(OPERATION_TIMEOUT);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.as_str().to_owned()))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(operation_timeout))
+                    .operation_timeout(operation_timeout)
                     .build(),
             );
+        // --max-attempts wins; else AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, which aws-config reads;
+        // else amictl's default for bulk work.
+        let from_environment = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+        match options.max_attempts {
+            Some(attempts) => loader = loader.retry_config(RetryConfig::standard().with_max_attempts(attempts)),
+            None if !from_environment => {
+                loader = loader.retry_config(RetryConfig::standard().with_max_attempts(retry::DEFAULT_MAX_ATTEMPTS));
+            }
+            None => {}
+        }
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
@@ -82,9 +101,17 @@ impl Ec2 {
             loader = loader.endpoint_url(url.as_str());
         }
         let config = loader.load().await;
+        let ec2 = aws_sdk_ec2::config::Builder::from(&config)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&config)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
         Ok(Ec2 {
-            client: Client::new(&config),
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
+            client: Client::from_conf(ec2),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
             endpoint: endpoint_for_messages(options, &region),
             region: region.as_str().to_owned(),
         })

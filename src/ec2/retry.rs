@@ -1,0 +1,57 @@
+//! How amictl retries: enough for bulk work under EC2's throttling, and no retries for what
+//! can't succeed on retry.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
+
+/// Attempts per request unless `--max-attempts` or AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say
+/// otherwise. The SDK's default of 3 gives up too soon when a cleanup of thousands of images
+/// meets EC2's request limits (DeregisterImage and DeleteSnapshot refill at about 5 a second).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// The retry quota every request of a run draws from. The SDK's default (500 tokens, 5 per
+/// throttled retry) runs dry after about a hundred throttled retries; bulk work needs more.
+/// It stays a client-side limit: a run that only ever fails stops retrying.
+pub fn partition() -> RetryPartition {
+    RetryPartition::custom("amictl")
+        .token_bucket(TokenBucket::new(25_000))
+        .build()
+}
+
+/// A refused connection means nothing listens at the endpoint: retrying only delays the
+/// error. (Dropped connections, timeouts, 5xx and throttling are still retried.)
+#[derive(Debug, Default)]
+pub struct RefusedConnectionIsFinal;
+
+impl ClassifyRetry for RefusedConnectionIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(connector) = err.as_connector_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let mut cause: Option<&(dyn StdError + 'static)> = Some(connector);
+        while let Some(current) = cause {
+            if current
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                return RetryAction::RetryForbidden;
+            }
+            cause = current.source();
+        }
+        RetryAction::NoActionIndicated
+    }
+
+    fn name(&self) -> &'static str {
+        "amictl: a refused connection is final"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
