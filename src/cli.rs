@@ -19,7 +19,7 @@ use crate::types::{
     version,
     about = "The whole life of an Amazon Machine Image: create, describe, share, deregister, clean up",
     long_about = None,
-    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error (nothing was sent).\n\
+    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error (nothing was sent), 130 interrupted.\n\
                   Credentials come from the standard AWS chain: environment, profiles, SSO, web identity, instance metadata."
 )]
 pub struct Cli {
@@ -38,7 +38,7 @@ pub struct GlobalArgs {
     pub region: Option<Region>,
 
     /// Named profile from the AWS config and credentials files [default: AWS_PROFILE or "default"]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub profile: Option<String>,
 
     /// EC2 endpoint to talk to, e.g. a local test server [env AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL]

@@ -16,7 +16,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Usage errors exit 2 here, before the runtime starts or any credentials are looked up.
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return output::usage_error(&err),
+    };
     logging::init(cli.global.verbose, cli.global.quiet);
 
     let runtime = match tokio::runtime::Builder::new_current_thread()

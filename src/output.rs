@@ -247,6 +247,36 @@ pub fn can_ask() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// A command line clap refused: help and version as clap prints them; errors as one line
+/// naming the option and what is wrong (with clap's suggestion, if it has one), exit 2.
+pub fn usage_error(err: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines();
+    let first: Vec<&str> = lines
+        .by_ref()
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    let tips: Vec<&str> = lines
+        .map(str::trim)
+        .filter(|l| l.starts_with("tip:"))
+        .collect();
+    let mut message = first.join(" ");
+    for tip in tips {
+        message.push_str(&format!(" ({tip})"));
+    }
+    eprintln!("{message}");
+    std::process::ExitCode::from(crate::error::EXIT_USAGE)
+}
+
 /// The error that ended the run, on stderr whatever `--quiet` says.
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err:#}");

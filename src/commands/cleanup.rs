@@ -10,9 +10,8 @@ use crate::cli::CleanupArgs;
 use crate::error::Error;
 use crate::model::Image;
 use crate::output;
-use crate::pipeline::execute::{Execution, execute};
 use crate::pipeline::plan::{Plan, Policy, plan, recheck};
-use crate::pipeline::read_inventory;
+use crate::pipeline::{carry_out, read_inventory};
 use crate::types::{ImageId, NameGlob, Tag};
 
 pub async fn run(ctx: &Context, args: CleanupArgs) -> anyhow::Result<()> {
@@ -39,23 +38,14 @@ pub async fn run(ctx: &Context, args: CleanupArgs) -> anyhow::Result<()> {
     if plan.has_work() && !args.yes {
         confirm(ctx, &plan)?;
     }
-    let steps = plan.images.len() + plan.snapshots().count();
-    let counter = ctx.printer.counter(steps, "cleaning up");
-    let how = Execution {
-        concurrency: usize::from(args.execution.concurrency),
-        in_use_patience: super::IN_USE_PATIENCE,
-    };
-    execute(&ctx.ec2, &mut plan, how, &counter).await;
-    counter.finish();
-    plan.summarize(args.execution.snapshot_price.0);
-    ctx.printer.print(&plan)?;
-    if plan.summary.failures > 0 {
-        return Err(Error::Failed(format!(
-            "{} step(s) failed (see RESULT); run the same command again to finish the job",
-            plan.summary.failures
-        ))
-        .into());
-    }
+    carry_out(
+        &ctx.ec2,
+        &ctx.printer,
+        &mut plan,
+        &args.execution,
+        "cleaning up",
+    )
+    .await?;
     Ok(())
 }
 

@@ -4,9 +4,8 @@ use super::Context;
 use crate::cli::DeregisterArgs;
 use crate::error::Error;
 use crate::model::Image;
-use crate::pipeline::execute::{Execution, execute};
 use crate::pipeline::plan::{ImageAction, Policy, plan};
-use crate::pipeline::read_inventory;
+use crate::pipeline::{carry_out, read_inventory};
 use crate::types::ImageId;
 
 pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
@@ -43,31 +42,25 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
     let mut plan = plan(&inventory, &selected, &policy);
     plan.dry_run = args.dry_run;
 
-    if !args.dry_run {
-        let steps = plan.images.len() + plan.snapshots().count();
-        let counter = ctx.printer.counter(steps, "deregistering");
-        let how = Execution {
-            concurrency: usize::from(args.execution.concurrency),
-            in_use_patience: super::IN_USE_PATIENCE,
-        };
-        execute(&ctx.ec2, &mut plan, how, &counter).await;
-        counter.finish();
+    if args.dry_run {
+        plan.summarize(args.execution.snapshot_price.0);
+        ctx.printer.print(&plan)?;
+    } else {
+        carry_out(
+            &ctx.ec2,
+            &ctx.printer,
+            &mut plan,
+            &args.execution,
+            "deregistering",
+        )
+        .await?;
     }
-    plan.summarize(args.execution.snapshot_price.0);
-    ctx.printer.print(&plan)?;
 
     let refused = plan
         .images
         .iter()
         .filter(|i| i.action == ImageAction::Keep)
         .count();
-    if plan.summary.failures > 0 {
-        return Err(Error::Failed(format!(
-            "{} step(s) failed (see RESULT); run the same command again to finish the job",
-            plan.summary.failures
-        ))
-        .into());
-    }
     if refused > 0 {
         return Err(Error::Failed(format!(
             "{refused} image(s) were not deregistered (see REASON)"

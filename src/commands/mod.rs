@@ -7,16 +7,10 @@ mod deregister;
 mod describe;
 mod permissions;
 
-use std::time::Duration;
-
 use crate::cli::{Cli, Command};
 use crate::ec2::{self, ConnectOptions, Ec2};
 use crate::error::Error;
 use crate::output::Printer;
-
-/// How long DeleteSnapshot may keep saying "in use" by an image this run just deregistered
-/// before the snapshot is reported as kept (EC2 is eventually consistent).
-const IN_USE_PATIENCE: Duration = Duration::from_mins(2);
 
 /// What every command runs with: the EC2 client of its region and the printer.
 pub struct Context {

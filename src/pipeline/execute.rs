@@ -5,14 +5,51 @@
 //! snapshot is never deleted before its image's DeregisterImage succeeded.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
-use crate::output::Counter;
+use crate::output::{Counter, Printer};
 use crate::types::ImageId;
+
+/// Ctrl-C while a plan is carried out: the first stops new work and lets the requests in
+/// flight end (the report then says what was done and what was not); the second quits at once.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    stopped: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    /// Starts listening for Ctrl-C.
+    pub fn watch(printer: &Printer) -> Interrupt {
+        let interrupt = Interrupt::default();
+        let stopped = Arc::clone(&interrupt.stopped);
+        let printer = printer.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            stopped.store(true, Ordering::SeqCst);
+            printer.note("interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
+            }
+        });
+        interrupt
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+fn interrupted() -> Outcome {
+    Outcome::NotAttempted("interrupted; run the same command again to finish".to_owned())
+}
 
 /// How to carry a plan out.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +63,13 @@ pub struct Execution {
 
 /// Carries out the plan's deregistrations and deletions, recording each result in it.
 /// Keeps going after a failure: every failure is recorded, nothing is left half-said.
-pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Counter) {
+pub async fn execute(
+    ec2: &Ec2,
+    plan: &mut Plan,
+    how: Execution,
+    counter: &Counter,
+    interrupt: &Interrupt,
+) {
     let concurrency = how.concurrency.max(1);
 
     let images: Vec<(usize, String)> = plan
@@ -38,6 +81,9 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         .collect();
     let results: Vec<(usize, Outcome)> = futures::stream::iter(images)
         .map(|(n, id)| async move {
+            if interrupt.is_stopped() {
+                return (n, interrupted());
+            }
             let outcome = match ec2.deregister_image(&id).await {
                 Ok(Deregistered::Now) => Outcome::Done,
                 Ok(Deregistered::AlreadyGone) => Outcome::AlreadyGone,
@@ -64,6 +110,9 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         .map(|id| {
             let gone = &gone;
             async move {
+                if interrupt.is_stopped() {
+                    return (id, interrupted());
+                }
                 let outcome = delete_with_patience(ec2, &id, gone, how.in_use_patience).await;
                 counter.inc();
                 (id, outcome)
@@ -82,6 +131,7 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         {
             snapshot.result = Some(match results.get(&snapshot.snapshot_id) {
                 Some(outcome) => outcome.clone(),
+                None if interrupt.is_stopped() => interrupted(),
                 None if image_gone => Outcome::NotAttempted(
                     "another image that uses it was not deregistered".to_owned(),
                 ),
@@ -216,7 +266,14 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &quiet_counter(),
+            &Interrupt::default(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::Done));
@@ -247,7 +304,14 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &quiet_counter(),
+            &Interrupt::default(),
+        )
+        .await;
 
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
         assert_eq!(delete.num_calls(), 2);
@@ -266,7 +330,14 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &quiet_counter(),
+            &Interrupt::default(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
@@ -292,7 +363,14 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &quiet_counter(),
+            &Interrupt::default(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));

@@ -13,10 +13,53 @@ pub mod execute;
 pub mod plan;
 mod report;
 
+use crate::cli::ExecutionArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::model::Image;
-use plan::Inventory;
+use crate::output::Printer;
+use execute::{Execution, Interrupt, execute};
+use plan::{Inventory, Plan};
+
+/// How long DeleteSnapshot may keep saying "in use" by an image this run just deregistered
+/// before the snapshot is reported as kept (EC2 is eventually consistent).
+const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_mins(2);
+
+/// Carries the plan out (a progress bar on a terminal; Ctrl-C stops cleanly), prints the
+/// report, and says how the run ended: interrupted (130), with failures (1), or done.
+pub async fn carry_out(
+    ec2: &Ec2,
+    printer: &Printer,
+    plan: &mut Plan,
+    args: &ExecutionArgs,
+    what: &str,
+) -> Result<(), Error> {
+    let steps = plan.images.len() + plan.snapshots().count();
+    let counter = printer.counter(steps, what);
+    let how = Execution {
+        concurrency: usize::from(args.concurrency),
+        in_use_patience: IN_USE_PATIENCE,
+    };
+    let interrupt = Interrupt::watch(printer);
+    execute(ec2, plan, how, &counter, &interrupt).await;
+    counter.finish();
+    plan.summarize(args.snapshot_price.0);
+    printer
+        .print(plan)
+        .map_err(|e| Error::Failed(format!("cannot print the report: {e}")))?;
+    if interrupt.is_stopped() {
+        return Err(Error::Interrupted(
+            "interrupted: the report says what was done and what was not; run the same command again to finish".to_owned(),
+        ));
+    }
+    if plan.summary.failures > 0 {
+        return Err(Error::Failed(format!(
+            "{} step(s) failed (see RESULT); run the same command again to finish the job",
+            plan.summary.failures
+        )));
+    }
+    Ok(())
+}
 
 /// Completes the inventory around the account's images: what uses the candidate images,
 /// and with `orphans` the account's snapshots, read concurrently.

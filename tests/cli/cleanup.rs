@@ -288,15 +288,7 @@ fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
         .map(|n| env.create_image(&instance, &format!("batch-{n}"), &[]))
         .collect();
     let proxy = Proxy::start(&env.endpoint);
-    proxy.fail(
-        "DeregisterImage",
-        Fault {
-            status: 400,
-            code: "UnauthorizedOperation".to_owned(),
-            message: "You are not authorized to perform this operation.".to_owned(),
-            times: Some(1),
-        },
-    );
+    proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
 
     let first = env
         .amictl()

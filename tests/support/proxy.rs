@@ -9,15 +9,106 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
-/// A scripted answer to an action instead of moto's.
+/// What the proxy does to a request instead of forwarding it.
+#[derive(Debug, Clone)]
+pub enum Misbehaviour {
+    /// Answers with an EC2 error.
+    Error {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Closes the connection without an answer.
+    Drop,
+    /// Forwards the request after this long.
+    Delay(Duration),
+}
+
+/// A scripted misbehaviour for one action.
 #[derive(Debug, Clone)]
 pub struct Fault {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-    /// How many requests it answers before moto answers again; `None`: all of them.
+    pub what: Misbehaviour,
+    /// Which requests: every `every`-th one (1: all), counting from the first.
+    pub every: usize,
+    /// At most this many times; `None`: as long as the proxy runs.
     pub times: Option<usize>,
+    seen: usize,
+}
+
+impl Fault {
+    /// Every request of the action gets `what`.
+    pub fn always(what: Misbehaviour) -> Fault {
+        Fault {
+            what,
+            every: 1,
+            times: None,
+            seen: 0,
+        }
+    }
+
+    /// Every `n`-th request (the 1st, the n+1-th …) gets `what`.
+    pub fn every(n: usize, what: Misbehaviour) -> Fault {
+        Fault {
+            what,
+            every: n,
+            times: None,
+            seen: 0,
+        }
+    }
+
+    /// The first `n` requests get `what`.
+    pub fn first(n: usize, what: Misbehaviour) -> Fault {
+        Fault {
+            what,
+            every: 1,
+            times: Some(n),
+            seen: 0,
+        }
+    }
+
+    /// EC2's throttling answer.
+    pub fn throttled() -> Misbehaviour {
+        Misbehaviour::Error {
+            status: 503,
+            code: "RequestLimitExceeded".to_owned(),
+            message: "Request limit exceeded.".to_owned(),
+        }
+    }
+
+    /// EC2's internal error.
+    pub fn internal_error() -> Misbehaviour {
+        Misbehaviour::Error {
+            status: 500,
+            code: "InternalError".to_owned(),
+            message: "An internal error has occurred".to_owned(),
+        }
+    }
+
+    /// EC2's refusal for lack of permission: not worth retrying.
+    pub fn unauthorized() -> Misbehaviour {
+        Misbehaviour::Error {
+            status: 403,
+            code: "UnauthorizedOperation".to_owned(),
+            message: "You are not authorized to perform this operation.".to_owned(),
+        }
+    }
+
+    /// Whether this request is one to misbehave on; counts it.
+    fn applies(&mut self) -> bool {
+        let index = self.seen;
+        self.seen += 1;
+        let chosen = index % self.every.max(1) == 0;
+        match &mut self.times {
+            Some(0) => false,
+            Some(left) if chosen => {
+                *left -= 1;
+                true
+            }
+            _ => chosen,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -120,7 +211,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     reader.read_exact(&mut body)?;
     let action = form_value(&String::from_utf8_lossy(&body), "Action").unwrap_or_default();
 
-    let fault = {
+    let misbehaviour = {
         let mut state = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -128,28 +219,28 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         state
             .faults
             .get_mut(&action)
-            .and_then(|fault| match &mut fault.times {
-                Some(0) => None,
-                Some(n) => {
-                    *n -= 1;
-                    Some(fault.clone())
-                }
-                None => Some(fault.clone()),
-            })
+            .and_then(|fault| fault.applies().then(|| fault.what.clone()))
     };
     let mut client = client;
-    if let Some(fault) = fault {
-        let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>",
-            fault.code, fault.message
-        );
-        write!(
-            client,
-            "HTTP/1.1 {} Fault\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-            fault.status,
-            xml.len()
-        )?;
-        return client.flush();
+    match misbehaviour {
+        Some(Misbehaviour::Error {
+            status,
+            code,
+            message,
+        }) => {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
+            );
+            write!(
+                client,
+                "HTTP/1.1 {status} Fault\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            return client.flush();
+        }
+        Some(Misbehaviour::Drop) => return client.shutdown(std::net::Shutdown::Both),
+        Some(Misbehaviour::Delay(pause)) => thread::sleep(pause),
+        None => {}
     }
 
     let mut server = TcpStream::connect(upstream)?;
