@@ -271,7 +271,7 @@ pub fn usage_error(err: &clap::Error) -> std::process::ExitCode {
         .collect();
     let mut message = first.join(" ");
     for tip in tips {
-        message.push_str(&format!(" ({tip})"));
+        message = format!("{message} ({tip})");
     }
     eprintln!("{message}");
     std::process::ExitCode::from(crate::error::EXIT_USAGE)

@@ -89,7 +89,7 @@ impl Ec2 {
             .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
         match options.max_attempts {
             Some(attempts) => {
-                loader = loader.retry_config(RetryConfig::standard().with_max_attempts(attempts))
+                loader = loader.retry_config(RetryConfig::standard().with_max_attempts(attempts));
             }
             None if !from_environment => {
                 loader = loader.retry_config(

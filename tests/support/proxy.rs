@@ -99,7 +99,7 @@ impl Fault {
     fn applies(&mut self) -> bool {
         let index = self.seen;
         self.seen += 1;
-        let chosen = index % self.every.max(1) == 0;
+        let chosen = index.is_multiple_of(self.every.max(1));
         match &mut self.times {
             Some(0) => false,
             Some(left) if chosen => {
