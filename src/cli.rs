@@ -9,8 +9,8 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    AccountId, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob,
-    NameTemplate, OrgArn, OuArn, Owner, Price, Region, Tag,
+    AccountId, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn, OuArn,
+    Owner, Price, Region, Tag,
 };
 
 #[derive(Debug, Parser)]
@@ -193,12 +193,7 @@ pub struct CreateArgs {
     pub wait: bool,
 
     /// Give up waiting after this long (e.g. 90s, 45m, 2h)
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "60m",
-        requires = "wait"
-    )]
+    #[arg(long, value_name = "DURATION", default_value = "60m", requires = "wait")]
     pub wait_timeout: HumanDuration,
 
     /// Ask EC2 whether the image could be created, without creating it

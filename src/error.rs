@@ -21,9 +21,7 @@ pub enum Error {
     NotFound { what: String, region: String },
 
     /// The endpoint could not be reached or did not answer in time.
-    #[error(
-        "cannot reach the EC2 endpoint {endpoint} ({detail}); check --endpoint-url, --region and the network"
-    )]
+    #[error("cannot reach the EC2 endpoint {endpoint} ({detail}); check --endpoint-url, --region and the network")]
     Unreachable { endpoint: String, detail: String },
 
     /// No credentials were found, or AWS refused the ones given.

@@ -22,10 +22,7 @@ fn main() -> ExitCode {
     };
     logging::init(cli.global.verbose, cli.global.quiet);
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             output::print_error(&anyhow::Error::new(err).context("cannot start the async runtime"));

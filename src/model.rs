@@ -106,11 +106,7 @@ pub enum ImageUser {
     /// A non-terminated instance running from it.
     Instance(String),
     /// The default or latest version of a launch template naming it.
-    LaunchTemplate {
-        id: String,
-        name: String,
-        version: i64,
-    },
+    LaunchTemplate { id: String, name: String, version: i64 },
     /// An Auto Scaling launch configuration naming it.
     LaunchConfiguration(String),
 }
@@ -148,9 +144,7 @@ impl Snapshot {
             description.strip_prefix("Copied for DestinationAmi ")?
         };
         let id = rest.split_whitespace().next()?;
-        id.parse::<crate::types::ImageId>()
-            .ok()
-            .map(|id| id.to_string())
+        id.parse::<crate::types::ImageId>().ok().map(|id| id.to_string())
     }
 }
 
@@ -167,9 +161,9 @@ impl Image {
             Some("ebs") => Backing::Ebs,
             Some("instance-store") => Backing::InstanceStore,
             _ => {
-                let root = devices.iter().find(|d| {
-                    d.device_name.is_some() && d.device_name.as_deref() == root_device_name
-                });
+                let root = devices
+                    .iter()
+                    .find(|d| d.device_name.is_some() && d.device_name.as_deref() == root_device_name);
                 match root {
                     Some(d) if d.is_ebs() => Backing::Ebs,
                     Some(_) => Backing::InstanceStore,
@@ -194,10 +188,7 @@ pub struct Instance {
 impl Instance {
     /// The instance's Name tag.
     pub fn name(&self) -> Option<&str> {
-        self.tags
-            .get("Name")
-            .map(String::as_str)
-            .filter(|n| !n.is_empty())
+        self.tags.get("Name").map(String::as_str).filter(|n| !n.is_empty())
     }
 }
 
@@ -277,8 +268,7 @@ mod tests {
             description: Some(description.to_owned()),
         };
         assert_eq!(
-            snapshot("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0")
-                .made_for_image(),
+            snapshot("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0").made_for_image(),
             Some("ami-0123456789abcdef0".to_owned())
         );
         assert_eq!(

@@ -152,9 +152,7 @@ impl Printer {
         let shown = !self.quiet && total > 0 && std::io::stderr().is_terminal();
         let bar = shown.then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
-            {
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})") {
                 bar.set_style(style);
             }
             bar.set_message(what.to_owned());
@@ -211,9 +209,9 @@ impl Progress {
             ProgressStyle::Silent => {}
             ProgressStyle::Terminal(bar) => bar.set_message(message.to_owned()),
             ProgressStyle::Lines { last } => {
-                let due = last.as_ref().is_none_or(|(seen, at)| {
-                    seen != state || at.elapsed() >= Duration::from_mins(1)
-                });
+                let due = last
+                    .as_ref()
+                    .is_none_or(|(seen, at)| seen != state || at.elapsed() >= Duration::from_mins(1));
                 if due {
                     eprintln!("{message}");
                     *last = Some((state.to_owned(), Instant::now()));
@@ -236,10 +234,7 @@ pub fn ask(question: &str) -> std::io::Result<bool> {
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Whether a person is there to answer a question: stdin and stderr are terminals.
@@ -253,22 +248,14 @@ pub fn usage_error(err: &clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         err.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         err.exit();
     }
     let rendered = err.render().to_string();
     let mut lines = rendered.lines();
-    let first: Vec<&str> = lines
-        .by_ref()
-        .take_while(|l| !l.trim().is_empty())
-        .collect();
-    let tips: Vec<&str> = lines
-        .map(str::trim)
-        .filter(|l| l.starts_with("tip:"))
-        .collect();
+    let first: Vec<&str> = lines.by_ref().take_while(|l| !l.trim().is_empty()).collect();
+    let tips: Vec<&str> = lines.map(str::trim).filter(|l| l.starts_with("tip:")).collect();
     let mut message = first.join(" ");
     for tip in tips {
         message = format!("{message} ({tip})");
@@ -286,19 +273,13 @@ fn use_color(choice: ColorChoice, stdout_is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        ColorChoice::Auto => stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 
 /// `2024-05-01 12:00` and how long ago, e.g. `2024-05-01 12:00 (3d ago)`.
 pub fn date_and_age(when: Timestamp, now: Timestamp) -> String {
-    format!(
-        "{} ({} ago)",
-        when.strftime("%Y-%m-%d %H:%M"),
-        age(when, now)
-    )
+    format!("{} ({} ago)", when.strftime("%Y-%m-%d %H:%M"), age(when, now))
 }
 
 /// A rough age in the largest unit that fits: `45m`, `5h`, `12d`, `7mo`, `3y`.

@@ -13,8 +13,7 @@ use serde::Serialize;
 const MAX_VALUE_LEN: usize = 1024;
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// An AMI ID: `ami-` followed by 8 or 17 lowercase hex digits.
@@ -99,10 +98,7 @@ impl FromStr for AccountId {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
-                "'{}' is not an AWS account ID: expected 12 digits",
-                shorten(s)
-            ))
+            Err(format!("'{}' is not an AWS account ID: expected 12 digits", shorten(s)))
         }
     }
 }
@@ -121,9 +117,7 @@ impl AccountId {
 
 /// `lowercase letters and digits, between min and max of them`.
 fn is_lower_alnum(s: &str, min: usize, max: usize) -> bool {
-    (min..=max).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// `arn:<partition>:organizations::<12 digits>:<rest>` → rest.
@@ -140,8 +134,7 @@ fn organizations_arn_rest(s: &str) -> Option<&str> {
 }
 
 fn is_organization_id(s: &str) -> bool {
-    s.strip_prefix("o-")
-        .is_some_and(|id| is_lower_alnum(id, 10, 32))
+    s.strip_prefix("o-").is_some_and(|id| is_lower_alnum(id, 10, 32))
 }
 
 /// An AWS Organizations organization ARN:
@@ -196,9 +189,7 @@ impl FromStr for OuArn {
                     && ou
                         .strip_prefix("ou-")
                         .and_then(|ou| ou.split_once('-'))
-                        .is_some_and(|(root, unit)| {
-                            is_lower_alnum(root, 4, 32) && is_lower_alnum(unit, 8, 32)
-                        })
+                        .is_some_and(|(root, unit)| is_lower_alnum(root, 4, 32) && is_lower_alnum(unit, 8, 32))
             });
         if ok {
             Ok(OuArn(s.to_owned()))
@@ -265,10 +256,7 @@ impl FromStr for Tag {
             return Err(format!("'{}' is not a tag: expected KEY=VALUE", shorten(s)));
         };
         if key.is_empty() {
-            return Err(format!(
-                "'{}' has an empty tag key: expected KEY=VALUE",
-                shorten(s)
-            ));
+            return Err(format!("'{}' has an empty tag key: expected KEY=VALUE", shorten(s)));
         }
         if key.chars().count() > 128 {
             return Err("tag key is longer than 128 characters".to_owned());
@@ -315,9 +303,7 @@ impl FromStr for NameGlob {
             return Err("the name pattern is empty: give a glob such as 'web-*'".to_owned());
         }
         if s.len() > MAX_VALUE_LEN {
-            return Err(format!(
-                "the name pattern is longer than {MAX_VALUE_LEN} characters"
-            ));
+            return Err(format!("the name pattern is longer than {MAX_VALUE_LEN} characters"));
         }
         let glob = globset::GlobBuilder::new(s)
             .literal_separator(false)
@@ -390,10 +376,7 @@ pub struct NameTemplate {
 
 impl NameTemplate {
     /// Fills the placeholders in with `value` and checks the result against EC2's rules.
-    pub fn expand(
-        &self,
-        value: impl Fn(Placeholder) -> Result<String, String>,
-    ) -> Result<String, String> {
+    pub fn expand(&self, value: impl Fn(Placeholder) -> Result<String, String>) -> Result<String, String> {
         let mut name = String::new();
         for part in &self.parts {
             match part {
@@ -415,23 +398,14 @@ impl FromStr for NameTemplate {
         let mut rest = s;
         while let Some(open) = rest.find(['{', '}']) {
             if rest[open..].starts_with('}') {
-                return Err(format!(
-                    "the name '{}' has a '}}' without its '{{'",
-                    shorten(s)
-                ));
+                return Err(format!("the name '{}' has a '}}' without its '{{'", shorten(s)));
             }
             let Some(close) = rest[open..].find('}') else {
-                return Err(format!(
-                    "the name '{}' has a '{{' without its '}}'",
-                    shorten(s)
-                ));
+                return Err(format!("the name '{}' has a '{{' without its '}}'", shorten(s)));
             };
             let key = &rest[open + 1..open + close];
             let Some((_, placeholder)) = Placeholder::ALL.iter().find(|(n, _)| *n == key) else {
-                return Err(format!(
-                    "unknown placeholder {{{key}}} in the name; use {}",
-                    known()
-                ));
+                return Err(format!("unknown placeholder {{{key}}} in the name; use {}", known()));
             };
             if open > 0 {
                 parts.push(NamePart::Text(rest[..open].to_owned()));
@@ -459,10 +433,7 @@ impl FromStr for NameTemplate {
                 ));
             }
             if text.chars().count() > 128 {
-                return Err(format!(
-                    "the image name '{}' is longer than 128 characters",
-                    shorten(s)
-                ));
+                return Err(format!("the image name '{}' is longer than 128 characters", shorten(s)));
             }
         } else {
             check_image_name(&text)?;
@@ -651,8 +622,7 @@ mod tests {
 
     #[test]
     fn image_ids_are_found_in_ec2_messages() {
-        let found =
-            ImageId::find_in("The image id '[ami-1234abcd, ami-0123456789abcdef0]' does not exist");
+        let found = ImageId::find_in("The image id '[ami-1234abcd, ami-0123456789abcdef0]' does not exist");
         let found: Vec<&str> = found.iter().map(ImageId::as_str).collect();
         assert_eq!(found, ["ami-1234abcd", "ami-0123456789abcdef0"]);
     }
@@ -660,10 +630,7 @@ mod tests {
     #[test]
     fn owners_are_keywords_or_account_ids() {
         assert_eq!("self".parse::<Owner>().unwrap(), Owner::Me);
-        assert_eq!(
-            "123456789012".parse::<Owner>().unwrap().as_api_value(),
-            "123456789012"
-        );
+        assert_eq!("123456789012".parse::<Owner>().unwrap().as_api_value(), "123456789012");
         assert!("12345".parse::<Owner>().is_err());
         assert!("me".parse::<Owner>().is_err());
     }
@@ -805,18 +772,10 @@ mod tests {
     #[test]
     fn endpoint_urls_need_http_and_a_host() {
         assert_eq!(
-            "http://127.0.0.1:5000/"
-                .parse::<EndpointUrl>()
-                .unwrap()
-                .as_str(),
+            "http://127.0.0.1:5000/".parse::<EndpointUrl>().unwrap().as_str(),
             "http://127.0.0.1:5000"
         );
-        for bad in [
-            "127.0.0.1:5000",
-            "ftp://example.com",
-            "http://",
-            "not a url",
-        ] {
+        for bad in ["127.0.0.1:5000", "ftp://example.com", "http://", "not a url"] {
             assert!(bad.parse::<EndpointUrl>().is_err(), "{bad:?} was accepted");
         }
     }

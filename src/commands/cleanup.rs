@@ -38,14 +38,7 @@ pub async fn run(ctx: &Context, args: CleanupArgs) -> anyhow::Result<()> {
     if plan.has_work() && !args.yes {
         confirm(ctx, &plan)?;
     }
-    carry_out(
-        &ctx.ec2,
-        &ctx.printer,
-        &mut plan,
-        &args.execution,
-        "cleaning up",
-    )
-    .await?;
+    carry_out(&ctx.ec2, &ctx.printer, &mut plan, &args.execution, "cleaning up").await?;
     Ok(())
 }
 
@@ -83,11 +76,7 @@ impl Selection {
     }
 
     fn selects_images(&self) -> bool {
-        self.all
-            || !self.ids.is_empty()
-            || self.name.is_some()
-            || !self.tags.is_empty()
-            || self.older_than.is_some()
+        self.all || !self.ids.is_empty() || self.name.is_some() || !self.tags.is_empty() || self.older_than.is_some()
     }
 
     /// Every given criterion must hold; `--exclude-tag` takes images out again.
@@ -173,11 +162,7 @@ async fn new_plan(ctx: &Context, args: &CleanupArgs) -> Result<Plan, Error> {
     Ok(plan(&inventory, &selected, &policy))
 }
 
-async fn saved_plan_rechecked(
-    ctx: &Context,
-    file: &Path,
-    allow_in_use: bool,
-) -> Result<Plan, Error> {
+async fn saved_plan_rechecked(ctx: &Context, file: &Path, allow_in_use: bool) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::Usage(format!("cannot read the plan {}: {e}", file.display())))?;
     let saved: Plan = serde_json::from_str(&text).map_err(|e| {
@@ -188,19 +173,12 @@ async fn saved_plan_rechecked(
     })?;
     let images = ctx.ec2.all_own_images().await?;
     let candidates: Vec<String> = saved.images.iter().map(|i| i.image_id.clone()).collect();
-    let inventory = read_inventory(
-        &ctx.ec2,
-        images,
-        &candidates,
-        !saved.orphan_snapshots.is_empty(),
-    )
-    .await?;
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, !saved.orphan_snapshots.is_empty()).await?;
     Ok(recheck(&saved, &inventory, allow_in_use))
 }
 
 fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
-    let json = serde_json::to_string_pretty(plan)
-        .map_err(|e| Error::Failed(format!("cannot write the plan: {e}")))?;
+    let json = serde_json::to_string_pretty(plan).map_err(|e| Error::Failed(format!("cannot write the plan: {e}")))?;
     std::fs::write(file, json + "\n")
         .map_err(|e| Error::Failed(format!("cannot write the plan to {}: {e}", file.display())))
 }
@@ -242,8 +220,7 @@ mod tests {
             name: Some("app-*".parse().unwrap()),
             tags: vec!["env=ci".parse().unwrap()],
             exclude_tags: vec!["keep=yes".parse().unwrap()],
-            older_than: older_than
-                .map(|d| SignedDuration::try_from(humantime::parse_duration(d).unwrap()).unwrap()),
+            older_than: older_than.map(|d| SignedDuration::try_from(humantime::parse_duration(d).unwrap()).unwrap()),
             ..Selection::default()
         }
     }
@@ -252,10 +229,7 @@ mod tests {
         let mut image = Image::for_tests("ami-12345678");
         image.name = Some(name.to_owned());
         image.creation_date = Some(created.parse().unwrap());
-        image.tags = tags
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        image.tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         image
     }
 
@@ -271,10 +245,7 @@ mod tests {
             !pick.matches(&image("app-1", yesterday, &[("env", "ci")]), now),
             "too young"
         );
-        assert!(
-            !pick.matches(&image("db-1", old, &[("env", "ci")]), now),
-            "wrong name"
-        );
+        assert!(!pick.matches(&image("db-1", old, &[("env", "ci")]), now), "wrong name");
         assert!(
             !pick.matches(&image("app-1", old, &[("env", "prod")]), now),
             "wrong tag"
@@ -283,26 +254,17 @@ mod tests {
             !pick.matches(&image("app-1", old, &[("env", "ci"), ("keep", "yes")]), now),
             "excluded"
         );
-        assert_eq!(
-            pick.reason(),
-            "name matches app-*, tagged env=ci, older than 30days"
-        );
+        assert_eq!(pick.reason(), "name matches app-*, tagged env=ci, older than 30days");
     }
 
     #[test]
     fn orphans_alone_select_no_image() {
         let nothing = Selection::default();
-        assert!(!nothing.matches(
-            &image("app-1", "2026-01-01T00:00:00Z", &[]),
-            Timestamp::now()
-        ));
+        assert!(!nothing.matches(&image("app-1", "2026-01-01T00:00:00Z", &[]), Timestamp::now()));
         let all = Selection {
             all: true,
             ..Selection::default()
         };
-        assert!(all.matches(
-            &image("app-1", "2026-01-01T00:00:00Z", &[]),
-            Timestamp::now()
-        ));
+        assert!(all.matches(&image("app-1", "2026-01-01T00:00:00Z", &[]), Timestamp::now()));
     }
 }

@@ -69,13 +69,7 @@ impl Target {
 }
 
 pub async fn run(ctx: &Context, args: CreateArgs, target: Target) -> anyhow::Result<()> {
-    let outcome = create(
-        ctx,
-        &args,
-        &target,
-        WaitPolicy::with_timeout(args.wait_timeout.0),
-    )
-    .await?;
+    let outcome = create(ctx, &args, &target, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
     ctx.printer.print(&outcome.result)?;
     match outcome.failure {
         Some(failure) => Err(failure.into()),
@@ -124,12 +118,7 @@ impl Render for Created {
     }
 }
 
-async fn create(
-    ctx: &Context,
-    args: &CreateArgs,
-    target: &Target,
-    policy: WaitPolicy,
-) -> Result<Outcome, Error> {
+async fn create(ctx: &Context, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
     check_tag_keys(args)?;
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
         confirm_rebooting_this_machine(&target.instance_id)?;
@@ -173,17 +162,12 @@ async fn create(
         ec2.create_image_dry_run(&spec).await?;
         ctx.printer
             .note("dry run: EC2 says the image can be created; nothing was created");
-        return Ok(Outcome {
-            result,
-            failure: None,
-        });
+        return Ok(Outcome { result, failure: None });
     }
 
     let created = match ec2.create_image(&spec).await {
         Ok(created) => created,
-        Err(err) if err.aws_code() == Some("InvalidAMIName.Duplicate") => {
-            adopt_retried(ctx, &spec, started).await?
-        }
+        Err(err) if err.aws_code() == Some("InvalidAMIName.Duplicate") => adopt_retried(ctx, &spec, started).await?,
         Err(err) => return Err(err),
     };
     let image_id = created.image_id.clone();
@@ -210,9 +194,7 @@ async fn create(
         match ec2.image(&image_id).await {
             Ok(Some(image)) => result.update_from(&image),
             Ok(None) => {}
-            Err(err) => ctx
-                .printer
-                .warn(format!("could not read the new image back: {err}")),
+            Err(err) => ctx.printer.warn(format!("could not read the new image back: {err}")),
         }
     }
     if failure.is_none() && !created.snapshot_tags_applied {
@@ -241,12 +223,7 @@ fn check_tag_keys(args: &CreateArgs) -> Result<(), Error> {
 
 /// `--name` with its placeholders filled in; without `--name`, the instance's Name tag (or
 /// ID) and a timestamp, said on stderr.
-fn image_name(
-    args: &CreateArgs,
-    instance: &Instance,
-    now: Timestamp,
-    printer: &Printer,
-) -> Result<String, Error> {
+fn image_name(args: &CreateArgs, instance: &Instance, now: Timestamp, printer: &Printer) -> Result<String, Error> {
     let default = if instance.name().is_some() {
         "{instance_name}-{timestamp}"
     } else {
@@ -283,11 +260,7 @@ fn check_can_be_imaged(instance: &Instance) -> Result<(), Error> {
     Ok(())
 }
 
-fn placeholder_value(
-    placeholder: Placeholder,
-    instance: &Instance,
-    now: Timestamp,
-) -> Result<String, String> {
+fn placeholder_value(placeholder: Placeholder, instance: &Instance, now: Timestamp) -> Result<String, String> {
     match placeholder {
         Placeholder::Date => Ok(now.strftime("%Y-%m-%d").to_string()),
         Placeholder::Timestamp => Ok(now.strftime("%Y%m%d-%H%M%S").to_string()),
@@ -339,9 +312,7 @@ fn confirm_rebooting_this_machine(id: &InstanceId) -> Result<(), Error> {
     )) {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::Usage("nothing was created".to_owned())),
-        Err(err) => Err(Error::Usage(format!(
-            "could not read an answer ({err}); {refusal}"
-        ))),
+        Err(err) => Err(Error::Usage(format!("could not read an answer ({err}); {refusal}"))),
     }
 }
 
@@ -371,11 +342,7 @@ fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
 /// CreateImage has no idempotency token: when the SDK retried a CreateImage whose first try
 /// did succeed, the retry meets the image that try made. Same instance, seconds old: that is
 /// this call's image, not someone else's.
-async fn adopt_retried(
-    ctx: &Context,
-    spec: &ImageSpec,
-    started: Timestamp,
-) -> Result<CreatedImage, Error> {
+async fn adopt_retried(ctx: &Context, spec: &ImageSpec, started: Timestamp) -> Result<CreatedImage, Error> {
     let images = ctx.ec2.own_images_named(&spec.name).await?;
     let since = started - SignedDuration::from_mins(2);
     let ours = images.iter().find(|image| {
@@ -413,10 +380,7 @@ async fn tag_snapshots_later(
 ) -> Result<(), Error> {
     if result.snapshot_ids.is_empty() {
         let policy = WaitPolicy::with_timeout(SNAPSHOT_IDS_TIMEOUT);
-        let end = watch_image(ctx, &created.image_id, policy, |image| {
-            !image.snapshot_ids.is_empty()
-        })
-        .await?;
+        let end = watch_image(ctx, &created.image_id, policy, |image| !image.snapshot_ids.is_empty()).await?;
         if let Some(image) = &end.image {
             result.update_from(image);
         }
@@ -476,10 +440,7 @@ async fn watch_image(
                     &state,
                     &format!("waiting for {id}: {state}, {}", elapsed(start.elapsed())),
                 );
-                let how = if matches!(
-                    state.as_str(),
-                    "failed" | "error" | "invalid" | "deregistered"
-                ) {
+                let how = if matches!(state.as_str(), "failed" | "error" | "invalid" | "deregistered") {
                     Some(Ending::Failed)
                 } else if done(&image) {
                     Some(Ending::Done)
@@ -520,10 +481,7 @@ async fn watch_image(
         interval = (interval * 2).min(policy.max_poll);
     };
     progress.finish();
-    Ok(WaitEnd {
-        how: end,
-        image: last,
-    })
+    Ok(WaitEnd { how: end, image: last })
 }
 
 /// The error a wait that did not end in `done` exits with, after the result is printed.
@@ -573,16 +531,9 @@ mod tests {
 
     fn args(extra: &[&str]) -> CreateArgs {
         let cli = Cli::try_parse_from(
-            [
-                "amictl",
-                "create",
-                "--instance-id",
-                INSTANCE,
-                "--name",
-                "web-1",
-            ]
-            .iter()
-            .chain(extra),
+            ["amictl", "create", "--instance-id", INSTANCE, "--name", "web-1"]
+                .iter()
+                .chain(extra),
         )
         .expect("valid arguments");
         match cli.command {
@@ -643,11 +594,7 @@ mod tests {
             .state(sdk::ImageState::from(state))
             .source_instance_id(INSTANCE)
             .creation_date(created.to_string())
-            .state_reason(
-                sdk::StateReason::builder()
-                    .message("snapshot copy failed")
-                    .build(),
-            )
+            .state_reason(sdk::StateReason::builder().message("snapshot copy failed").build())
             .build()
     }
 
@@ -659,8 +606,7 @@ mod tests {
     }
 
     fn created() -> Rule {
-        mock!(Client::create_image)
-            .then_output(|| CreateImageOutput::builder().image_id(IMAGE).build())
+        mock!(Client::create_image).then_output(|| CreateImageOutput::builder().image_id(IMAGE).build())
     }
 
     #[tokio::test]
@@ -679,8 +625,7 @@ mod tests {
 
         assert!(matches!(err, Error::Failed(_)), "{err:?}");
         assert!(
-            err.to_string()
-                .contains("only EBS-backed instances can be imaged"),
+            err.to_string().contains("only EBS-backed instances can be imaged"),
             "{err}"
         );
         assert_eq!(create_image.num_calls(), 0, "nothing was created");
@@ -702,12 +647,7 @@ mod tests {
                     .build()
             })
             .build();
-        let ctx = context(&[
-            &instance(sdk::DeviceType::Ebs),
-            &no_image_named(),
-            &created(),
-            &lookups,
-        ]);
+        let ctx = context(&[&instance(sdk::DeviceType::Ebs), &no_image_named(), &created(), &lookups]);
 
         let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
             .await
@@ -732,12 +672,7 @@ mod tests {
                     .images(image(IMAGE, "pending", Timestamp::now()))
                     .build()
             });
-        let ctx = context(&[
-            &instance(sdk::DeviceType::Ebs),
-            &no_image_named(),
-            &created(),
-            &pending,
-        ]);
+        let ctx = context(&[&instance(sdk::DeviceType::Ebs), &no_image_named(), &created(), &pending]);
 
         let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
             .await
@@ -828,20 +763,13 @@ mod tests {
             instance_id: INSTANCE.to_owned(),
             state: Some("running".to_owned()),
             root_device_type: Some("ebs".to_owned()),
-            tags: [
-                ("Name", "web"),
-                ("team", "old"),
-                ("aws:cloudformation:stack-name", "s"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+            tags: [("Name", "web"), ("team", "old"), ("aws:cloudformation:stack-name", "s")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         };
 
-        let tags = image_tags(
-            &instance,
-            &args(&["--copy-instance-tags", "--tag", "team=web"]),
-        );
+        let tags = image_tags(&instance, &args(&["--copy-instance-tags", "--tag", "team=web"]));
 
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(tags, [("Name", "web"), ("team", "web")]);

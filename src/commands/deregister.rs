@@ -18,10 +18,7 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         .collect();
     if !missing.is_empty() {
         return Err(Error::NotFound {
-            what: format!(
-                "image {} (among this account's own images)",
-                missing.join(", ")
-            ),
+            what: format!("image {} (among this account's own images)", missing.join(", ")),
             region: ctx.ec2.region().to_owned(),
         }
         .into());
@@ -46,26 +43,12 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         plan.summarize(args.execution.snapshot_price.0);
         ctx.printer.print(&plan)?;
     } else {
-        carry_out(
-            &ctx.ec2,
-            &ctx.printer,
-            &mut plan,
-            &args.execution,
-            "deregistering",
-        )
-        .await?;
+        carry_out(&ctx.ec2, &ctx.printer, &mut plan, &args.execution, "deregistering").await?;
     }
 
-    let refused = plan
-        .images
-        .iter()
-        .filter(|i| i.action == ImageAction::Keep)
-        .count();
+    let refused = plan.images.iter().filter(|i| i.action == ImageAction::Keep).count();
     if refused > 0 {
-        return Err(Error::Failed(format!(
-            "{refused} image(s) were not deregistered (see REASON)"
-        ))
-        .into());
+        return Err(Error::Failed(format!("{refused} image(s) were not deregistered (see REASON)")).into());
     }
     Ok(())
 }

@@ -70,9 +70,7 @@ enum View {
 impl Render for Described {
     fn tables(&self, printer: &Printer) -> Vec<Table> {
         match (&self.view, self.images.as_slice()) {
-            (View::Detail { permissions, price }, [image]) => {
-                detail_tables(printer, image, permissions, *price)
-            }
+            (View::Detail { permissions, price }, [image]) => detail_tables(printer, image, permissions, *price),
             _ if self.images.is_empty() => Vec::new(),
             _ => vec![list_table(printer, &self.images)],
         }
@@ -149,17 +147,10 @@ fn detail_tables(
         ("Backing", image.backing.explanation().to_owned()),
         ("Root device", dash(image.root_device_name.as_deref())),
         ("Architecture", dash(image.architecture.as_deref())),
-        (
-            "Launch permissions",
-            launch_permissions_text(image, permissions),
-        ),
+        ("Launch permissions", launch_permissions_text(image, permissions)),
         (
             "Size",
-            format!(
-                "{} GiB in {} snapshot(s)",
-                image.size_gib,
-                image.snapshot_ids.len()
-            ),
+            format!("{} GiB in {} snapshot(s)", image.size_gib, image.snapshot_ids.len()),
         ),
         ("Snapshot storage", storage_cost_text(image, price)),
         ("Tags", tags),
@@ -171,10 +162,7 @@ fn detail_tables(
         ),
     ];
     for (key, value) in rows {
-        table.add_row(vec![
-            printer.colored(key, None),
-            printer.colored(value, None),
-        ]);
+        table.add_row(vec![printer.colored(key, None), printer.colored(value, None)]);
     }
 
     let mut devices = printer.table(&[
@@ -190,9 +178,7 @@ fn detail_tables(
         devices.add_row(vec![
             dash(device.device_name.as_deref()),
             dash(device.snapshot_id.as_deref()),
-            device
-                .volume_size_gib
-                .map_or_else(|| "-".to_owned(), |g| g.to_string()),
+            device.volume_size_gib.map_or_else(|| "-".to_owned(), |g| g.to_string()),
             dash(device.volume_type.as_deref()),
             yes_no(device.encrypted).to_owned(),
             yes_no(device.delete_on_termination).to_owned(),
@@ -222,14 +208,8 @@ fn state_color(state: Option<&str>) -> Option<Color> {
 }
 
 /// The three kinds of launch permission: implicit (owner), explicit (grants), public.
-fn launch_permissions_text(
-    image: &Image,
-    permissions: &Result<LaunchPermissions, String>,
-) -> String {
-    let owner = format!(
-        "owner {} (implicit)",
-        image.owner_id.as_deref().unwrap_or("unknown")
-    );
+fn launch_permissions_text(image: &Image, permissions: &Result<LaunchPermissions, String>) -> String {
+    let owner = format!("owner {} (implicit)", image.owner_id.as_deref().unwrap_or("unknown"));
     let permissions = match permissions {
         Ok(p) => p,
         Err(why) => {

@@ -61,16 +61,9 @@ impl Request {
                             .to_owned(),
                     ));
                 }
-                simple(
-                    public.change.images,
-                    Action::Public,
-                    false,
-                    public.change.dry_run,
-                )
+                simple(public.change.images, Action::Public, false, public.change.dry_run)
             }
-            PermissionsCommand::Private(change) => {
-                simple(change.images, Action::Private, false, change.dry_run)
-            }
+            PermissionsCommand::Private(change) => simple(change.images, Action::Private, false, change.dry_run),
             PermissionsCommand::Reset(reset) => simple(
                 reset.change.images,
                 Action::Reset,
@@ -81,17 +74,10 @@ impl Request {
     }
 }
 
-fn targets(
-    change: PermissionsChange,
-    verb: &str,
-) -> Result<(PermissionsImages, Grants, bool, bool), Error> {
+fn targets(change: PermissionsChange, verb: &str) -> Result<(PermissionsImages, Grants, bool, bool), Error> {
     let grants = Grants {
         public: false,
-        accounts: change
-            .accounts
-            .iter()
-            .map(|a| a.as_str().to_owned())
-            .collect(),
+        accounts: change.accounts.iter().map(|a| a.as_str().to_owned()).collect(),
         organization_arns: change.orgs.iter().map(|a| a.as_str().to_owned()).collect(),
         organizational_unit_arns: change.ous.iter().map(|a| a.as_str().to_owned()).collect(),
     };
@@ -151,9 +137,7 @@ async fn change(ctx: &Context, request: Request) -> Result<(Shown, Vec<String>),
         }
         match ctx.ec2.launch_permissions(&image.image_id).await {
             Ok(permissions) => shown.push(ImagePermissions::new(image, permissions)),
-            Err(err) => failures.push(format!(
-                "{id}: cannot read its launch permissions back: {err}"
-            )),
+            Err(err) => failures.push(format!("{id}: cannot read its launch permissions back: {err}")),
         }
     }
     if request.dry_run && failures.is_empty() {
@@ -217,13 +201,11 @@ async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Er
     match &request.action {
         Action::Show => Ok(()),
         Action::Add(grants) => {
-            ec2.change_launch_permissions(id, grants, &none, dry_run)
-                .await?;
+            ec2.change_launch_permissions(id, grants, &none, dry_run).await?;
             change_snapshots(ctx, request, image, Change::Grant, &grants.accounts).await
         }
         Action::Remove(grants) => {
-            ec2.change_launch_permissions(id, &none, grants, dry_run)
-                .await?;
+            ec2.change_launch_permissions(id, &none, grants, dry_run).await?;
             change_snapshots(ctx, request, image, Change::Revoke, &grants.accounts).await
         }
         Action::Public => {
@@ -243,29 +225,22 @@ async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Er
                 public: true,
                 ..Grants::default()
             };
-            ec2.change_launch_permissions(id, &public, &none, dry_run)
-                .await
+            ec2.change_launch_permissions(id, &public, &none, dry_run).await
         }
         Action::Private => {
             let public = Grants {
                 public: true,
                 ..Grants::default()
             };
-            ec2.change_launch_permissions(id, &none, &public, dry_run)
-                .await
+            ec2.change_launch_permissions(id, &none, &public, dry_run).await
         }
         Action::Reset => {
             reset(ctx, id, dry_run).await?;
             if request.snapshots {
                 for snapshot in &image.snapshot_ids {
                     let accounts = ec2.snapshot_volume_permissions(snapshot).await?;
-                    ec2.change_snapshot_volume_permissions(
-                        snapshot,
-                        Change::Revoke,
-                        &accounts,
-                        dry_run,
-                    )
-                    .await?;
+                    ec2.change_snapshot_volume_permissions(snapshot, Change::Revoke, &accounts, dry_run)
+                        .await?;
                 }
             }
             Ok(())
@@ -361,10 +336,7 @@ impl Render for Shown {
             table.add_row(vec![
                 printer.colored(&row.image_id, None),
                 printer.colored(row.owner_id.as_deref().unwrap_or("-"), None),
-                printer.colored(
-                    if p.public { "yes" } else { "no" },
-                    p.public.then_some(Color::Yellow),
-                ),
+                printer.colored(if p.public { "yes" } else { "no" }, p.public.then_some(Color::Yellow)),
                 printer.colored(list(&p.accounts), None),
                 printer.colored(list(&p.organization_arns), None),
                 printer.colored(list(&p.organizational_unit_arns), None),
@@ -439,13 +411,11 @@ mod tests {
     }
 
     fn read_back() -> Rule {
-        mock!(Client::describe_image_attribute)
-            .then_output(|| DescribeImageAttributeOutput::builder().build())
+        mock!(Client::describe_image_attribute).then_output(|| DescribeImageAttributeOutput::builder().build())
     }
 
     fn modify() -> Rule {
-        mock!(Client::modify_image_attribute)
-            .then_output(|| ModifyImageAttributeOutput::builder().build())
+        mock!(Client::modify_image_attribute).then_output(|| ModifyImageAttributeOutput::builder().build())
     }
 
     fn context(rules: &[&Rule]) -> Context {
@@ -468,8 +438,7 @@ mod tests {
         let err = change(&ctx, public_request()).await.unwrap_err();
 
         assert!(
-            err.to_string()
-                .contains("image block public access is on in eu-west-1"),
+            err.to_string().contains("image block public access is on in eu-west-1"),
             "{err}"
         );
         assert_eq!(err.exit_code(), 1);
@@ -479,12 +448,7 @@ mod tests {
     #[tokio::test]
     async fn public_is_refused_for_an_image_with_encrypted_snapshots() {
         let modify = modify();
-        let ctx = context(&[
-            &image(true),
-            &block_public_access("unblocked"),
-            &read_back(),
-            &modify,
-        ]);
+        let ctx = context(&[&image(true), &block_public_access("unblocked"), &read_back(), &modify]);
 
         let (_, failures) = change(&ctx, public_request()).await.unwrap();
 
@@ -499,12 +463,7 @@ mod tests {
     #[tokio::test]
     async fn public_goes_ahead_when_sharing_is_unblocked() {
         let modify = modify();
-        let ctx = context(&[
-            &image(false),
-            &block_public_access("unblocked"),
-            &read_back(),
-            &modify,
-        ]);
+        let ctx = context(&[&image(false), &block_public_access("unblocked"), &read_back(), &modify]);
 
         let (shown, failures) = change(&ctx, public_request()).await.unwrap();
 

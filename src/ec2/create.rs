@@ -32,11 +32,7 @@ pub struct CreatedImage {
 impl Ec2 {
     /// Asks CreateImage, with DryRun, whether creating the image would succeed.
     pub async fn create_image_dry_run(&self, spec: &ImageSpec) -> Result<(), Error> {
-        let result = self
-            .create_image_request(spec, true)
-            .dry_run(true)
-            .send()
-            .await;
+        let result = self.create_image_request(spec, true).dry_run(true).send().await;
         match result {
             Err(err) if err.code() == Some("DryRunOperation") => Ok(()),
             Err(err) => Err(self.error("CreateImage", &err)),
@@ -67,9 +63,7 @@ impl Ec2 {
                     });
                 }
                 Err(err) if is_server_side(&err) => {
-                    tracing::info!(
-                        "CreateImage with snapshot tags failed ({err}); trying again without them"
-                    );
+                    tracing::info!("CreateImage with snapshot tags failed ({err}); trying again without them");
                 }
                 Err(err) => return Err(self.error("CreateImage", &err)),
             }
@@ -98,14 +92,10 @@ impl Ec2 {
             .set_description(spec.description.clone())
             .no_reboot(spec.no_reboot);
         if !spec.image_tags.is_empty() {
-            request = request
-                .tag_specifications(tag_specification(ResourceType::Image, &spec.image_tags));
+            request = request.tag_specifications(tag_specification(ResourceType::Image, &spec.image_tags));
         }
         if with_snapshot_tags && !spec.snapshot_tags.is_empty() {
-            request = request.tag_specifications(tag_specification(
-                ResourceType::Snapshot,
-                &spec.snapshot_tags,
-            ));
+            request = request.tag_specifications(tag_specification(ResourceType::Snapshot, &spec.snapshot_tags));
         }
         request
     }
@@ -120,11 +110,7 @@ impl Ec2 {
     }
 
     /// Tags resources (CreateTags).
-    pub async fn tag_resources(
-        &self,
-        resource_ids: &[String],
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), Error> {
+    pub async fn tag_resources(&self, resource_ids: &[String], tags: &BTreeMap<String, String>) -> Result<(), Error> {
         if resource_ids.is_empty() || tags.is_empty() {
             return Ok(());
         }

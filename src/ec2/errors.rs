@@ -29,12 +29,10 @@ impl Ec2 {
                 endpoint: self.endpoint.clone(),
                 detail: "no answer in time".to_owned(),
             },
-            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-                Error::Unreachable {
-                    endpoint: self.endpoint.clone(),
-                    detail: root_cause(err),
-                }
-            }
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => Error::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: root_cause(err),
+            },
             SdkError::ResponseError(_) => Error::Aws {
                 action,
                 region: self.region.clone(),
@@ -56,25 +54,20 @@ impl Ec2 {
 
     fn service_error(&self, action: &'static str, code: String, message: String) -> Error {
         match code.as_str() {
-            "AuthFailure"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch"
-            | "UnrecognizedClientException" => Error::Credentials(format!(
-                "AWS refused the credentials ({code}: {message}); check AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile"
-            )),
-            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
                 Error::Credentials(format!(
-                    "the AWS credentials have expired ({code}); refresh them (e.g. `aws sso login`) and run again"
+                    "AWS refused the credentials ({code}: {message}); check AWS_ACCESS_KEY_ID, AWS_PROFILE or --profile"
                 ))
             }
-            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
-                Error::AccessDenied {
-                    action,
-                    region: self.region.clone(),
-                    code,
-                    message,
-                }
-            }
+            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => Error::Credentials(format!(
+                "the AWS credentials have expired ({code}); refresh them (e.g. `aws sso login`) and run again"
+            )),
+            "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => Error::AccessDenied {
+                action,
+                region: self.region.clone(),
+                code,
+                message,
+            },
             _ => Error::Aws {
                 action,
                 region: self.region.clone(),
@@ -101,9 +94,7 @@ fn credentials_message(err: &CredentialsError) -> String {
 pub(super) fn is_server_side<E>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        _ => err
-            .raw_response()
-            .is_some_and(|r| r.status().is_server_error()),
+        _ => err.raw_response().is_some_and(|r| r.status().is_server_error()),
     }
 }
 

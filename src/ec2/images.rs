@@ -74,10 +74,7 @@ impl ImageQuery {
             .exact_name
             .as_ref()
             .is_none_or(|wanted| image.name.as_ref() == Some(wanted));
-        let tags_ok = self
-            .tags
-            .iter()
-            .all(|tag| image.tags.get(&tag.key) == Some(&tag.value));
+        let tags_ok = self.tags.iter().all(|tag| image.tags.get(&tag.key) == Some(&tag.value));
         let backing_ok = self.backing.is_none_or(|b| image.backing == b);
         name_ok && exact_ok && tags_ok && backing_ok
     }
@@ -113,24 +110,17 @@ impl Ec2 {
         let mut images = Vec::new();
         let mut seen = std::collections::HashSet::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(
-                    |err| match err.as_service_error().map(|e| e.meta().code()) {
-                        Some(Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
-                            let named = ImageId::find_in(
-                                err.as_service_error()
-                                    .and_then(|e| e.meta().message())
-                                    .unwrap_or_default(),
-                            );
-                            self.images_not_found(if named.is_empty() {
-                                &query.image_ids
-                            } else {
-                                &named
-                            })
-                        }
-                        _ => self.error("DescribeImages", &err),
-                    },
-                )?;
+            let page = page.map_err(|err| match err.as_service_error().map(|e| e.meta().code()) {
+                Some(Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
+                    let named = ImageId::find_in(
+                        err.as_service_error()
+                            .and_then(|e| e.meta().message())
+                            .unwrap_or_default(),
+                    );
+                    self.images_not_found(if named.is_empty() { &query.image_ids } else { &named })
+                }
+                _ => self.error("DescribeImages", &err),
+            })?;
             tracing::debug!(
                 images = page.images().len(),
                 more = page.next_token().is_some(),
@@ -206,12 +196,7 @@ impl Ec2 {
     pub async fn deregister_image(&self, id: &str) -> Result<Deregistered, Error> {
         match self.client.deregister_image().image_id(id).send().await {
             Ok(_) => Ok(Deregistered::Now),
-            Err(err)
-                if matches!(
-                    err.code(),
-                    Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
-                ) =>
-            {
+            Err(err) if matches!(err.code(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
                 Ok(Deregistered::AlreadyGone)
             }
             Err(err) => Err(self.error("DeregisterImage", &err)),
@@ -252,27 +237,16 @@ fn image_from_sdk(image: &sdk::Image) -> Image {
         architecture: image.architecture().map(|a| a.as_str().to_owned()),
         public: image.public(),
         size_gib: block_devices.iter().filter_map(|d| d.volume_size_gib).sum(),
-        snapshot_ids: block_devices
-            .iter()
-            .filter_map(|d| d.snapshot_id.clone())
-            .collect(),
+        snapshot_ids: block_devices.iter().filter_map(|d| d.snapshot_id.clone()).collect(),
         block_devices,
         tags: image
             .tags()
             .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
             .collect::<BTreeMap<_, _>>(),
         deprecation_time: image.deprecation_time().and_then(|d| d.parse().ok()),
         source_instance_id: image.source_instance_id().map(str::to_owned),
-        state_reason: image
-            .state_reason()
-            .and_then(|r| r.message())
-            .map(str::to_owned),
+        state_reason: image.state_reason().and_then(|r| r.message()).map(str::to_owned),
         deregistration_protection: image.deregistration_protection().map(str::to_owned),
     }
 }
@@ -282,12 +256,8 @@ fn block_device_from_sdk(mapping: &sdk::BlockDeviceMapping) -> BlockDevice {
     BlockDevice {
         device_name: mapping.device_name().map(str::to_owned),
         snapshot_id: ebs.and_then(|e| e.snapshot_id()).map(str::to_owned),
-        volume_size_gib: ebs
-            .and_then(sdk::EbsBlockDevice::volume_size)
-            .map(i64::from),
-        volume_type: ebs
-            .and_then(|e| e.volume_type())
-            .map(|t| t.as_str().to_owned()),
+        volume_size_gib: ebs.and_then(sdk::EbsBlockDevice::volume_size).map(i64::from),
+        volume_type: ebs.and_then(|e| e.volume_type()).map(|t| t.as_str().to_owned()),
         encrypted: ebs.and_then(sdk::EbsBlockDevice::encrypted),
         delete_on_termination: ebs.and_then(sdk::EbsBlockDevice::delete_on_termination),
         virtual_name: mapping.virtual_name().map(str::to_owned),
@@ -393,25 +363,15 @@ mod tests {
                 "You are not authorized to perform this operation.",
             ))
         });
-        let expired = mock!(Client::describe_images).then_error(|| {
-            DescribeImagesError::generic(aws_error("RequestExpired", "Request has expired."))
-        });
+        let expired = mock!(Client::describe_images)
+            .then_error(|| DescribeImagesError::generic(aws_error("RequestExpired", "Request has expired.")));
         let ec2 = mock_ec2(RuleMode::Sequential, &[&denied, &expired]);
 
-        let denied = ec2
-            .describe_images(&ImageQuery::default())
-            .await
-            .unwrap_err();
-        let expired = ec2
-            .describe_images(&ImageQuery::default())
-            .await
-            .unwrap_err();
+        let denied = ec2.describe_images(&ImageQuery::default()).await.unwrap_err();
+        let expired = ec2.describe_images(&ImageQuery::default()).await.unwrap_err();
 
         assert!(matches!(denied, Error::AccessDenied { .. }), "{denied:?}");
-        assert!(
-            denied.to_string().contains("ec2:DescribeImages permission"),
-            "{denied}"
-        );
+        assert!(denied.to_string().contains("ec2:DescribeImages permission"), "{denied}");
         assert!(matches!(expired, Error::Credentials(_)), "{expired:?}");
         assert!(expired.to_string().contains("expired"), "{expired}");
     }

@@ -46,12 +46,7 @@ fn instance_from_sdk(instance: &sdk::Instance) -> Instance {
         tags: instance
             .tags()
             .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
             .collect(),
     }
 }

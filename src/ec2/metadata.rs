@@ -25,8 +25,7 @@ pub async fn this_instance() -> Result<ThisInstance, Error> {
             "no --instance-id, and this is not an EC2 instance ({why}); pass --instance-id, or run amictl on the instance to image"
         ))
     };
-    let disabled =
-        std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let disabled = std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     if disabled {
         return Err(off_ec2(
             "the instance metadata service is disabled by AWS_EC2_METADATA_DISABLED",
@@ -45,29 +44,20 @@ pub async fn this_instance() -> Result<ThisInstance, Error> {
     let (instance_id, region) = match tokio::time::timeout(METADATA_BUDGET, ask).await {
         Ok(Ok(answers)) => answers,
         Ok(Err(err)) => {
-            return Err(off_ec2(&format!(
-                "the instance metadata service did not answer: {err}"
-            )));
+            return Err(off_ec2(&format!("the instance metadata service did not answer: {err}")));
         }
         Err(_) => {
-            return Err(off_ec2(
-                "the instance metadata service did not answer in time",
-            ));
+            return Err(off_ec2("the instance metadata service did not answer in time"));
         }
     };
     let unusable = |what: &str, why: String| {
-        Error::Failed(format!(
-            "the instance metadata service gave an unusable {what}: {why}"
-        ))
+        Error::Failed(format!("the instance metadata service gave an unusable {what}: {why}"))
     };
     Ok(ThisInstance {
         instance_id: instance_id
             .as_ref()
             .parse()
             .map_err(|why| unusable("instance ID", why))?,
-        region: region
-            .as_ref()
-            .parse()
-            .map_err(|why| unusable("region", why))?,
+        region: region.as_ref().parse().map_err(|why| unusable("region", why))?,
     })
 }

@@ -92,9 +92,7 @@ impl Ec2 {
                 loader = loader.retry_config(RetryConfig::standard().with_max_attempts(attempts));
             }
             None if !from_environment => {
-                loader = loader.retry_config(
-                    RetryConfig::standard().with_max_attempts(retry::DEFAULT_MAX_ATTEMPTS),
-                );
+                loader = loader.retry_config(RetryConfig::standard().with_max_attempts(retry::DEFAULT_MAX_ATTEMPTS));
             }
             None => {}
         }
@@ -127,11 +125,7 @@ impl Ec2 {
 
     /// Wraps a ready client; tests use this with `aws_smithy_mocks`.
     #[cfg(test)]
-    pub fn from_clients(
-        client: Client,
-        autoscaling: aws_sdk_autoscaling::Client,
-        region: &str,
-    ) -> Ec2 {
+    pub fn from_clients(client: Client, autoscaling: aws_sdk_autoscaling::Client, region: &str) -> Ec2 {
         Ec2 {
             client,
             autoscaling,
@@ -144,8 +138,7 @@ impl Ec2 {
 /// One try, no retries: for calls some endpoints don't implement (moto answers them with an
 /// HTTP 500, which the SDK would otherwise retry for seconds) and which have another way.
 fn one_try() -> aws_sdk_ec2::config::Builder {
-    aws_sdk_ec2::config::Builder::default()
-        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+    aws_sdk_ec2::config::Builder::default().retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
 }
 
 /// `--region`, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's region. The instance
@@ -158,8 +151,7 @@ async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
     if let Some(name) = &options.profile {
         profile = profile.profile_name(name);
     }
-    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-        .or_else(profile.build());
+    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new()).or_else(profile.build());
     let Some(found) = chain.region().await else {
         if let Some(region) = &options.fallback_region {
             return Ok(region.clone());
@@ -169,11 +161,10 @@ async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
                 .to_owned(),
         ));
     };
-    found.as_ref().parse().map_err(|why| {
-        Error::Usage(format!(
-            "the configured region is unusable: {why}; pass --region"
-        ))
-    })
+    found
+        .as_ref()
+        .parse()
+        .map_err(|why| Error::Usage(format!("the configured region is unusable: {why}; pass --region")))
 }
 
 /// The endpoint as the user would recognise it in an error message.

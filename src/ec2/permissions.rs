@@ -2,8 +2,8 @@
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
-    ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType,
-    PermissionGroup, SnapshotAttributeName,
+    ImageAttributeName, LaunchPermission, LaunchPermissionModifications, OperationType, PermissionGroup,
+    SnapshotAttributeName,
 };
 
 use super::errors::is_server_side;
@@ -41,11 +41,7 @@ impl Grants {
     fn to_sdk(&self) -> Vec<LaunchPermission> {
         let mut grants = Vec::new();
         if self.public {
-            grants.push(
-                LaunchPermission::builder()
-                    .group(PermissionGroup::All)
-                    .build(),
-            );
+            grants.push(LaunchPermission::builder().group(PermissionGroup::All).build());
         }
         grants.extend(
             self.accounts
@@ -57,11 +53,11 @@ impl Grants {
                 .iter()
                 .map(|a| LaunchPermission::builder().organization_arn(a).build()),
         );
-        grants.extend(self.organizational_unit_arns.iter().map(|a| {
-            LaunchPermission::builder()
-                .organizational_unit_arn(a)
-                .build()
-        }));
+        grants.extend(
+            self.organizational_unit_arns
+                .iter()
+                .map(|a| LaunchPermission::builder().organizational_unit_arn(a).build()),
+        );
         grants
     }
 }
@@ -177,10 +173,7 @@ impl Ec2 {
     }
 
     /// The accounts that may create volumes from (and so copy) a snapshot.
-    pub async fn snapshot_volume_permissions(
-        &self,
-        snapshot_id: &str,
-    ) -> Result<Vec<String>, Error> {
+    pub async fn snapshot_volume_permissions(&self, snapshot_id: &str) -> Result<Vec<String>, Error> {
         let output = self
             .client
             .describe_snapshot_attribute()

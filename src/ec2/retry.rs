@@ -5,9 +5,7 @@ use std::error::Error as StdError;
 
 use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
-use aws_smithy_runtime_api::client::retries::classifiers::{
-    ClassifyRetry, RetryAction, RetryClassifierPriority,
-};
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
 
 /// Attempts per request unless `--max-attempts` or AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say
 /// otherwise. The SDK's default of 3 gives up too soon when a cleanup of thousands of images

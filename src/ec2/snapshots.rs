@@ -40,9 +40,9 @@ impl Ec2 {
             Ok(_) => Ok(SnapshotDeletion::Deleted),
             Err(err) => match err.code() {
                 Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
-                Some("InvalidSnapshot.InUse") => Ok(SnapshotDeletion::InUse(
-                    err.message().unwrap_or("in use").to_owned(),
-                )),
+                Some("InvalidSnapshot.InUse") => {
+                    Ok(SnapshotDeletion::InUse(err.message().unwrap_or("in use").to_owned()))
+                }
                 _ => Err(self.error("DeleteSnapshot", &err)),
             },
         }

@@ -37,10 +37,7 @@ impl Ec2 {
     }
 
     /// Non-terminated instances running from these images.
-    async fn instances_using(
-        &self,
-        image_ids: &[String],
-    ) -> Result<Vec<(String, ImageUser)>, Error> {
+    async fn instances_using(&self, image_ids: &[String]) -> Result<Vec<(String, ImageUser)>, Error> {
         let mut found = Vec::new();
         for chunk in image_ids.chunks(FILTER_VALUES) {
             let mut pages = self
@@ -103,10 +100,7 @@ impl Ec2 {
                         image.to_owned(),
                         ImageUser::LaunchTemplate {
                             id: version.launch_template_id().unwrap_or_default().to_owned(),
-                            name: version
-                                .launch_template_name()
-                                .unwrap_or_default()
-                                .to_owned(),
+                            name: version.launch_template_name().unwrap_or_default().to_owned(),
                             version: version.version_number().unwrap_or_default(),
                         },
                     ));
@@ -126,17 +120,11 @@ impl Ec2 {
             .send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;
+            let page = page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;
             for configuration in page.launch_configurations() {
-                if let (Some(image), Some(name)) = (
-                    configuration.image_id(),
-                    configuration.launch_configuration_name(),
-                ) {
-                    found.push((
-                        image.to_owned(),
-                        ImageUser::LaunchConfiguration(name.to_owned()),
-                    ));
+                if let (Some(image), Some(name)) = (configuration.image_id(), configuration.launch_configuration_name())
+                {
+                    found.push((image.to_owned(), ImageUser::LaunchConfiguration(name.to_owned())));
                 }
             }
         }

@@ -34,7 +34,9 @@ impl Interrupt {
                 return;
             }
             stopped.store(true, Ordering::SeqCst);
-            printer.note("interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)");
+            printer.note(
+                "interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)",
+            );
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
             }
@@ -63,13 +65,7 @@ pub struct Execution {
 
 /// Carries out the plan's deregistrations and deletions, recording each result in it.
 /// Keeps going after a failure: every failure is recorded, nothing is left half-said.
-pub async fn execute(
-    ec2: &Ec2,
-    plan: &mut Plan,
-    how: Execution,
-    counter: &Counter,
-    interrupt: &Interrupt,
-) {
+pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Counter, interrupt: &Interrupt) {
     let concurrency = how.concurrency.max(1);
 
     let images: Vec<(usize, String)> = plan
@@ -132,9 +128,9 @@ pub async fn execute(
             snapshot.result = Some(match results.get(&snapshot.snapshot_id) {
                 Some(outcome) => outcome.clone(),
                 None if interrupt.is_stopped() => interrupted(),
-                None if image_gone => Outcome::NotAttempted(
-                    "another image that uses it was not deregistered".to_owned(),
-                ),
+                None if image_gone => {
+                    Outcome::NotAttempted("another image that uses it was not deregistered".to_owned())
+                }
                 None => Outcome::NotAttempted("its image was not deregistered".to_owned()),
             });
         }
@@ -152,15 +148,8 @@ pub async fn execute(
 fn deletable_snapshots(plan: &Plan, gone: &BTreeSet<String>) -> Vec<String> {
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for image in &plan.images {
-        for snapshot in image
-            .snapshots
-            .iter()
-            .filter(|s| s.action == SnapshotAction::Delete)
-        {
-            owners
-                .entry(&snapshot.snapshot_id)
-                .or_default()
-                .push(&image.image_id);
+        for snapshot in image.snapshots.iter().filter(|s| s.action == SnapshotAction::Delete) {
+            owners.entry(&snapshot.snapshot_id).or_default().push(&image.image_id);
         }
     }
     let mut ids: Vec<String> = owners
@@ -179,12 +168,7 @@ fn deletable_snapshots(plan: &Plan, gone: &BTreeSet<String>) -> Vec<String> {
 
 /// Deletes a snapshot. "In use" by an image this run deregistered is EC2 catching up, so it
 /// is asked again, with backoff, for a while; in use by anything else, it is kept at once.
-async fn delete_with_patience(
-    ec2: &Ec2,
-    id: &str,
-    deregistered: &BTreeSet<String>,
-    patience: Duration,
-) -> Outcome {
+async fn delete_with_patience(ec2: &Ec2, id: &str, deregistered: &BTreeSet<String>, patience: Duration) -> Outcome {
     let started = Instant::now();
     let mut pause = Duration::from_millis(500);
     loop {
@@ -193,8 +177,7 @@ async fn delete_with_patience(
             Ok(SnapshotDeletion::AlreadyGone) => return Outcome::AlreadyGone,
             Ok(SnapshotDeletion::InUse(message)) => {
                 let users = ImageId::find_in(&message);
-                let catching_up =
-                    !users.is_empty() && users.iter().all(|u| deregistered.contains(u.as_str()));
+                let catching_up = !users.is_empty() && users.iter().all(|u| deregistered.contains(u.as_str()));
                 if !catching_up || started.elapsed() + pause > patience {
                     return Outcome::Kept(message);
                 }
@@ -260,20 +243,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_in_use_by_another_image_is_kept_not_failed() {
-        let deregister = mock!(Client::deregister_image)
-            .then_output(|| DeregisterImageOutput::builder().build());
+        let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
         let delete = mock!(Client::delete_snapshot).then_error(in_use("ami-0fedcba9876543210"));
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &quiet_counter(),
-            &Interrupt::default(),
-        )
-        .await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::Done));
@@ -281,21 +256,13 @@ mod tests {
             Some(Outcome::Kept(why)) => assert!(why.contains("ami-0fedcba9876543210"), "{why}"),
             other => panic!("expected kept, got {other:?}"),
         }
-        assert_eq!(
-            delete.num_calls(),
-            1,
-            "another image's use is final at once"
-        );
-        assert_eq!(
-            (plan.summary.failures, plan.summary.snapshots_deleted),
-            (0, 0)
-        );
+        assert_eq!(delete.num_calls(), 1, "another image's use is final at once");
+        assert_eq!((plan.summary.failures, plan.summary.snapshots_deleted), (0, 0));
     }
 
     #[tokio::test]
     async fn in_use_by_the_image_just_deregistered_is_eventual_consistency_and_is_retried() {
-        let deregister = mock!(Client::deregister_image)
-            .then_output(|| DeregisterImageOutput::builder().build());
+        let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
         let delete = mock!(Client::delete_snapshot)
             .sequence()
             .error(in_use("ami-00000001"))
@@ -304,14 +271,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &quiet_counter(),
-            &Interrupt::default(),
-        )
-        .await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
 
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
         assert_eq!(delete.num_calls(), 2);
@@ -325,19 +285,11 @@ mod tests {
                 "You are not authorized to perform this operation.",
             ))
         });
-        let delete =
-            mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+        let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &quiet_counter(),
-            &Interrupt::default(),
-        )
-        .await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
         plan.summarize(0.05);
 
         assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
@@ -357,27 +309,16 @@ mod tests {
                 "The image id '[ami-00000001]' is no longer available",
             ))
         });
-        let delete = mock!(Client::delete_snapshot).then_error(|| {
-            DeleteSnapshotError::generic(aws_error("InvalidSnapshot.NotFound", "gone"))
-        });
+        let delete = mock!(Client::delete_snapshot)
+            .then_error(|| DeleteSnapshotError::generic(aws_error("InvalidSnapshot.NotFound", "gone")));
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &quiet_counter(),
-            &Interrupt::default(),
-        )
-        .await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
-        assert_eq!(
-            plan.images[0].snapshots[0].result,
-            Some(Outcome::AlreadyGone)
-        );
+        assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::AlreadyGone));
         assert_eq!(plan.summary.failures, 0);
     }
 }

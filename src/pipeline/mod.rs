@@ -49,7 +49,8 @@ pub async fn carry_out(
         .map_err(|e| Error::Failed(format!("cannot print the report: {e}")))?;
     if interrupt.is_stopped() {
         return Err(Error::Interrupted(
-            "interrupted: the report says what was done and what was not; run the same command again to finish".to_owned(),
+            "interrupted: the report says what was done and what was not; run the same command again to finish"
+                .to_owned(),
         ));
     }
     if plan.summary.failures > 0 {

@@ -28,10 +28,7 @@ impl Inventory {
         let mut references: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for image in &self.images {
             for snapshot in &image.snapshot_ids {
-                references
-                    .entry(snapshot)
-                    .or_default()
-                    .insert(&image.image_id);
+                references.entry(snapshot).or_default().insert(&image.image_id);
             }
         }
         references
@@ -59,9 +56,7 @@ impl FromStr for GroupBy {
             "name" => Ok(GroupBy::Name),
             _ => match s.strip_prefix("tag:") {
                 Some(key) if !key.is_empty() => Ok(GroupBy::Tag(key.to_owned())),
-                _ => Err(format!(
-                    "'{s}' is not a grouping: expected none, name or tag:KEY"
-                )),
+                _ => Err(format!("'{s}' is not a grouping: expected none, name or tag:KEY")),
             },
         }
     }
@@ -184,13 +179,8 @@ pub struct Plan {
 impl Plan {
     /// Whether carrying the plan out would change anything.
     pub fn has_work(&self) -> bool {
-        self.images
-            .iter()
-            .any(|i| i.action == ImageAction::Deregister)
-            || self
-                .orphan_snapshots
-                .iter()
-                .any(|s| s.action == SnapshotAction::Delete)
+        self.images.iter().any(|i| i.action == ImageAction::Deregister)
+            || self.orphan_snapshots.iter().any(|s| s.action == SnapshotAction::Delete)
     }
 
     /// Every snapshot entry: those of images, then orphans.
@@ -204,8 +194,7 @@ impl Plan {
     /// Counts what was done, or before (or without) execution, what would be done.
     /// A snapshot listed under several images counts once.
     pub fn summarize(&mut self, price_per_gib_month: f64) {
-        let executed = self.images.iter().any(|i| i.result.is_some())
-            || self.snapshots().any(|s| s.result.is_some());
+        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
         let counts = |action_taken: bool, result: Option<&Outcome>| {
             if executed {
                 result == Some(&Outcome::Done)
@@ -219,11 +208,7 @@ impl Plan {
                 .iter()
                 .filter(|i| counts(i.action == ImageAction::Deregister, i.result.as_ref()))
                 .count(),
-            images_kept: self
-                .images
-                .iter()
-                .filter(|i| i.action == ImageAction::Keep)
-                .count(),
+            images_kept: self.images.iter().filter(|i| i.action == ImageAction::Keep).count(),
             failures: self
                 .images
                 .iter()
@@ -235,10 +220,8 @@ impl Plan {
         };
         let mut seen = BTreeSet::new();
         for snapshot in self.snapshots() {
-            if counts(
-                snapshot.action == SnapshotAction::Delete,
-                snapshot.result.as_ref(),
-            ) && seen.insert(snapshot.snapshot_id.as_str())
+            if counts(snapshot.action == SnapshotAction::Delete, snapshot.result.as_ref())
+                && seen.insert(snapshot.snapshot_id.as_str())
             {
                 summary.snapshots_deleted += 1;
                 summary.gib_freed += snapshot.size_gib.unwrap_or(0);
@@ -258,12 +241,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
     let mut images: Vec<ImagePlan> = selected
         .iter()
         .map(|image| {
-            let (action, reason) = decide(
-                image,
-                inventory,
-                policy,
-                kept_by_keep.get(image.image_id.as_str()),
-            );
+            let (action, reason) = decide(image, inventory, policy, kept_by_keep.get(image.image_id.as_str()));
             ImagePlan {
                 image_id: image.image_id.clone(),
                 name: image.name.clone(),
@@ -317,11 +295,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
 /// what still holds is carried out exactly as planned, what changed is skipped, saying why.
 /// Nothing beyond the saved plan is ever added.
 pub fn recheck(saved: &Plan, inventory: &Inventory, allow_in_use: bool) -> Plan {
-    let by_id: BTreeMap<&str, &Image> = inventory
-        .images
-        .iter()
-        .map(|i| (i.image_id.as_str(), i))
-        .collect();
+    let by_id: BTreeMap<&str, &Image> = inventory.images.iter().map(|i| (i.image_id.as_str(), i)).collect();
     let selected: Vec<&Image> = saved
         .images
         .iter()
@@ -336,16 +310,9 @@ pub fn recheck(saved: &Plan, inventory: &Inventory, allow_in_use: bool) -> Plan 
         ..Policy::default()
     };
     let fresh = plan(inventory, &selected, &policy);
-    let mut fresh_images: BTreeMap<String, ImagePlan> = fresh
-        .images
-        .into_iter()
-        .map(|i| (i.image_id.clone(), i))
-        .collect();
-    let still_orphans: BTreeSet<String> = fresh
-        .orphan_snapshots
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect();
+    let mut fresh_images: BTreeMap<String, ImagePlan> =
+        fresh.images.into_iter().map(|i| (i.image_id.clone(), i)).collect();
+    let still_orphans: BTreeSet<String> = fresh.orphan_snapshots.into_iter().map(|s| s.snapshot_id).collect();
 
     let images = saved
         .images
@@ -415,10 +382,7 @@ fn recheck_image(old: &ImagePlan, fresh: Option<ImagePlan>) -> ImagePlan {
         .map(|s| s.snapshot_id.as_str())
         .collect();
     for snapshot in &mut new.snapshots {
-        match (
-            snapshot.action,
-            planned.contains(snapshot.snapshot_id.as_str()),
-        ) {
+        match (snapshot.action, planned.contains(snapshot.snapshot_id.as_str())) {
             (SnapshotAction::Delete, false) => {
                 snapshot.action = SnapshotAction::Keep;
                 "the saved plan keeps it".clone_into(&mut snapshot.reason);
@@ -440,10 +404,7 @@ fn newest_of_each_group<'a>(selected: &[&'a Image], policy: &Policy) -> BTreeMap
     }
     let mut groups: BTreeMap<String, Vec<&Image>> = BTreeMap::new();
     for image in selected {
-        groups
-            .entry(policy.group_by.key(image))
-            .or_default()
-            .push(image);
+        groups.entry(policy.group_by.key(image)).or_default().push(image);
     }
     for (key, mut members) in groups {
         // Newest first; images without a date count as oldest.
@@ -466,12 +427,7 @@ fn newest_of_each_group<'a>(selected: &[&'a Image], policy: &Policy) -> BTreeMap
     kept
 }
 
-fn decide(
-    image: &Image,
-    inventory: &Inventory,
-    policy: &Policy,
-    kept: Option<&String>,
-) -> (ImageAction, String) {
+fn decide(image: &Image, inventory: &Inventory, policy: &Policy, kept: Option<&String>) -> (ImageAction, String) {
     if let Some(reason) = kept {
         return (ImageAction::Keep, reason.clone());
     }
@@ -482,19 +438,12 @@ fn decide(
         );
     }
     let mut reason = policy.reason.clone();
-    if let Some(users) = inventory
-        .users
-        .get(&image.image_id)
-        .filter(|u| !u.is_empty())
-    {
+    if let Some(users) = inventory.users.get(&image.image_id).filter(|u| !u.is_empty()) {
         let users: Vec<String> = users.iter().map(ToString::to_string).collect();
         if !policy.allow_in_use {
             return (
                 ImageAction::Keep,
-                format!(
-                    "in use by {}; --allow-in-use deregisters it anyway",
-                    users.join(", ")
-                ),
+                format!("in use by {}; --allow-in-use deregisters it anyway", users.join(", ")),
             );
         }
         reason = format!(
@@ -521,36 +470,21 @@ fn snapshot_fate(
     if !policy.delete_snapshots {
         return (
             SnapshotAction::Keep,
-            "--delete-snapshots not given: it stays, and keeps costing money, until deleted"
-                .to_owned(),
+            "--delete-snapshots not given: it stays, and keeps costing money, until deleted".to_owned(),
         );
     }
     let users = references.get(id).cloned().unwrap_or_default();
-    let staying: Vec<&str> = users
-        .iter()
-        .copied()
-        .filter(|i| !leaving.contains(*i))
-        .collect();
+    let staying: Vec<&str> = users.iter().copied().filter(|i| !leaving.contains(*i)).collect();
     if !staying.is_empty() {
-        return (
-            SnapshotAction::Keep,
-            format!("still used by {}", staying.join(", ")),
-        );
+        return (SnapshotAction::Keep, format!("still used by {}", staying.join(", ")));
     }
-    let others: Vec<&str> = users
-        .iter()
-        .copied()
-        .filter(|i| *i != image.image_id)
-        .collect();
+    let others: Vec<&str> = users.iter().copied().filter(|i| *i != image.image_id).collect();
     if others.is_empty() {
         (SnapshotAction::Delete, "no other image uses it".to_owned())
     } else {
         (
             SnapshotAction::Delete,
-            format!(
-                "also used by {}, which this plan deregisters too",
-                others.join(", ")
-            ),
+            format!("also used by {}, which this plan deregisters too", others.join(", ")),
         )
     }
 }
@@ -561,11 +495,7 @@ fn orphans(
     images: &[ImagePlan],
     references: &BTreeMap<&str, BTreeSet<&str>>,
 ) -> Vec<SnapshotPlan> {
-    let existing: BTreeSet<&str> = inventory
-        .images
-        .iter()
-        .map(|i| i.image_id.as_str())
-        .collect();
+    let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
     let listed: BTreeSet<&str> = images
         .iter()
         .flat_map(|i| &i.snapshots)
@@ -574,10 +504,7 @@ fn orphans(
     inventory
         .snapshots
         .iter()
-        .filter(|s| {
-            !listed.contains(s.snapshot_id.as_str())
-                && !references.contains_key(s.snapshot_id.as_str())
-        })
+        .filter(|s| !listed.contains(s.snapshot_id.as_str()) && !references.contains_key(s.snapshot_id.as_str()))
         .filter_map(|s| {
             let image = s.made_for_image()?;
             (!existing.contains(image.as_str())).then(|| SnapshotPlan {
@@ -612,10 +539,7 @@ mod tests {
     }
 
     fn actions(plan: &Plan) -> Vec<(&str, ImageAction)> {
-        plan.images
-            .iter()
-            .map(|i| (i.image_id.as_str(), i.action))
-            .collect()
+        plan.images.iter().map(|i| (i.image_id.as_str(), i.action)).collect()
     }
 
     #[test]
@@ -694,11 +618,7 @@ mod tests {
                 .count(),
             2
         );
-        assert_eq!(
-            one_group.images[0].action,
-            ImageAction::Deregister,
-            "the oldest goes"
-        );
+        assert_eq!(one_group.images[0].action, ImageAction::Deregister, "the oldest goes");
         assert_eq!(
             actions(&by_tag),
             [
@@ -747,11 +667,7 @@ mod tests {
             "launch template web (lt-0123456789abcdef0) version 3",
             "launch configuration web-lc",
         ] {
-            assert!(
-                safe.images[0].reason.contains(user),
-                "{}",
-                safe.images[0].reason
-            );
+            assert!(safe.images[0].reason.contains(user), "{}", safe.images[0].reason);
         }
         assert_eq!(safe.images[0].snapshots[0].action, SnapshotAction::Keep);
         assert_eq!(safe.images[1].action, ImageAction::Keep);
@@ -795,11 +711,7 @@ mod tests {
         assert_eq!(
             fates,
             [
-                (
-                    "snap-00000001",
-                    SnapshotAction::Keep,
-                    "still used by ami-00000002"
-                ),
+                ("snap-00000001", SnapshotAction::Keep, "still used by ami-00000002"),
                 (
                     "snap-shared",
                     SnapshotAction::Delete,
@@ -827,10 +739,7 @@ mod tests {
         );
 
         let snapshot = &plan.images[0].snapshots[0];
-        assert_eq!(
-            (snapshot.action, snapshot.size_gib),
-            (SnapshotAction::Keep, Some(8))
-        );
+        assert_eq!((snapshot.action, snapshot.size_gib), (SnapshotAction::Keep, Some(8)));
         assert!(snapshot.reason.contains("keeps costing money"));
     }
 
@@ -871,11 +780,7 @@ mod tests {
             },
         );
 
-        let ids: Vec<&str> = plan
-            .orphan_snapshots
-            .iter()
-            .map(|s| s.snapshot_id.as_str())
-            .collect();
+        let ids: Vec<&str> = plan.orphan_snapshots.iter().map(|s| s.snapshot_id.as_str()).collect();
         assert_eq!(
             ids,
             ["snap-orphan"],
@@ -906,8 +811,7 @@ mod tests {
 
         plan.images[0].result = Some(Outcome::Done);
         plan.images[1].result = Some(Outcome::Failed("throttled".to_owned()));
-        plan.images[0].snapshots[0].result =
-            Some(Outcome::NotAttempted("its image stayed".to_owned()));
+        plan.images[0].snapshots[0].result = Some(Outcome::NotAttempted("its image stayed".to_owned()));
         plan.summarize(0.05);
         assert_eq!(
             (
@@ -928,11 +832,7 @@ mod tests {
             images: vec![stays_true.clone(), now_in_use.clone(), vanished.clone()],
             ..Inventory::default()
         };
-        let saved = plan(
-            &before,
-            &[&stays_true, &now_in_use, &vanished],
-            &cleanup_policy(),
-        );
+        let saved = plan(&before, &[&stays_true, &now_in_use, &vanished], &cleanup_policy());
         let mut users = ImageUsers::new();
         users
             .entry("ami-00000002".to_owned())
@@ -963,10 +863,7 @@ mod tests {
             rechecked.images[2].reason,
             "changed since the plan: it no longer exists"
         );
-        assert_eq!(
-            rechecked.images[0].snapshots[0].action,
-            SnapshotAction::Delete
-        );
+        assert_eq!(rechecked.images[0].snapshots[0].action, SnapshotAction::Delete);
         assert!(
             rechecked.images[1..]
                 .iter()
@@ -993,10 +890,7 @@ mod tests {
     #[test]
     fn groupings_parse() {
         assert_eq!("none".parse::<GroupBy>().unwrap(), GroupBy::None);
-        assert_eq!(
-            "tag:app".parse::<GroupBy>().unwrap(),
-            GroupBy::Tag("app".to_owned())
-        );
+        assert_eq!("tag:app".parse::<GroupBy>().unwrap(), GroupBy::Tag("app".to_owned()));
         assert!("tag:".parse::<GroupBy>().is_err());
         assert!("size".parse::<GroupBy>().is_err());
     }

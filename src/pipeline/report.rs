@@ -7,19 +7,10 @@ use crate::output::{Printer, Render, date_and_age};
 
 impl Render for Plan {
     fn tables(&self, printer: &Printer) -> Vec<Table> {
-        let executed = self.images.iter().any(|i| i.result.is_some())
-            || self.snapshots().any(|s| s.result.is_some());
+        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();
         if !self.images.is_empty() {
-            let mut header = vec![
-                "IMAGE ID",
-                "NAME",
-                "CREATED",
-                "ACTION",
-                "REASON",
-                "SNAPSHOTS",
-                "GiB",
-            ];
+            let mut header = vec!["IMAGE ID", "NAME", "CREATED", "ACTION", "REASON", "SNAPSHOTS", "GiB"];
             if executed {
                 header.push("RESULT");
             }
@@ -99,11 +90,7 @@ fn snapshot_line(snapshot: &SnapshotPlan) -> String {
         .as_ref()
         .map(|r| format!(" → {}", outcome_text(r)))
         .unwrap_or_default();
-    format!(
-        "{} {}: {fate}{result}",
-        snapshot.snapshot_id,
-        gib(snapshot.size_gib)
-    )
+    format!("{} {}: {fate}{result}", snapshot.snapshot_id, gib(snapshot.size_gib))
 }
 
 fn snapshot_action(printer: &Printer, snapshot: &SnapshotPlan) -> comfy_table::Cell {
@@ -138,8 +125,7 @@ fn gib(size: Option<i64>) -> String {
 
 fn summary_table(printer: &Printer, plan: &Plan) -> Table {
     let summary = &plan.summary;
-    let verb =
-        |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
+    let verb = |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
     let mut table = printer.table(&[]);
     let rows = [
         (
@@ -150,10 +136,7 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
             verb("snapshots deleted", "snapshots to delete"),
             summary.snapshots_deleted.to_string(),
         ),
-        (
-            verb("GiB freed", "GiB to free"),
-            summary.gib_freed.to_string(),
-        ),
+        (verb("GiB freed", "GiB to free"), summary.gib_freed.to_string()),
         (
             "estimated monthly saving",
             format!(

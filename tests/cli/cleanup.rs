@@ -51,16 +51,7 @@ fn keep_two_plans_only_the_old_unused_image_then_removes_it_with_one_call_each()
     let dry = env
         .amictl()
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .args([
-            "cleanup",
-            "--name",
-            "app-*",
-            "--keep",
-            "2",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
+        .args(["cleanup", "--name", "app-*", "--keep", "2", "--dry-run", "-o", "json"])
         .run();
 
     let plan = dry.assert_code(0).json();
@@ -107,9 +98,7 @@ fn keep_two_plans_only_the_old_unused_image_then_removes_it_with_one_call_each()
     let real = env
         .amictl()
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .args([
-            "cleanup", "--name", "app-*", "--keep", "2", "--yes", "-o", "json",
-        ])
+        .args(["cleanup", "--name", "app-*", "--keep", "2", "--yes", "-o", "json"])
         .run();
 
     let report = real.assert_code(0).json();
@@ -133,10 +122,7 @@ fn an_image_a_launch_configuration_names_is_kept() {
     let image = env.create_image(&instance, "lc-1", &[]);
     env.create_launch_configuration("web-lc", &image);
 
-    let run = env
-        .amictl()
-        .args(["cleanup", "--all", "--yes", "-o", "json"])
-        .run();
+    let run = env.amictl().args(["cleanup", "--all", "--yes", "-o", "json"]).run();
 
     let report = run.assert_code(0).json();
     assert_eq!(entry(&report, &image)["action"], "keep");
@@ -208,10 +194,7 @@ fn orphans_go_and_hand_made_snapshots_stay() {
     env.deregister(&gone);
     let hand_made = env.hand_made_snapshot();
 
-    let run = env
-        .amictl()
-        .args(["cleanup", "--orphans", "--yes", "-o", "json"])
-        .run();
+    let run = env.amictl().args(["cleanup", "--orphans", "--yes", "-o", "json"]).run();
 
     let report = run.assert_code(0).json();
     let orphans = report["orphan_snapshots"].as_array().unwrap();
@@ -243,11 +226,7 @@ fn without_yes_off_a_terminal_it_shows_the_plan_and_exits_2_changing_nothing() {
 
     run.assert_code(2);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert!(
-        run.stderr.contains(&image),
-        "the plan is shown: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&image), "the plan is shown: {}", run.stderr);
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
     assert!(proxy.mutations().is_empty());
     assert_eq!(env.image_ids(), [image]);
@@ -272,10 +251,7 @@ fn no_selector_is_a_usage_error_before_any_request() {
         &["cleanup", "--all", "--concurrency", "0"],
         &["cleanup", "--apply-plan", "p.json", "--all"],
     ] {
-        TestEnv::amictl_at(&tripwire.url())
-            .args(args)
-            .run()
-            .assert_code(2);
+        TestEnv::amictl_at(&tripwire.url()).args(args).run().assert_code(2);
     }
     assert_eq!(tripwire.connections(), 0, "nothing was sent");
 }
@@ -299,11 +275,7 @@ fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
     let report = first.assert_code(1).json();
     assert_eq!(report["summary"]["failures"], 1, "{report}");
     assert_eq!(report["summary"]["images_deregistered"], 2);
-    assert!(
-        first.stderr.contains("run the same command again"),
-        "{}",
-        first.stderr
-    );
+    assert!(first.stderr.contains("run the same command again"), "{}", first.stderr);
     let failed: Vec<&Value> = report["images"]
         .as_array()
         .unwrap()
@@ -318,11 +290,7 @@ fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
             .contains("UnauthorizedOperation")
     );
     let left = failed[0]["image_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        env.image_ids(),
-        std::slice::from_ref(&left),
-        "the others went"
-    );
+    assert_eq!(env.image_ids(), std::slice::from_ref(&left), "the others went");
     assert_eq!(
         env.snapshot_ids(),
         [env.snapshot_of(&left)],
@@ -334,10 +302,7 @@ fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
         .args(["cleanup", "--name", "batch-*", "--yes", "-o", "json"])
         .run();
 
-    assert_eq!(
-        second.assert_code(0).json()["summary"]["images_deregistered"],
-        1
-    );
+    assert_eq!(second.assert_code(0).json()["summary"]["images_deregistered"], 1);
     assert!(env.image_ids().is_empty());
     assert!(env.snapshot_ids().is_empty());
     assert!(images.contains(&left));
@@ -349,21 +314,11 @@ fn a_saved_plan_is_applied_later_skipping_what_changed() {
     let instance = env.run_instance(None);
     let stays_unused = env.create_image(&instance, "plan-1", &[]);
     let gets_used = env.create_image(&instance, "plan-2", &[]);
-    let file = std::env::temp_dir().join(format!(
-        "amictl-plan-{}-{}.json",
-        std::process::id(),
-        env.region
-    ));
+    let file = std::env::temp_dir().join(format!("amictl-plan-{}-{}.json", std::process::id(), env.region));
 
     let save = env
         .amictl()
-        .args([
-            "cleanup",
-            "--name",
-            "plan-*",
-            "--save-plan",
-            file.to_str().unwrap(),
-        ])
+        .args(["cleanup", "--name", "plan-*", "--save-plan", file.to_str().unwrap()])
         .run();
     save.assert_code(0);
     assert_eq!(env.image_ids().len(), 2, "saving a plan changes nothing");
@@ -371,14 +326,7 @@ fn a_saved_plan_is_applied_later_skipping_what_changed() {
 
     let apply = env
         .amictl()
-        .args([
-            "cleanup",
-            "--apply-plan",
-            file.to_str().unwrap(),
-            "--yes",
-            "-o",
-            "json",
-        ])
+        .args(["cleanup", "--apply-plan", file.to_str().unwrap(), "--yes", "-o", "json"])
         .run();
 
     let report = apply.assert_code(0).json();

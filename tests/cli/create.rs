@@ -11,15 +11,7 @@ fn creates_a_tagged_image_with_tagged_snapshots_and_warns_about_integrity() {
 
     let run = env
         .amictl()
-        .args([
-            "-o",
-            "json",
-            "create",
-            "--instance-id",
-            &instance,
-            "--name",
-            "web-1",
-        ])
+        .args(["-o", "json", "create", "--instance-id", &instance, "--name", "web-1"])
         .args([
             "--description",
             "nightly web",
@@ -54,20 +46,10 @@ fn creates_a_tagged_image_with_tagged_snapshots_and_warns_about_integrity() {
     assert_eq!(image.name(), Some("web-1"));
     assert_eq!(image.description(), Some("nightly web"));
     assert_eq!(image.source_instance_id(), Some(instance.as_str()));
-    assert_eq!(
-        tag_map(image.tags()).get("team").map(String::as_str),
-        Some("web")
-    );
-    let snapshot = image.block_device_mappings()[0]
-        .ebs()
-        .unwrap()
-        .snapshot_id()
-        .unwrap();
+    assert_eq!(tag_map(image.tags()).get("team").map(String::as_str), Some("web"));
+    let snapshot = image.block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap();
     assert_eq!(created["snapshot_ids"], serde_json::json!([snapshot]));
-    assert_eq!(
-        env.snapshot_tags(snapshot).get("cost").map(String::as_str),
-        Some("ci")
-    );
+    assert_eq!(env.snapshot_tags(snapshot).get("cost").map(String::as_str), Some("ci"));
 }
 
 #[test]
@@ -77,21 +59,12 @@ fn without_no_reboot_it_says_the_instance_reboots_and_does_not_warn() {
 
     let run = env
         .amictl()
-        .args([
-            "create",
-            "--instance-id",
-            &instance,
-            "--name",
-            "reboot-1",
-            "-o",
-            "json",
-        ])
+        .args(["create", "--instance-id", &instance, "--name", "reboot-1", "-o", "json"])
         .run();
 
     assert_eq!(run.assert_code(0).json()["no_reboot"], false);
     assert!(
-        run.stderr
-            .contains(&format!("EC2 will reboot instance {instance}")),
+        run.stderr.contains(&format!("EC2 will reboot instance {instance}")),
         "{}",
         run.stderr
     );
@@ -128,19 +101,12 @@ fn a_missing_instance_exits_1_naming_it_and_the_region() {
 
     let run = env
         .amictl()
-        .args([
-            "create",
-            "--instance-id",
-            "i-0123456789abcdef0",
-            "--name",
-            "x-1",
-        ])
+        .args(["create", "--instance-id", "i-0123456789abcdef0", "--name", "x-1"])
         .run();
 
     run.assert_code(1);
     assert!(
-        run.stderr
-            .contains("instance i-0123456789abcdef0 not found"),
+        run.stderr.contains("instance i-0123456789abcdef0 not found"),
         "{}",
         run.stderr
     );
@@ -171,22 +137,13 @@ fn bad_input_exits_2_before_any_request() {
     let long_name = "n".repeat(129);
     let long_description = "d".repeat(256);
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["--instance-id", "i-123", "--name", "ok-1"],
-            "is not an instance ID",
-        ),
+        (&["--instance-id", "i-123", "--name", "ok-1"], "is not an instance ID"),
         (
             &["--instance-id", instance, "--name", "web:1"],
             "which EC2 does not allow",
         ),
-        (
-            &["--instance-id", instance, "--name", "ab"],
-            "EC2 takes 3 to 128",
-        ),
-        (
-            &["--instance-id", instance, "--name", &long_name],
-            "EC2 takes 3 to 128",
-        ),
+        (&["--instance-id", instance, "--name", "ab"], "EC2 takes 3 to 128"),
+        (&["--instance-id", instance, "--name", &long_name], "EC2 takes 3 to 128"),
         (
             &["--instance-id", instance, "--name", "web-{version}"],
             "unknown placeholder {version}",
@@ -196,25 +153,11 @@ fn bad_input_exits_2_before_any_request() {
             "expected KEY=VALUE",
         ),
         (
-            &[
-                "--instance-id",
-                instance,
-                "--name",
-                "ok-1",
-                "--snapshot-tag",
-                "=x",
-            ],
+            &["--instance-id", instance, "--name", "ok-1", "--snapshot-tag", "=x"],
             "empty tag key",
         ),
         (
-            &[
-                "--instance-id",
-                instance,
-                "--name",
-                "ok-1",
-                "--tag",
-                "aws:team=x",
-            ],
+            &["--instance-id", instance, "--name", "ok-1", "--tag", "aws:team=x"],
             "reserves",
         ),
         (
@@ -241,23 +184,13 @@ fn bad_input_exits_2_before_any_request() {
             "not a duration",
         ),
         (
-            &[
-                "--instance-id",
-                instance,
-                "--name",
-                "ok-1",
-                "--wait-timeout",
-                "5m",
-            ],
+            &["--instance-id", instance, "--name", "ok-1", "--wait-timeout", "5m"],
             "--wait",
         ),
     ];
 
     for (args, expected) in cases {
-        let run = TestEnv::amictl_at(&tripwire.url())
-            .arg("create")
-            .args(*args)
-            .run();
+        let run = TestEnv::amictl_at(&tripwire.url()).arg("create").args(*args).run();
         run.assert_code(2);
         assert!(
             run.stderr.contains(expected),
@@ -316,24 +249,14 @@ fn placeholders_are_filled_in_locally() {
         ])
         .run();
 
-    assert_eq!(
-        named.assert_code(0).json()["name"],
-        format!("web-server-{today}")
-    );
-    let stamped = stamped.assert_code(0).json()["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(named.assert_code(0).json()["name"], format!("web-server-{today}"));
+    let stamped = stamped.assert_code(0).json()["name"].as_str().unwrap().to_owned();
     let stamp = stamped
         .strip_prefix(&format!("{instance}-"))
         .expect("instance ID first");
     assert_eq!(stamp.len(), "20261128-053622".len(), "{stamp}");
     assert!(stamp.starts_with(&today.replace('-', "")), "{stamp}");
-    let mut image_names: Vec<String> = env
-        .own_images()
-        .iter()
-        .map(|i| i.name().unwrap().to_owned())
-        .collect();
+    let mut image_names: Vec<String> = env.own_images().iter().map(|i| i.name().unwrap().to_owned()).collect();
     let mut expected = vec![format!("web-server-{today}"), stamped];
     image_names.sort();
     expected.sort();
@@ -414,9 +337,7 @@ fn on_an_instance_create_no_reboot_images_that_instance_under_its_name_and_a_tim
     let instance = env.run_instance(Some("build-box"));
     let metadata = Metadata::start(&instance, &env.region);
 
-    let run = on_the_instance(&env, &metadata)
-        .args(["create", "--no-reboot"])
-        .run();
+    let run = on_the_instance(&env, &metadata).args(["create", "--no-reboot"]).run();
 
     run.assert_code(0);
     let images = env.own_images();
@@ -424,26 +345,16 @@ fn on_an_instance_create_no_reboot_images_that_instance_under_its_name_and_a_tim
     let image = &images[0];
     assert_eq!(image.source_instance_id(), Some(instance.as_str()));
     let name = image.name().unwrap();
-    let stamp = name
-        .strip_prefix("build-box-")
-        .expect("named after the Name tag");
+    let stamp = name.strip_prefix("build-box-").expect("named after the Name tag");
     assert_eq!(stamp.len(), "20261128-053622".len(), "{name}");
     assert!(
         run.stdout.contains(image.image_id().unwrap()),
         "prints the ID: {}",
         run.stdout
     );
-    assert!(
-        run.stderr.contains(&format!("image name: {name}")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&format!("image name: {name}")), "{}", run.stderr);
     assert!(run.stderr.contains("this very machine"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("file-system integrity"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("file-system integrity"), "{}", run.stderr);
 }
 
 #[test]
@@ -456,10 +367,7 @@ fn without_a_name_tag_the_default_name_is_the_instance_id_and_a_timestamp() {
         .args(["-o", "json", "create", "--no-reboot"])
         .run();
 
-    let name = run.assert_code(0).json()["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let name = run.assert_code(0).json()["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with(&format!("{instance}-")), "{name}");
 }
 
@@ -506,10 +414,6 @@ fn rebooting_this_machine_needs_yes_off_a_terminal() {
     assert_eq!(sent_when_refused, 0, "nothing was sent");
     let created = agreed.assert_code(0).json();
     assert_eq!(created["no_reboot"], false);
-    assert!(
-        agreed.stderr.contains("reboot this very machine"),
-        "{}",
-        agreed.stderr
-    );
+    assert!(agreed.stderr.contains("reboot this very machine"), "{}", agreed.stderr);
     assert_eq!(env.own_images().len(), 1);
 }

@@ -10,10 +10,7 @@ fn deregisters_and_lists_the_snapshots_it_keeps_with_their_size() {
     let image = env.create_image(&instance, "dereg-1", &[]);
     let snapshot = env.snapshot_of(&image);
 
-    let run = env
-        .amictl()
-        .args(["deregister", &image, "-o", "json"])
-        .run();
+    let run = env.amictl().args(["deregister", &image, "-o", "json"]).run();
 
     let report = run.assert_code(0).json();
     let entry = &report["images"][0];
@@ -24,12 +21,7 @@ fn deregisters_and_lists_the_snapshots_it_keeps_with_their_size() {
     assert_eq!(kept["snapshot_id"], snapshot.as_str());
     assert_eq!(kept["action"], "keep");
     assert_eq!(kept["size_gib"], 15);
-    assert!(
-        kept["reason"]
-            .as_str()
-            .unwrap()
-            .contains("--delete-snapshots")
-    );
+    assert!(kept["reason"].as_str().unwrap().contains("--delete-snapshots"));
     assert!(env.image_ids().is_empty());
     assert_eq!(env.snapshot_ids(), [snapshot], "the snapshot stays");
 }
@@ -65,10 +57,7 @@ fn an_image_in_use_is_refused_naming_what_uses_it_unless_allowed() {
     let image = env.create_image(&instance, "dereg-3", &[]);
     let user = env.run_instance_from(&image);
 
-    let refused = env
-        .amictl()
-        .args(["deregister", &image, "--delete-snapshots"])
-        .run();
+    let refused = env.amictl().args(["deregister", &image, "--delete-snapshots"]).run();
     let still_there = env.image_ids();
     let allowed = env
         .amictl()
@@ -77,22 +66,13 @@ fn an_image_in_use_is_refused_naming_what_uses_it_unless_allowed() {
 
     refused.assert_code(1);
     assert!(
-        refused
-            .stdout
-            .contains(&format!("in use by instance {user}")),
+        refused.stdout.contains(&format!("in use by instance {user}")),
         "{}",
         refused.stdout
     );
-    assert!(
-        refused.stderr.contains("not deregistered"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("not deregistered"), "{}", refused.stderr);
     assert_eq!(still_there, [image]);
-    assert_eq!(
-        allowed.assert_code(0).json()["images"][0]["result"]["status"],
-        "done"
-    );
+    assert_eq!(allowed.assert_code(0).json()["images"][0]["result"]["status"], "done");
     assert!(env.image_ids().is_empty());
 }
 
@@ -103,29 +83,15 @@ fn a_missing_image_exits_1_and_dry_run_changes_nothing() {
     let image = env.create_image(&instance, "dereg-4", &[]);
     let proxy = Proxy::start(&env.endpoint);
 
-    let missing = env
-        .amictl()
-        .args(["deregister", "ami-0123456789abcdef0"])
-        .run();
+    let missing = env.amictl().args(["deregister", "ami-0123456789abcdef0"]).run();
     let dry = env
         .amictl()
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .args([
-            "deregister",
-            &image,
-            "--delete-snapshots",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
+        .args(["deregister", &image, "--delete-snapshots", "--dry-run", "-o", "json"])
         .run();
 
     missing.assert_code(1);
-    assert!(
-        missing.stderr.contains("ami-0123456789abcdef0"),
-        "{}",
-        missing.stderr
-    );
+    assert!(missing.stderr.contains("ami-0123456789abcdef0"), "{}", missing.stderr);
     let plan = dry.assert_code(0).json();
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["images"][0]["action"], "deregister");

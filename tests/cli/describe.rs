@@ -38,10 +38,7 @@ fn lists_own_images_made_from_instances_as_ebs_with_every_field() {
         .iter()
         .map(|i| i["creation_date"].as_str().unwrap())
         .collect();
-    assert!(
-        dates.windows(2).all(|w| w[0] >= w[1]),
-        "newest first: {dates:?}"
-    );
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "newest first: {dates:?}");
 
     let image = images
         .as_array()
@@ -73,21 +70,10 @@ fn lists_own_images_made_from_instances_as_ebs_with_every_field() {
     let root = &devices[0];
     assert_eq!(root["device_name"], image["root_device_name"]);
     assert!(root["snapshot_id"].as_str().unwrap().starts_with("snap-"));
-    assert_eq!(
-        image["snapshot_ids"],
-        serde_json::json!([root["snapshot_id"]])
-    );
+    assert_eq!(image["snapshot_ids"], serde_json::json!([root["snapshot_id"]]));
     assert_eq!(image["size_gib"], root["volume_size_gib"]);
-    for key in [
-        "volume_type",
-        "encrypted",
-        "delete_on_termination",
-        "virtual_name",
-    ] {
-        assert!(
-            root.as_object().unwrap().contains_key(key),
-            "block device has {key}"
-        );
+    for key in ["volume_type", "encrypted", "delete_on_termination", "virtual_name"] {
+        assert!(root.as_object().unwrap().contains_key(key), "block device has {key}");
     }
     assert!(root["virtual_name"].is_null(), "absent values are null");
 }
@@ -100,29 +86,18 @@ fn filters_by_name_glob_and_tag() {
     let web2 = env.create_image(&instance, "web-2", &[("team", "data")]);
     let db = env.create_image(&instance, "db-1", &[("team", "web")]);
 
-    let by_name = env
-        .amictl()
-        .args(["describe", "--name", "web-*", "-o", "json"])
-        .run();
-    let by_tag = env
-        .amictl()
-        .args(["describe", "--tag", "team=web", "-o", "json"])
-        .run();
+    let by_name = env.amictl().args(["describe", "--name", "web-*", "-o", "json"]).run();
+    let by_tag = env.amictl().args(["describe", "--tag", "team=web", "-o", "json"]).run();
     let both = env
         .amictl()
-        .args([
-            "describe", "--name", "web-*", "--tag", "team=web", "-o", "json",
-        ])
+        .args(["describe", "--name", "web-*", "--tag", "team=web", "-o", "json"])
         .run();
     let braces = env
         .amictl()
         .args(["describe", "--name", "{db,web}-1", "-o", "json"])
         .run();
 
-    assert_eq!(
-        ids(&by_name.assert_code(0).json()),
-        sorted(vec![web1.clone(), web2])
-    );
+    assert_eq!(ids(&by_name.assert_code(0).json()), sorted(vec![web1.clone(), web2]));
     assert_eq!(
         ids(&by_tag.assert_code(0).json()),
         sorted(vec![web1.clone(), db.clone()])
@@ -149,14 +124,7 @@ fn the_table_shows_one_row_per_image_and_no_sdk_debug_forms() {
         .lines()
         .find(|l| l.contains(&image))
         .expect("a row for the image");
-    for cell in [
-        "table-1",
-        "available",
-        "ebs",
-        "not public",
-        "x86_64",
-        "0m ago",
-    ] {
+    for cell in ["table-1", "available", "ebs", "not public", "x86_64", "0m ago"] {
         assert!(row.contains(cell), "row has {cell:?}: {row}");
     }
     assert!(!run.stdout.contains("Unknown("), "{}", run.stdout);
@@ -168,19 +136,12 @@ fn one_image_shows_its_devices_permissions_and_storage_cost() {
     let env = TestEnv::new();
     let instance = env.run_instance(None);
     let image = env.create_image(&instance, "detail-1", &[("team", "web")]);
-    let snapshot = env
-        .amictl()
-        .args(["describe", &image, "-o", "json"])
-        .run()
-        .json()[0]["snapshot_ids"][0]
+    let snapshot = env.amictl().args(["describe", &image, "-o", "json"]).run().json()[0]["snapshot_ids"][0]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let private = env
-        .amictl()
-        .args(["describe", &image, "--snapshot-price", "0.1"])
-        .run();
+    let private = env.amictl().args(["describe", &image, "--snapshot-price", "0.1"]).run();
     env.make_public(&image);
     let public = env.amictl().args(["describe", &image]).run();
 
@@ -237,18 +198,11 @@ fn finds_the_instance_store_image_among_amazons() {
 fn a_missing_image_exits_1_naming_it_and_the_region() {
     let env = TestEnv::new();
 
-    let run = env
-        .amictl()
-        .args(["describe", "ami-0123456789abcdef0"])
-        .run();
+    let run = env.amictl().args(["describe", "ami-0123456789abcdef0"]).run();
 
     run.assert_code(1);
     assert!(run.stdout.is_empty());
-    assert!(
-        run.stderr.contains("ami-0123456789abcdef0"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("ami-0123456789abcdef0"), "{}", run.stderr);
     assert!(run.stderr.contains(&env.region), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
 }
@@ -258,9 +212,7 @@ fn a_malformed_image_id_exits_2_before_any_request() {
     let tripwire = Tripwire::new();
 
     for bad in ["ami-123", "ami-XYZ12345", "i-0123456789abcdef0"] {
-        let run = TestEnv::amictl_at(&tripwire.url())
-            .args(["describe", bad])
-            .run();
+        let run = TestEnv::amictl_at(&tripwire.url()).args(["describe", bad]).run();
         run.assert_code(2);
         assert!(run.stderr.contains("is not an image ID"), "{}", run.stderr);
     }

@@ -100,10 +100,7 @@ fn a_malformed_region_or_endpoint_is_a_usage_error() {
         region.stderr
     );
     assert!(
-        endpoint
-            .assert_code(2)
-            .stderr
-            .contains("not an endpoint URL"),
+        endpoint.assert_code(2).stderr.contains("not an endpoint URL"),
         "{}",
         endpoint.stderr
     );
@@ -122,11 +119,7 @@ fn no_credentials_say_how_to_provide_them() {
         .run();
 
     run.assert_code(1);
-    assert!(
-        run.stderr.contains("no AWS credentials found"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("no AWS credentials found"), "{}", run.stderr);
     assert!(run.stderr.contains("AWS_PROFILE"), "{}", run.stderr);
     assert_eq!(
         run.stderr.lines().count(),
@@ -225,11 +218,7 @@ fn colour_only_when_asked_for_or_on_a_terminal() {
     let never = env.amictl().args(["describe", "--color", "never"]).run();
     let auto_off_terminal = env.amictl().env_remove("NO_COLOR").args(["describe"]).run();
 
-    assert!(
-        always.assert_code(0).stdout.contains("\u{1b}["),
-        "{}",
-        always.stdout
-    );
+    assert!(always.assert_code(0).stdout.contains("\u{1b}["), "{}", always.stdout);
     assert!(!never.assert_code(0).stdout.contains('\u{1b}'));
     assert!(!auto_off_terminal.assert_code(0).stdout.contains('\u{1b}'));
 }

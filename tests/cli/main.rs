@@ -10,3 +10,4 @@ mod deregister;
 mod describe;
 mod global;
 mod permissions;
+mod reliability;

@@ -30,15 +30,7 @@ fn share_show_publish_unpublish_and_reset() {
 
     let added = env
         .amictl()
-        .args([
-            "permissions",
-            "add",
-            &image,
-            "--account",
-            ACCOUNT,
-            "-o",
-            "json",
-        ])
+        .args(["permissions", "add", &image, "--account", ACCOUNT, "-o", "json"])
         .run();
     let table = env.amictl().args(["permissions", "show", &image]).run();
     let refused = env
@@ -56,22 +48,9 @@ fn share_show_publish_unpublish_and_reset() {
         .run();
     let org = env
         .amictl()
-        .args([
-            "permissions",
-            "add",
-            &image,
-            "--org",
-            ORG,
-            "--ou",
-            OU,
-            "-o",
-            "json",
-        ])
+        .args(["permissions", "add", &image, "--org", ORG, "--ou", OU, "-o", "json"])
         .run();
-    let reset = env
-        .amictl()
-        .args(["permissions", "reset", &image, "-o", "json"])
-        .run();
+    let reset = env.amictl().args(["permissions", "reset", &image, "-o", "json"]).run();
 
     assert_eq!(
         added.assert_code(0).json(),
@@ -85,18 +64,13 @@ fn share_show_publish_unpublish_and_reset() {
         .find(|l| l.contains(&image))
         .unwrap()
         .to_owned();
-    assert!(
-        row.contains(ACCOUNT) && row.contains("123456789012"),
-        "{row}"
-    );
+    assert!(row.contains(ACCOUNT) && row.contains("123456789012"), "{row}");
     refused.assert_code(2);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     assert_eq!(proxy.total(), 0, "nothing was sent");
     assert_eq!(public.assert_code(0).json()["public"], true);
     assert!(
-        public
-            .stderr
-            .contains("could not check image block public access"),
+        public.stderr.contains("could not check image block public access"),
         "{}",
         public.stderr
     );
@@ -163,14 +137,7 @@ fn snapshots_flag_grants_and_revokes_create_volume_permission() {
     let snapshot = env.snapshot_of(&image);
 
     env.amictl()
-        .args([
-            "permissions",
-            "add",
-            &image,
-            "--account",
-            ACCOUNT,
-            "--snapshots",
-        ])
+        .args(["permissions", "add", &image, "--account", ACCOUNT, "--snapshots"])
         .run()
         .assert_code(0);
     let granted = env.snapshot_volume_accounts(&snapshot);
@@ -212,11 +179,7 @@ fn dry_run_and_granting_the_owner_change_nothing() {
     assert_eq!(dry.assert_code(0).json()["accounts"], json!([]));
     assert!(dry.stderr.contains("nothing was changed"), "{}", dry.stderr);
     owner.assert_code(2);
-    assert!(
-        owner.stderr.contains("implicit permission"),
-        "{}",
-        owner.stderr
-    );
+    assert!(owner.stderr.contains("implicit permission"), "{}", owner.stderr);
     assert_eq!(
         proxy.count("ModifyImageAttribute"),
         1,
@@ -230,10 +193,7 @@ fn bad_input_exits_2_before_any_request() {
     let tripwire = Tripwire::new();
     let image = "ami-0123456789abcdef0";
     for (args, expected) in [
-        (
-            &["permissions", "add", image, "--account", "1111"][..],
-            "12 digits",
-        ),
+        (&["permissions", "add", image, "--account", "1111"][..], "12 digits"),
         (
             &["permissions", "add", image, "--org", "o-abcdefghij"],
             "not an organization ARN",
@@ -273,9 +233,5 @@ fn an_unknown_image_exits_1_naming_it_and_the_region() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.elapsed.as_secs() < 5,
-        "no retried 500s: {:?}",
-        run.elapsed
-    );
+    assert!(run.elapsed.as_secs() < 5, "no retried 500s: {:?}", run.elapsed);
 }

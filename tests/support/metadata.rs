@@ -36,10 +36,7 @@ impl Metadata {
                     }
                 }
                 let mut parts = request_line.split_whitespace();
-                let (method, path) = (
-                    parts.next().unwrap_or_default(),
-                    parts.next().unwrap_or_default(),
-                );
+                let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
                 let (status, body) = match (method, path) {
                     ("PUT", "/latest/api/token") => ("200 OK", TOKEN.to_owned()),
                     (_, _) if !has_token => ("401 Unauthorized", String::new()),

@@ -72,14 +72,7 @@ impl Moto {
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&python)
-                .args([
-                    "-c",
-                    MOTO_LAUNCHER,
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ])
+                .args(["-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
                 .env(
                     "MOTO_EC2_LOAD_DEFAULT_AMIS",
                     if default_amis { "true" } else { "false" },
@@ -134,14 +127,10 @@ fn wait_until_ready(port: u16, child: &mut Child) -> bool {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
             use std::io::Write;
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let request = format!(
-                "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-            );
+            let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
             if stream.write_all(request.as_bytes()).is_ok() {
                 let mut status = String::new();
-                if BufReader::new(&mut stream).read_line(&mut status).is_ok()
-                    && status.contains(" 200")
-                {
+                if BufReader::new(&mut stream).read_line(&mut status).is_ok() && status.contains(" 200") {
                     return true;
                 }
             }
@@ -168,9 +157,7 @@ impl TestEnv {
         let n = NEXT_REGION.fetch_add(1, Ordering::SeqCst);
         let (server, region) = (n / REGIONS.len(), REGIONS[n % REGIONS.len()]);
         let endpoint = {
-            let mut servers = CLEAN_SERVERS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut servers = CLEAN_SERVERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             while servers.len() <= server {
                 servers.push(Box::leak(Box::new(Moto::start(false))));
             }
@@ -233,8 +220,7 @@ impl TestEnv {
                 .min_count(1)
                 .max_count(1);
             if let Some(name) = name {
-                request =
-                    request.tag_specifications(tags(ResourceType::Instance, &[("Name", name)]));
+                request = request.tag_specifications(tags(ResourceType::Instance, &[("Name", name)]));
             }
             let output = request.send().await.expect("RunInstances");
             output.instances()[0].instance_id().unwrap().to_owned()
@@ -242,12 +228,7 @@ impl TestEnv {
     }
 
     /// Creates an image of the instance with the given name and tags; returns its ID.
-    pub fn create_image(
-        &self,
-        instance_id: &str,
-        name: &str,
-        image_tags: &[(&str, &str)],
-    ) -> String {
+    pub fn create_image(&self, instance_id: &str, name: &str, image_tags: &[(&str, &str)]) -> String {
         let client = self.client();
         let (instance_id, name) = (instance_id.to_owned(), name.to_owned());
         let image_tags: Vec<(String, String)> = image_tags
@@ -257,10 +238,7 @@ impl TestEnv {
         block_on(async move {
             let mut request = client.create_image().instance_id(instance_id).name(name);
             if !image_tags.is_empty() {
-                let pairs: Vec<(&str, &str)> = image_tags
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let pairs: Vec<(&str, &str)> = image_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 request = request.tag_specifications(tags(ResourceType::Image, &pairs));
             }
             request
@@ -314,9 +292,7 @@ impl TestEnv {
     pub fn create_launch_configuration(&self, name: &str, image_id: &str) {
         let config = aws_sdk_autoscaling::Config::builder()
             .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
-            .region(aws_sdk_autoscaling::config::Region::new(
-                self.region.clone(),
-            ))
+            .region(aws_sdk_autoscaling::config::Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(Credentials::new(
                 "AKIDAMICTLTEST",
@@ -632,6 +608,21 @@ impl Amictl {
         }
     }
 
+    /// Starts amictl and returns at once, for tests that interrupt it.
+    pub fn spawn(mut self) -> Running {
+        let child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the amictl binary");
+        Running {
+            child,
+            started: Instant::now(),
+        }
+    }
+
     /// Runs with stdout's reader gone before anything is written, as in `amictl … | head -0`.
     pub fn run_with_closed_stdout(mut self) -> Run {
         let started = Instant::now();
@@ -656,6 +647,34 @@ impl Amictl {
             stdout: String::new(),
             stderr,
             elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// amictl running in the background.
+pub struct Running {
+    child: std::process::Child,
+    started: Instant,
+}
+
+impl Running {
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT failed");
+    }
+
+    /// Waits for it to end.
+    pub fn wait(self) -> Run {
+        let output = self.child.wait_with_output().expect("wait for amictl");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: self.started.elapsed(),
         }
     }
 }

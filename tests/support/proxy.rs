@@ -15,11 +15,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum Misbehaviour {
     /// Answers with an EC2 error.
-    Error {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Error { status: u16, code: String, message: String },
     /// Closes the connection without an answer.
     Drop,
     /// Forwards the request after this long.
@@ -167,12 +163,7 @@ impl Proxy {
 
     /// Every request that could have changed something.
     pub fn mutations(&self) -> Vec<String> {
-        self.lock()
-            .actions
-            .iter()
-            .filter(|a| !is_read(a))
-            .cloned()
-            .collect()
+        self.lock().actions.iter().filter(|a| !is_read(a)).cloned().collect()
     }
 
     /// Forgets what was recorded.
@@ -181,9 +172,7 @@ impl Proxy {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -212,9 +201,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let action = form_value(&String::from_utf8_lossy(&body), "Action").unwrap_or_default();
 
     let misbehaviour = {
-        let mut state = state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.actions.push(action.clone());
         state
             .faults
@@ -223,11 +210,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     };
     let mut client = client;
     match misbehaviour {
-        Some(Misbehaviour::Error {
-            status,
-            code,
-            message,
-        }) => {
+        Some(Misbehaviour::Error { status, code, message }) => {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
             );

@@ -1,0 +1,241 @@
+//! amictl under throttling, server errors, dropped connections, hung endpoints and Ctrl-C,
+//! with a fault-injecting proxy between it and moto. After each run the state in moto says
+//! what happened: what must stay stays; what must go is gone after the run or one re-run.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::proxy::{Fault, Misbehaviour, Proxy};
+use crate::support::{Amictl, TestEnv};
+
+/// `n` images of one instance, named `batch-1` … `batch-n`.
+fn images(env: &TestEnv, n: usize) -> Vec<String> {
+    let instance = env.run_instance(None);
+    (1..=n)
+        .map(|i| env.create_image(&instance, &format!("batch-{i}"), &[]))
+        .collect()
+}
+
+fn through(env: &TestEnv, proxy: &Proxy) -> Amictl {
+    env.amictl().env("AWS_ENDPOINT_URL", proxy.url())
+}
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(&i["result"]).chain(i["snapshots"].as_array().unwrap().iter().map(|s| &s["result"]))
+        })
+        .map(|r| r["status"].as_str().unwrap_or("none").to_owned())
+        .collect()
+}
+
+#[test]
+fn cleanup_finishes_under_throttling_of_half_its_writes_and_500s_on_a_quarter_of_its_reads() {
+    let env = TestEnv::new();
+    images(&env, 20);
+    let proxy = Proxy::start(&env.endpoint);
+    for action in ["DeregisterImage", "DeleteSnapshot"] {
+        proxy.fail(action, Fault::every(2, Fault::throttled()));
+    }
+    for action in [
+        "DescribeImages",
+        "DescribeInstances",
+        "DescribeLaunchTemplateVersions",
+        "DescribeLaunchConfigurations",
+    ] {
+        proxy.fail(action, Fault::every(4, Fault::internal_error()));
+    }
+
+    let run = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .run();
+
+    let report = run.assert_code(0).json();
+    assert_eq!(report["summary"]["images_deregistered"], 20);
+    assert_eq!(report["summary"]["snapshots_deleted"], 20);
+    assert!(proxy.count("DeregisterImage") > 20, "throttled calls were retried");
+    assert!(env.image_ids().is_empty());
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn a_lasting_refusal_of_delete_snapshot_names_each_snapshot_left_and_orphans_finish_the_job() {
+    let env = TestEnv::new();
+    images(&env, 4);
+    let snapshots = env.snapshot_ids();
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
+
+    let refused = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .run();
+
+    let report = refused.assert_code(1).json();
+    assert!(refused.elapsed < Duration::from_mins(1), "took {:?}", refused.elapsed);
+    let failed: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["snapshots"].as_array().unwrap())
+        .filter(|s| s["result"]["status"] == "failed")
+        .map(|s| s["snapshot_id"].as_str().unwrap())
+        .collect();
+    let mut failed: Vec<String> = failed.into_iter().map(str::to_owned).collect();
+    failed.sort();
+    assert_eq!(failed, snapshots, "each snapshot left is named");
+    assert_eq!(report["summary"]["failures"], 4);
+    assert_eq!(
+        proxy.count("DeleteSnapshot"),
+        4,
+        "an authorization error is not retried"
+    );
+    assert!(env.image_ids().is_empty());
+    assert_eq!(env.snapshot_ids(), snapshots);
+
+    let rerun = env.amictl().args(["cleanup", "--orphans", "--yes", "-o", "json"]).run();
+
+    assert_eq!(rerun.assert_code(0).json()["summary"]["snapshots_deleted"], 4);
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn dropped_connections_are_retried() {
+    let env = TestEnv::new();
+    images(&env, 4);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DescribeImages", Fault::first(1, Misbehaviour::Drop));
+    proxy.fail("DeregisterImage", Fault::every(2, Misbehaviour::Drop));
+    proxy.fail("DeleteSnapshot", Fault::every(2, Misbehaviour::Drop));
+
+    let run = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .run();
+
+    let report = run.assert_code(0).json();
+    assert!(statuses(&report).iter().all(|s| s == "done"), "{report}");
+    assert!(env.image_ids().is_empty());
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn every_command_absorbs_throttling_and_server_errors() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let proxy = Proxy::start(&env.endpoint);
+    for action in [
+        "CreateImage",
+        "ModifyImageAttribute",
+        "DeregisterImage",
+        "DescribeImageAttribute",
+    ] {
+        proxy.fail(action, Fault::first(1, Fault::throttled()));
+    }
+    proxy.fail("DescribeImages", Fault::every(3, Fault::internal_error()));
+    proxy.fail("DescribeInstances", Fault::first(1, Fault::internal_error()));
+
+    let created = through(&env, &proxy)
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "steady-1",
+            "--no-reboot",
+        ])
+        .run();
+    let image = created.assert_code(0).json()["image_id"].as_str().unwrap().to_owned();
+    let described = through(&env, &proxy).args(["describe", "-o", "json"]).run();
+    let shared = through(&env, &proxy)
+        .args(["permissions", "add", &image, "--account", "111122223333"])
+        .run();
+    let deregistered = through(&env, &proxy)
+        .args(["deregister", &image, "--delete-snapshots"])
+        .run();
+
+    assert_eq!(env.own_images().len(), 0, "one image was made, and it is gone");
+    assert_eq!(
+        proxy.count("CreateImage"),
+        2,
+        "the throttled CreateImage was tried again, once"
+    );
+    assert_eq!(described.assert_code(0).json()[0]["image_id"], image.as_str());
+    shared.assert_code(0);
+    deregistered.assert_code(0);
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn a_hung_endpoint_costs_the_timeout_not_minutes() {
+    let env = TestEnv::new();
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail(
+        "DescribeImages",
+        Fault::always(Misbehaviour::Delay(Duration::from_secs(20))),
+    );
+
+    let run = through(&env, &proxy).args(["describe", "--timeout", "2s"]).run();
+
+    run.assert_code(1);
+    assert!(run.elapsed < Duration::from_secs(6), "took {:?}", run.elapsed);
+    assert!(run.stderr.contains("no answer in time"), "{}", run.stderr);
+}
+
+#[test]
+fn ctrl_c_stops_a_cleanup_cleanly_and_a_rerun_finishes_the_job() {
+    let env = TestEnv::new();
+    images(&env, 6);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail(
+        "DeregisterImage",
+        Fault::always(Misbehaviour::Delay(Duration::from_millis(600))),
+    );
+
+    let running = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "--concurrency", "1", "-o", "json"])
+        .spawn();
+    sleep(Duration::from_millis(1500));
+    running.interrupt();
+    let interrupted = running.wait();
+
+    let report = interrupted.assert_code(130).json();
+    let statuses = statuses(&report);
+    assert!(statuses.iter().any(|s| s == "done"), "{statuses:?}");
+    assert!(statuses.iter().any(|s| s == "not_attempted"), "{statuses:?}");
+    assert!(interrupted.stderr.contains("interrupted"), "{}", interrupted.stderr);
+    let left = env.image_ids().len();
+    assert!(left > 0 && left < 6, "{left} images left");
+
+    let rerun = env.amictl().args(["cleanup", "--all", "--yes", "--orphans"]).run();
+
+    rerun.assert_code(0);
+    assert!(env.image_ids().is_empty());
+    assert!(env.snapshot_ids().is_empty());
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once() {
+    let env = TestEnv::new();
+    images(&env, 2);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail(
+        "DeregisterImage",
+        Fault::always(Misbehaviour::Delay(Duration::from_secs(10))),
+    );
+
+    let running = through(&env, &proxy).args(["cleanup", "--all", "--yes"]).spawn();
+    sleep(Duration::from_secs(1));
+    running.interrupt();
+    sleep(Duration::from_millis(300));
+    running.interrupt();
+    let run = running.wait();
+
+    run.assert_code(130);
+    assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+}
