@@ -130,37 +130,137 @@ fn no_credentials_say_how_to_provide_them() {
 }
 
 #[test]
-fn secrets_never_reach_the_logs() {
+fn secrets_never_reach_the_output_of_any_command_at_any_verbosity() {
     let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "secret-1", &[]);
     let secret = "SECRETKEYthatmustnotleak";
     let token = "SESSIONTOKENthatmustnotleak";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["describe", "-vvv"],
+        vec!["describe", &image, "-vvv"],
+        vec![
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "secret-2",
+            "--no-reboot",
+            "-vvv",
+        ],
+        vec!["permissions", "add", &image, "--account", "111122223333", "-vvv"],
+        vec!["cleanup", "--name", "secret-*", "--dry-run", "-vvv"],
+        vec!["deregister", &image, "--delete-snapshots", "-vvv"],
+        vec!["describe"],
+    ];
 
-    let run = env
-        .amictl()
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_SESSION_TOKEN", token)
-        .args(["describe", "-vvv"])
-        .run();
-    let with_rust_log = env
-        .amictl()
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_SESSION_TOKEN", token)
-        .env("RUST_LOG", "trace")
-        .args(["describe"])
-        .run();
-
-    for run in [run, with_rust_log] {
+    for (n, args) in commands.iter().enumerate() {
+        let mut amictl = env
+            .amictl()
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token)
+            .args(args);
+        if n == commands.len() - 1 {
+            amictl = amictl.env("RUST_LOG", "trace");
+        }
+        let run = amictl.run();
         run.assert_code(0);
-        assert!(
-            run.stderr.contains("DescribeImages"),
-            "the logs are on: {}",
-            &run.stderr[..run.stderr.len().min(500)]
-        );
+        assert!(run.stderr.contains("DescribeImages"), "the logs are on for {args:?}");
         for output in [&run.stdout, &run.stderr] {
-            assert!(!output.contains(secret), "secret key leaked");
-            assert!(!output.contains(token), "session token leaked");
+            assert!(!output.contains(secret), "the secret key leaked from {args:?}");
+            assert!(!output.contains(token), "the session token leaked from {args:?}");
         }
     }
+}
+
+#[test]
+fn a_bad_value_on_any_option_is_one_line_naming_it_exit_2_and_nothing_sent() {
+    let tripwire = Tripwire::new();
+    let image = "ami-0123456789abcdef0";
+    let long_key = format!("{}=v", "k".repeat(200));
+    let mut thousands: Vec<String> = (0..3000).map(|n| format!("ami-{n:08x}")).collect();
+    thousands.push("ami-nothex00".to_owned());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["describe", "--region", ""], "--region"),
+        (
+            vec!["describe", "--region", "a-very-long-region-name-that-is-not-one-1"],
+            "--region",
+        ),
+        (vec!["describe", "--profile", ""], "--profile"),
+        (vec!["describe", "--endpoint-url", ""], "--endpoint-url"),
+        (
+            vec!["describe", "--endpoint-url", "ftp://example.com"],
+            "--endpoint-url",
+        ),
+        (vec!["describe", "-o", "yaml"], "--output"),
+        (vec!["describe", "--color", "sometimes"], "--color"),
+        (vec!["describe", "--max-attempts", "0"], "--max-attempts"),
+        (vec!["describe", "--timeout", "soon"], "--timeout"),
+        (vec!["describe", "--owner", ""], "--owner"),
+        (vec!["describe", "--name", ""], "--name"),
+        (vec!["describe", "--tag", ""], "--tag"),
+        (vec!["describe", "--tag", &long_key], "--tag"),
+        (vec!["describe", "--backing", "floppy"], "--backing"),
+        (vec!["describe", "--snapshot-price", "free"], "--snapshot-price"),
+        (vec!["create", "--instance-id", "", "--name", "ok-1"], "--instance-id"),
+        (vec!["create", "--instance-id", "i-12345678", "--name", ""], "--name"),
+        (
+            vec![
+                "create",
+                "--instance-id",
+                "i-12345678",
+                "--name",
+                "ok-1",
+                "--snapshot-tag",
+                "x",
+            ],
+            "--snapshot-tag",
+        ),
+        (
+            vec![
+                "create",
+                "--instance-id",
+                "i-12345678",
+                "--name",
+                "ok-1",
+                "--wait",
+                "--wait-timeout",
+                "",
+            ],
+            "--wait-timeout",
+        ),
+        (vec!["deregister", ""], "IMAGE_ID"),
+        (vec!["deregister", image, "--concurrency", "65"], "--concurrency"),
+        (vec!["cleanup", "--older-than", ""], "--older-than"),
+        (vec!["cleanup", "--all", "--keep", "many"], "--keep"),
+        (vec!["cleanup", "--all", "--group-by", "tag:"], "--group-by"),
+        (vec!["cleanup", "--all", "--exclude-tag", "x"], "--exclude-tag"),
+        (vec!["permissions", "add", image, "--account", ""], "--account"),
+        (vec!["permissions", "add", image, "--org", ""], "--org"),
+        (vec!["permissions", "add", image, "--ou", ""], "--ou"),
+    ];
+
+    for (args, option) in &cases {
+        let run = TestEnv::amictl_at(&tripwire.url()).args(args).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: one line: {}", run.stderr);
+        assert!(
+            run.stderr.contains(option),
+            "{args:?} should name {option}: {}",
+            run.stderr
+        );
+    }
+    let run = TestEnv::amictl_at(&tripwire.url())
+        .arg("describe")
+        .args(&thousands)
+        .run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("ami-nothex00"),
+        "names the bad one among thousands: {}",
+        run.stderr
+    );
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
 }
 
 #[test]
