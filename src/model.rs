@@ -123,6 +123,9 @@ impl std::fmt::Display for ImageUser {
     }
 }
 
+/// Images mapped to what uses them.
+pub type ImageUsers = BTreeMap<String, std::collections::BTreeSet<ImageUser>>;
+
 /// One of the account's EBS snapshots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {

@@ -30,7 +30,6 @@ pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, Support};
 pub use snapshots::SnapshotDeletion;
-pub use usage::ImageUsers;
 
 use crate::error::Error;
 use crate::types::{EndpointUrl, Region};

@@ -1,19 +1,17 @@
 //! What uses an image: instances, launch templates and launch configurations. Each is one
 //! paginated scan, whatever the number of images.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
 
 use super::Ec2;
 use crate::error::Error;
-use crate::model::ImageUser;
+use crate::model::{ImageUser, ImageUsers};
 
 /// DescribeInstances takes at most this many values in one filter.
 const FILTER_VALUES: usize = 200;
 
-/// Images mapped to what uses them.
-pub type ImageUsers = BTreeMap<String, BTreeSet<ImageUser>>;
 
 impl Ec2 {
     /// What uses each of these images. Images nothing uses are absent.

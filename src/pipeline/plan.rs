@@ -8,8 +8,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::ec2::ImageUsers;
-use crate::model::{Backing, Image, Snapshot};
+use crate::model::{Backing, Image, ImageUsers, Snapshot};
 
 /// What the account has, read once before planning.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,309 @@
+"""amictl's benchmark: amictl against the AWS CLI and against the endpoint's floor, side by
+side in one run against the same local moto server. Run it through scripts/bench.
+
+Scenarios (medians of --runs runs):
+  describe N   `amictl -o json describe` vs `aws ec2 describe-images --owners self` vs one
+               raw DescribeImages request (the floor)
+  cleanup N    `amictl cleanup --all --yes` vs the same DeregisterImage + DeleteSnapshot
+               calls fired by 8 workers straight at the server (the floor) vs a shell loop
+               of `aws ec2 deregister-image` + `aws ec2 delete-snapshot` (timed on a sample
+               and scaled to N)
+  start-up     `amictl --version` and a usage error
+  memory       peak RSS of `amictl describe` over --memory-images images
+
+Requests by action come from a counting proxy between amictl and moto; wall times are taken
+without it.
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import http.server
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+
+REGION = "us-east-1"
+# moto routes by the credential scope of the Authorization header; it checks no signature.
+AUTH = f"AWS4-HMAC-SHA256 Credential=bench/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "NO_COLOR": "1",
+    "PATH": os.environ.get("PATH", ""),
+    "HOME": os.environ.get("HOME", "/tmp"),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Ec2:
+    """Raw EC2 query-protocol requests over one keep-alive connection."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+
+    def call(self, action, **params):
+        body = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15", **params})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}
+        self.conn.request("POST", "/", body=body, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode()
+        if response.status != 200:
+            raise RuntimeError(f"{action}: {response.status} {text[:200]}")
+        return text
+
+
+class Moto:
+    def __init__(self, venv):
+        self.port = free_port()
+        env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false")
+        self.process = subprocess.Popen(
+            [os.path.join(venv, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("moto did not start")
+
+    def reset(self):
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"))
+
+    def seed(self, n, workers=8):
+        """n images of one instance; returns [(image_id, snapshot_id)]."""
+        ec2 = Ec2(self.port)
+        instance = re.search(
+            r"<instanceId>(i-[0-9a-f]+)</instanceId>",
+            ec2.call("RunInstances", ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1),
+        ).group(1)
+
+        def create(chunk):
+            client = Ec2(self.port)
+            return [
+                re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", client.call("CreateImage", InstanceId=instance, Name=f"bench-{i}")).group(1)
+                for i in chunk
+            ]
+
+        chunks = [range(w, n, workers) for w in range(workers)]
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            images = [i for part in pool.map(create, chunks) for i in part]
+        listing = ec2.call("DescribeImages", **{"Owner.1": "self"})
+        snapshots = dict(re.findall(r"<snapshotId>(snap-[0-9a-f]+)</snapshotId>.*?<imageId>(ami-[0-9a-f]+)</imageId>", listing, re.S))
+        by_image = {image: snap for snap, image in snapshots.items()}
+        return [(image, by_image.get(image)) for image in images]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+class CountingProxy:
+    """Counts requests by action on their way to moto."""
+
+    def __init__(self, upstream_port):
+        counts = self.counts = Counter()
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                action = urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
+                with lock:
+                    counts[action] += 1
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=300)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+                upstream.request("POST", self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("connection", "content-length", "transfer-encoding", "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self):
+        counts = dict(self.counts)
+        self.counts.clear()
+        return counts
+
+
+def timed(argv, endpoint, rss=False):
+    """Wall seconds (and peak RSS in MiB) of one command."""
+    env = dict(ENV, AWS_ENDPOINT_URL=endpoint)
+    prefix = []
+    rss_file = None
+    if rss and os.path.exists("/usr/bin/time"):
+        rss_file = tempfile.NamedTemporaryFile(delete=False)
+        prefix = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name]
+    start = time.perf_counter()
+    done = subprocess.run(prefix + argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 2):
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    peak = None
+    if rss_file:
+        text = open(rss_file.name).read().strip().splitlines()
+        peak = int(text[-1]) / 1024 if text else None
+        os.unlink(rss_file.name)
+    return wall, peak
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--describe-images", default="500,2000", help="image counts for describe (comma-separated)")
+    parser.add_argument("--cleanup-images", type=int, default=500)
+    parser.add_argument("--cli-sample", type=int, default=10, help="images the AWS CLI loop removes, to scale from")
+    parser.add_argument("--memory-images", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--amictl", required=True)
+    parser.add_argument("--aws", required=True)
+    parser.add_argument("--venv", required=True)
+    args = parser.parse_args()
+
+    moto = Moto(args.venv)
+    proxy = CountingProxy(moto.port)
+    rows, checks = [], []
+    amictl, aws = args.amictl, args.aws
+    try:
+        for n in [int(x) for x in args.describe_images.split(",") if x]:
+            moto.reset()
+            moto.seed(n)
+            a = [timed([amictl, "-o", "json", "describe"], moto.url, rss=True) for _ in range(args.runs)]
+            c = [timed([aws, "ec2", "describe-images", "--owners", "self"], moto.url) for _ in range(args.runs)]
+            raw = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                Ec2(moto.port).call("DescribeImages", **{"Owner.1": "self"})
+                raw.append(time.perf_counter() - start)
+            timed([amictl, "-o", "json", "describe"], proxy.url)
+            requests = proxy.take()
+            am, cm, rm = median([w for w, _ in a]), median([w for w, _ in c]), median(raw)
+            rows += [
+                (f"describe {n}", "amictl", am, requests, max(p or 0 for _, p in a)),
+                ("", "aws CLI", cm, {"DescribeImages": 1}, None),
+                ("", "one raw request (floor)", rm, {"DescribeImages": 1}, None),
+            ]
+            checks += [
+                (f"describe {n}: amictl / aws CLI", am / cm, "<= 0.25", am / cm <= 0.25),
+                (f"describe {n}: amictl / floor", am / rm, "<= 1.3", am / rm <= 1.3),
+            ]
+
+        n = args.cleanup_images
+        a, f, counted = [], [], None
+        for run in range(args.runs):
+            moto.reset()
+            moto.seed(n)
+            a.append(timed([amictl, "cleanup", "--all", "--yes", "-q"], moto.url)[0])
+            moto.reset()
+            pairs = moto.seed(n)
+            start = time.perf_counter()
+
+            def worker(share):
+                client = Ec2(moto.port)
+                for image, snapshot in share:
+                    client.call("DeregisterImage", ImageId=image)
+                    if snapshot:
+                        client.call("DeleteSnapshot", SnapshotId=snapshot)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(worker, [pairs[w::8] for w in range(8)]))
+            f.append(time.perf_counter() - start)
+        moto.reset()
+        moto.seed(n)
+        timed([amictl, "cleanup", "--all", "--yes", "-q"], proxy.url)
+        counted = proxy.take()
+        moto.reset()
+        sample = moto.seed(args.cli_sample)
+        env = dict(ENV, AWS_ENDPOINT_URL=moto.url)
+        start = time.perf_counter()
+        for image, snapshot in sample:
+            subprocess.run([aws, "ec2", "deregister-image", "--image-id", image], env=env, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run([aws, "ec2", "delete-snapshot", "--snapshot-id", snapshot], env=env, stdout=subprocess.DEVNULL, check=True)
+        loop = (time.perf_counter() - start) / len(sample) * n
+        am, fm = median(a), median(f)
+        rows += [
+            (f"cleanup {n}", "amictl", am, counted, None),
+            ("", "8 raw workers (floor)", fm, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
+            ("", f"aws CLI loop (x{n // args.cli_sample} of {args.cli_sample})", loop, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
+        ]
+        checks += [
+            (f"cleanup {n}: amictl / floor", am / fm, "<= 1.2", am / fm <= 1.2),
+            (f"cleanup {n}: aws CLI loop / amictl", loop / am, ">= 20", loop / am >= 20),
+            (f"cleanup {n}: one write per image and per snapshot",
+             (counted.get("DeregisterImage", 0) + counted.get("DeleteSnapshot", 0)) / (2 * n), "== 1",
+             counted.get("DeregisterImage") == n and counted.get("DeleteSnapshot") == n),
+        ]
+
+        version = [timed([amictl, "--version"], moto.url)[0] for _ in range(21)]
+        usage = [timed([amictl, "describe", "ami-bad"], moto.url)[0] for _ in range(21)]
+        checks += [
+            ("start-up: amictl --version (ms)", median(version) * 1000, "< 5", median(version) < 0.005),
+            ("start-up: a usage error (ms)", median(usage) * 1000, "< 10", median(usage) < 0.010),
+        ]
+
+        if args.memory_images:
+            moto.reset()
+            moto.seed(args.memory_images)
+            wall, peak = timed([amictl, "-o", "json", "describe"], moto.url, rss=True)
+            rows.append((f"describe {args.memory_images}", "amictl", wall, None, peak))
+            checks.append((f"memory: peak RSS describing {args.memory_images} (MiB)", peak or float("nan"), "< 50", (peak or 1e9) < 50))
+    finally:
+        moto.stop()
+
+    print(f"\n{'scenario':<16} {'tool':<30} {'wall (median)':>14}  {'peak RSS':>9}  requests by action")
+    for scenario, tool, wall, requests, peak in rows:
+        req = ", ".join(f"{k} {v}" for k, v in sorted((requests or {}).items()))
+        rss = f"{peak:.1f} MiB" if peak else "-"
+        print(f"{scenario:<16} {tool:<30} {wall:>12.3f} s  {rss:>9}  {req}")
+    print(f"\n{'goal':<52} {'measured':>10}  {'target':<8} met")
+    failed = 0
+    for name, value, target, ok in checks:
+        failed += not ok
+        print(f"{name:<52} {value:>10.3f}  {target:<8} {'yes' if ok else 'NO'}")
+    print(f"\n{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
