@@ -12,7 +12,6 @@ use crate::model::{ImageUser, ImageUsers};
 /// DescribeInstances takes at most this many values in one filter.
 const FILTER_VALUES: usize = 200;
 
-
 impl Ec2 {
     /// What uses each of these images. Images nothing uses are absent.
     pub async fn image_users(&self, image_ids: &[String]) -> Result<ImageUsers, Error> {
