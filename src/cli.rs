@@ -16,7 +16,7 @@ use crate::types::{
 #[derive(Debug, Parser)]
 #[command(
     name = "amictl",
-    version,
+    version = env!("AMICTL_VERSION"),
     about = "The whole life of an Amazon Machine Image: create, describe, share, deregister, clean up",
     long_about = None,
     after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error (nothing was sent), 130 interrupted.\n\
@@ -113,6 +113,16 @@ pub enum Command {
     /// Show and change who may launch images: accounts, organizations, OUs, or everyone
     #[command(subcommand)]
     Permissions(PermissionsCommand),
+
+    /// Print a shell completion script (e.g. `amictl completions bash > /etc/bash_completion.d/amictl`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page in roff (e.g. `amictl man > /usr/local/share/man/man1/amictl.1`)
+    Man,
 
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \

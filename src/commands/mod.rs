@@ -5,10 +5,11 @@ mod cleanup;
 mod create;
 mod deregister;
 mod describe;
+mod local;
 mod permissions;
 
-use crate::cli::{Cli, Command};
-use crate::ec2::{self, ConnectOptions, Ec2};
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::ec2::{self, ConnectOptions, Ec2, ThisInstance};
 use crate::error::Error;
 use crate::output::Printer;
 
@@ -20,35 +21,42 @@ pub struct Context {
 
 /// Runs the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let global = cli.global;
-    let printer = Printer::new(global.output, global.color, global.quiet);
-    // `create` without --instance-id images the machine amictl runs on: the metadata service
-    // says which, and in which region, before anything else is asked.
-    let this_instance = match &cli.command {
-        Command::Create(args) if args.instance_id.is_none() => Some(ec2::this_instance().await?),
-        _ => None,
-    };
-    let options = ConnectOptions {
-        region: global.region,
-        profile: global.profile,
-        endpoint_url: global.endpoint_url,
-        fallback_region: this_instance.as_ref().map(|this| this.region.clone()),
-        max_attempts: global.max_attempts,
-        timeout: global.timeout.map(|t| t.0),
-    };
-    let ctx = Context {
-        ec2: Ec2::connect(&options).await?,
-        printer,
-    };
-    match cli.command {
-        Command::Cleanup(args) => cleanup::run(&ctx, args).await,
+    let Cli { global, command } = cli;
+    match command {
+        // These talk to nobody: no region, no credentials.
+        Command::Completions { shell } => local::completions(shell),
+        Command::Man => local::man(),
+        Command::Cleanup(args) => cleanup::run(&connect(&global, None).await?, args).await,
         Command::Create(args) => {
+            // Without --instance-id, amictl images the machine it runs on: the metadata
+            // service says which, and in which region, before anything else is asked.
+            let this_instance = match &args.instance_id {
+                Some(_) => None,
+                None => Some(ec2::this_instance().await?),
+            };
+            let ctx = connect(&global, this_instance.as_ref()).await?;
             let target = create::Target::new(&args, this_instance.as_ref())
                 .ok_or_else(|| Error::Usage("create needs --instance-id".to_owned()))?;
             create::run(&ctx, args, target).await
         }
-        Command::Deregister(args) => deregister::run(&ctx, args).await,
-        Command::Describe(args) => describe::run(&ctx, args).await,
-        Command::Permissions(command) => permissions::run(&ctx, command).await,
+        Command::Deregister(args) => deregister::run(&connect(&global, None).await?, args).await,
+        Command::Describe(args) => describe::run(&connect(&global, None).await?, args).await,
+        Command::Permissions(command) => permissions::run(&connect(&global, None).await?, command).await,
     }
+}
+
+/// The printer and an EC2 client for the region the options (or the instance) name.
+async fn connect(global: &GlobalArgs, this_instance: Option<&ThisInstance>) -> Result<Context, Error> {
+    let options = ConnectOptions {
+        region: global.region.clone(),
+        profile: global.profile.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+        fallback_region: this_instance.map(|this| this.region.clone()),
+        max_attempts: global.max_attempts,
+        timeout: global.timeout.map(|t| t.0),
+    };
+    Ok(Context {
+        ec2: Ec2::connect(&options).await?,
+        printer: Printer::new(global.output, global.color, global.quiet),
+    })
 }

@@ -322,3 +322,20 @@ fn colour_only_when_asked_for_or_on_a_terminal() {
     assert!(!never.assert_code(0).stdout.contains('\u{1b}'));
     assert!(!auto_off_terminal.assert_code(0).stdout.contains('\u{1b}'));
 }
+
+#[test]
+fn completions_and_the_man_page_need_no_region_or_credentials() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let run = Amictl::new().args(["completions", shell]).run();
+        assert!(run.assert_code(0).stdout.contains("amictl"), "{shell}");
+        assert!(run.stdout.contains("cleanup"), "{shell} completes the commands");
+    }
+    let man = Amictl::new().args(["man"]).run();
+    assert!(
+        man.assert_code(0).stdout.contains(".TH amictl 1"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    assert!(man.stdout.contains("permissions"));
+    Amictl::new().args(["completions", "tcsh"]).run().assert_code(2);
+}

@@ -8,6 +8,7 @@ mod cleanup;
 mod create;
 mod deregister;
 mod describe;
+mod docs;
 mod global;
 mod permissions;
 mod reliability;

@@ -1,0 +1,137 @@
+//! docs/json-output.md held against real output: the fields it documents for each command are
+//! exactly the fields that command prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::support::TestEnv;
+use crate::support::proxy::{Fault, Proxy};
+
+/// Section heading (the command, e.g. "describe") to the paths its table lists.
+fn documented() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = include_str!("../../docs/json-output.md");
+    let mut sections: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current = None;
+    for line in doc.lines() {
+        if let Some(heading) = line.strip_prefix("## `") {
+            current = heading.split('`').next().map(str::to_owned);
+        } else if let (Some(section), Some(row)) = (&current, line.strip_prefix("| `")) {
+            let path = row.split('`').next().unwrap_or_default().to_owned();
+            sections.entry(section.clone()).or_default().insert(path);
+        }
+    }
+    sections
+}
+
+/// Every path in a JSON document, as the doc writes them. Tag maps are leaves: their keys
+/// are the user's.
+fn paths(value: &Value, prefix: &str, into: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                into.insert(path.clone());
+                if key != "tags" {
+                    paths(child, &path, into);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                paths(item, &format!("{prefix}[]"), into);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn printed(documents: &[Value]) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for document in documents {
+        paths(document, "", &mut all);
+    }
+    all
+}
+
+#[test]
+fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
+    let docs = documented();
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "doc-1", &[("team", "web")]);
+
+    let described = env
+        .amictl()
+        .args(["describe", "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    let created = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "doc-2",
+            "--no-reboot",
+        ])
+        .run()
+        .assert_code(0)
+        .json();
+    let shown = env
+        .amictl()
+        .args(["permissions", "show", &image, "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    let deregistered = env
+        .amictl()
+        .args(["deregister", &image, "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    // A cleanup with an orphan, a failed deregistration and failed deletions shows every field.
+    let orphaned = env.create_image(&instance, "doc-3", &[]);
+    env.deregister(&orphaned);
+    env.create_image(&instance, "doc-4", &[]);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
+    proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
+    let cleaned = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["cleanup", "--all", "--orphans", "--yes", "-o", "json"])
+        .run()
+        .assert_code(1)
+        .json();
+
+    for (section, documents) in [
+        ("describe", vec![described]),
+        ("create", vec![created]),
+        ("permissions", vec![shown]),
+        ("deregister", vec![deregistered, cleaned]),
+    ] {
+        let documented = docs
+            .get(section)
+            .unwrap_or_else(|| panic!("docs/json-output.md has no `{section}` section"));
+        let printed = printed(&documents);
+        let undocumented: Vec<&String> = printed.difference(documented).collect();
+        let unprinted: Vec<&String> = documented.difference(&printed).collect();
+        assert!(
+            undocumented.is_empty(),
+            "{section} prints fields the doc lacks: {undocumented:?}"
+        );
+        assert!(
+            unprinted.is_empty(),
+            "the doc lists {section} fields never printed: {unprinted:?}"
+        );
+    }
+}
