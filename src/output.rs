@@ -64,11 +64,15 @@ impl Printer {
 
     /// Prints a result on stdout in the chosen format.
     pub fn print<T: Render>(&self, result: &T) -> anyhow::Result<()> {
-        let mut text = String::new();
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         match self.format {
             OutputFormat::Json => {
-                text = serde_json::to_string_pretty(result)?;
-                text.push('\n');
+                // Streamed: a big account's JSON is never held whole in memory.
+                serde_json::to_writer_pretty(&mut stdout, result).map_err(|err| match err.io_error_kind() {
+                    Some(kind) => anyhow::Error::new(std::io::Error::from(kind)),
+                    None => anyhow::Error::new(err),
+                })?;
+                stdout.write_all(b"\n")?;
             }
             OutputFormat::Table => {
                 let tables = result.tables(self);
@@ -79,15 +83,12 @@ impl Printer {
                 }
                 for (i, table) in tables.iter().enumerate() {
                     if i > 0 {
-                        text.push('\n');
+                        stdout.write_all(b"\n")?;
                     }
-                    text.push_str(&table.to_string());
-                    text.push('\n');
+                    writeln!(stdout, "{table}")?;
                 }
             }
         }
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
         stdout.flush()?;
         Ok(())
     }

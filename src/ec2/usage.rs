@@ -35,40 +35,44 @@ impl Ec2 {
 
     /// Non-terminated instances running from these images.
     async fn instances_using(&self, image_ids: &[String]) -> Result<Vec<(String, ImageUser)>, Error> {
+        // One paginated scan per 200 images, all at once.
+        let scans = image_ids
+            .chunks(FILTER_VALUES)
+            .map(|chunk| self.instances_using_chunk(chunk));
+        let found = futures::future::try_join_all(scans).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn instances_using_chunk(&self, image_ids: &[String]) -> Result<Vec<(String, ImageUser)>, Error> {
+        let not_terminated = ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned);
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("image-id")
+                    .set_values(Some(image_ids.to_vec()))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(not_terminated.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .page_size(1000)
+            .send();
         let mut found = Vec::new();
-        for chunk in image_ids.chunks(FILTER_VALUES) {
-            let mut pages = self
-                .client
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("image-id")
-                        .set_values(Some(chunk.to_vec()))
-                        .build(),
-                )
-                .filters(
-                    Filter::builder()
-                        .name("instance-state-name")
-                        .set_values(Some(
-                            ["pending", "running", "shutting-down", "stopping", "stopped"]
-                                .map(str::to_owned)
-                                .to_vec(),
-                        ))
-                        .build(),
-                )
-                .into_paginator()
-                .page_size(1000)
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|err| self.error("DescribeInstances", &err))?;
-                for instance in page
-                    .reservations()
-                    .iter()
-                    .flat_map(aws_sdk_ec2::types::Reservation::instances)
-                {
-                    if let (Some(image), Some(id)) = (instance.image_id(), instance.instance_id()) {
-                        found.push((image.to_owned(), ImageUser::Instance(id.to_owned())));
-                    }
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("DescribeInstances", &err))?;
+            for instance in page
+                .reservations()
+                .iter()
+                .flat_map(aws_sdk_ec2::types::Reservation::instances)
+            {
+                if let (Some(image), Some(id)) = (instance.image_id(), instance.instance_id()) {
+                    found.push((image.to_owned(), ImageUser::Instance(id.to_owned())));
                 }
             }
         }
