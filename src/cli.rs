@@ -166,6 +166,21 @@ pub struct DescribeArgs {
     /// Snapshot storage price in USD per GB-month, for the cost estimate
     #[arg(long, value_name = "USD", default_value = "0.05")]
     pub snapshot_price: Price,
+
+    #[command(flatten)]
+    pub regions: RegionsArgs,
+}
+
+/// Several regions at once, worked concurrently.
+#[derive(Debug, Args)]
+pub struct RegionsArgs {
+    /// These regions, comma-separated (e.g. us-east-1,eu-west-1), instead of --region's one
+    #[arg(long, value_name = "REGION,…", value_delimiter = ',', conflicts_with = "all_regions")]
+    pub regions: Vec<Region>,
+
+    /// Every region enabled for the account (as DescribeRegions lists them)
+    #[arg(long)]
+    pub all_regions: bool,
 }
 
 #[derive(Debug, Args)]

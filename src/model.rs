@@ -68,6 +68,8 @@ impl BlockDevice {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Image {
     pub image_id: String,
+    /// The region the image lives in.
+    pub region: String,
     pub name: Option<String>,
     pub description: Option<String>,
     pub state: Option<String>,
@@ -202,6 +204,7 @@ impl Image {
         let snapshot_id = format!("snap-{}", image_id.trim_start_matches("ami-"));
         Image {
             image_id: image_id.to_owned(),
+            region: "eu-west-1".to_owned(),
             name: Some(format!("name-{image_id}")),
             description: None,
             state: Some("available".to_owned()),

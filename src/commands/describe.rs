@@ -6,12 +6,20 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::DescribeArgs;
 use crate::ec2::ImageQuery;
+use crate::error::Error;
 use crate::model::{Backing, Image, LaunchPermissions};
 use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
-use crate::types::{Owner, Price};
+use crate::types::{ImageId, Owner, Price};
 
-pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
-    let detailed = args.image_ids.len() == 1 && ctx.printer.format() == OutputFormat::Table;
+/// Describes images in each context's region, concurrently; one region's failure is reported
+/// (exit 1) without losing the others' images.
+pub async fn run(contexts: &[Context], args: DescribeArgs) -> anyhow::Result<()> {
+    let Some(first) = contexts.first() else {
+        return Err(Error::Failed("no region to describe".to_owned()).into());
+    };
+    let several = contexts.len() > 1 || args.regions.all_regions || !args.regions.regions.is_empty();
+    let detailed = args.image_ids.len() == 1 && first.printer.format() == OutputFormat::Table && !several;
+    let named = args.image_ids.clone();
     let query = ImageQuery {
         // The account's own images unless the user named images or owners.
         owners: if args.owners.is_empty() && args.image_ids.is_empty() {
@@ -27,24 +35,76 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
         include_deprecated: args.include_deprecated,
         include_disabled: args.include_disabled,
     };
-    let images = ctx.ec2.describe_images(&query).await?;
+    if !several {
+        let images = first.ec2.describe_images(&query).await?;
+        let view = match images.as_slice() {
+            [image] if detailed => {
+                // Only the owner may read launch permissions; anyone else sees why not.
+                let permissions = first
+                    .ec2
+                    .launch_permissions(&image.image_id)
+                    .await
+                    .map_err(|err| err.to_string());
+                View::Detail {
+                    permissions,
+                    price: args.snapshot_price,
+                }
+            }
+            _ => View::List,
+        };
+        return first.printer.print(&Described {
+            images,
+            view,
+            several: false,
+        });
+    }
 
-    let view = match images.as_slice() {
-        [image] if detailed => {
-            // Only the owner may read launch permissions; anyone else sees why not.
-            let permissions = ctx
-                .ec2
-                .launch_permissions(&image.image_id)
-                .await
-                .map_err(|err| err.to_string());
-            View::Detail {
-                permissions,
-                price: args.snapshot_price,
+    let answers = futures::future::join_all(contexts.iter().map(|ctx| ctx.ec2.describe_images(&query))).await;
+    let mut images = Vec::new();
+    let mut failures = Vec::new();
+    for (ctx, answer) in contexts.iter().zip(answers) {
+        match answer {
+            Ok(found) => images.extend(found),
+            // Named images live in one region or another: not being in this one is no failure.
+            Err(Error::NotFound { .. }) if !named.is_empty() => {}
+            Err(err) => {
+                let region = ctx.ec2.region();
+                let message = err.to_string();
+                failures.push(if message.contains(region) {
+                    message
+                } else {
+                    format!("{region}: {message}")
+                });
             }
         }
-        _ => View::List,
-    };
-    ctx.printer.print(&Described { images, view })
+    }
+    images.sort_by(|a, b| {
+        b.creation_date
+            .cmp(&a.creation_date)
+            .then_with(|| a.image_id.cmp(&b.image_id))
+    });
+    let missing: Vec<&str> = named
+        .iter()
+        .map(ImageId::as_str)
+        .filter(|id| !images.iter().any(|i| i.image_id == *id))
+        .collect();
+    if !missing.is_empty() {
+        failures.push(format!(
+            "image {} not found in any of the {} regions",
+            missing.join(", "),
+            contexts.len()
+        ));
+    }
+    first.printer.print(&Described {
+        images,
+        view: View::List,
+        several: true,
+    })?;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(failures.join("; ")).into())
+    }
 }
 
 /// The images found; JSON is always an array of them.
@@ -54,6 +114,9 @@ struct Described {
     images: Vec<Image>,
     #[serde(skip)]
     view: View,
+    /// Several regions: the table gets a REGION column.
+    #[serde(skip)]
+    several: bool,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +135,7 @@ impl Render for Described {
         match (&self.view, self.images.as_slice()) {
             (View::Detail { permissions, price }, [image]) => detail_tables(printer, image, permissions, *price),
             _ if self.images.is_empty() => Vec::new(),
-            _ => vec![list_table(printer, &self.images)],
+            _ => vec![list_table(printer, &self.images, self.several)],
         }
     }
 
@@ -81,8 +144,8 @@ impl Render for Described {
     }
 }
 
-fn list_table(printer: &Printer, images: &[Image]) -> Table {
-    let mut table = printer.table(&[
+fn list_table(printer: &Printer, images: &[Image], with_region: bool) -> Table {
+    let mut header = vec![
         "IMAGE ID",
         "NAME",
         "STATE",
@@ -92,9 +155,17 @@ fn list_table(printer: &Printer, images: &[Image]) -> Table {
         "GiB",
         "SNAPSHOTS",
         "ARCH",
-    ]);
+    ];
+    if with_region {
+        header.insert(0, "REGION");
+    }
+    let mut table = printer.table(&header);
     for image in images {
-        table.add_row(vec![
+        let mut row = Vec::new();
+        if with_region {
+            row.push(printer.colored(&image.region, None));
+        }
+        row.extend([
             printer.colored(&image.image_id, None),
             printer.colored(image.name.as_deref().unwrap_or("-"), None),
             printer.colored(
@@ -115,6 +186,7 @@ fn list_table(printer: &Printer, images: &[Image]) -> Table {
             printer.colored(image.snapshot_ids.len(), None),
             printer.colored(image.architecture.as_deref().unwrap_or("-"), None),
         ]);
+        table.add_row(row);
     }
     table
 }

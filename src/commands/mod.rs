@@ -8,10 +8,11 @@ mod describe;
 mod local;
 mod permissions;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, RegionsArgs};
 use crate::ec2::{self, ConnectOptions, Ec2, ThisInstance};
 use crate::error::Error;
 use crate::output::Printer;
+use crate::types::Region;
 
 /// What every command runs with: the EC2 client of its region and the printer.
 pub struct Context {
@@ -40,15 +41,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             create::run(&ctx, args, target).await
         }
         Command::Deregister(args) => deregister::run(&connect(&global, None).await?, args).await,
-        Command::Describe(args) => describe::run(&connect(&global, None).await?, args).await,
+        Command::Describe(args) => describe::run(&contexts(&global, &args.regions).await?, args).await,
         Command::Permissions(command) => permissions::run(&connect(&global, None).await?, command).await,
     }
 }
 
+/// One context per region `--regions` names, or per enabled region with `--all-regions`;
+/// else the one region of the options.
+async fn contexts(global: &GlobalArgs, regions: &RegionsArgs) -> Result<Vec<Context>, Error> {
+    let regions = if regions.all_regions {
+        connect(global, None).await?.ec2.enabled_regions().await?
+    } else {
+        regions.regions.clone()
+    };
+    if regions.is_empty() {
+        return Ok(vec![connect(global, None).await?]);
+    }
+    let mut contexts = Vec::with_capacity(regions.len());
+    for region in regions {
+        contexts.push(connect_to(global, Some(region), None).await?);
+    }
+    Ok(contexts)
+}
+
 /// The printer and an EC2 client for the region the options (or the instance) name.
 async fn connect(global: &GlobalArgs, this_instance: Option<&ThisInstance>) -> Result<Context, Error> {
+    connect_to(global, None, this_instance).await
+}
+
+/// Like [`connect`], in `region` when given.
+async fn connect_to(
+    global: &GlobalArgs,
+    region: Option<Region>,
+    this_instance: Option<&ThisInstance>,
+) -> Result<Context, Error> {
     let options = ConnectOptions {
-        region: global.region.clone(),
+        region: region.or_else(|| global.region.clone()),
         profile: global.profile.clone(),
         endpoint_url: global.endpoint_url.clone(),
         fallback_region: this_instance.map(|this| this.region.clone()),

@@ -126,7 +126,7 @@ impl Ec2 {
                 more = page.next_token().is_some(),
                 "DescribeImages page"
             );
-            for image in page.images().iter().map(image_from_sdk) {
+            for image in page.images().iter().map(|i| image_from_sdk(i, &self.region)) {
                 seen.insert(image.image_id.clone());
                 if query.matches(&image) {
                     images.push(image);
@@ -214,7 +214,7 @@ impl Ec2 {
 
 /// amictl's image from the SDK's. Unknown enum values keep the endpoint's own string, never
 /// the SDK's debug form.
-fn image_from_sdk(image: &sdk::Image) -> Image {
+fn image_from_sdk(image: &sdk::Image, region: &str) -> Image {
     let block_devices: Vec<BlockDevice> = image
         .block_device_mappings()
         .iter()
@@ -226,6 +226,7 @@ fn image_from_sdk(image: &sdk::Image) -> Image {
         &block_devices,
     );
     Image {
+        region: region.to_owned(),
         image_id: image.image_id().unwrap_or_default().to_owned(),
         name: image.name().map(str::to_owned),
         description: image.description().map(str::to_owned),

@@ -122,6 +122,23 @@ impl Ec2 {
         &self.region
     }
 
+    /// The regions enabled for the account (DescribeRegions), for `--all-regions`.
+    pub async fn enabled_regions(&self) -> Result<Vec<Region>, Error> {
+        let output = self
+            .client
+            .describe_regions()
+            .send()
+            .await
+            .map_err(|err| self.error("DescribeRegions", &err))?;
+        let mut regions: Vec<Region> = output
+            .regions()
+            .iter()
+            .filter_map(|r| r.region_name()?.parse().ok())
+            .collect();
+        regions.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(regions)
+    }
+
     /// Wraps a ready client; tests use this with `aws_smithy_mocks`.
     #[cfg(test)]
     pub fn from_clients(client: Client, autoscaling: aws_sdk_autoscaling::Client, region: &str) -> Ec2 {

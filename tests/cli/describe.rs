@@ -248,3 +248,61 @@ fn a_closed_stdout_pipe_exits_0_quietly() {
     run.assert_code(0);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
 }
+
+#[test]
+fn several_regions_at_once_and_one_failing_region_loses_nothing() {
+    let env = TestEnv::on_its_own_server();
+    let (south, spain) = (env.in_region("ap-southeast-3"), env.in_region("eu-south-2"));
+    let in_south = south.create_image(&south.run_instance(None), "multi-1", &[]);
+    let in_spain = spain.create_image(&spain.run_instance(None), "multi-2", &[]);
+    let regions = |run: &crate::support::Run| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = run
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with("multi-")))
+            .map(|i| {
+                (
+                    i["image_id"].as_str().unwrap().to_owned(),
+                    i["region"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
+    };
+    let expected = vec![
+        (in_south.clone(), "ap-southeast-3".to_owned()),
+        (in_spain.clone(), "eu-south-2".to_owned()),
+    ];
+
+    let listed = env
+        .amictl()
+        .args(["describe", "--regions", "ap-southeast-3,eu-south-2", "-o", "json"])
+        .run();
+    let every = env
+        .amictl()
+        .args(["describe", "--all-regions", "--name", "multi-*", "-o", "json"])
+        .run();
+    let table = env
+        .amictl()
+        .args(["describe", "--regions", "ap-southeast-3,eu-south-2"])
+        .run();
+    let one_fails = env
+        .amictl()
+        .args(["describe", "--regions", "ap-southeast-3,zz-nowhere-1", "-o", "json"])
+        .run();
+
+    assert_eq!(regions(listed.assert_code(0)), expected);
+    assert_eq!(regions(every.assert_code(0)), expected);
+    let header = table.assert_code(0).stdout.lines().nth(1).unwrap().to_owned();
+    assert!(header.contains("REGION"), "{header}");
+    one_fails.assert_code(1);
+    assert_eq!(
+        regions(&one_fails),
+        expected[..1],
+        "the good region's images are printed"
+    );
+    assert!(one_fails.stderr.contains("zz-nowhere-1"), "{}", one_fails.stderr);
+}

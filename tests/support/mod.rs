@@ -169,6 +169,25 @@ impl TestEnv {
         }
     }
 
+    /// A server of its own, for a test that touches every region (`--all-regions`): moto
+    /// sets a region up on first use, slowly, and the other tests need not wait for that.
+    pub fn on_its_own_server() -> TestEnv {
+        let moto: &'static Moto = Box::leak(Box::new(Moto::start(false)));
+        TestEnv {
+            endpoint: moto.url.clone(),
+            region: REGIONS[0].to_owned(),
+        }
+    }
+
+    /// The same server, in another region: one that no other test uses, named by the caller.
+    pub fn in_region(&self, region: &str) -> TestEnv {
+        assert!(!REGIONS.contains(&region), "{region} is handed out to other tests");
+        TestEnv {
+            endpoint: self.endpoint.clone(),
+            region: region.to_owned(),
+        }
+    }
+
     /// A server with moto's public Amazon images (one of them instance-store-backed).
     pub fn with_amazon_images() -> TestEnv {
         let moto = AMAZON_SERVER.get_or_init(|| Moto::start(true));
