@@ -605,6 +605,16 @@ mod tests {
             .then_output(|| DescribeImagesOutput::builder().build())
     }
 
+    /// EC2's answer to CreateImage when the name is taken.
+    fn duplicate_name_answer() -> Rule {
+        mock!(Client::create_image).then_error(|| {
+            CreateImageError::generic(aws_error(
+                "InvalidAMIName.Duplicate",
+                "AMI name web-1 is already in use",
+            ))
+        })
+    }
+
     fn created() -> Rule {
         mock!(Client::create_image).then_output(|| CreateImageOutput::builder().image_id(IMAGE).build())
     }
@@ -691,12 +701,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retried_create_image_that_meets_its_own_image_reports_that_image() {
-        let duplicate = mock!(Client::create_image).then_error(|| {
-            CreateImageError::generic(aws_error(
-                "InvalidAMIName.Duplicate",
-                "AMI name web-1 is already in use",
-            ))
-        });
+        let duplicate = duplicate_name_answer();
         // The duplicate check before creating saw nothing; the look after the error sees the
         // image the first (lost) try made, seconds ago, from this instance.
         let named = mock!(Client::describe_images)
@@ -729,12 +734,7 @@ mod tests {
     #[tokio::test]
     async fn a_duplicate_made_by_someone_else_is_an_error_naming_it() {
         let old = "ami-0fedcba9876543210";
-        let duplicate = mock!(Client::create_image).then_error(|| {
-            CreateImageError::generic(aws_error(
-                "InvalidAMIName.Duplicate",
-                "AMI name web-1 is already in use",
-            ))
-        });
+        let duplicate = duplicate_name_answer();
         let named = mock!(Client::describe_images)
             .match_requests(|req| req.image_ids().is_empty())
             .sequence()

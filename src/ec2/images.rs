@@ -126,7 +126,9 @@ impl Ec2 {
                 more = page.next_token().is_some(),
                 "DescribeImages page"
             );
-            for image in page.images().iter().map(|i| image_from_sdk(i, &self.region)) {
+            let sdk_images = page.images.unwrap_or_default();
+            images.reserve(sdk_images.len());
+            for image in sdk_images.into_iter().map(|i| image_from_sdk(i, &self.region)) {
                 seen.insert(image.image_id.clone());
                 if query.matches(&image) {
                     images.push(image);
@@ -214,54 +216,62 @@ impl Ec2 {
 
 /// amictl's image from the SDK's. Unknown enum values keep the endpoint's own string, never
 /// the SDK's debug form.
-fn image_from_sdk(image: &sdk::Image, region: &str) -> Image {
+/// amictl's image from the SDK's, taking its strings rather than copying them (a big
+/// account's page holds thousands). Unknown enum values keep the endpoint's own string,
+/// never the SDK's debug form.
+fn image_from_sdk(image: sdk::Image, region: &str) -> Image {
     let block_devices: Vec<BlockDevice> = image
-        .block_device_mappings()
-        .iter()
+        .block_device_mappings
+        .unwrap_or_default()
+        .into_iter()
         .map(block_device_from_sdk)
         .collect();
     let backing = Image::backing_from(
-        image.root_device_type().map(sdk::DeviceType::as_str),
-        image.root_device_name(),
+        image.root_device_type.as_ref().map(sdk::DeviceType::as_str),
+        image.root_device_name.as_deref(),
         &block_devices,
     );
     Image {
         region: region.to_owned(),
-        image_id: image.image_id().unwrap_or_default().to_owned(),
-        name: image.name().map(str::to_owned),
-        description: image.description().map(str::to_owned),
-        state: image.state().map(|s| s.as_str().to_owned()),
-        owner_id: image.owner_id().map(str::to_owned),
-        creation_date: image.creation_date().and_then(|d| d.parse().ok()),
+        image_id: image.image_id.unwrap_or_default(),
+        name: image.name,
+        description: image.description,
+        state: image.state.map(|s| s.as_str().to_owned()),
+        owner_id: image.owner_id,
+        creation_date: image.creation_date.and_then(|d| d.parse().ok()),
         backing,
-        root_device_name: image.root_device_name().map(str::to_owned),
-        architecture: image.architecture().map(|a| a.as_str().to_owned()),
-        public: image.public(),
+        root_device_name: image.root_device_name,
+        architecture: image.architecture.map(|a| a.as_str().to_owned()),
+        public: image.public,
         size_gib: block_devices.iter().filter_map(|d| d.volume_size_gib).sum(),
         snapshot_ids: block_devices.iter().filter_map(|d| d.snapshot_id.clone()).collect(),
         block_devices,
         tags: image
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
             .collect::<BTreeMap<_, _>>(),
-        deprecation_time: image.deprecation_time().and_then(|d| d.parse().ok()),
-        source_instance_id: image.source_instance_id().map(str::to_owned),
-        state_reason: image.state_reason().and_then(|r| r.message()).map(str::to_owned),
-        deregistration_protection: image.deregistration_protection().map(str::to_owned),
+        deprecation_time: image.deprecation_time.and_then(|d| d.parse().ok()),
+        source_instance_id: image.source_instance_id,
+        state_reason: image.state_reason.and_then(|r| r.message),
+        deregistration_protection: image.deregistration_protection,
     }
 }
 
-fn block_device_from_sdk(mapping: &sdk::BlockDeviceMapping) -> BlockDevice {
-    let ebs = mapping.ebs();
+fn block_device_from_sdk(mapping: sdk::BlockDeviceMapping) -> BlockDevice {
+    let ebs = mapping.ebs;
     BlockDevice {
-        device_name: mapping.device_name().map(str::to_owned),
-        snapshot_id: ebs.and_then(|e| e.snapshot_id()).map(str::to_owned),
-        volume_size_gib: ebs.and_then(sdk::EbsBlockDevice::volume_size).map(i64::from),
-        volume_type: ebs.and_then(|e| e.volume_type()).map(|t| t.as_str().to_owned()),
-        encrypted: ebs.and_then(sdk::EbsBlockDevice::encrypted),
-        delete_on_termination: ebs.and_then(sdk::EbsBlockDevice::delete_on_termination),
-        virtual_name: mapping.virtual_name().map(str::to_owned),
+        device_name: mapping.device_name,
+        snapshot_id: ebs.as_ref().and_then(|e| e.snapshot_id.clone()),
+        volume_size_gib: ebs.as_ref().and_then(|e| e.volume_size).map(i64::from),
+        volume_type: ebs
+            .as_ref()
+            .and_then(|e| e.volume_type.as_ref())
+            .map(|t| t.as_str().to_owned()),
+        encrypted: ebs.as_ref().and_then(|e| e.encrypted),
+        delete_on_termination: ebs.as_ref().and_then(|e| e.delete_on_termination),
+        virtual_name: mapping.virtual_name,
     }
 }
 

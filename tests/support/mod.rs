@@ -217,13 +217,7 @@ impl TestEnv {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new(
-                "AKIDAMICTLTEST",
-                "amictl-test-secret",
-                None,
-                None,
-                "test",
-            ))
+            .credentials_provider(test_credentials())
             .build();
         Client::from_conf(config)
     }
@@ -313,13 +307,7 @@ impl TestEnv {
             .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
             .region(aws_sdk_autoscaling::config::Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new(
-                "AKIDAMICTLTEST",
-                "amictl-test-secret",
-                None,
-                None,
-                "test",
-            ))
+            .credentials_provider(test_credentials())
             .build();
         let client = aws_sdk_autoscaling::Client::from_conf(config);
         let (name, image_id) = (name.to_owned(), image_id.to_owned());
@@ -518,6 +506,11 @@ pub fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// The dummy credentials every fixture client signs with.
+fn test_credentials() -> Credentials {
+    Credentials::new("AKIDAMICTLTEST", "amictl-test-secret", None, None, "test")
 }
 
 fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
