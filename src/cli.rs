@@ -172,7 +172,7 @@ pub struct DescribeArgs {
 }
 
 /// Several regions at once, worked concurrently.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RegionsArgs {
     /// These regions, comma-separated (e.g. us-east-1,eu-west-1), instead of --region's one
     #[arg(long, value_name = "REGION,…", value_delimiter = ',', conflicts_with = "all_regions")]
@@ -319,8 +319,11 @@ pub struct CleanupArgs {
     pub save_plan: Option<PathBuf>,
 
     /// Carry out a plan saved with --save-plan, checking every entry again first
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans", "regions", "all_regions"])]
     pub apply_plan: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub regions: RegionsArgs,
 
     #[command(flatten)]
     pub execution: ExecutionArgs,

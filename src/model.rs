@@ -132,6 +132,8 @@ pub type ImageUsers = BTreeMap<String, std::collections::BTreeSet<ImageUser>>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub snapshot_id: String,
+    /// The region it lives in.
+    pub region: String,
     pub size_gib: Option<i64>,
     pub description: Option<String>,
 }
@@ -270,6 +272,7 @@ mod tests {
     fn snapshots_made_for_images_are_told_apart_from_the_rest() {
         let snapshot = |description: &str| Snapshot {
             snapshot_id: "snap-1".to_owned(),
+            region: "eu-west-1".to_owned(),
             size_gib: Some(8),
             description: Some(description.to_owned()),
         };

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::Context;
 use crate::cli::CleanupArgs;
+use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::model::Image;
 use crate::output;
@@ -14,31 +15,74 @@ use crate::pipeline::plan::{Plan, Policy, plan, recheck};
 use crate::pipeline::{carry_out, read_inventory};
 use crate::types::{ImageId, NameGlob, Tag};
 
-pub async fn run(ctx: &Context, args: CleanupArgs) -> anyhow::Result<()> {
-    let mut plan = match &args.apply_plan {
-        Some(file) => saved_plan_rechecked(ctx, file, args.allow_in_use).await?,
-        None => new_plan(ctx, &args).await?,
+/// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
+/// carries it out. A region whose reading fails is reported (exit 1) without losing the
+/// others' plans. With `--apply-plan`, `saved` is that plan and the contexts are its regions.
+pub async fn run(contexts: &[Context], args: CleanupArgs, saved: Option<Plan>) -> anyhow::Result<()> {
+    if contexts.is_empty() {
+        return Err(Error::Failed("no region to clean up".to_owned()).into());
+    }
+    let source = match saved {
+        Some(plan) => Source::Saved(plan),
+        None => Source::Policy(Selection::from_args(&args)?),
     };
+    let planned = futures::future::join_all(contexts.iter().map(|ctx| async {
+        match &source {
+            Source::Saved(saved) => {
+                saved_plan_rechecked(ctx, &saved.of_region(ctx.ec2.region()), args.allow_in_use).await
+            }
+            Source::Policy(selection) => new_plan(ctx, &args, selection).await,
+        }
+    }))
+    .await;
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
+    for (ctx, planned) in contexts.iter().zip(planned) {
+        match planned {
+            Ok(plan) => plans.push(plan),
+            Err(err) if contexts.len() == 1 => return Err(err.into()),
+            Err(err) => failures.push(format!("{}: {err}", ctx.ec2.region())),
+        }
+    }
+    let mut plan = Plan::merge(plans, false);
+    let result = carry(contexts, &args, &mut plan).await;
+    match (result, failures.is_empty()) {
+        (Err(err), _) => Err(err),
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => Err(Error::Failed(format!("regions left out: {}", failures.join("; "))).into()),
+    }
+}
+
+/// Where the plan comes from: the policy on the command line, or a saved plan.
+enum Source {
+    Policy(Selection),
+    Saved(Plan),
+}
+
+/// Shows or saves the plan, or (after confirmation) carries it out.
+async fn carry(contexts: &[Context], args: &CleanupArgs, plan: &mut Plan) -> anyhow::Result<()> {
+    let ctx = &contexts[0];
 
     if args.dry_run || args.save_plan.is_some() {
         plan.dry_run = true;
         plan.summarize(args.execution.snapshot_price.0);
         if let Some(file) = &args.save_plan {
-            save(&plan, file)?;
+            save(plan, file)?;
             ctx.printer.note(format!(
                 "plan saved to {}; carry it out with `amictl cleanup --apply-plan {} --yes`",
                 file.display(),
                 file.display()
             ));
         }
-        return ctx.printer.print(&plan);
+        return ctx.printer.print(plan);
     }
 
     plan.summarize(args.execution.snapshot_price.0);
     if plan.has_work() && !args.yes {
-        confirm(ctx, &plan)?;
+        confirm(ctx, plan)?;
     }
-    carry_out(&ctx.ec2, &ctx.printer, &mut plan, &args.execution, "cleaning up").await?;
+    let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
+    carry_out(&clients, &ctx.printer, plan, &args.execution, "cleaning up").await?;
     Ok(())
 }
 
@@ -123,8 +167,7 @@ impl Selection {
     }
 }
 
-async fn new_plan(ctx: &Context, args: &CleanupArgs) -> Result<Plan, Error> {
-    let selection = Selection::from_args(args)?;
+async fn new_plan(ctx: &Context, args: &CleanupArgs, selection: &Selection) -> Result<Plan, Error> {
     let images = ctx.ec2.all_own_images().await?;
     let missing: Vec<&str> = selection
         .ids
@@ -162,19 +205,24 @@ async fn new_plan(ctx: &Context, args: &CleanupArgs) -> Result<Plan, Error> {
     Ok(plan(&inventory, &selected, &policy))
 }
 
-async fn saved_plan_rechecked(ctx: &Context, file: &Path, allow_in_use: bool) -> Result<Plan, Error> {
+/// Reads a plan saved with `--save-plan`.
+pub fn load_plan(file: &Path) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::Usage(format!("cannot read the plan {}: {e}", file.display())))?;
-    let saved: Plan = serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         Error::Usage(format!(
             "{} is not a plan saved by `amictl cleanup --save-plan`: {e}",
             file.display()
         ))
-    })?;
+    })
+}
+
+/// One region's part of a saved plan, checked again against the account as it is now.
+async fn saved_plan_rechecked(ctx: &Context, saved: &Plan, allow_in_use: bool) -> Result<Plan, Error> {
     let images = ctx.ec2.all_own_images().await?;
     let candidates: Vec<String> = saved.images.iter().map(|i| i.image_id.clone()).collect();
     let inventory = read_inventory(&ctx.ec2, images, &candidates, !saved.orphan_snapshots.is_empty()).await?;
-    Ok(recheck(&saved, &inventory, allow_in_use))
+    Ok(recheck(saved, &inventory, allow_in_use))
 }
 
 fn save(plan: &Plan, file: &Path) -> Result<(), Error> {

@@ -43,7 +43,7 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         plan.summarize(args.execution.snapshot_price.0);
         ctx.printer.print(&plan)?;
     } else {
-        carry_out(&ctx.ec2, &ctx.printer, &mut plan, &args.execution, "deregistering").await?;
+        carry_out(&[&ctx.ec2], &ctx.printer, &mut plan, &args.execution, "deregistering").await?;
     }
 
     let refused = plan.images.iter().filter(|i| i.action == ImageAction::Keep).count();

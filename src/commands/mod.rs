@@ -27,7 +27,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // These talk to nobody: no region, no credentials.
         Command::Completions { shell } => local::completions(shell),
         Command::Man => local::man(),
-        Command::Cleanup(args) => cleanup::run(&connect(&global, None).await?, args).await,
+        Command::Cleanup(args) => {
+            // A saved plan names its regions; else --regions / --all-regions / the one region.
+            let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
+            let regions = match &saved {
+                Some(plan) => RegionsArgs {
+                    regions: plan.regions().into_iter().filter_map(|r| r.parse().ok()).collect(),
+                    all_regions: false,
+                },
+                None => args.regions.clone(),
+            };
+            cleanup::run(&contexts(&global, &regions).await?, args, saved).await
+        }
         Command::Create(args) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
             // service says which, and in which region, before anything else is asked.

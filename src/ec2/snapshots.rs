@@ -29,7 +29,7 @@ impl Ec2 {
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeSnapshots", &err))?;
-            snapshots.extend(page.snapshots().iter().map(snapshot_from_sdk));
+            snapshots.extend(page.snapshots().iter().map(|s| snapshot_from_sdk(s, &self.region)));
         }
         Ok(snapshots)
     }
@@ -49,8 +49,9 @@ impl Ec2 {
     }
 }
 
-fn snapshot_from_sdk(snapshot: &sdk::Snapshot) -> Snapshot {
+fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str) -> Snapshot {
     Snapshot {
+        region: region.to_owned(),
         snapshot_id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),

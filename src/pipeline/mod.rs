@@ -27,8 +27,11 @@ const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_mins(2);
 
 /// Carries the plan out (a progress bar on a terminal; Ctrl-C stops cleanly), prints the
 /// report, and says how the run ended: interrupted (130), with failures (1), or done.
+///
+/// With several regions (one client each), each region's part of the plan is carried out by
+/// its own client, all at once.
 pub async fn carry_out(
-    ec2: &Ec2,
+    clients: &[&Ec2],
     printer: &Printer,
     plan: &mut Plan,
     args: &ExecutionArgs,
@@ -41,7 +44,15 @@ pub async fn carry_out(
         in_use_patience: IN_USE_PATIENCE,
     };
     let interrupt = Interrupt::watch(printer);
-    execute(ec2, plan, how, &counter, &interrupt).await;
+    let mut parts: Vec<Plan> = clients.iter().map(|ec2| plan.of_region(ec2.region())).collect();
+    futures::future::join_all(
+        clients
+            .iter()
+            .zip(parts.iter_mut())
+            .map(|(ec2, part)| execute(ec2, part, how, &counter, &interrupt)),
+    )
+    .await;
+    *plan = Plan::merge(parts, plan.dry_run);
     counter.finish();
     plan.summarize(args.snapshot_price.0);
     printer

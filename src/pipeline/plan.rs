@@ -138,6 +138,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotPlan {
     pub snapshot_id: String,
+    pub region: String,
     pub size_gib: Option<i64>,
     pub action: SnapshotAction,
     pub reason: String,
@@ -147,6 +148,7 @@ pub struct SnapshotPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePlan {
     pub image_id: String,
+    pub region: String,
     pub name: Option<String>,
     pub creation_date: Option<Timestamp>,
     pub action: ImageAction,
@@ -180,6 +182,45 @@ impl Plan {
     pub fn has_work(&self) -> bool {
         self.images.iter().any(|i| i.action == ImageAction::Deregister)
             || self.orphan_snapshots.iter().any(|s| s.action == SnapshotAction::Delete)
+    }
+
+    /// The plans of several regions as one; every entry carries its region.
+    pub fn merge(plans: Vec<Plan>, dry_run: bool) -> Plan {
+        let mut merged = Plan {
+            dry_run,
+            images: Vec::new(),
+            orphan_snapshots: Vec::new(),
+            summary: Summary::default(),
+        };
+        for plan in plans {
+            merged.images.extend(plan.images);
+            merged.orphan_snapshots.extend(plan.orphan_snapshots);
+        }
+        merged
+    }
+
+    /// The entries of one region.
+    pub fn of_region(&self, region: &str) -> Plan {
+        Plan {
+            dry_run: self.dry_run,
+            images: self.images.iter().filter(|i| i.region == region).cloned().collect(),
+            orphan_snapshots: self
+                .orphan_snapshots
+                .iter()
+                .filter(|s| s.region == region)
+                .cloned()
+                .collect(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The regions the plan's entries live in.
+    pub fn regions(&self) -> BTreeSet<&str> {
+        self.images
+            .iter()
+            .map(|i| i.region.as_str())
+            .chain(self.orphan_snapshots.iter().map(|s| s.region.as_str()))
+            .collect()
     }
 
     /// Every snapshot entry: those of images, then orphans.
@@ -243,6 +284,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
             let (action, reason) = decide(image, inventory, policy, kept_by_keep.get(image.image_id.as_str()));
             ImagePlan {
                 image_id: image.image_id.clone(),
+                region: image.region.clone(),
                 name: image.name.clone(),
                 creation_date: image.creation_date,
                 action,
@@ -268,6 +310,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
                 let (action, reason) = snapshot_fate(id, entry, policy, &references, &leaving);
                 Some(SnapshotPlan {
                     snapshot_id: id.to_owned(),
+                    region: entry.region.clone(),
                     size_gib: device.volume_size_gib,
                     action,
                     reason,
@@ -508,6 +551,7 @@ fn orphans(
             let image = s.made_for_image()?;
             (!existing.contains(image.as_str())).then(|| SnapshotPlan {
                 snapshot_id: s.snapshot_id.clone(),
+                region: s.region.clone(),
                 size_gib: s.size_gib,
                 action: SnapshotAction::Delete,
                 reason: format!("made for {image}, which no longer exists"),
@@ -747,6 +791,7 @@ mod tests {
         let existing = image("ami-00000001", "here", "2026-01-01T00:00:00Z");
         let snapshot = |id: &str, description: &str| Snapshot {
             snapshot_id: id.to_owned(),
+            region: "eu-west-1".to_owned(),
             size_gib: Some(15),
             description: Some(description.to_owned()),
         };

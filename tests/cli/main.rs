@@ -11,4 +11,5 @@ mod describe;
 mod docs;
 mod global;
 mod permissions;
+mod regions;
 mod reliability;

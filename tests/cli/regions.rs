@@ -1,0 +1,100 @@
+//! Several regions at once: `--regions` and `--all-regions` on describe and cleanup.
+
+use serde_json::Value;
+
+use crate::support::{Run, TestEnv};
+
+/// (image ID, region) of the `multi-*` images among JSON rows, ordered by region.
+fn by_region(rows: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = rows
+        .as_array()
+        .expect("an array of rows")
+        .iter()
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with("multi-")))
+        .map(|i| {
+            (
+                i["image_id"].as_str().unwrap().to_owned(),
+                i["region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    found
+}
+
+fn described(run: &Run) -> Vec<(String, String)> {
+    by_region(&run.json())
+}
+
+fn planned(run: &Run) -> Vec<(String, String)> {
+    by_region(&run.json()["images"])
+}
+
+#[test]
+fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_loses_nothing() {
+    // --all-regions makes moto set up every region: a server of its own spares the others.
+    let env = TestEnv::on_its_own_server();
+    let (south, spain) = (env.in_region("ap-southeast-3"), env.in_region("eu-south-2"));
+    let in_south = south.create_image(&south.run_instance(None), "multi-1", &[]);
+    let in_spain = spain.create_image(&spain.run_instance(None), "multi-2", &[]);
+    let expected = vec![
+        (in_south, "ap-southeast-3".to_owned()),
+        (in_spain, "eu-south-2".to_owned()),
+    ];
+    let both = "ap-southeast-3,eu-south-2";
+
+    let listed = env.amictl().args(["describe", "--regions", both, "-o", "json"]).run();
+    let every = env
+        .amictl()
+        .args(["describe", "--all-regions", "--name", "multi-*", "-o", "json"])
+        .run();
+    let table = env.amictl().args(["describe", "--regions", both]).run();
+    let one_fails = env
+        .amictl()
+        .args(["describe", "--regions", "ap-southeast-3,zz-nowhere-1", "-o", "json"])
+        .run();
+    let plan = env
+        .amictl()
+        .args(["cleanup", "--regions", both, "--all", "--dry-run", "-o", "json"])
+        .run();
+    let plan_everywhere = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--all-regions",
+            "--name",
+            "multi-*",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    assert_eq!(described(listed.assert_code(0)), expected);
+    assert_eq!(described(every.assert_code(0)), expected);
+    let header = table.assert_code(0).stdout.lines().nth(1).unwrap().to_owned();
+    assert!(header.contains("REGION"), "{header}");
+    one_fails.assert_code(1);
+    assert_eq!(
+        described(&one_fails),
+        expected[..1],
+        "the good region's images are printed"
+    );
+    assert!(one_fails.stderr.contains("zz-nowhere-1"), "{}", one_fails.stderr);
+    assert_eq!(planned(plan.assert_code(0)), expected);
+    assert_eq!(planned(plan_everywhere.assert_code(0)), expected);
+    assert_eq!(
+        south.image_ids().len() + spain.image_ids().len(),
+        2,
+        "dry runs change nothing"
+    );
+
+    let cleaned = env
+        .amictl()
+        .args(["cleanup", "--regions", both, "--all", "--yes", "-o", "json"])
+        .run();
+
+    assert_eq!(cleaned.assert_code(0).json()["summary"]["images_deregistered"], 2);
+    assert!(south.image_ids().is_empty() && spain.image_ids().is_empty());
+    assert!(south.snapshot_ids().is_empty() && spain.snapshot_ids().is_empty());
+}
