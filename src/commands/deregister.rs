@@ -23,8 +23,14 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let mut named: Vec<String> = args.image_ids.iter().map(ToString::to_string).collect();
-    named.dedup();
+    // Each image once, in the order named.
+    let mut seen = std::collections::BTreeSet::new();
+    let named: Vec<String> = args
+        .image_ids
+        .iter()
+        .map(ToString::to_string)
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
     let inventory = read_inventory(&ctx.ec2, images, &named, false).await?;
     let selected: Vec<&Image> = named
         .iter()
