@@ -10,7 +10,7 @@ use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
     AccountId, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn, OuArn,
-    Owner, Price, Region, Tag,
+    Owner, Price, Region, RoleArn, Tag,
 };
 
 #[derive(Debug, Parser)]
@@ -168,12 +168,12 @@ pub struct DescribeArgs {
     pub snapshot_price: Price,
 
     #[command(flatten)]
-    pub regions: RegionsArgs,
+    pub regions: ScopeArgs,
 }
 
-/// Several regions at once, worked concurrently.
+/// Several regions, and accounts, at once, worked concurrently.
 #[derive(Debug, Clone, Args)]
-pub struct RegionsArgs {
+pub struct ScopeArgs {
     /// These regions, comma-separated (e.g. us-east-1,eu-west-1), instead of --region's one
     #[arg(long, value_name = "REGION,…", value_delimiter = ',', conflicts_with = "all_regions")]
     pub regions: Vec<Region>,
@@ -181,6 +181,10 @@ pub struct RegionsArgs {
     /// Every region enabled for the account (as DescribeRegions lists them)
     #[arg(long)]
     pub all_regions: bool,
+
+    /// Work in the account of this IAM role, by assuming it (repeatable: several accounts at once)
+    #[arg(long = "role-arn", value_name = "ARN")]
+    pub role_arns: Vec<RoleArn>,
 }
 
 #[derive(Debug, Args)]
@@ -323,7 +327,7 @@ pub struct CleanupArgs {
     pub apply_plan: Option<PathBuf>,
 
     #[command(flatten)]
-    pub regions: RegionsArgs,
+    pub regions: ScopeArgs,
 
     #[command(flatten)]
     pub execution: ExecutionArgs,

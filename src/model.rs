@@ -70,6 +70,8 @@ pub struct Image {
     pub image_id: String,
     /// The region the image lives in.
     pub region: String,
+    /// The account it was found in, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub state: Option<String>,
@@ -134,6 +136,8 @@ pub struct Snapshot {
     pub snapshot_id: String,
     /// The region it lives in.
     pub region: String,
+    /// The account it was found in, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
     pub size_gib: Option<i64>,
     pub description: Option<String>,
 }
@@ -207,6 +211,7 @@ impl Image {
         Image {
             image_id: image_id.to_owned(),
             region: "eu-west-1".to_owned(),
+            account_id: None,
             name: Some(format!("name-{image_id}")),
             description: None,
             state: Some("available".to_owned()),
@@ -273,6 +278,7 @@ mod tests {
         let snapshot = |description: &str| Snapshot {
             snapshot_id: "snap-1".to_owned(),
             region: "eu-west-1".to_owned(),
+            account_id: None,
             size_gib: Some(8),
             description: Some(description.to_owned()),
         };

@@ -202,6 +202,56 @@ impl FromStr for OuArn {
     }
 }
 
+/// An IAM role ARN, `arn:aws:iam::<12 digits>:role/<path and name>`, to assume in an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn {
+    arn: String,
+    account: AccountId,
+}
+
+impl RoleArn {
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    /// The account the role lives in, where amictl works when it assumes the role.
+    pub fn account_id(&self) -> &AccountId {
+        &self.account
+    }
+}
+
+impl FromStr for RoleArn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parse = || {
+            let rest = s.strip_prefix("arn:")?;
+            let (partition, rest) = rest.split_once(':')?;
+            if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+                return None;
+            }
+            let (account, role) = rest.strip_prefix("iam::")?.split_once(':')?;
+            let name = role.strip_prefix("role/")?;
+            let name_ok = !name.is_empty()
+                && name.len() <= 512
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+            name_ok.then_some(account.parse::<AccountId>().ok()?)
+        };
+        match parse() {
+            Some(account) => Ok(RoleArn {
+                arn: s.to_owned(),
+                account,
+            }),
+            None => Err(format!(
+                "'{}' is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME",
+                shorten(s)
+            )),
+        }
+    }
+}
+
 /// Whose images to list: `self`, `amazon`, `aws-marketplace` or an account ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -742,6 +792,21 @@ mod tests {
             "arn:aws:organizations::123456789012:ou/ou-ab12-cdefgh34",
         ] {
             assert!(bad.parse::<OuArn>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_arns_name_their_account() {
+        let role: RoleArn = "arn:aws:iam::111122223333:role/ops/amictl-cleanup".parse().unwrap();
+        assert_eq!(role.account_id().as_str(), "111122223333");
+        for bad in [
+            "arn:aws:iam::1111:role/x",
+            "arn:aws:iam::111122223333:user/x",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws:s3::111122223333:role/x",
+            "role/x",
+        ] {
+            assert!(bad.parse::<RoleArn>().is_err(), "{bad}");
         }
     }
 

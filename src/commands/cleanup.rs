@@ -1,6 +1,7 @@
 //! `amictl cleanup`: remove the images a policy selects, with their snapshots, and orphaned
 //! snapshots; never what is in use, protected, or still referenced.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
@@ -13,7 +14,7 @@ use crate::model::Image;
 use crate::output;
 use crate::pipeline::plan::{Plan, Policy, plan, recheck};
 use crate::pipeline::{carry_out, read_inventory};
-use crate::types::{ImageId, NameGlob, Tag};
+use crate::types::{ImageId, NameGlob, RoleArn, Tag};
 
 /// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
 /// carries it out. A region whose reading fails is reported (exit 1) without losing the
@@ -29,7 +30,12 @@ pub async fn run(contexts: &[Context], args: CleanupArgs, saved: Option<Plan>) -
     let planned = futures::future::join_all(contexts.iter().map(|ctx| async {
         match &source {
             Source::Saved(saved) => {
-                saved_plan_rechecked(ctx, &saved.of_region(ctx.ec2.region()), args.allow_in_use).await
+                saved_plan_rechecked(
+                    ctx,
+                    &saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()),
+                    args.allow_in_use,
+                )
+                .await
             }
             Source::Policy(selection) => new_plan(ctx, &args, selection).await,
         }
@@ -217,6 +223,25 @@ pub fn load_plan(file: &Path) -> Result<Plan, Error> {
     })
 }
 
+/// A saved plan made through `--role-arn` is carried out through the same roles' accounts.
+pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
+    let given: BTreeSet<Option<&str>> = if roles.is_empty() {
+        BTreeSet::from([None])
+    } else {
+        roles.iter().map(|r| Some(r.account_id().as_str())).collect()
+    };
+    let needed = plan.accounts();
+    if needed.is_empty() || needed == given {
+        return Ok(());
+    }
+    let name = |account: Option<&str>| account.unwrap_or("the caller's own").to_owned();
+    Err(Error::Usage(format!(
+        "the plan covers the accounts {} and --role-arn names {}: pass one --role-arn per account of the plan",
+        needed.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", "),
+        given.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", ")
+    )))
+}
+
 /// One region's part of a saved plan, checked again against the account as it is now.
 async fn saved_plan_rechecked(ctx: &Context, saved: &Plan, allow_in_use: bool) -> Result<Plan, Error> {
     let images = ctx.ec2.all_own_images().await?;
@@ -303,6 +328,25 @@ mod tests {
             "excluded"
         );
         assert_eq!(pick.reason(), "name matches app-*, tagged env=ci, older than 30days");
+    }
+
+    #[test]
+    fn a_saved_plan_is_carried_out_through_the_roles_of_its_accounts() {
+        let mut image = Image::for_tests("ami-12345678");
+        image.account_id = Some("111111111111".to_owned());
+        let inventory = crate::pipeline::plan::Inventory {
+            images: vec![image.clone()],
+            ..Default::default()
+        };
+        let saved = plan(&inventory, &[&image], &Policy::default());
+        let role = |arn: &str| -> RoleArn { arn.parse().unwrap() };
+
+        assert!(check_roles_cover(&saved, &[role("arn:aws:iam::111111111111:role/amictl")]).is_ok());
+        assert!(
+            check_roles_cover(&saved, &[]).is_err(),
+            "without the role, the caller's own account is not the plan's"
+        );
+        assert!(check_roles_cover(&saved, &[role("arn:aws:iam::222222222222:role/amictl")]).is_err());
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub async fn run(contexts: &[Context], args: DescribeArgs) -> anyhow::Result<()>
     let Some(first) = contexts.first() else {
         return Err(Error::Failed("no region to describe".to_owned()).into());
     };
-    let several = contexts.len() > 1 || args.regions.all_regions || !args.regions.regions.is_empty();
+    let several = contexts.len() > 1
+        || args.regions.all_regions
+        || !args.regions.regions.is_empty()
+        || !args.regions.role_arns.is_empty();
     let detailed = args.image_ids.len() == 1 && first.printer.format() == OutputFormat::Table && !several;
     let named = args.image_ids.clone();
     let query = ImageQuery {
@@ -156,12 +159,19 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool) -> Table {
         "SNAPSHOTS",
         "ARCH",
     ];
+    let with_account = images.iter().any(|i| i.account_id.is_some());
     if with_region {
         header.insert(0, "REGION");
+    }
+    if with_account {
+        header.insert(0, "ACCOUNT");
     }
     let mut table = printer.table(&header);
     for image in images {
         let mut row = Vec::new();
+        if with_account {
+            row.push(printer.colored(image.account_id.as_deref().unwrap_or("-"), None));
+        }
         if with_region {
             row.push(printer.colored(&image.region, None));
         }

@@ -8,11 +8,11 @@ mod describe;
 mod local;
 mod permissions;
 
-use crate::cli::{Cli, Command, GlobalArgs, RegionsArgs};
+use crate::cli::{Cli, Command, GlobalArgs, ScopeArgs};
 use crate::ec2::{self, ConnectOptions, Ec2, ThisInstance};
 use crate::error::Error;
 use crate::output::Printer;
-use crate::types::Region;
+use crate::types::{Region, RoleArn};
 
 /// What every command runs with: the EC2 client of its region and the printer.
 pub struct Context {
@@ -30,14 +30,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cleanup(args) => {
             // A saved plan names its regions; else --regions / --all-regions / the one region.
             let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
-            let regions = match &saved {
-                Some(plan) => RegionsArgs {
-                    regions: plan.regions().into_iter().filter_map(|r| r.parse().ok()).collect(),
-                    all_regions: false,
-                },
+            let scope = match &saved {
+                Some(plan) => {
+                    let scope = ScopeArgs {
+                        regions: plan.regions().into_iter().filter_map(|r| r.parse().ok()).collect(),
+                        all_regions: false,
+                        role_arns: args.regions.role_arns.clone(),
+                    };
+                    cleanup::check_roles_cover(plan, &scope.role_arns)?;
+                    scope
+                }
                 None => args.regions.clone(),
             };
-            cleanup::run(&contexts(&global, &regions).await?, args, saved).await
+            cleanup::run(&contexts(&global, &scope).await?, args, saved).await
         }
         Command::Create(args) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
@@ -57,33 +62,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// One context per region `--regions` names, or per enabled region with `--all-regions`;
-/// else the one region of the options.
-async fn contexts(global: &GlobalArgs, regions: &RegionsArgs) -> Result<Vec<Context>, Error> {
-    let regions = if regions.all_regions {
-        connect(global, None).await?.ec2.enabled_regions().await?
+/// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or the
+/// enabled ones with `--all-regions`, else the one region of the options).
+async fn contexts(global: &GlobalArgs, scope: &ScopeArgs) -> Result<Vec<Context>, Error> {
+    let roles: Vec<Option<&RoleArn>> = if scope.role_arns.is_empty() {
+        vec![None]
     } else {
-        regions.regions.clone()
+        scope.role_arns.iter().map(Some).collect()
     };
-    if regions.is_empty() {
-        return Ok(vec![connect(global, None).await?]);
-    }
-    let mut contexts = Vec::with_capacity(regions.len());
-    for region in regions {
-        contexts.push(connect_to(global, Some(region), None).await?);
+    let mut contexts = Vec::new();
+    for role in roles {
+        let regions: Vec<Option<Region>> = if scope.all_regions {
+            let here = connect_to(global, None, role, None).await?;
+            here.ec2.enabled_regions().await?.into_iter().map(Some).collect()
+        } else if scope.regions.is_empty() {
+            vec![None]
+        } else {
+            scope.regions.iter().cloned().map(Some).collect()
+        };
+        for region in regions {
+            contexts.push(connect_to(global, region, role, None).await?);
+        }
     }
     Ok(contexts)
 }
 
 /// The printer and an EC2 client for the region the options (or the instance) name.
 async fn connect(global: &GlobalArgs, this_instance: Option<&ThisInstance>) -> Result<Context, Error> {
-    connect_to(global, None, this_instance).await
+    connect_to(global, None, None, this_instance).await
 }
 
-/// Like [`connect`], in `region` when given.
+/// Like [`connect`], in `region` and as `role` when given.
 async fn connect_to(
     global: &GlobalArgs,
     region: Option<Region>,
+    role: Option<&RoleArn>,
     this_instance: Option<&ThisInstance>,
 ) -> Result<Context, Error> {
     let options = ConnectOptions {
@@ -93,6 +106,7 @@ async fn connect_to(
         fallback_region: this_instance.map(|this| this.region.clone()),
         max_attempts: global.max_attempts,
         timeout: global.timeout.map(|t| t.0),
+        role: role.cloned(),
     };
     Ok(Context {
         ec2: Ec2::connect(&options).await?,

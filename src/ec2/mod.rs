@@ -22,7 +22,9 @@ use aws_config::environment::region::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::Client;
 
 pub use create::{CreatedImage, ImageSpec};
@@ -32,7 +34,7 @@ pub use permissions::{Change, Grants, Support};
 pub use snapshots::SnapshotDeletion;
 
 use crate::error::Error;
-use crate::types::{EndpointUrl, Region};
+use crate::types::{EndpointUrl, Region, RoleArn};
 
 /// A connection attempt that gets no answer gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,6 +56,8 @@ pub struct ConnectOptions {
     pub max_attempts: Option<u32>,
     /// `--timeout`: the budget of one request, retries included.
     pub timeout: Option<Duration>,
+    /// `--role-arn`: work in that role's account, with credentials from assuming it.
+    pub role: Option<RoleArn>,
 }
 
 /// An EC2 client bound to one region, with what error messages need to name.
@@ -64,6 +68,8 @@ pub struct Ec2 {
     autoscaling: aws_sdk_autoscaling::Client,
     region: String,
     endpoint: String,
+    /// The account of the assumed role (`--role-arn`), for labelling what it finds.
+    account_id: Option<String>,
 }
 
 impl Ec2 {
@@ -101,7 +107,19 @@ impl Ec2 {
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url.as_str());
         }
-        let config = loader.load().await;
+        let mut config = loader.load().await;
+        if let Some(role) = &options.role {
+            // The role's credentials come from STS, asked with the caller's own.
+            let assumed = AssumeRoleProvider::builder(role.as_str())
+                .session_name("amictl")
+                .configure(&config)
+                .build()
+                .await;
+            config = config
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(assumed))
+                .build();
+        }
         let ec2 = aws_sdk_ec2::config::Builder::from(&config)
             .retry_partition(retry::partition())
             .retry_classifier(retry::RefusedConnectionIsFinal)
@@ -114,12 +132,18 @@ impl Ec2 {
             client: Client::from_conf(ec2),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
             endpoint: endpoint_for_messages(options, &region),
+            account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
             region: region.as_str().to_owned(),
         })
     }
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The account of the assumed role, when amictl works through `--role-arn`.
+    pub fn account_id(&self) -> Option<&str> {
+        self.account_id.as_deref()
     }
 
     /// The regions enabled for the account (DescribeRegions), for `--all-regions`.
@@ -147,6 +171,7 @@ impl Ec2 {
             autoscaling,
             region: region.to_owned(),
             endpoint: "mock".to_owned(),
+            account_id: None,
         }
     }
 }

@@ -29,7 +29,11 @@ impl Ec2 {
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeSnapshots", &err))?;
-            snapshots.extend(page.snapshots().iter().map(|s| snapshot_from_sdk(s, &self.region)));
+            snapshots.extend(
+                page.snapshots()
+                    .iter()
+                    .map(|s| snapshot_from_sdk(s, &self.region, self.account_id.as_deref())),
+            );
         }
         Ok(snapshots)
     }
@@ -49,9 +53,10 @@ impl Ec2 {
     }
 }
 
-fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str) -> Snapshot {
+fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str, account_id: Option<&str>) -> Snapshot {
     Snapshot {
         region: region.to_owned(),
+        account_id: account_id.map(str::to_owned),
         snapshot_id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),

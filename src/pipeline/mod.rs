@@ -44,7 +44,10 @@ pub async fn carry_out(
         in_use_patience: IN_USE_PATIENCE,
     };
     let interrupt = Interrupt::watch(printer);
-    let mut parts: Vec<Plan> = clients.iter().map(|ec2| plan.of_region(ec2.region())).collect();
+    let mut parts: Vec<Plan> = clients
+        .iter()
+        .map(|ec2| plan.of_scope(ec2.region(), ec2.account_id()))
+        .collect();
     futures::future::join_all(
         clients
             .iter()

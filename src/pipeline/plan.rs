@@ -139,6 +139,8 @@ pub enum Outcome {
 pub struct SnapshotPlan {
     pub snapshot_id: String,
     pub region: String,
+    /// The account, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
     pub size_gib: Option<i64>,
     pub action: SnapshotAction,
     pub reason: String,
@@ -149,6 +151,8 @@ pub struct SnapshotPlan {
 pub struct ImagePlan {
     pub image_id: String,
     pub region: String,
+    /// The account, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
     pub name: Option<String>,
     pub creation_date: Option<Timestamp>,
     pub action: ImageAction,
@@ -199,19 +203,33 @@ impl Plan {
         merged
     }
 
-    /// The entries of one region.
-    pub fn of_region(&self, region: &str) -> Plan {
+    /// The entries of one region (of one account, with `--role-arn`).
+    pub fn of_scope(&self, region: &str, account_id: Option<&str>) -> Plan {
+        let here =
+            |entry_region: &str, entry_account: Option<&str>| entry_region == region && entry_account == account_id;
         Plan {
             dry_run: self.dry_run,
-            images: self.images.iter().filter(|i| i.region == region).cloned().collect(),
-            orphan_snapshots: self
-                .orphan_snapshots
+            images: self
+                .images
                 .iter()
-                .filter(|s| s.region == region)
+                .filter(|i| here(&i.region, i.account_id.as_deref()))
+                .cloned()
+                .collect(),
+            orphan_snapshots: (self.orphan_snapshots.iter())
+                .filter(|s| here(&s.region, s.account_id.as_deref()))
                 .cloned()
                 .collect(),
             summary: Summary::default(),
         }
+    }
+
+    /// The accounts the plan's entries live in (`None`: the caller's own).
+    pub fn accounts(&self) -> BTreeSet<Option<&str>> {
+        self.images
+            .iter()
+            .map(|i| i.account_id.as_deref())
+            .chain(self.orphan_snapshots.iter().map(|s| s.account_id.as_deref()))
+            .collect()
     }
 
     /// The regions the plan's entries live in.
@@ -285,6 +303,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
             ImagePlan {
                 image_id: image.image_id.clone(),
                 region: image.region.clone(),
+                account_id: image.account_id.clone(),
                 name: image.name.clone(),
                 creation_date: image.creation_date,
                 action,
@@ -311,6 +330,7 @@ pub fn plan(inventory: &Inventory, selected: &[&Image], policy: &Policy) -> Plan
                 Some(SnapshotPlan {
                     snapshot_id: id.to_owned(),
                     region: entry.region.clone(),
+                    account_id: entry.account_id.clone(),
                     size_gib: device.volume_size_gib,
                     action,
                     reason,
@@ -552,6 +572,7 @@ fn orphans(
             (!existing.contains(image.as_str())).then(|| SnapshotPlan {
                 snapshot_id: s.snapshot_id.clone(),
                 region: s.region.clone(),
+                account_id: s.account_id.clone(),
                 size_gib: s.size_gib,
                 action: SnapshotAction::Delete,
                 reason: format!("made for {image}, which no longer exists"),
@@ -792,6 +813,7 @@ mod tests {
         let snapshot = |id: &str, description: &str| Snapshot {
             snapshot_id: id.to_owned(),
             region: "eu-west-1".to_owned(),
+            account_id: None,
             size_gib: Some(15),
             description: Some(description.to_owned()),
         };

@@ -98,3 +98,72 @@ fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_lose
     assert!(south.image_ids().is_empty() && spain.image_ids().is_empty());
     assert!(south.snapshot_ids().is_empty() && spain.snapshot_ids().is_empty());
 }
+
+#[test]
+fn describe_and_cleanup_work_several_accounts_through_their_roles() {
+    let env = TestEnv::new();
+    let (first, second) = (
+        "arn:aws:iam::111111111111:role/amictl",
+        "arn:aws:iam::222222222222:role/amictl",
+    );
+    let (one, two) = (env.as_role(first), env.as_role(second));
+    let in_one = one.create_image(&one.run_instance(None), "acct-1", &[]);
+    let in_two = two.create_image(&two.run_instance(None), "acct-2", &[]);
+    let accounts = |rows: &Value| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["image_id"].as_str().unwrap().to_owned(),
+                    i["account_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
+    };
+    let expected = vec![(in_one, "111111111111".to_owned()), (in_two, "222222222222".to_owned())];
+
+    let described = env
+        .amictl()
+        .args(["describe", "--role-arn", first, "--role-arn", second, "-o", "json"])
+        .run();
+    let planned = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--all",
+            "--role-arn",
+            first,
+            "--role-arn",
+            second,
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    let table = env
+        .amictl()
+        .args(["describe", "--role-arn", first, "--role-arn", second])
+        .run();
+
+    assert_eq!(accounts(&described.assert_code(0).json()), expected);
+    assert_eq!(accounts(&planned.assert_code(0).json()["images"]), expected);
+    assert!(
+        table.assert_code(0).stdout.lines().nth(1).unwrap().contains("ACCOUNT"),
+        "{}",
+        table.stdout
+    );
+    assert!(env.image_ids().is_empty(), "the caller's own account has none of them");
+
+    let cleaned = env
+        .amictl()
+        .args(["cleanup", "--all", "--role-arn", first, "--role-arn", second, "--yes"])
+        .run();
+
+    cleaned.assert_code(0);
+    assert!(one.image_ids().is_empty() && two.image_ids().is_empty());
+    assert!(one.snapshot_ids().is_empty() && two.snapshot_ids().is_empty());
+}

@@ -144,6 +144,8 @@ fn wait_until_ready(port: u16, child: &mut Child) -> bool {
 pub struct TestEnv {
     pub endpoint: String,
     pub region: String,
+    /// Fixtures are made in this role's account (moto's STS), not the default one.
+    pub role: Option<String>,
 }
 
 /// Servers without moto's public images, started as tests need regions.
@@ -166,6 +168,7 @@ impl TestEnv {
         TestEnv {
             endpoint,
             region: region.to_owned(),
+            role: None,
         }
     }
 
@@ -176,6 +179,7 @@ impl TestEnv {
         TestEnv {
             endpoint: moto.url.clone(),
             region: REGIONS[0].to_owned(),
+            role: None,
         }
     }
 
@@ -185,6 +189,7 @@ impl TestEnv {
         TestEnv {
             endpoint: self.endpoint.clone(),
             region: region.to_owned(),
+            role: None,
         }
     }
 
@@ -194,6 +199,7 @@ impl TestEnv {
         TestEnv {
             endpoint: moto.url.clone(),
             region: "us-east-1".to_owned(),
+            role: None,
         }
     }
 
@@ -211,8 +217,37 @@ impl TestEnv {
             .env("AWS_SECRET_ACCESS_KEY", "amictl-test-secret")
     }
 
-    /// An SDK client for making fixtures in this test's region.
+    /// The same server and region, with fixtures made in the account of `role` (an IAM role
+    /// ARN that moto's STS lets anyone assume).
+    pub fn as_role(&self, role: &str) -> TestEnv {
+        TestEnv {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            role: Some(role.to_owned()),
+        }
+    }
+
+    /// An SDK client for making fixtures in this test's region (and role's account).
     pub fn client(&self) -> Client {
+        if let Some(role) = &self.role {
+            let base = block_on(
+                aws_config::defaults(BehaviorVersion::latest())
+                    .region(Region::new(self.region.clone()))
+                    .endpoint_url(&self.endpoint)
+                    .credentials_provider(test_credentials())
+                    .load(),
+            );
+            let assumed = block_on(
+                aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                    .session_name("fixtures")
+                    .configure(&base)
+                    .build(),
+            );
+            let config = aws_sdk_ec2::config::Builder::from(&base)
+                .credentials_provider(assumed)
+                .build();
+            return Client::from_conf(config);
+        }
         let config = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
