@@ -16,6 +16,17 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// An EC2 resource ID: `prefix` and 8 or 17 lowercase hex digits (`ami-…`, `i-…`).
+fn resource_id(s: &str, prefix: &str, what: &str) -> Result<String, String> {
+    match s.strip_prefix(prefix) {
+        Some(hex) if matches!(hex.len(), 8 | 17) && is_lower_hex(hex) => Ok(s.to_owned()),
+        _ => Err(format!(
+            "'{}' is not {what}: expected '{prefix}' and 8 or 17 lowercase hex digits, e.g. {prefix}0123456789abcdef0",
+            shorten(s)
+        )),
+    }
+}
+
 /// An AMI ID: `ami-` followed by 8 or 17 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -38,14 +49,7 @@ impl FromStr for ImageId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.strip_prefix("ami-") {
-            Some(hex) if matches!(hex.len(), 8 | 17) && is_lower_hex(hex) => Ok(Self(s.to_owned())),
-            _ => Err(format!(
-                "'{}' is not an image ID: expected 'ami-' and 8 or 17 lowercase hex digits, \
-                 e.g. ami-0123456789abcdef0",
-                shorten(s)
-            )),
-        }
+        resource_id(s, "ami-", "an image ID").map(Self)
     }
 }
 
@@ -70,14 +74,7 @@ impl FromStr for InstanceId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.strip_prefix("i-") {
-            Some(hex) if matches!(hex.len(), 8 | 17) && is_lower_hex(hex) => Ok(Self(s.to_owned())),
-            _ => Err(format!(
-                "'{}' is not an instance ID: expected 'i-' and 8 or 17 lowercase hex digits, \
-                 e.g. i-0123456789abcdef0",
-                shorten(s)
-            )),
-        }
+        resource_id(s, "i-", "an instance ID").map(Self)
     }
 }
 
