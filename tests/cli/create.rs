@@ -1,7 +1,9 @@
 //! `amictl create` against moto.
 
 use crate::support::metadata::Metadata;
-use crate::support::proxy::Proxy;
+use std::time::Duration;
+
+use crate::support::proxy::{Fault, Misbehaviour, Proxy};
 use crate::support::{TestEnv, Tripwire, refused_url, tag_map};
 
 #[test]
@@ -416,4 +418,50 @@ fn rebooting_this_machine_needs_yes_off_a_terminal() {
     assert_eq!(created["no_reboot"], false);
     assert!(agreed.stderr.contains("reboot this very machine"), "{}", agreed.stderr);
     assert_eq!(env.own_images().len(), 1);
+}
+
+#[test]
+fn ctrl_c_while_waiting_says_that_creation_goes_on_and_still_gives_the_id() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let proxy = Proxy::start(&env.endpoint);
+    // The name check reads images once; every look after CreateImage hangs.
+    proxy.fail(
+        "DescribeImages",
+        Fault::after(1, Misbehaviour::Delay(Duration::from_secs(10))),
+    );
+
+    let running = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "patient-1",
+            "--no-reboot",
+            "--wait",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    running.interrupt();
+    let run = running.wait();
+
+    let created = run.assert_code(130).json();
+    let image = created["image_id"].as_str().expect("the image ID is printed");
+    assert!(
+        run.stderr.contains(&format!("EC2 goes on creating image {image}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("amictl describe {image}")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+    assert_eq!(env.image_ids(), [image.to_owned()], "the image exists");
 }

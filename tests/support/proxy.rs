@@ -30,6 +30,8 @@ pub struct Fault {
     pub every: usize,
     /// At most this many times; `None`: as long as the proxy runs.
     pub times: Option<usize>,
+    /// Requests let through untouched before the fault starts.
+    pub skip: usize,
     seen: usize,
 }
 
@@ -40,6 +42,7 @@ impl Fault {
             what,
             every: 1,
             times: None,
+            skip: 0,
             seen: 0,
         }
     }
@@ -50,6 +53,7 @@ impl Fault {
             what,
             every: n,
             times: None,
+            skip: 0,
             seen: 0,
         }
     }
@@ -60,7 +64,16 @@ impl Fault {
             what,
             every: 1,
             times: Some(n),
+            skip: 0,
             seen: 0,
+        }
+    }
+
+    /// Every request after the first `n` gets `what`.
+    pub fn after(n: usize, what: Misbehaviour) -> Fault {
+        Fault {
+            skip: n,
+            ..Fault::always(what)
         }
     }
 
@@ -93,6 +106,10 @@ impl Fault {
 
     /// Whether this request is one to misbehave on; counts it.
     fn applies(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
         let index = self.seen;
         self.seen += 1;
         let chosen = index.is_multiple_of(self.every.max(1));
