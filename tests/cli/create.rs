@@ -446,7 +446,7 @@ fn ctrl_c_while_waiting_says_that_creation_goes_on_and_still_gives_the_id() {
             "--wait",
         ])
         .spawn();
-    std::thread::sleep(Duration::from_millis(1500));
+    proxy.wait_for("DescribeImages", 2);
     running.interrupt();
     let run = running.wait();
 

@@ -200,7 +200,8 @@ fn ctrl_c_stops_a_cleanup_cleanly_and_a_rerun_finishes_the_job() {
     let running = through(&env, &proxy)
         .args(["cleanup", "--all", "--yes", "--concurrency", "1", "-o", "json"])
         .spawn();
-    sleep(Duration::from_millis(1500));
+    // The second DeregisterImage starts once the first is done: interrupt then.
+    proxy.wait_for("DeregisterImage", 2);
     running.interrupt();
     let interrupted = running.wait();
 
@@ -230,7 +231,7 @@ fn a_second_ctrl_c_quits_at_once() {
     );
 
     let running = through(&env, &proxy).args(["cleanup", "--all", "--yes"]).spawn();
-    sleep(Duration::from_secs(1));
+    proxy.wait_for("DeregisterImage", 1);
     running.interrupt();
     sleep(Duration::from_millis(300));
     running.interrupt();

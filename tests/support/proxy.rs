@@ -173,6 +173,19 @@ impl Proxy {
         self.lock().actions.iter().filter(|a| *a == action).count()
     }
 
+    /// Waits (up to 30 s) until `n` requests for `action` have arrived: a test's cue, rather
+    /// than a guess at how long the steps before take.
+    pub fn wait_for(&self, action: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.count(action) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{action} was not requested {n} times"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// How many requests arrived at all.
     pub fn total(&self) -> usize {
         self.lock().actions.len()
