@@ -4,7 +4,7 @@ use crate::support::metadata::Metadata;
 use std::time::Duration;
 
 use crate::support::proxy::{Fault, Misbehaviour, Proxy};
-use crate::support::{TestEnv, Tripwire, refused_url, tag_map};
+use crate::support::{TestEnv, assert_refused_before_any_request, refused_url, tag_map};
 
 #[test]
 fn creates_a_tagged_image_with_tagged_snapshots_and_warns_about_integrity() {
@@ -134,7 +134,6 @@ fn a_terminated_instance_exits_1() {
 
 #[test]
 fn bad_input_exits_2_before_any_request() {
-    let tripwire = Tripwire::new();
     let instance = "i-0123456789abcdef0";
     let long_name = "n".repeat(129);
     let long_description = "d".repeat(256);
@@ -191,16 +190,7 @@ fn bad_input_exits_2_before_any_request() {
         ),
     ];
 
-    for (args, expected) in cases {
-        let run = TestEnv::amictl_at(&tripwire.url()).arg("create").args(*args).run();
-        run.assert_code(2);
-        assert!(
-            run.stderr.contains(expected),
-            "{args:?} should say {expected:?}: {}",
-            run.stderr
-        );
-    }
-    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+    assert_refused_before_any_request(&["create"], cases);
 }
 
 #[test]

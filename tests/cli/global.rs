@@ -1,6 +1,6 @@
 //! What every command shares: global options, credentials, regions, endpoints, exit codes.
 
-use crate::support::{Amictl, TestEnv, Tripwire, refused_url};
+use crate::support::{Amictl, TestEnv, Tripwire, assert_refused_before_any_request, refused_url};
 
 #[test]
 fn global_options_work_before_and_after_the_command() {
@@ -240,16 +240,8 @@ fn a_bad_value_on_any_option_is_one_line_naming_it_exit_2_and_nothing_sent() {
         (vec!["permissions", "add", image, "--ou", ""], "--ou"),
     ];
 
-    for (args, option) in &cases {
-        let run = TestEnv::amictl_at(&tripwire.url()).args(args).run();
-        run.assert_code(2);
-        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: one line: {}", run.stderr);
-        assert!(
-            run.stderr.contains(option),
-            "{args:?} should name {option}: {}",
-            run.stderr
-        );
-    }
+    let cases: Vec<(&[&str], &str)> = cases.iter().map(|(args, option)| (args.as_slice(), *option)).collect();
+    assert_refused_before_any_request(&[], &cases);
     let run = TestEnv::amictl_at(&tripwire.url())
         .arg("describe")
         .args(&thousands)

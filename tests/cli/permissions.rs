@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::support::proxy::Proxy;
-use crate::support::{TestEnv, Tripwire};
+use crate::support::{TestEnv, assert_refused_before_any_request};
 
 const ACCOUNT: &str = "111122223333";
 const ORG: &str = "arn:aws:organizations::111122223333:organization/o-abcdefghij";
@@ -190,9 +190,8 @@ fn dry_run_and_granting_the_owner_change_nothing() {
 
 #[test]
 fn bad_input_exits_2_before_any_request() {
-    let tripwire = Tripwire::new();
     let image = "ami-0123456789abcdef0";
-    for (args, expected) in [
+    let cases: &[(&[&str], &str)] = &[
         (&["permissions", "add", image, "--account", "1111"][..], "12 digits"),
         (
             &["permissions", "add", image, "--org", "o-abcdefghij"],
@@ -206,16 +205,8 @@ fn bad_input_exits_2_before_any_request() {
         (&["permissions", "public", image], "--yes"),
         (&["permissions", "show", "ami-1"], "not an image ID"),
         (&["permissions", "show"], "IMAGE_ID"),
-    ] {
-        let run = TestEnv::amictl_at(&tripwire.url()).args(args).run();
-        run.assert_code(2);
-        assert!(
-            run.stderr.contains(expected),
-            "{args:?} should say {expected:?}: {}",
-            run.stderr
-        );
-    }
-    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+    ];
+    assert_refused_before_any_request(&[], cases);
 }
 
 #[test]

@@ -755,6 +755,24 @@ impl Tripwire {
     }
 }
 
+/// Runs `command` followed by each case's arguments against a port that never answers, and
+/// checks that each is refused as a usage error: exit 2, one line on stderr that contains the
+/// case's text, and not one connection made.
+pub fn assert_refused_before_any_request(command: &[&str], cases: &[(&[&str], &str)]) {
+    let tripwire = Tripwire::new();
+    for (args, expected) in cases {
+        let run = TestEnv::amictl_at(&tripwire.url()).args(command).args(*args).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: one line: {}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "{args:?} should say {expected:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+}
+
 /// A URL on which nothing listens: connections are refused.
 pub fn refused_url() -> String {
     format!("http://127.0.0.1:{}", free_port())
