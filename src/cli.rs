@@ -9,8 +9,8 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    AccountId, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn, OuArn,
-    Owner, Price, Region, RoleArn, Tag,
+    AccountId, Age, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn,
+    OuArn, Owner, Price, Region, RoleArn, Tag,
 };
 
 #[derive(Debug, Parser)]
@@ -256,9 +256,13 @@ pub struct DeregisterArgs {
     #[arg(long)]
     pub delete_snapshots: bool,
 
-    /// Deregister images that instances, launch templates or launch configurations use
+    /// Deregister images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
     #[arg(long)]
     pub allow_in_use: bool,
+
+    /// Deregister images other accounts may launch (public, or shared with accounts, organizations or OUs)
+    #[arg(long)]
+    pub include_shared: bool,
 
     /// Show the plan; change nothing
     #[arg(long)]
@@ -306,9 +310,17 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub orphans: bool,
 
-    /// Remove images even when instances, launch templates or launch configurations use them
+    /// Only orphaned snapshots at least this old (a younger one may belong to an image still being made)
+    #[arg(long, value_name = "DURATION", default_value = "1d", requires = "orphans")]
+    pub orphans_older_than: Age,
+
+    /// Remove images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
     #[arg(long)]
     pub allow_in_use: bool,
+
+    /// Remove images other accounts may launch (public, or shared with accounts, organizations or OUs)
+    #[arg(long)]
+    pub include_shared: bool,
 
     /// Carry the plan out without asking
     #[arg(long)]
@@ -322,8 +334,8 @@ pub struct CleanupArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "apply_plan")]
     pub save_plan: Option<PathBuf>,
 
-    /// Carry out a plan saved with --save-plan, checking every entry again first
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans", "regions", "all_regions"])]
+    /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
     pub apply_plan: Option<PathBuf>,
 
     #[command(flatten)]

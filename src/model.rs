@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How an image's root device is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -104,31 +104,104 @@ impl Image {
     }
 }
 
-/// Something that uses an image, so that deregistering it would break something.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ImageUser {
+/// What kind of thing can launch an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
     /// A non-terminated instance running from it.
-    Instance(String),
-    /// The default or latest version of a launch template naming it.
-    LaunchTemplate { id: String, name: String, version: i64 },
-    /// An Auto Scaling launch configuration naming it.
-    LaunchConfiguration(String),
+    Instance,
+    /// The latest or default version of a launch template.
+    LaunchTemplate,
+    /// An Auto Scaling group, through the launch template versions it names.
+    AutoScalingGroup,
+    /// An Auto Scaling launch configuration.
+    LaunchConfiguration,
+    /// An EC2 Fleet that is not deleted.
+    Fleet,
+    /// A Spot Fleet request that is not cancelled.
+    SpotFleetRequest,
+    /// An open or active Spot Instance request (persistent ones launch again).
+    SpotInstanceRequest,
+    /// An SSM parameter of data type `aws:ec2:image`.
+    SsmParameter,
+    /// A resource EC2's DescribeImageReferences names (e.g. an Image Builder recipe).
+    Reference,
 }
 
-impl std::fmt::Display for ImageUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl UserKind {
+    fn label(self) -> &'static str {
         match self {
-            ImageUser::Instance(id) => write!(f, "instance {id}"),
-            ImageUser::LaunchTemplate { id, name, version } => {
-                write!(f, "launch template {name} ({id}) version {version}")
-            }
-            ImageUser::LaunchConfiguration(name) => write!(f, "launch configuration {name}"),
+            UserKind::Instance => "instance",
+            UserKind::LaunchTemplate => "launch template",
+            UserKind::AutoScalingGroup => "Auto Scaling group",
+            UserKind::LaunchConfiguration => "launch configuration",
+            UserKind::Fleet => "EC2 Fleet",
+            UserKind::SpotFleetRequest => "Spot Fleet request",
+            UserKind::SpotInstanceRequest => "Spot Instance request",
+            UserKind::SsmParameter => "SSM parameter",
+            UserKind::Reference => "resource",
         }
     }
 }
 
-/// Images mapped to what uses them.
+/// Something that can launch an image, so that deregistering it would break something, and
+/// how it reaches the image (`via`: a launch template version, an SSM parameter).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ImageUser {
+    pub kind: UserKind,
+    pub id: String,
+    pub via: Vec<String>,
+}
+
+impl ImageUser {
+    pub fn new(kind: UserKind, id: impl Into<String>) -> ImageUser {
+        ImageUser {
+            kind,
+            id: id.into(),
+            via: Vec::new(),
+        }
+    }
+
+    /// The same user, reaching the image through `step` as well.
+    #[must_use]
+    pub fn via(mut self, step: impl Into<String>) -> ImageUser {
+        self.via.push(step.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ImageUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.label(), self.id)?;
+        for step in &self.via {
+            write!(f, " through {step}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Images mapped to what can launch them.
 pub type ImageUsers = BTreeMap<String, std::collections::BTreeSet<ImageUser>>;
+
+/// "Is this image still needed?", answered once per region: what can launch each candidate,
+/// and what amictl could not check (which keeps every candidate, never reads as "unused").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageMap {
+    pub users: ImageUsers,
+    /// Consumers whose image could not be told, e.g. an SSM parameter that can't be read.
+    pub unchecked: Vec<String>,
+    /// Checks the endpoint doesn't offer, for a note on stderr (the scans cover them).
+    pub not_offered: Vec<String>,
+}
+
+/// The images in the Recycle Bin, where the endpoint says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RecycleBin {
+    /// The endpoint doesn't offer ListImagesInRecycleBin.
+    #[default]
+    NotOffered,
+    Images(std::collections::BTreeSet<String>),
+}
 
 /// One of the account's EBS snapshots.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +213,9 @@ pub struct Snapshot {
     pub account_id: Option<String>,
     pub size_gib: Option<i64>,
     pub description: Option<String>,
+    /// `pending`, `completed`, `error` …
+    pub state: Option<String>,
+    pub start_time: Option<Timestamp>,
 }
 
 impl Snapshot {
@@ -281,6 +357,8 @@ mod tests {
             account_id: None,
             size_gib: Some(8),
             description: Some(description.to_owned()),
+            state: Some("completed".to_owned()),
+            start_time: None,
         };
         assert_eq!(
             snapshot("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0").made_for_image(),

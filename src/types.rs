@@ -28,8 +28,7 @@ fn resource_id(s: &str, prefix: &str, what: &str) -> Result<String, String> {
 }
 
 /// An AMI ID: `ami-` followed by 8 or 17 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageId(String);
 
 impl ImageId {
@@ -295,6 +294,12 @@ pub struct Tag {
     pub value: String,
 }
 
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
 impl FromStr for Tag {
     type Err = String;
 
@@ -339,6 +344,18 @@ impl NameGlob {
     pub fn as_api_filter(&self) -> Option<&str> {
         let plain = !self.pattern.contains(['[', ']', '{', '}', '\\']);
         plain.then_some(self.pattern.as_str())
+    }
+}
+
+impl PartialEq for NameGlob {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl fmt::Display for NameGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.pattern)
     }
 }
 
@@ -529,6 +546,20 @@ impl FromStr for HumanDuration {
                 shorten(s)
             )),
         }
+    }
+}
+
+/// An age such as `1d` or `12h`; unlike [`HumanDuration`], zero is allowed (`0s`: any age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age(pub std::time::Duration);
+
+impl FromStr for Age {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s)
+            .map(Age)
+            .map_err(|e| format!("'{}' is not a duration ({e}); use e.g. 0s, 12h or 7d", shorten(s)))
     }
 }
 
@@ -851,3 +882,26 @@ mod tests {
         }
     }
 }
+
+/// Types that are written as the text a user would type (saved plans hold them): serialized
+/// with `Display`, read back through the same `FromStr` as the command line.
+macro_rules! serde_as_typed_text {
+    ($($ty:ty),*) => {$(
+        impl ::serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+pub(crate) use serde_as_typed_text;
+
+serde_as_typed_text!(ImageId, Tag, NameGlob, Region);

@@ -3,19 +3,15 @@
 use super::Context;
 use crate::cli::DeregisterArgs;
 use crate::error::Error;
-use crate::model::Image;
 use crate::pipeline::plan::{ImageAction, Policy, plan};
-use crate::pipeline::{carry_out, read_inventory};
-use crate::types::ImageId;
+use crate::pipeline::selection::Selection;
+use crate::pipeline::{Reads, carry_out, read_inventory};
 
 pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
     let images = ctx.ec2.all_own_images().await?;
-    let missing: Vec<&str> = args
-        .image_ids
-        .iter()
-        .filter(|id| !images.iter().any(|i| i.image_id == id.as_str()))
-        .map(ImageId::as_str)
-        .collect();
+    // Each image once, in the order named.
+    let selection = Selection::of_ids(&args.image_ids);
+    let missing = selection.missing(&images);
     if !missing.is_empty() {
         return Err(Error::NotFound {
             what: format!("image {} (among this account's own images)", missing.join(", ")),
@@ -23,26 +19,23 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    // Each image once, in the order named.
-    let mut seen = std::collections::BTreeSet::new();
-    let named: Vec<String> = args
-        .image_ids
-        .iter()
-        .map(ToString::to_string)
-        .filter(|id| seen.insert(id.clone()))
-        .collect();
-    let inventory = read_inventory(&ctx.ec2, images, &named, false).await?;
-    let selected: Vec<&Image> = named
-        .iter()
-        .filter_map(|id| inventory.images.iter().find(|i| &i.image_id == id))
-        .collect();
     let policy = Policy {
         delete_snapshots: args.delete_snapshots,
         allow_in_use: args.allow_in_use,
-        reason: "named on the command line".to_owned(),
+        include_shared: args.include_shared,
         ..Policy::default()
     };
-    let mut plan = plan(&inventory, &selected, &policy);
+    let named: Vec<String> = selection.image_ids.iter().map(ToString::to_string).collect();
+    let reads = Reads {
+        orphans: false,
+        launch_permissions: !args.include_shared,
+    };
+    let inventory = read_inventory(&ctx.ec2, images, &named, reads).await?;
+    for note in &inventory.notes {
+        ctx.printer.note(note);
+    }
+    let mut plan = plan(&inventory, &selection, &policy, ctx.printer.now());
+    plan.regions = vec![ctx.ec2.region().to_owned()];
     plan.dry_run = args.dry_run;
 
     if args.dry_run {

@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let scope = match &saved {
                 Some(plan) => {
                     let scope = ScopeArgs {
-                        regions: plan.regions().into_iter().filter_map(|r| r.parse().ok()).collect(),
+                        regions: cleanup::plan_regions(plan),
                         all_regions: false,
                         role_arns: args.regions.role_arns.clone(),
                     };

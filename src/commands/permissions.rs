@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::{PermissionsChange, PermissionsCommand, PermissionsImages};
-use crate::ec2::{Change, Grants, ImageQuery, Support};
+use crate::ec2::{Change, Grants, ImageQuery, SnapshotSharing, Support};
 use crate::error::Error;
 use crate::model::{Image, LaunchPermissions};
 use crate::output::{Printer, Render};
@@ -135,9 +135,9 @@ async fn change(ctx: &Context, request: Request) -> Result<(Shown, Vec<String>),
         if let Err(err) = apply(ctx, &request, image).await {
             failures.push(format!("{id}: {err}"));
         }
-        match ctx.ec2.launch_permissions(&image.image_id).await {
-            Ok(permissions) => shown.push(ImagePermissions::new(image, permissions)),
-            Err(err) => failures.push(format!("{id}: cannot read its launch permissions back: {err}")),
+        match read_back(ctx, image).await {
+            Ok(permissions) => shown.push(permissions),
+            Err(err) => failures.push(format!("{id}: cannot read its permissions back: {err}")),
         }
     }
     if request.dry_run && failures.is_empty() {
@@ -206,6 +206,7 @@ async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Er
         }
         Action::Remove(grants) => {
             ec2.change_launch_permissions(id, &none, grants, dry_run).await?;
+            // Taking sharing away also takes away a public create-volume permission.
             change_snapshots(ctx, request, image, Change::Revoke, &grants.accounts).await
         }
         Action::Public => {
@@ -238,9 +239,15 @@ async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Er
             reset(ctx, id, dry_run).await?;
             if request.snapshots {
                 for snapshot in &image.snapshot_ids {
-                    let accounts = ec2.snapshot_volume_permissions(snapshot).await?;
-                    ec2.change_snapshot_volume_permissions(snapshot, Change::Revoke, &accounts, dry_run)
-                        .await?;
+                    let sharing = ec2.snapshot_volume_permissions(snapshot).await?;
+                    ec2.change_snapshot_volume_permissions(
+                        snapshot,
+                        Change::Revoke,
+                        &sharing.accounts,
+                        sharing.public,
+                        dry_run,
+                    )
+                    .await?;
                 }
             }
             Ok(())
@@ -273,11 +280,32 @@ async fn change_snapshots(
         return Ok(());
     }
     for snapshot in &image.snapshot_ids {
+        // Revoking also revokes public create-volume permission: nobody removing sharing
+        // wants a snapshot anyone can copy left behind.
+        let public = change == Change::Revoke && ctx.ec2.snapshot_volume_permissions(snapshot).await?.public;
         ctx.ec2
-            .change_snapshot_volume_permissions(snapshot, change, accounts, request.dry_run)
+            .change_snapshot_volume_permissions(snapshot, change, accounts, public, request.dry_run)
             .await?;
     }
     Ok(())
+}
+
+/// The image's launch permissions, and its snapshots that others may create volumes from.
+async fn read_back(ctx: &Context, image: &Image) -> Result<ImagePermissions, Error> {
+    let permissions = ctx.ec2.launch_permissions(&image.image_id).await?;
+    let mut shared_snapshots = Vec::new();
+    for snapshot in &image.snapshot_ids {
+        let sharing = ctx.ec2.snapshot_volume_permissions(snapshot).await?;
+        if sharing.is_shared() {
+            shared_snapshots.push(sharing);
+        }
+    }
+    Ok(ImagePermissions {
+        image_id: image.image_id.clone(),
+        owner_id: image.owner_id.clone(),
+        permissions,
+        shared_snapshots,
+    })
 }
 
 /// One image's launch permissions, as printed.
@@ -287,16 +315,22 @@ struct ImagePermissions {
     owner_id: Option<String>,
     #[serde(flatten)]
     permissions: LaunchPermissions,
+    /// The image's snapshots that are public or shared (create-volume permission).
+    shared_snapshots: Vec<SnapshotSharing>,
 }
 
-impl ImagePermissions {
-    fn new(image: &Image, permissions: LaunchPermissions) -> ImagePermissions {
-        ImagePermissions {
-            image_id: image.image_id.clone(),
-            owner_id: image.owner_id.clone(),
-            permissions,
-        }
-    }
+/// `snap-… public`, `snap-… 111122223333, 444455556666`.
+fn snapshot_lines(snapshots: &[SnapshotSharing]) -> Vec<String> {
+    snapshots
+        .iter()
+        .map(|s| {
+            let mut whom = s.accounts.clone();
+            if s.public {
+                whom.insert(0, "public".to_owned());
+            }
+            format!("{} {}", s.snapshot_id, whom.join(", "))
+        })
+        .collect()
 }
 
 /// One image named: one JSON object; several: an array.
@@ -323,6 +357,7 @@ impl Render for Shown {
             "ACCOUNTS",
             "ORGANIZATIONS",
             "OUs",
+            "SHARED SNAPSHOTS",
         ]);
         let list = |items: &[String]| {
             if items.is_empty() {
@@ -340,6 +375,7 @@ impl Render for Shown {
                 printer.colored(list(&p.accounts), None),
                 printer.colored(list(&p.organization_arns), None),
                 printer.colored(list(&p.organizational_unit_arns), None),
+                printer.colored(list(&snapshot_lines(&row.shared_snapshots)), None),
             ]);
         }
         vec![table]
@@ -354,6 +390,7 @@ mod tests {
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput;
     use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ec2::operation::describe_snapshot_attribute::DescribeSnapshotAttributeOutput;
     use aws_sdk_ec2::operation::get_image_block_public_access_state::GetImageBlockPublicAccessStateOutput;
     use aws_sdk_ec2::operation::modify_image_attribute::ModifyImageAttributeOutput;
     use aws_sdk_ec2::types as sdk;
@@ -414,6 +451,10 @@ mod tests {
         mock!(Client::describe_image_attribute).then_output(|| DescribeImageAttributeOutput::builder().build())
     }
 
+    fn read_back_snapshot() -> Rule {
+        mock!(Client::describe_snapshot_attribute).then_output(|| DescribeSnapshotAttributeOutput::builder().build())
+    }
+
     fn modify() -> Rule {
         mock!(Client::modify_image_attribute).then_output(|| ModifyImageAttributeOutput::builder().build())
     }
@@ -432,6 +473,7 @@ mod tests {
             &image(false),
             &block_public_access("block-new-sharing"),
             &read_back(),
+            &read_back_snapshot(),
             &modify,
         ]);
 
@@ -448,7 +490,13 @@ mod tests {
     #[tokio::test]
     async fn public_is_refused_for_an_image_with_encrypted_snapshots() {
         let modify = modify();
-        let ctx = context(&[&image(true), &block_public_access("unblocked"), &read_back(), &modify]);
+        let ctx = context(&[
+            &image(true),
+            &block_public_access("unblocked"),
+            &read_back(),
+            &read_back_snapshot(),
+            &modify,
+        ]);
 
         let (_, failures) = change(&ctx, public_request()).await.unwrap();
 
@@ -463,7 +511,13 @@ mod tests {
     #[tokio::test]
     async fn public_goes_ahead_when_sharing_is_unblocked() {
         let modify = modify();
-        let ctx = context(&[&image(false), &block_public_access("unblocked"), &read_back(), &modify]);
+        let ctx = context(&[
+            &image(false),
+            &block_public_access("unblocked"),
+            &read_back(),
+            &read_back_snapshot(),
+            &modify,
+        ]);
 
         let (shown, failures) = change(&ctx, public_request()).await.unwrap();
 

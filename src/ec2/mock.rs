@@ -8,7 +8,7 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http
 
 use super::Ec2;
 
-/// An `Ec2` in eu-west-1 that answers with `rules` (EC2 and Auto Scaling rules alike).
+/// An `Ec2` in eu-west-1 that answers with `rules` (EC2, Auto Scaling and SSM rules alike).
 pub fn mock_ec2(mode: RuleMode, rules: &[&Rule]) -> Ec2 {
     let interceptor = || {
         let mut interceptor = MockResponseInterceptor::new().rule_mode(mode);
@@ -28,6 +28,13 @@ pub fn mock_ec2(mode: RuleMode, rules: &[&Rule]) -> Ec2 {
     let autoscaling = aws_sdk_autoscaling::Config::builder()
         .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
         .region(aws_sdk_autoscaling::config::Region::new("eu-west-1"))
+        .credentials_provider(credentials.clone())
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor())
+        .build();
+    let ssm = aws_sdk_ssm::Config::builder()
+        .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
         .credentials_provider(credentials)
         .http_client(create_mock_http_client())
         .interceptor(interceptor())
@@ -35,6 +42,7 @@ pub fn mock_ec2(mode: RuleMode, rules: &[&Rule]) -> Ec2 {
     Ec2::from_clients(
         Client::from_conf(ec2),
         aws_sdk_autoscaling::Client::from_conf(autoscaling),
+        aws_sdk_ssm::Client::from_conf(ssm),
         "eu-west-1",
     )
 }

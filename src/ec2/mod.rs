@@ -30,7 +30,7 @@ use aws_sdk_ec2::Client;
 pub use create::{CreatedImage, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
-pub use permissions::{Change, Grants, Support};
+pub use permissions::{Change, Grants, SnapshotSharing, Support};
 pub use snapshots::SnapshotDeletion;
 
 use crate::error::Error;
@@ -64,8 +64,10 @@ pub struct ConnectOptions {
 #[derive(Debug, Clone)]
 pub struct Ec2 {
     client: Client,
-    /// Launch configurations, which can name images too, live in the Auto Scaling API.
+    /// Auto Scaling groups and launch configurations, which can name images too.
     autoscaling: aws_sdk_autoscaling::Client,
+    /// SSM parameters, through which launch templates can name images.
+    ssm: aws_sdk_ssm::Client,
     region: String,
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
@@ -128,9 +130,14 @@ impl Ec2 {
             .retry_partition(retry::partition())
             .retry_classifier(retry::RefusedConnectionIsFinal)
             .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&config)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
         Ok(Ec2 {
             client: Client::from_conf(ec2),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
             endpoint: endpoint_for_messages(options, &region),
             account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
             region: region.as_str().to_owned(),
@@ -165,10 +172,16 @@ impl Ec2 {
 
     /// Wraps a ready client; tests use this with `aws_smithy_mocks`.
     #[cfg(test)]
-    pub fn from_clients(client: Client, autoscaling: aws_sdk_autoscaling::Client, region: &str) -> Ec2 {
+    pub fn from_clients(
+        client: Client,
+        autoscaling: aws_sdk_autoscaling::Client,
+        ssm: aws_sdk_ssm::Client,
+        region: &str,
+    ) -> Ec2 {
         Ec2 {
             client,
             autoscaling,
+            ssm,
             region: region.to_owned(),
             endpoint: "mock".to_owned(),
             account_id: None,

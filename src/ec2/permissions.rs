@@ -6,6 +6,10 @@ use aws_sdk_ec2::types::{
     SnapshotAttributeName,
 };
 
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+
 use super::errors::is_server_side;
 use super::{Ec2, one_try};
 use crate::error::Error;
@@ -62,6 +66,20 @@ impl Grants {
     }
 }
 
+/// Who may create volumes from a snapshot (and so copy the image's data) besides its owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotSharing {
+    pub snapshot_id: String,
+    pub public: bool,
+    pub accounts: Vec<String>,
+}
+
+impl SnapshotSharing {
+    pub fn is_shared(&self) -> bool {
+        self.public || !self.accounts.is_empty()
+    }
+}
+
 /// Whether an endpoint carried out a call that not every endpoint implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -77,7 +95,24 @@ pub enum Change {
     Revoke,
 }
 
+/// Images whose launch permissions are read at once.
+const CONCURRENT_READS: usize = 8;
+
 impl Ec2 {
+    /// The launch permissions of each of these images (one DescribeImageAttribute each, a few
+    /// at once: EC2 has no batched read of them).
+    pub async fn launch_permissions_of(
+        &self,
+        image_ids: &[&str],
+    ) -> Result<BTreeMap<String, LaunchPermissions>, Error> {
+        let reads: Vec<Result<(String, LaunchPermissions), Error>> = futures::stream::iter(image_ids)
+            .map(|id| async move { Ok(((*id).to_owned(), self.launch_permissions(id).await?)) })
+            .buffer_unordered(CONCURRENT_READS)
+            .collect()
+            .await;
+        reads.into_iter().collect()
+    }
+
     /// Who besides the owner may launch the image. Only the owner may read this.
     pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions, Error> {
         let output = self
@@ -172,8 +207,8 @@ impl Ec2 {
         }
     }
 
-    /// The accounts that may create volumes from (and so copy) a snapshot.
-    pub async fn snapshot_volume_permissions(&self, snapshot_id: &str) -> Result<Vec<String>, Error> {
+    /// Who may create volumes from (and so copy) a snapshot: everyone (public) or accounts.
+    pub async fn snapshot_volume_permissions(&self, snapshot_id: &str) -> Result<SnapshotSharing, Error> {
         let output = self
             .client
             .describe_snapshot_attribute()
@@ -182,23 +217,25 @@ impl Ec2 {
             .send()
             .await
             .map_err(|err| self.error("DescribeSnapshotAttribute", &err))?;
-        Ok(output
-            .create_volume_permissions()
-            .iter()
-            .filter_map(|p| p.user_id())
-            .map(str::to_owned)
-            .collect())
+        let grants = output.create_volume_permissions();
+        Ok(SnapshotSharing {
+            snapshot_id: snapshot_id.to_owned(),
+            public: grants.iter().any(|p| p.group() == Some(&PermissionGroup::All)),
+            accounts: grants.iter().filter_map(|p| p.user_id()).map(str::to_owned).collect(),
+        })
     }
 
-    /// Grants or revokes create-volume permission on a snapshot for accounts.
+    /// Grants or revokes create-volume permission on a snapshot for accounts, and with
+    /// `public` for everyone.
     pub async fn change_snapshot_volume_permissions(
         &self,
         snapshot_id: &str,
         change: Change,
         accounts: &[String],
+        public: bool,
         dry_run: bool,
     ) -> Result<(), Error> {
-        if accounts.is_empty() {
+        if accounts.is_empty() && !public {
             return Ok(());
         }
         let result = self
@@ -210,7 +247,8 @@ impl Ec2 {
                 Change::Grant => OperationType::Add,
                 Change::Revoke => OperationType::Remove,
             })
-            .set_user_ids(Some(accounts.to_vec()))
+            .set_user_ids((!accounts.is_empty()).then(|| accounts.to_vec()))
+            .set_group_names(public.then(|| vec![PermissionGroup::All.as_str().to_owned()]))
             .dry_run(dry_run)
             .send()
             .await;

@@ -60,5 +60,9 @@ fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str, account_id: Option<
         snapshot_id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),
+        state: snapshot.state().map(|s| s.as_str().to_owned()),
+        start_time: snapshot
+            .start_time()
+            .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
     }
 }

@@ -281,10 +281,10 @@ mod tests {
         };
         let policy = Policy {
             delete_snapshots: true,
-            reason: "test".to_owned(),
             ..Policy::default()
         };
-        plan(&inventory, &[&image], &policy)
+        let selection = crate::pipeline::selection::Selection::of_ids(&["ami-00000001".parse().unwrap()]);
+        plan(&inventory, &selection, &policy, jiff::Timestamp::now())
     }
 
     fn quiet_counter() -> Counter {

@@ -12,11 +12,12 @@
 pub mod execute;
 pub mod plan;
 mod report;
+pub mod selection;
 
 use crate::cli::ExecutionArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::model::Image;
+use crate::model::{Image, RecycleBin};
 use crate::output::Printer;
 use execute::{Execution, Interrupt, execute};
 use plan::{Inventory, Plan};
@@ -55,7 +56,11 @@ pub async fn carry_out(
             .map(|(ec2, part)| execute(ec2, part, how, &counter, &interrupt)),
     )
     .await;
-    *plan = Plan::merge(parts, plan.dry_run);
+    let dry_run = plan.dry_run;
+    let unchecked = std::mem::take(&mut plan.unchecked);
+    *plan = Plan::merge(parts, &plan.selection, &plan.policy);
+    plan.dry_run = dry_run;
+    plan.unchecked = unchecked;
     counter.finish();
     plan.summarize(args.snapshot_price.0);
     printer
@@ -76,25 +81,59 @@ pub async fn carry_out(
     Ok(())
 }
 
-/// Completes the inventory around the account's images: what uses the candidate images,
-/// and with `orphans` the account's snapshots, read concurrently.
+/// What to read besides the images and what can launch them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reads {
+    /// The account's snapshots and the Recycle Bin, for orphans.
+    pub orphans: bool,
+    /// Who else may launch each candidate (not needed when shared images may go).
+    pub launch_permissions: bool,
+}
+
+/// Completes the inventory around the account's images: what can launch the candidate
+/// images, who else may launch them, and for orphans the account's snapshots and the Recycle
+/// Bin, all read concurrently. What the endpoint doesn't offer is said in `notes`.
 pub async fn read_inventory(
     ec2: &Ec2,
     images: Vec<Image>,
     candidates: &[String],
-    orphans: bool,
+    reads: Reads,
 ) -> Result<Inventory, Error> {
     let snapshots = async {
-        if orphans {
-            ec2.own_snapshots().await
+        if reads.orphans {
+            futures::try_join!(ec2.own_snapshots(), ec2.recycle_bin())
         } else {
-            Ok(Vec::new())
+            Ok((Vec::new(), RecycleBin::NotOffered))
         }
     };
-    let (users, snapshots) = futures::try_join!(ec2.image_users(candidates), snapshots)?;
+    let shared = async {
+        if reads.launch_permissions {
+            // A public image is known to be shared from DescribeImages already.
+            let wanted: std::collections::HashSet<&str> = candidates.iter().map(String::as_str).collect();
+            let private: Vec<&str> = images
+                .iter()
+                .filter(|i| i.public != Some(true) && wanted.contains(i.image_id.as_str()))
+                .map(|i| i.image_id.as_str())
+                .collect();
+            ec2.launch_permissions_of(&private).await
+        } else {
+            Ok(std::collections::BTreeMap::new())
+        }
+    };
+    let (usage, (snapshots, recycle_bin), shared) = futures::try_join!(ec2.usage_map(candidates), snapshots, shared)?;
+    let mut notes = usage.not_offered.clone();
+    if reads.orphans && recycle_bin == RecycleBin::NotOffered {
+        notes.push(
+            "ListImagesInRecycleBin: the endpoint does not offer the Recycle Bin; snapshots of images in it can't be told apart from orphans"
+                .to_owned(),
+        );
+    }
     Ok(Inventory {
         images,
-        users,
+        usage,
+        shared,
         snapshots,
+        recycle_bin,
+        notes,
     })
 }

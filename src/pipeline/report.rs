@@ -2,7 +2,7 @@
 
 use comfy_table::{Color, Table};
 
-use super::plan::{ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
+use super::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
 use crate::output::{Printer, Render, date_and_age};
 
 impl Render for Plan {
@@ -10,13 +10,22 @@ impl Render for Plan {
         let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();
         if !self.images.is_empty() {
-            let mut header = vec!["IMAGE ID", "NAME", "CREATED", "ACTION", "REASON", "SNAPSHOTS", "GiB"];
+            let grouped = self.policy.group_by != GroupBy::None;
+            let mut header = vec!["IMAGE ID", "NAME", "CREATED"];
+            if grouped {
+                header.push("GROUP");
+            }
+            header.extend(["ACTION", "REASON", "SNAPSHOTS", "GiB"]);
             if executed {
                 header.push("RESULT");
             }
             let mut table = printer.table(&header);
             for image in &self.images {
-                table.add_row(image_row(printer, image, executed));
+                let mut row = image_row(printer, image, executed);
+                if grouped {
+                    row.insert(3, printer.colored(image.group.as_deref().unwrap_or("(its own)"), None));
+                }
+                table.add_row(row);
             }
             tables.push(table);
         }
@@ -149,6 +158,12 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
     ];
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
+    }
+    if !plan.unchecked.is_empty() {
+        table.add_row(vec![
+            "could not check (every candidate kept)".to_owned(),
+            plan.unchecked.join("\n"),
+        ]);
     }
     table
 }

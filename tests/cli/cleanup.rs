@@ -194,7 +194,18 @@ fn orphans_go_and_hand_made_snapshots_stay() {
     env.deregister(&gone);
     let hand_made = env.hand_made_snapshot();
 
-    let run = env.amictl().args(["cleanup", "--orphans", "--yes", "-o", "json"]).run();
+    let run = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
 
     let report = run.assert_code(0).json();
     let orphans = report["orphan_snapshots"].as_array().unwrap();

@@ -88,27 +88,48 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         .json();
     let shown = env
         .amictl()
-        .args(["permissions", "show", &image, "-o", "json"])
+        .args([
+            "permissions",
+            "add",
+            &image,
+            "--account",
+            "111122223333",
+            "--snapshots",
+            "-o",
+            "json",
+        ])
         .run()
         .assert_code(0)
         .json();
     let deregistered = env
         .amictl()
-        .args(["deregister", &image, "-o", "json"])
+        .args(["deregister", &image, "--include-shared", "-o", "json"])
         .run()
         .assert_code(0)
         .json();
-    // A cleanup with an orphan, a failed deregistration and failed deletions shows every field.
+    // A cleanup with an orphan, an image in use, a failed deregistration and failed deletions
+    // shows every field.
     let orphaned = env.create_image(&instance, "doc-3", &[]);
     env.deregister(&orphaned);
     env.create_image(&instance, "doc-4", &[]);
+    let used = env.create_image(&instance, "doc-5", &[]);
+    env.create_launch_template("doc", &used);
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
     proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
     let cleaned = env
         .amictl()
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["cleanup", "--all", "--orphans", "--yes", "-o", "json"])
+        .args([
+            "cleanup",
+            "--all",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--yes",
+            "-o",
+            "json",
+        ])
         .run()
         .assert_code(1)
         .json();

@@ -150,7 +150,7 @@ fn secrets_never_reach_the_output_of_any_command_at_any_verbosity() {
         ],
         vec!["permissions", "add", &image, "--account", "111122223333", "-vvv"],
         vec!["cleanup", "--name", "secret-*", "--dry-run", "-vvv"],
-        vec!["deregister", &image, "--delete-snapshots", "-vvv"],
+        vec!["deregister", &image, "--delete-snapshots", "--include-shared", "-vvv"],
         vec!["describe"],
     ];
 

@@ -13,3 +13,4 @@ mod global;
 mod permissions;
 mod regions;
 mod reliability;
+mod usage;

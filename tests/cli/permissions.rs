@@ -55,7 +55,7 @@ fn share_show_publish_unpublish_and_reset() {
     assert_eq!(
         added.assert_code(0).json(),
         json!({"image_id": image, "owner_id": "123456789012", "public": false, "accounts": [ACCOUNT],
-               "organization_arns": [], "organizational_unit_arns": []})
+               "organization_arns": [], "organizational_unit_arns": [], "shared_snapshots": []})
     );
     let row = table
         .assert_code(0)
@@ -148,6 +148,56 @@ fn snapshots_flag_grants_and_revokes_create_volume_permission() {
 
     assert_eq!(granted, [ACCOUNT]);
     assert!(env.snapshot_volume_accounts(&snapshot).is_empty());
+}
+
+#[test]
+fn a_public_snapshot_is_shown_and_reset_or_remove_takes_public_access_away() {
+    let env = TestEnv::new();
+    let reset_image = image(&env, "public-snap-1");
+    let removed_image = image(&env, "public-snap-2");
+    let (reset_snapshot, removed_snapshot) = (env.snapshot_of(&reset_image), env.snapshot_of(&removed_image));
+    for snapshot in [&reset_snapshot, &removed_snapshot] {
+        env.share_snapshot(snapshot, true, &[ACCOUNT]);
+    }
+
+    let shown = show(&env, &reset_image);
+    let table = env.amictl().args(["permissions", "show", &reset_image]).run();
+    env.amictl()
+        .args(["permissions", "reset", &reset_image, "--snapshots"])
+        .run()
+        .assert_code(0);
+    env.amictl()
+        .args([
+            "permissions",
+            "remove",
+            &removed_image,
+            "--account",
+            ACCOUNT,
+            "--snapshots",
+        ])
+        .run()
+        .assert_code(0);
+
+    assert_eq!(
+        shown["shared_snapshots"],
+        json!([{"snapshot_id": reset_snapshot, "public": true, "accounts": [ACCOUNT]}])
+    );
+    assert!(
+        table
+            .assert_code(0)
+            .stdout
+            .contains(&format!("{reset_snapshot} public, {ACCOUNT}")),
+        "{}",
+        table.stdout
+    );
+    for snapshot in [&reset_snapshot, &removed_snapshot] {
+        assert_eq!(
+            env.snapshot_sharing(snapshot),
+            (false, vec![]),
+            "{snapshot} is private again"
+        );
+    }
+    assert_eq!(show(&env, &reset_image)["shared_snapshots"], json!([]));
 }
 
 #[test]

@@ -97,7 +97,18 @@ fn a_lasting_refusal_of_delete_snapshot_names_each_snapshot_left_and_orphans_fin
     assert!(env.image_ids().is_empty());
     assert_eq!(env.snapshot_ids(), snapshots);
 
-    let rerun = env.amictl().args(["cleanup", "--orphans", "--yes", "-o", "json"]).run();
+    let rerun = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
 
     assert_eq!(rerun.assert_code(0).json()["summary"]["snapshots_deleted"], 4);
     assert!(env.snapshot_ids().is_empty());
@@ -156,7 +167,7 @@ fn every_command_absorbs_throttling_and_server_errors() {
         .args(["permissions", "add", &image, "--account", "111122223333"])
         .run();
     let deregistered = through(&env, &proxy)
-        .args(["deregister", &image, "--delete-snapshots"])
+        .args(["deregister", &image, "--delete-snapshots", "--include-shared"])
         .run();
 
     assert_eq!(env.own_images().len(), 0, "one image was made, and it is gone");
@@ -213,7 +224,10 @@ fn ctrl_c_stops_a_cleanup_cleanly_and_a_rerun_finishes_the_job() {
     let left = env.image_ids().len();
     assert!(left > 0 && left < 6, "{left} images left");
 
-    let rerun = env.amictl().args(["cleanup", "--all", "--yes", "--orphans"]).run();
+    let rerun = env
+        .amictl()
+        .args(["cleanup", "--all", "--yes", "--orphans", "--orphans-older-than", "0s"])
+        .run();
 
     rerun.assert_code(0);
     assert!(env.image_ids().is_empty());

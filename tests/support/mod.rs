@@ -317,8 +317,8 @@ impl TestEnv {
         })
     }
 
-    /// A launch template whose default version names the image.
-    pub fn create_launch_template(&self, name: &str, image_id: &str) {
+    /// A launch template whose default version names the image (or `resolve:ssm:…`); its ID.
+    pub fn create_launch_template(&self, name: &str, image_id: &str) -> String {
         let client = self.client();
         let (name, image_id) = (name.to_owned(), image_id.to_owned());
         block_on(async move {
@@ -328,23 +328,83 @@ impl TestEnv {
                 .launch_template_data(
                     aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
                         .image_id(image_id)
+                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
                         .build(),
                 )
                 .send()
                 .await
-                .expect("CreateLaunchTemplate");
+                .expect("CreateLaunchTemplate")
+                .launch_template()
+                .and_then(|t| t.launch_template_id())
+                .expect("a template ID")
+                .to_owned()
+        })
+    }
+
+    /// A new version of a template naming another image, made its default: the version
+    /// before it is then neither `$Latest` nor `$Default`.
+    pub fn new_default_template_version(&self, template_id: &str, image_id: &str) {
+        let client = self.client();
+        let (template_id, image_id) = (template_id.to_owned(), image_id.to_owned());
+        block_on(async move {
+            let version = client
+                .create_launch_template_version()
+                .launch_template_id(&template_id)
+                .launch_template_data(
+                    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                        .image_id(image_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("CreateLaunchTemplateVersion")
+                .launch_template_version()
+                .and_then(aws_sdk_ec2::types::LaunchTemplateVersion::version_number)
+                .expect("a version number");
+            client
+                .modify_launch_template()
+                .launch_template_id(template_id)
+                .default_version(version.to_string())
+                .send()
+                .await
+                .expect("ModifyLaunchTemplate");
         });
     }
 
-    /// An Auto Scaling launch configuration naming the image.
-    pub fn create_launch_configuration(&self, name: &str, image_id: &str) {
+    /// An Auto Scaling client for this server and region.
+    pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
         let config = aws_sdk_autoscaling::Config::builder()
             .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
             .region(aws_sdk_autoscaling::config::Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(test_credentials())
             .build();
-        let client = aws_sdk_autoscaling::Client::from_conf(config);
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
+    /// An SSM client for this server and region.
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(test_credentials())
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
+    /// One of the region's default subnets, for Auto Scaling groups.
+    pub fn subnet(&self) -> String {
+        let client = self.client();
+        block_on(async move {
+            let output = client.describe_subnets().send().await.expect("DescribeSubnets");
+            output.subnets()[0].subnet_id().expect("a subnet ID").to_owned()
+        })
+    }
+
+    /// An Auto Scaling launch configuration naming the image.
+    pub fn create_launch_configuration(&self, name: &str, image_id: &str) {
+        let client = self.autoscaling();
         let (name, image_id) = (name.to_owned(), image_id.to_owned());
         block_on(async move {
             client
@@ -356,6 +416,71 @@ impl TestEnv {
                 .await
                 .expect("CreateLaunchConfiguration");
         });
+    }
+
+    /// An SSM parameter of data type `aws:ec2:image` holding the image ID.
+    pub fn put_image_parameter(&self, name: &str, image_id: &str) {
+        let client = self.ssm();
+        let (name, image_id) = (name.to_owned(), image_id.to_owned());
+        block_on(async move {
+            client
+                .put_parameter()
+                .name(name)
+                .value(image_id)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .data_type("aws:ec2:image")
+                .send()
+                .await
+                .expect("PutParameter");
+        });
+    }
+
+    /// Shares an image with an account (launch permission).
+    pub fn share_image(&self, image_id: &str, account: &str) {
+        let client = self.client();
+        let (image_id, account) = (image_id.to_owned(), account.to_owned());
+        block_on(async move {
+            client
+                .modify_image_attribute()
+                .image_id(image_id)
+                .launch_permission(
+                    aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                        .add(aws_sdk_ec2::types::LaunchPermission::builder().user_id(account).build())
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("ModifyImageAttribute");
+        });
+    }
+
+    /// The region's non-terminated instances launched from the image.
+    pub fn instances_of(&self, image_id: &str) -> Vec<String> {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            let output = client
+                .describe_instances()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("image-id")
+                        .values(image_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("DescribeInstances");
+            output
+                .reservations()
+                .iter()
+                .flat_map(aws_sdk_ec2::types::Reservation::instances)
+                .filter(|i| {
+                    i.state().and_then(|s| s.name()) != Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+                })
+                .filter_map(|i| i.instance_id())
+                .map(str::to_owned)
+                .collect()
+        })
     }
 
     /// Deregisters an image behind amictl's back, leaving its snapshots.
@@ -461,6 +586,47 @@ impl TestEnv {
                 .filter_map(|p| p.user_id())
                 .map(str::to_owned)
                 .collect()
+        })
+    }
+
+    /// Grants create-volume permission on a snapshot to everyone (`public`) and to accounts.
+    pub fn share_snapshot(&self, snapshot_id: &str, public: bool, accounts: &[&str]) {
+        let client = self.client();
+        let snapshot_id = snapshot_id.to_owned();
+        let accounts: Vec<String> = accounts.iter().map(|a| (*a).to_owned()).collect();
+        block_on(async move {
+            client
+                .modify_snapshot_attribute()
+                .snapshot_id(snapshot_id)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(aws_sdk_ec2::types::OperationType::Add)
+                .set_group_names(public.then(|| vec!["all".to_owned()]))
+                .set_user_ids(Some(accounts))
+                .send()
+                .await
+                .expect("ModifySnapshotAttribute");
+        });
+    }
+
+    /// Whether a snapshot is public, and the accounts it is shared with.
+    pub fn snapshot_sharing(&self, snapshot_id: &str) -> (bool, Vec<String>) {
+        let client = self.client();
+        let snapshot_id = snapshot_id.to_owned();
+        block_on(async move {
+            let output = client
+                .describe_snapshot_attribute()
+                .snapshot_id(snapshot_id)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .send()
+                .await
+                .expect("DescribeSnapshotAttribute");
+            let grants = output.create_volume_permissions();
+            (
+                grants
+                    .iter()
+                    .any(|p| p.group() == Some(&aws_sdk_ec2::types::PermissionGroup::All)),
+                grants.iter().filter_map(|p| p.user_id()).map(str::to_owned).collect(),
+            )
         })
     }
 

@@ -1,7 +1,9 @@
 //! A recording, fault-injecting HTTP proxy between amictl and moto.
 //!
-//! It reads each request's `Action` from its query-protocol form body, counts it, and either
-//! forwards the request to moto or answers it with a scripted EC2 error. One request per
+//! It reads each request's `Action` from its query-protocol form body (EC2, Auto Scaling, STS)
+//! or its `X-Amz-Target` header (SSM's JSON protocol: `AmazonSSM.GetParameters` counts as
+//! `GetParameters`), counts it, and either forwards the request to moto or answers it with a
+//! scripted error in the protocol's own shape. One request per
 //! connection (`Connection: close`), which the SDK's HTTP client handles as a real server's.
 
 use std::collections::HashMap;
@@ -173,6 +175,15 @@ impl Proxy {
         self.lock().actions.iter().filter(|a| *a == action).count()
     }
 
+    /// How many requests arrived, by action.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for action in &self.lock().actions {
+            *counts.entry(action.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Waits (up to 30 s) until `n` requests for `action` have arrived: a test's cue, rather
     /// than a guess at how long the steps before take.
     pub fn wait_for(&self, action: &str, n: usize) {
@@ -210,6 +221,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     let mut content_length = 0;
+    let mut target = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
@@ -222,13 +234,19 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         if let Some(value) = lower.strip_prefix("content-length:") {
             content_length = value.trim().parse().unwrap_or(0);
         }
+        if lower.starts_with("x-amz-target:") {
+            target = line.split_once('.').map(|(_, operation)| operation.trim().to_owned());
+        }
         if !lower.starts_with("connection:") {
             head.push(line);
         }
     }
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
-    let action = form_value(&String::from_utf8_lossy(&body), "Action").unwrap_or_default();
+    let json = target.is_some();
+    let action = target
+        .or_else(|| form_value(&String::from_utf8_lossy(&body), "Action"))
+        .unwrap_or_default();
 
     let misbehaviour = {
         let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -241,13 +259,23 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let mut client = client;
     match misbehaviour {
         Some(Misbehaviour::Error { status, code, message }) => {
-            let xml = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
-            );
+            let (content_type, answer) = if json {
+                (
+                    "application/x-amz-json-1.1",
+                    format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+                )
+            } else {
+                (
+                    "text/xml",
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
+                    ),
+                )
+            };
             write!(
                 client,
-                "HTTP/1.1 {status} Fault\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                xml.len()
+                "HTTP/1.1 {status} Fault\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
             )?;
             return client.flush();
         }

@@ -1,0 +1,76 @@
+//! Auto Scaling: groups (through the launch template versions they and their
+//! mixed-instances overrides name) and launch configurations.
+
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+
+use super::super::Ec2;
+use super::Consumer;
+use super::templates::TemplatePin;
+use crate::error::Error;
+use crate::model::{ImageUser, UserKind};
+
+impl Ec2 {
+    /// Every Auto Scaling group, with the template versions and images it launches.
+    pub(super) async fn auto_scaling_groups(&self) -> Result<Vec<Consumer>, Error> {
+        let mut pages = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .into_paginator()
+            .page_size(100)
+            .send();
+        let mut consumers = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("autoscaling:DescribeAutoScalingGroups", &err))?;
+            for group in page.auto_scaling_groups() {
+                let mut consumer = Consumer {
+                    user: ImageUser::new(
+                        UserKind::AutoScalingGroup,
+                        group.auto_scaling_group_name().unwrap_or_default(),
+                    ),
+                    pins: group.launch_template().map(pin).into_iter().collect(),
+                    images: Vec::new(),
+                };
+                if let Some(mixed) = group.mixed_instances_policy().and_then(|m| m.launch_template()) {
+                    consumer.pins.extend(mixed.launch_template_specification().map(pin));
+                    for instance_type in mixed.overrides() {
+                        consumer
+                            .pins
+                            .extend(instance_type.launch_template_specification().map(pin));
+                        consumer.images.extend(instance_type.image_id().map(str::to_owned));
+                    }
+                }
+                consumers.push(consumer);
+            }
+        }
+        Ok(consumers)
+    }
+
+    /// The images Auto Scaling launch configurations name.
+    pub(super) async fn launch_configurations_using(&self) -> Result<Vec<(String, ImageUser)>, Error> {
+        let mut pages = self
+            .autoscaling
+            .describe_launch_configurations()
+            .into_paginator()
+            .page_size(100)
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;
+            for configuration in page.launch_configurations() {
+                if let (Some(image), Some(name)) = (configuration.image_id(), configuration.launch_configuration_name())
+                {
+                    found.push((image.to_owned(), ImageUser::new(UserKind::LaunchConfiguration, name)));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn pin(spec: &LaunchTemplateSpecification) -> TemplatePin {
+    TemplatePin {
+        id: spec.launch_template_id().map(str::to_owned),
+        name: spec.launch_template_name().map(str::to_owned),
+        version: spec.version().map(str::to_owned),
+    }
+}

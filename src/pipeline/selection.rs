@@ -1,0 +1,197 @@
+//! Which of the account's images the user means: IDs, a name glob, tags, an age, or all.
+//! A saved plan records its selection, so that `--apply-plan` asks the same question again.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Image;
+use crate::types::{ImageId, NameGlob, Tag};
+
+/// Every given criterion must hold; `exclude_tags` takes images out again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Only these images (deregister: exactly these, in this order).
+    pub image_ids: Vec<ImageId>,
+    pub name: Option<NameGlob>,
+    pub tags: Vec<Tag>,
+    pub exclude_tags: Vec<Tag>,
+    pub older_than: Option<SignedDuration>,
+    /// Every image of the account's (still subject to the rest).
+    pub all: bool,
+}
+
+impl Selection {
+    /// Exactly these images, each once, in the order given.
+    pub fn of_ids(ids: &[ImageId]) -> Selection {
+        let mut unique: Vec<ImageId> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if seen.insert(id) {
+                unique.push(id.clone());
+            }
+        }
+        Selection {
+            image_ids: unique,
+            ..Selection::default()
+        }
+    }
+
+    /// Whether any criterion picks images (`--orphans` alone picks none).
+    pub fn selects_images(&self) -> bool {
+        self.all
+            || !self.image_ids.is_empty()
+            || self.name.is_some()
+            || !self.tags.is_empty()
+            || self.older_than.is_some()
+    }
+
+    pub fn matches(&self, image: &Image, now: Timestamp) -> bool {
+        if !self.selects_images() {
+            return false;
+        }
+        let id_ok = self.image_ids.is_empty() || self.image_ids.iter().any(|id| id.as_str() == image.image_id);
+        let name_ok = self
+            .name
+            .as_ref()
+            .is_none_or(|glob| image.name.as_deref().is_some_and(|n| glob.is_match(n)));
+        let has = |tag: &Tag| image.tags.get(&tag.key) == Some(&tag.value);
+        let tags_ok = self.tags.iter().all(has);
+        let excluded = self.exclude_tags.iter().any(has);
+        let old_enough = self.older_than.is_none_or(|age| {
+            image
+                .creation_date
+                .is_some_and(|created| now.duration_since(created) > age)
+        });
+        id_ok && name_ok && tags_ok && !excluded && old_enough
+    }
+
+    /// The images this selection picks: in the order named when IDs are given, else in the
+    /// order of `images` (newest first).
+    pub fn pick<'a>(&self, images: &'a [Image], now: Timestamp) -> Vec<&'a Image> {
+        let mut picked: Vec<&Image> = images.iter().filter(|i| self.matches(i, now)).collect();
+        if !self.image_ids.is_empty() {
+            let position = |image: &Image| self.image_ids.iter().position(|id| id.as_str() == image.image_id);
+            picked.sort_by_key(|image| position(image));
+        }
+        picked
+    }
+
+    /// The named images that are not among `images`.
+    pub fn missing<'a>(&'a self, images: &[Image]) -> Vec<&'a str> {
+        let present: std::collections::HashSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
+        self.image_ids
+            .iter()
+            .map(ImageId::as_str)
+            .filter(|id| !present.contains(id))
+            .collect()
+    }
+
+    /// The reason a selected image goes, in the user's own terms.
+    pub fn reason(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.image_ids.is_empty() {
+            parts.push("named on the command line".to_owned());
+        }
+        if let Some(name) = &self.name {
+            parts.push(format!("name matches {}", name.pattern()));
+        }
+        for tag in &self.tags {
+            parts.push(format!("tagged {tag}"));
+        }
+        if let Some(age) = self.older_than {
+            let age = std::time::Duration::try_from(age).unwrap_or_default();
+            parts.push(format!("older than {}", humantime::format_duration(age)));
+        }
+        if parts.is_empty() {
+            parts.push("--all".to_owned());
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(older_than: Option<&str>) -> Selection {
+        Selection {
+            name: Some("app-*".parse().unwrap()),
+            tags: vec!["env=ci".parse().unwrap()],
+            exclude_tags: vec!["keep=yes".parse().unwrap()],
+            older_than: older_than.map(|d| SignedDuration::try_from(humantime::parse_duration(d).unwrap()).unwrap()),
+            ..Selection::default()
+        }
+    }
+
+    fn image(name: &str, created: &str, tags: &[(&str, &str)]) -> Image {
+        let mut image = Image::for_tests("ami-12345678");
+        image.name = Some(name.to_owned());
+        image.creation_date = Some(created.parse().unwrap());
+        image.tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        image
+    }
+
+    #[test]
+    fn every_criterion_must_hold_and_exclusions_win() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let old = "2026-01-01T00:00:00Z";
+        let yesterday = "2026-05-31T00:00:00Z";
+        let pick = selection(Some("30d"));
+
+        assert!(pick.matches(&image("app-1", old, &[("env", "ci")]), now));
+        assert!(
+            !pick.matches(&image("app-1", yesterday, &[("env", "ci")]), now),
+            "too young"
+        );
+        assert!(!pick.matches(&image("db-1", old, &[("env", "ci")]), now), "wrong name");
+        assert!(
+            !pick.matches(&image("app-1", old, &[("env", "prod")]), now),
+            "wrong tag"
+        );
+        assert!(
+            !pick.matches(&image("app-1", old, &[("env", "ci"), ("keep", "yes")]), now),
+            "excluded"
+        );
+        assert_eq!(pick.reason(), "name matches app-*, tagged env=ci, older than 30days");
+    }
+
+    #[test]
+    fn orphans_alone_select_no_image() {
+        let nothing = Selection::default();
+        assert!(!nothing.matches(&image("app-1", "2026-01-01T00:00:00Z", &[]), Timestamp::now()));
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        assert!(all.matches(&image("app-1", "2026-01-01T00:00:00Z", &[]), Timestamp::now()));
+    }
+
+    #[test]
+    fn named_images_are_picked_once_each_in_the_order_named() {
+        let images = [Image::for_tests("ami-00000001"), Image::for_tests("ami-00000002")];
+        let ids: Vec<ImageId> = ["ami-00000002", "ami-00000001", "ami-00000002", "ami-00000009"]
+            .iter()
+            .map(|id| id.parse().unwrap())
+            .collect();
+        let selection = Selection::of_ids(&ids);
+
+        let picked: Vec<&str> = selection
+            .pick(&images, Timestamp::now())
+            .iter()
+            .map(|i| i.image_id.as_str())
+            .collect();
+
+        assert_eq!(picked, ["ami-00000002", "ami-00000001"]);
+        assert_eq!(selection.missing(&images), ["ami-00000009"]);
+    }
+
+    #[test]
+    fn a_selection_reads_back_as_it_was_written() {
+        let written = Selection {
+            image_ids: vec!["ami-00000001".parse().unwrap()],
+            ..selection(Some("30d"))
+        };
+        let json = serde_json::to_string(&written).unwrap();
+        assert_eq!(serde_json::from_str::<Selection>(&json).unwrap(), written, "{json}");
+    }
+}
