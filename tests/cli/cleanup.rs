@@ -353,3 +353,173 @@ fn a_saved_plan_is_applied_later_skipping_what_changed() {
     assert_eq!(env.image_ids(), [gets_used]);
     std::fs::remove_file(file).unwrap();
 }
+
+#[test]
+fn release_lines_are_families_of_their_own_under_group_by_name() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let focal = env.create_image(&instance, "ubuntu-20.04-20240101", &[]);
+    let jammy_old = env.create_image(&instance, "ubuntu-22.04-20240101", &[]);
+    std::thread::sleep(Duration::from_millis(1050)); // creation dates have one-second resolution
+    let jammy_new = env.create_image(&instance, "ubuntu-22.04-20240301", &[]);
+
+    let json = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--name",
+            "ubuntu-*",
+            "--keep",
+            "1",
+            "--group-by",
+            "name",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    let table = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--name",
+            "ubuntu-*",
+            "--keep",
+            "1",
+            "--group-by",
+            "name",
+            "--dry-run",
+        ])
+        .run();
+
+    let plan = json.assert_code(0).json();
+    assert_eq!(
+        entry(&plan, &focal)["action"],
+        "keep",
+        "the 20.04 line's only image stays"
+    );
+    assert_eq!(entry(&plan, &focal)["group"], "ubuntu-20.04");
+    assert_eq!(entry(&plan, &jammy_new)["action"], "keep");
+    assert_eq!(entry(&plan, &jammy_old)["action"], "deregister");
+    assert_eq!(entry(&plan, &jammy_old)["group"], "ubuntu-22.04");
+    let table = &table.assert_code(0).stdout;
+    assert!(table.contains("GROUP"), "{table}");
+    let focal_row = table.lines().find(|l| l.contains(&focal)).unwrap();
+    assert!(
+        focal_row.contains("ubuntu-20.04 ") && focal_row.contains("keep"),
+        "{focal_row}"
+    );
+}
+
+#[test]
+fn a_hand_edited_plan_carries_out_only_what_its_own_selection_picks() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let old = env.create_image(&instance, "edit-1", &[]);
+    std::thread::sleep(Duration::from_millis(1050)); // creation dates have one-second resolution
+    let newest = env.create_image(&instance, "edit-2", &[]);
+    let unrelated = env.create_image(&instance, "other-1", &[]);
+    let snapshots_kept = [env.snapshot_of(&newest), env.snapshot_of(&unrelated)];
+    let file = std::env::temp_dir().join(format!("amictl-edited-{}-{}.json", std::process::id(), env.region));
+
+    env.amictl()
+        .args([
+            "cleanup",
+            "--name",
+            "edit-*",
+            "--keep",
+            "1",
+            "--save-plan",
+            file.to_str().unwrap(),
+        ])
+        .run()
+        .assert_code(0);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a plan is readable by its owner only");
+    }
+    let mut plan: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["selection"]["name"], "edit-*");
+    assert_eq!(plan["policy"]["keep"], 1);
+    // By hand: the kept image turned to deregister, an unrelated image added.
+    let images = plan["images"].as_array_mut().unwrap();
+    let kept = images.iter_mut().find(|i| i["image_id"] == newest.as_str()).unwrap();
+    kept["action"] = "deregister".into();
+    kept["snapshots"][0]["action"] = "delete".into();
+    let mut added = kept.clone();
+    added["image_id"] = unrelated.as_str().into();
+    added["snapshots"][0]["snapshot_id"] = snapshots_kept[1].as_str().into();
+    images.push(added);
+    std::fs::write(&file, plan.to_string()).unwrap();
+
+    let apply = env
+        .amictl()
+        .args(["cleanup", "--apply-plan", file.to_str().unwrap(), "--yes", "-o", "json"])
+        .run();
+
+    let report = apply.assert_code(0).json();
+    assert_eq!(entry(&report, &old)["result"]["status"], "done");
+    assert_eq!(
+        entry(&report, &newest)["reason"],
+        "changed since the plan: the newest of the selection"
+    );
+    assert!(
+        entry(&report, &unrelated)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the plan's selection does not pick it"),
+        "{report}"
+    );
+    let mut left = vec![newest, unrelated];
+    left.sort();
+    assert_eq!(env.image_ids(), left);
+    let snapshots = env.snapshot_ids();
+    assert!(
+        snapshots_kept.iter().all(|s| snapshots.contains(s)),
+        "their snapshots stay"
+    );
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn a_plan_with_a_bad_region_or_of_another_format_is_refused_before_any_request() {
+    let tripwire = Tripwire::new();
+    let dir = std::env::temp_dir();
+    let bad_region = dir.join(format!("amictl-bad-region-{}.json", std::process::id()));
+    let old_format = dir.join(format!("amictl-old-format-{}.json", std::process::id()));
+    let plan = serde_json::json!({
+        "format_version": 2, "dry_run": true,
+        "selection": {"image_ids": [], "name": "a-*", "tags": [], "exclude_tags": [], "older_than": null, "all": false},
+        "policy": {"keep": 0, "group_by": "none", "delete_snapshots": true, "allow_in_use": false,
+                   "include_shared": false, "orphans": false, "orphans_older_than": "PT24H"},
+        "accounts": [], "regions": ["eu-west-1", "Not A Region"], "images": [], "orphan_snapshots": [],
+        "unchecked": [],
+        "summary": {"images_deregistered": 0, "snapshots_deleted": 0, "gib_freed": 0, "images_kept": 0,
+                    "images_unchecked": 0, "failures": 0, "estimated_monthly_saving_usd": 0.0}
+    });
+    std::fs::write(&bad_region, plan.to_string()).unwrap();
+    std::fs::write(
+        &old_format,
+        r#"{"dry_run": true, "images": [], "orphan_snapshots": [], "summary": {}}"#,
+    )
+    .unwrap();
+
+    let region = TestEnv::amictl_at(&tripwire.url())
+        .args(["cleanup", "--apply-plan", bad_region.to_str().unwrap(), "--yes"])
+        .run();
+    let format = TestEnv::amictl_at(&tripwire.url())
+        .args(["cleanup", "--apply-plan", old_format.to_str().unwrap(), "--yes"])
+        .run();
+
+    region.assert_code(2);
+    assert!(region.stderr.contains("'Not A Region'"), "{}", region.stderr);
+    format.assert_code(2);
+    assert!(format.stderr.contains("another plan format"), "{}", format.stderr);
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+    for file in [bad_region, old_format] {
+        std::fs::remove_file(file).unwrap();
+    }
+}

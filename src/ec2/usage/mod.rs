@@ -200,3 +200,187 @@ impl Ec2 {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! moto lacks DescribeImageReferences and never pages; a template version that is gone
+    //! and an endpoint's refusals are shaped here from the API reference.
+
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    use aws_sdk_autoscaling::operation::describe_launch_configurations::DescribeLaunchConfigurationsOutput;
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::operation::describe_fleets::DescribeFleetsOutput;
+    use aws_sdk_ec2::operation::describe_image_references::DescribeImageReferencesOutput;
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::operation::describe_launch_template_versions::{
+        DescribeLaunchTemplateVersionsError, DescribeLaunchTemplateVersionsOutput,
+    };
+    use aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput;
+    use aws_sdk_ec2::operation::describe_spot_instance_requests::DescribeSpotInstanceRequestsOutput;
+    use aws_sdk_ec2::types as sdk;
+    use aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput;
+    use aws_smithy_mocks::{Rule, RuleMode, mock};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+
+    use crate::ec2::mock::{aws_error, mock_ec2};
+
+    /// Every scan answers with nothing.
+    fn quiet_scans() -> Vec<Rule> {
+        vec![
+            mock!(Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build()),
+            mock!(aws_sdk_autoscaling::Client::describe_launch_configurations)
+                .then_output(|| DescribeLaunchConfigurationsOutput::builder().build()),
+            mock!(Client::describe_fleets).then_output(|| DescribeFleetsOutput::builder().build()),
+            mock!(Client::describe_spot_fleet_requests)
+                .then_output(|| DescribeSpotFleetRequestsOutput::builder().build()),
+            mock!(Client::describe_spot_instance_requests)
+                .then_output(|| DescribeSpotInstanceRequestsOutput::builder().build()),
+            mock!(aws_sdk_ssm::Client::describe_parameters).then_output(|| DescribeParametersOutput::builder().build()),
+        ]
+    }
+
+    fn version(number: i64, default: bool, image: &str) -> sdk::LaunchTemplateVersion {
+        sdk::LaunchTemplateVersion::builder()
+            .launch_template_id("lt-0123456789abcdef0")
+            .launch_template_name("web")
+            .version_number(number)
+            .default_version(default)
+            .launch_template_data(sdk::ResponseLaunchTemplateData::builder().image_id(image).build())
+            .build()
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|i| (*i).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn references_ec2_knows_of_count_and_a_pinned_version_gone_launches_nothing() {
+        let latest = mock!(Client::describe_launch_template_versions)
+            .match_requests(|req| req.launch_template_id().is_none())
+            .then_output(|| {
+                DescribeLaunchTemplateVersionsOutput::builder()
+                    .launch_template_versions(version(3, true, "ami-00000003"))
+                    .build()
+            });
+        // EC2 refuses a read naming a version that is gone: then one read per version.
+        let both = mock!(Client::describe_launch_template_versions)
+            .match_requests(|req| req.versions() == ["1", "2"])
+            .then_error(|| {
+                DescribeLaunchTemplateVersionsError::generic(aws_error(
+                    "InvalidLaunchTemplateId.VersionNotFound",
+                    "Could not find launch template version 2",
+                ))
+            });
+        let first = mock!(Client::describe_launch_template_versions)
+            .match_requests(|req| req.versions() == ["1"])
+            .then_output(|| {
+                DescribeLaunchTemplateVersionsOutput::builder()
+                    .launch_template_versions(version(1, false, "ami-00000001"))
+                    .build()
+            });
+        let second = mock!(Client::describe_launch_template_versions)
+            .match_requests(|req| req.versions() == ["2"])
+            .then_error(|| {
+                DescribeLaunchTemplateVersionsError::generic(aws_error(
+                    "InvalidLaunchTemplateId.VersionNotFound",
+                    "Could not find launch template version 2",
+                ))
+            });
+        let group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
+            let pinned = |version: &str| {
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("web")
+                    .version(version)
+                    .build()
+            };
+            let overrides = aws_sdk_autoscaling::types::LaunchTemplateOverrides::builder()
+                .launch_template_specification(pinned("2"))
+                .build();
+            DescribeAutoScalingGroupsOutput::builder()
+                .auto_scaling_groups(
+                    aws_sdk_autoscaling::types::AutoScalingGroup::builder()
+                        .auto_scaling_group_name("web-asg")
+                        .launch_template(pinned("1"))
+                        .mixed_instances_policy(
+                            aws_sdk_autoscaling::types::MixedInstancesPolicy::builder()
+                                .launch_template(
+                                    aws_sdk_autoscaling::types::LaunchTemplate::builder()
+                                        .overrides(overrides)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let references = mock!(Client::describe_image_references).then_output(|| {
+            DescribeImageReferencesOutput::builder()
+                .image_references(
+                    sdk::ImageReference::builder()
+                        .image_id("ami-00000009")
+                        .resource_type(sdk::ImageReferenceResourceType::ImageBuilderImageRecipe)
+                        .arn("arn:aws:imagebuilder:eu-west-1:123456789012:image-recipe/web/1.0.0")
+                        .build(),
+                )
+                .build()
+        });
+        let mut rules = quiet_scans();
+        rules.extend([latest, both, first, second, group, references]);
+        let ec2 = mock_ec2(RuleMode::MatchAny, &rules.iter().collect::<Vec<_>>());
+
+        let usage = ec2
+            .usage_map(&ids(&["ami-00000001", "ami-00000002", "ami-00000003", "ami-00000009"]))
+            .await
+            .unwrap();
+
+        let users = |image: &str| -> Vec<String> {
+            usage
+                .users
+                .get(image)
+                .map(|u| u.iter().map(ToString::to_string).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            users("ami-00000001"),
+            ["Auto Scaling group web-asg through launch template web (lt-0123456789abcdef0) version 1"]
+        );
+        assert_eq!(users("ami-00000002"), Vec::<String>::new(), "version 2 is gone");
+        assert_eq!(
+            users("ami-00000003"),
+            ["launch template web (lt-0123456789abcdef0) version 3"]
+        );
+        assert_eq!(
+            users("ami-00000009"),
+            ["resource arn:aws:imagebuilder:eu-west-1:123456789012:image-recipe/web/1.0.0"]
+        );
+        assert!(usage.unchecked.is_empty() && usage.not_offered.is_empty(), "{usage:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_image_references_is_asked_once_and_said_so() {
+        let latest = mock!(Client::describe_launch_template_versions)
+            .then_output(|| DescribeLaunchTemplateVersionsOutput::builder().build());
+        let groups = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+            .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+        let lacking = mock!(Client::describe_image_references).then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(500).unwrap(),
+                aws_smithy_types::body::SdkBody::from("<!doctype html><title>500</title>"),
+            )
+        });
+        let mut rules = quiet_scans();
+        rules.extend([latest, groups]);
+        let lacking_calls = {
+            rules.push(lacking);
+            rules.len() - 1
+        };
+        let ec2 = mock_ec2(RuleMode::MatchAny, &rules.iter().collect::<Vec<_>>());
+
+        let usage = ec2.usage_map(&ids(&["ami-00000001"; 25])).await.unwrap();
+
+        assert!(usage.users.is_empty());
+        assert_eq!(rules[lacking_calls].num_calls(), 1, "one try, not one per ten images");
+        assert!(usage.not_offered[0].starts_with("DescribeImageReferences: the endpoint answered with a server error"));
+    }
+}
