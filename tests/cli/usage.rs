@@ -445,3 +445,41 @@ fn the_scans_stay_a_few_pages_for_500_candidate_images() {
         run.stderr
     );
 }
+
+#[test]
+fn a_scan_the_caller_may_not_make_stops_the_run_before_any_change() {
+    let scene = Scene::new("denied");
+    let env = &scene.env;
+    let before = env.image_ids();
+    let denied = crate::support::proxy::Misbehaviour::Error {
+        status: 400,
+        code: "AccessDeniedException".to_owned(),
+        message: "not authorized to perform ssm:DescribeParameters".to_owned(),
+    };
+
+    let mut runs = Vec::new();
+    for (action, fault, permission) in [
+        (
+            "DescribeFleets",
+            crate::support::proxy::Fault::unauthorized(),
+            "ec2:DescribeFleets",
+        ),
+        ("DescribeParameters", denied, "ssm:DescribeParameters"),
+    ] {
+        let proxy = Proxy::start(&env.endpoint);
+        proxy.fail(action, crate::support::proxy::Fault::always(fault));
+        let run = env
+            .amictl()
+            .env("AWS_ENDPOINT_URL", proxy.url())
+            .args(["cleanup", "--name", "denied-*", "--yes"])
+            .run();
+        runs.push((run, permission, proxy.mutations()));
+    }
+
+    for (run, permission, mutations) in runs {
+        run.assert_code(1);
+        assert!(run.stderr.contains(permission), "names {permission}: {}", run.stderr);
+        assert!(mutations.is_empty(), "nothing was changed: {mutations:?}");
+    }
+    assert_eq!(env.image_ids(), before);
+}
