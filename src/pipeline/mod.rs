@@ -120,7 +120,8 @@ pub async fn read_inventory(
             Ok(std::collections::BTreeMap::new())
         }
     };
-    let (usage, (snapshots, recycle_bin), shared) = futures::try_join!(ec2.usage_map(candidates), snapshots, shared)?;
+    let (usage, (snapshots, recycle_bin), shared) =
+        futures::try_join!(Box::pin(ec2.usage_map(candidates)), snapshots, shared)?;
     let mut notes = usage.not_offered.clone();
     if reads.orphans && recycle_bin == RecycleBin::NotOffered {
         notes.push(

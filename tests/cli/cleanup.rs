@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::proxy::{Fault, Proxy};
-use crate::support::{TestEnv, Tripwire};
+use crate::support::{TestEnv, Tripwire, plan_entry as entry};
 
 /// Five images `app-1` (oldest) … `app-5`, a second apart so that their creation dates
 /// order them; `app-2` runs an instance and `app-3` is a launch template's image.
@@ -29,15 +29,6 @@ impl Five {
         env.create_launch_template("web", &images[2]);
         Five { env, images }
     }
-}
-
-fn entry<'a>(plan: &'a Value, image_id: &str) -> &'a Value {
-    plan["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .find(|i| i["image_id"] == image_id)
-        .unwrap_or_else(|| panic!("{image_id} is in the plan: {plan}"))
 }
 
 #[test]

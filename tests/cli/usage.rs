@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::support::TestEnv;
 use crate::support::proxy::Proxy;
+use crate::support::{TestEnv, plan_entry as entry};
 
 const ACCOUNT: &str = "111122223333";
 
@@ -79,15 +79,6 @@ impl Scene {
         assert!(env.snapshot_ids().contains(&consumed_snapshot));
         kept
     }
-}
-
-fn entry<'a>(plan: &'a Value, image_id: &str) -> &'a Value {
-    plan["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .find(|i| i["image_id"] == image_id)
-        .unwrap_or_else(|| panic!("{image_id} is in the plan: {plan}"))
 }
 
 fn kinds(entry: &Value) -> Vec<&str> {

@@ -697,6 +697,16 @@ impl TestEnv {
     }
 }
 
+/// The entry of a plan (or report) for one image.
+pub fn plan_entry<'a>(plan: &'a serde_json::Value, image_id: &str) -> &'a serde_json::Value {
+    plan["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .find(|i| i["image_id"] == image_id)
+        .unwrap_or_else(|| panic!("{image_id} is in the plan: {plan}"))
+}
+
 /// SDK tags as a map.
 pub fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()

@@ -37,6 +37,24 @@ fn not_offered<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Opti
     }
 }
 
+/// Sends a request; the first of an action not every endpoint offers (`probe`) is tried once
+/// (`send(true)`), since an endpoint that lacks it would otherwise be asked ten times. Anything
+/// else that first try meets (a throttle, an EC2 `InternalError`) gets the usual retries.
+async fn send_probing<T, E, F, Fut>(probe: bool, send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    if !probe {
+        return send(false).await;
+    }
+    match send(true).await {
+        Err(err) if not_offered(&err).is_none() => send(false).await,
+        tried => tried,
+    }
+}
+
 impl Ec2 {
     /// What EC2 says references these images: instances (not terminated), launch template
     /// versions, SSM parameters, Image Builder recipes. Where the endpoint doesn't offer it,
@@ -115,16 +133,17 @@ impl Ec2 {
             for kind in &kinds {
                 request = request.resource_types(ResourceTypeRequest::builder().resource_type(kind.clone()).build());
             }
-            // The first request is tried once: an endpoint that lacks the action would
-            // otherwise be asked ten times. Anything else it meets gets the usual retries.
-            let result = if first {
-                match request.clone().customize().config_override(one_try()).send().await {
-                    Err(err) if not_offered(&err).is_none() => request.send().await,
-                    tried => tried,
+            let result = send_probing(first, |once| {
+                let request = request.clone();
+                async move {
+                    if once {
+                        request.customize().config_override(one_try()).send().await
+                    } else {
+                        request.send().await
+                    }
                 }
-            } else {
-                request.send().await
-            };
+            })
+            .await;
             let page = result.map_err(|err| match not_offered(&err) {
                 Some(why) if first => Probe::NotOffered(why),
                 _ => Probe::Failed(self.error("DescribeImageReferences", &err)),
@@ -154,14 +173,17 @@ impl Ec2 {
                 .list_images_in_recycle_bin()
                 .max_results(1000)
                 .set_next_token(token.take());
-            let result = if first {
-                match request.clone().customize().config_override(one_try()).send().await {
-                    Err(err) if not_offered(&err).is_none() => request.send().await,
-                    tried => tried,
+            let result = send_probing(first, |once| {
+                let request = request.clone();
+                async move {
+                    if once {
+                        request.customize().config_override(one_try()).send().await
+                    } else {
+                        request.send().await
+                    }
                 }
-            } else {
-                request.send().await
-            };
+            })
+            .await;
             let page = match result {
                 Ok(page) => page,
                 Err(err) if first && not_offered(&err).is_some() => return Ok(RecycleBin::NotOffered),
