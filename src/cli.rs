@@ -13,6 +13,15 @@ use crate::types::{
     OuArn, Owner, Price, Region, RoleArn, Tag,
 };
 
+/// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
+fn choice<T>(choices: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(choices).try_map(|s| s.parse::<T>())
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "amictl",
@@ -54,7 +63,7 @@ pub struct GlobalArgs {
     pub timeout: Option<HumanDuration>,
 
     /// Result format: a table for people, or one JSON document for programs
-    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(short, long, global = true, value_parser = choice::<OutputFormat>(OutputFormat::CHOICES), default_value = "table")]
     pub output: OutputFormat,
 
     /// Print only the result (and errors): no warnings, no progress
@@ -66,7 +75,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// When to use colour [NO_COLOR is honoured with auto]
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, value_parser = choice::<ColorChoice>(ColorChoice::CHOICES), default_value = "auto", value_name = "WHEN")]
     pub color: ColorChoice,
 }
 
@@ -86,11 +95,24 @@ pub enum Command {
     )]
     Create(CreateArgs),
 
+    /// Show images: the account's own by default, newest first, or the ones named
+    #[command(after_help = "Examples:\n  \
+        amictl describe\n  \
+        amictl describe ami-0123456789abcdef0\n  \
+        amictl describe --owner amazon --backing instance-store\n  \
+        amictl describe --name 'web-*' --tag team=web -o json | jq -r '.[].image_id'")]
+    Describe(DescribeArgs),
+
+    /// Show and change who may launch images: accounts, organizations, OUs, or everyone
+    #[command(subcommand)]
+    Permissions(PermissionsCommand),
+
     /// Deregister images; with --delete-snapshots, delete the snapshots nothing else uses
     #[command(
         after_help = "Deregistering does not affect instances already running from an image, but amictl refuses \
-        an image that a running instance, a launch template or a launch configuration uses (--allow-in-use overrides). \
-        An EBS-backed image's snapshots stay, and keep costing money, until deleted.\n\n\
+        an image that something can still launch (instances, launch templates, Auto Scaling groups, fleets, spot \
+        requests, SSM parameters; --allow-in-use overrides) or that other accounts may launch (--include-shared \
+        overrides). An EBS-backed image's snapshots stay, and keep costing money, until deleted.\n\n\
         Examples:\n  \
         amictl deregister ami-0123456789abcdef0 --dry-run\n  \
         amictl deregister ami-0123456789abcdef0 ami-0fedcba9876543210 --delete-snapshots"
@@ -99,8 +121,9 @@ pub enum Command {
 
     /// Remove the images a policy selects, with their snapshots, and orphaned snapshots
     #[command(
-        after_help = "Never touches an image that is in use (instances, launch templates, launch configurations) \
-        or protected, nor a snapshot another image uses. Carrying a plan out needs --yes; without it, a terminal is asked \
+        after_help = "Never touches an image that something can still launch (instances, launch templates, Auto \
+        Scaling groups, fleets, spot requests, SSM parameters), that other accounts may launch, that is protected or \
+        still pending, nor a snapshot another image uses. Carrying a plan out needs --yes; without it, a terminal is asked \
         and anything else gets the plan and exit code 2.\n\n\
         Examples:\n  \
         amictl cleanup --name 'app-*' --keep 2 --group-by name --dry-run\n  \
@@ -109,10 +132,6 @@ pub enum Command {
         amictl cleanup --older-than 90d --save-plan plan.json && amictl cleanup --apply-plan plan.json --yes"
     )]
     Cleanup(CleanupArgs),
-
-    /// Show and change who may launch images: accounts, organizations, OUs, or everyone
-    #[command(subcommand)]
-    Permissions(PermissionsCommand),
 
     /// Print a shell completion script (e.g. `amictl completions bash > /etc/bash_completion.d/amictl`)
     Completions {
@@ -123,14 +142,6 @@ pub enum Command {
 
     /// Print the manual page in roff (e.g. `amictl man > /usr/local/share/man/man1/amictl.1`)
     Man,
-
-    /// Show images: the account's own by default, newest first, or the ones named
-    #[command(after_help = "Examples:\n  \
-        amictl describe\n  \
-        amictl describe ami-0123456789abcdef0\n  \
-        amictl describe --owner amazon --backing instance-store\n  \
-        amictl describe --name 'web-*' --tag team=web -o json | jq -r '.[].image_id'")]
-    Describe(DescribeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +163,7 @@ pub struct DescribeArgs {
     pub tags: Vec<Tag>,
 
     /// Only images with this kind of root device
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Backing>(Backing::CHOICES))]
     pub backing: Option<Backing>,
 
     /// Include deprecated images

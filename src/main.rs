@@ -1,9 +1,12 @@
 //! amictl: parse the command line, start the runtime, run the command, exit with its code.
+//! The run's one printer and one Ctrl-C listener are made here, and only here is the exit
+//! code decided.
 
 mod cli;
 mod commands;
 mod ec2;
 mod error;
+mod interrupt;
 mod logging;
 mod model;
 mod output;
@@ -14,13 +17,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::error::Error;
+use crate::interrupt::Interrupt;
+use crate::output::Printer;
+
 fn main() -> ExitCode {
     // Usage errors exit 2 here, before the runtime starts or any credentials are looked up.
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => return output::usage_error(&err),
+        Err(err) => return usage_error(&err),
     };
     logging::init(cli.global.verbose, cli.global.quiet);
+    let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet);
 
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -29,13 +37,49 @@ fn main() -> ExitCode {
             return ExitCode::from(error::EXIT_FAILED);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(async {
+        let interrupt = Interrupt::listen();
+        tokio::select! {
+            biased;
+            () = interrupt.quit() => Err(Error::Interrupted(
+                "interrupted; what was started goes on in EC2, and the same command run again finishes the job".to_owned(),
+            )
+            .into()),
+            outcome = commands::run(cli, &printer, &interrupt) => outcome,
+        }
+    });
+    // Whatever is still in flight (a prompt waiting on stdin) is not waited for.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        // `amictl describe | head -1`: the reader has what it wanted.
+        // A failure, or an interrupt, wins over a closed stdout; alone, a closed stdout is fine.
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::print_error(&err);
             error::exit_code_of(&err)
         }
     }
+}
+
+/// A command line clap refused: help and version as clap prints them; errors as one line
+/// naming the option and what is wrong (with clap's suggestion, if it has one), exit 2.
+#[allow(clippy::print_stderr)]
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines();
+    let first: Vec<&str> = lines.by_ref().take_while(|l| !l.trim().is_empty()).collect();
+    let tips: Vec<&str> = lines.map(str::trim).filter(|l| l.starts_with("tip:")).collect();
+    let mut message = first.join(" ");
+    for tip in tips {
+        message = format!("{message} ({tip})");
+    }
+    eprintln!("{message}");
+    ExitCode::from(error::EXIT_USAGE)
 }

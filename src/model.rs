@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// How an image's root device is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backing {
     /// Root device is an EBS volume made from a snapshot.
@@ -15,11 +15,25 @@ pub enum Backing {
     /// Root device is made from a template stored in S3.
     InstanceStore,
     /// The endpoint said neither, and the block device mappings don't tell.
-    #[value(skip)]
     Unknown,
 }
 
+impl std::str::FromStr for Backing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ebs" => Ok(Backing::Ebs),
+            "instance-store" => Ok(Backing::InstanceStore),
+            _ => Err(format!("'{s}' is not a backing: expected ebs or instance-store")),
+        }
+    }
+}
+
 impl Backing {
+    /// What a user may ask for.
+    pub const CHOICES: &[&str] = &["ebs", "instance-store"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backing::Ebs => "ebs",

@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -11,17 +12,50 @@ use comfy_table::{Cell, Color, ContentArrangement, Table};
 use jiff::Timestamp;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Table,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+impl OutputFormat {
+    pub const CHOICES: &[&str] = &["table", "json"];
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "json" => Ok(OutputFormat::Json),
+            _ => Err(format!("'{s}' is not an output format: expected table or json")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+impl ColorChoice {
+    pub const CHOICES: &[&str] = &["auto", "always", "never"];
+}
+
+impl std::str::FromStr for ColorChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ColorChoice::Auto),
+            "always" => Ok(ColorChoice::Always),
+            "never" => Ok(ColorChoice::Never),
+            _ => Err(format!("'{s}' is not a colour choice: expected auto, always or never")),
+        }
+    }
 }
 
 /// A command's result: serializes as its JSON face, renders its table face.
@@ -35,12 +69,16 @@ pub trait Render: Serialize {
     }
 }
 
-#[derive(Debug, Clone)]
+/// The run's one printer. Made once, in `main`, and lent to everything that speaks.
+#[derive(Debug)]
 pub struct Printer {
     format: OutputFormat,
     color: bool,
     quiet: bool,
     now: Timestamp,
+    /// stdout's reader went away (`amictl … | head -1`): nothing more is written there, and
+    /// that alone is not a failure; the command's own outcome decides the exit code.
+    stdout_closed: AtomicBool,
 }
 
 impl Printer {
@@ -50,6 +88,7 @@ impl Printer {
             color: use_color(color, std::io::stdout().is_terminal()),
             quiet,
             now: Timestamp::now(),
+            stdout_closed: AtomicBool::new(false),
         }
     }
 
@@ -62,8 +101,36 @@ impl Printer {
         self.now
     }
 
-    /// Prints a result on stdout in the chosen format.
+    /// Prints a result on stdout in the chosen format. A closed stdout is not an error here:
+    /// the reader has what it wanted, and the command's outcome still decides the exit code.
     pub fn print<T: Render>(&self, result: &T) -> anyhow::Result<()> {
+        self.to_stdout(|| self.write_result(result))
+    }
+
+    /// Bytes made elsewhere (a completion script, a man page) on stdout, as they are.
+    pub fn raw(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.to_stdout(|| {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes)?;
+            stdout.flush()?;
+            Ok(())
+        })
+    }
+
+    fn to_stdout(&self, write: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        if self.stdout_closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match write() {
+            Err(err) if crate::error::is_broken_pipe(&err) => {
+                self.stdout_closed.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn write_result<T: Render>(&self, result: &T) -> anyhow::Result<()> {
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         match self.format {
             OutputFormat::Json => {
@@ -241,28 +308,6 @@ pub fn ask(question: &str) -> std::io::Result<bool> {
 /// Whether a person is there to answer a question: stdin and stderr are terminals.
 pub fn can_ask() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// A command line clap refused: help and version as clap prints them; errors as one line
-/// naming the option and what is wrong (with clap's suggestion, if it has one), exit 2.
-pub fn usage_error(err: &clap::Error) -> std::process::ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        err.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        err.exit();
-    }
-    let rendered = err.render().to_string();
-    let mut lines = rendered.lines();
-    let first: Vec<&str> = lines.by_ref().take_while(|l| !l.trim().is_empty()).collect();
-    let tips: Vec<&str> = lines.map(str::trim).filter(|l| l.starts_with("tip:")).collect();
-    let mut message = first.join(" ");
-    for tip in tips {
-        message = format!("{message} ({tip})");
-    }
-    eprintln!("{message}");
-    std::process::ExitCode::from(crate::error::EXIT_USAGE)
 }
 
 /// The error that ended the run, on stderr whatever `--quiet` says.

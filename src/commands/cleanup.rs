@@ -13,13 +13,13 @@ use crate::error::Error;
 use crate::output;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, plan, recheck};
 use crate::pipeline::selection::Selection;
-use crate::pipeline::{Reads, carry_out, read_inventory};
+use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
 use crate::types::{Region, RoleArn};
 
 /// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
 /// carries it out. A region whose reading fails is reported (exit 1) without losing the
 /// others' plans. With `--apply-plan`, `saved` is that plan and the contexts are its regions.
-pub async fn run(contexts: &[Context], args: CleanupArgs, saved: Option<Plan>) -> anyhow::Result<()> {
+pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, saved: Option<Plan>) -> anyhow::Result<()> {
     if contexts.is_empty() {
         return Err(Error::Failed("no region to clean up".to_owned()).into());
     }
@@ -67,7 +67,7 @@ pub async fn run(contexts: &[Context], args: CleanupArgs, saved: Option<Plan>) -
 }
 
 /// Shows or saves the plan, or (after confirmation) carries it out.
-async fn carry(contexts: &[Context], args: &CleanupArgs, plan: &mut Plan) -> anyhow::Result<()> {
+async fn carry(contexts: &[Context<'_>], args: &CleanupArgs, plan: &mut Plan) -> anyhow::Result<()> {
     let ctx = &contexts[0];
 
     if args.dry_run || args.save_plan.is_some() {
@@ -89,7 +89,15 @@ async fn carry(contexts: &[Context], args: &CleanupArgs, plan: &mut Plan) -> any
         confirm(ctx, plan)?;
     }
     let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
-    carry_out(&clients, &ctx.printer, plan, &args.execution, "cleaning up").await?;
+    carry_out(
+        &clients,
+        ctx.printer,
+        ctx.interrupt,
+        plan,
+        Carry::from(&args.execution),
+        "cleaning up",
+    )
+    .await?;
     Ok(())
 }
 
@@ -134,7 +142,7 @@ fn reads(policy: &Policy) -> Reads {
 }
 
 /// One region's plan, and what to say on stderr about what its endpoint doesn't offer.
-async fn new_plan(ctx: &Context, selection: &Selection, policy: &Policy) -> Result<(Plan, Vec<String>), Error> {
+async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> Result<(Plan, Vec<String>), Error> {
     let images = ctx.ec2.all_own_images().await?;
     let missing = selection.missing(&images);
     if !missing.is_empty() {
@@ -217,7 +225,7 @@ pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
 }
 
 /// One region's part of a saved plan, checked again against the account as it is now.
-async fn saved_plan_rechecked(ctx: &Context, saved: &Plan) -> Result<(Plan, Vec<String>), Error> {
+async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, Vec<String>), Error> {
     let images = ctx.ec2.all_own_images().await?;
     let here: BTreeSet<&str> = images
         .iter()
@@ -268,7 +276,7 @@ fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
 
 /// `--yes` was not given: a person at a terminal is asked; anything else (CI) is shown the
 /// plan and refused, with nothing sent.
-fn confirm(ctx: &Context, plan: &Plan) -> Result<(), Error> {
+fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
     let summary = &plan.summary;
     let what = format!(
         "deregister {} image(s) and delete {} snapshot(s) ({} GiB)",

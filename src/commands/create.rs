@@ -68,7 +68,7 @@ impl Target {
     }
 }
 
-pub async fn run(ctx: &Context, args: CreateArgs, target: Target) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context<'_>, args: CreateArgs, target: Target) -> anyhow::Result<()> {
     let outcome = create(ctx, &args, &target, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
     ctx.printer.print(&outcome.result)?;
     match outcome.failure {
@@ -118,7 +118,7 @@ impl Render for Created {
     }
 }
 
-async fn create(ctx: &Context, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
+async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
     check_tag_keys(args)?;
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
         confirm_rebooting_this_machine(&target.instance_id)?;
@@ -128,7 +128,7 @@ async fn create(ctx: &Context, args: &CreateArgs, target: &Target, policy: WaitP
 
     let instance = ec2.describe_instance(&target.instance_id).await?;
     check_can_be_imaged(&instance)?;
-    let name = image_name(args, &instance, started, &ctx.printer)?;
+    let name = image_name(args, &instance, started, ctx.printer)?;
     if let Some(existing) = ec2.own_images_named(&name).await?.first() {
         return Err(duplicate_name(&name, existing));
     }
@@ -145,7 +145,7 @@ async fn create(ctx: &Context, args: &CreateArgs, target: &Target, policy: WaitP
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
     };
-    announce_reboot(&ctx.printer, args, target);
+    announce_reboot(ctx.printer, args, target);
     let mut result = Created {
         image_id: None,
         name: spec.name.clone(),
@@ -342,7 +342,7 @@ fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
 /// CreateImage has no idempotency token: when the SDK retried a CreateImage whose first try
 /// did succeed, the retry meets the image that try made. Same instance, seconds old: that is
 /// this call's image, not someone else's.
-async fn adopt_retried(ctx: &Context, spec: &ImageSpec, started: Timestamp) -> Result<CreatedImage, Error> {
+async fn adopt_retried(ctx: &Context<'_>, spec: &ImageSpec, started: Timestamp) -> Result<CreatedImage, Error> {
     let images = ctx.ec2.own_images_named(&spec.name).await?;
     let since = started - SignedDuration::from_mins(2);
     let ours = images.iter().find(|image| {
@@ -373,7 +373,7 @@ async fn adopt_retried(ctx: &Context, spec: &ImageSpec, started: Timestamp) -> R
 
 /// Tags the snapshots with CreateTags, for endpoints that refused snapshot tags at creation.
 async fn tag_snapshots_later(
-    ctx: &Context,
+    ctx: &Context<'_>,
     result: &mut Created,
     created: &CreatedImage,
     tags: &BTreeMap<String, String>,
@@ -416,7 +416,7 @@ enum Ending {
 /// Looks at the image until `done` says so, it fails, time runs out, or the user presses
 /// Ctrl-C; with a progress line on stderr.
 async fn watch_image(
-    ctx: &Context,
+    ctx: &Context<'_>,
     id: &ImageId,
     policy: WaitPolicy,
     done: impl Fn(&Image) -> bool,
@@ -425,13 +425,12 @@ async fn watch_image(
     let mut progress = ctx.printer.progress();
     let mut interval = policy.first_poll;
     let mut last: Option<Image> = None;
-    // Polled from the first select on, so Ctrl-C is caught from then on.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // The first Ctrl-C ends the wait (EC2 goes on); a second quits at once.
+    let _handling = ctx.interrupt.handle();
     let end = loop {
         let looked = tokio::select! {
             looked = ctx.ec2.image(id) => looked,
-            _ = &mut ctrl_c => break Ending::Interrupted,
+            () = ctx.interrupt.stopped() => break Ending::Interrupted,
         };
         match looked {
             Ok(Some(image)) => {
@@ -476,7 +475,7 @@ async fn watch_image(
         }
         tokio::select! {
             () = tokio::time::sleep(interval.min(remaining)) => {}
-            _ = &mut ctrl_c => break Ending::Interrupted,
+            () = ctx.interrupt.stopped() => break Ending::Interrupted,
         }
         interval = (interval * 2).min(policy.max_poll);
     };
@@ -524,7 +523,6 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::ec2::mock::{aws_error, mock_ec2};
-    use crate::output::{ColorChoice, OutputFormat};
 
     const INSTANCE: &str = "i-0123456789abcdef0";
     const IMAGE: &str = "ami-0123456789abcdef0";
@@ -549,11 +547,8 @@ mod tests {
         }
     }
 
-    fn context(rules: &[&Rule]) -> Context {
-        Context {
-            ec2: mock_ec2(RuleMode::MatchAny, rules),
-            printer: Printer::new(OutputFormat::Json, ColorChoice::Never, true),
-        }
+    fn context(rules: &[&Rule]) -> Context<'static> {
+        Context::for_tests(mock_ec2(RuleMode::MatchAny, rules))
     }
 
     fn fast_policy() -> WaitPolicy {

@@ -5,9 +5,9 @@ use crate::cli::DeregisterArgs;
 use crate::error::Error;
 use crate::pipeline::plan::{ImageAction, Policy, plan};
 use crate::pipeline::selection::Selection;
-use crate::pipeline::{Reads, carry_out, read_inventory};
+use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
 
-pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context<'_>, args: DeregisterArgs) -> anyhow::Result<()> {
     let images = ctx.ec2.all_own_images().await?;
     // Each image once, in the order named.
     let selection = Selection::of_ids(&args.image_ids);
@@ -42,7 +42,15 @@ pub async fn run(ctx: &Context, args: DeregisterArgs) -> anyhow::Result<()> {
         plan.summarize(args.execution.snapshot_price.0);
         ctx.printer.print(&plan)?;
     } else {
-        carry_out(&[&ctx.ec2], &ctx.printer, &mut plan, &args.execution, "deregistering").await?;
+        carry_out(
+            &[&ctx.ec2],
+            ctx.printer,
+            ctx.interrupt,
+            &mut plan,
+            Carry::from(&args.execution),
+            "deregistering",
+        )
+        .await?;
     }
 
     let refused = plan.images.iter().filter(|i| i.action == ImageAction::Keep).count();

@@ -13,7 +13,7 @@ use crate::types::{ImageId, Owner, Price};
 
 /// Describes images in each context's region, concurrently; one region's failure is reported
 /// (exit 1) without losing the others' images.
-pub async fn run(contexts: &[Context], args: DescribeArgs) -> anyhow::Result<()> {
+pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result<()> {
     let Some(first) = contexts.first() else {
         return Err(Error::Failed("no region to describe".to_owned()).into());
     };

@@ -1,5 +1,9 @@
 //! One file per verb. Each takes its parsed arguments and a [`Context`], asks the service
 //! layer for what it needs, and hands a result to the printer.
+//!
+//! This is where the command line ends: clap's structs are resolved here into settings
+//! ([`Scope`], the pipeline's selection and policy, [`crate::pipeline::Carry`]) that the
+//! layers below take; nothing under `pipeline/`, `ec2/` or `model` knows of clap.
 
 mod cleanup;
 mod create;
@@ -8,41 +12,114 @@ mod describe;
 mod local;
 mod permissions;
 
-use crate::cli::{Cli, Command, GlobalArgs, ScopeArgs};
-use crate::ec2::{self, ConnectOptions, Ec2, ThisInstance};
+use std::collections::BTreeSet;
+
+use crate::cli::{Cli, Command, ExecutionArgs, GlobalArgs, ScopeArgs};
+use crate::ec2::{self, ConnectOptions, Ec2, Session, ThisInstance};
 use crate::error::Error;
+use crate::interrupt::Interrupt;
 use crate::output::Printer;
+use crate::pipeline::Carry;
 use crate::types::{Region, RoleArn};
 
-/// What every command runs with: the EC2 client of its region and the printer.
-pub struct Context {
+/// What a command runs with: an EC2 client (one region of one account), and the run's one
+/// printer and one Ctrl-C, which every context of a run shares.
+pub struct Context<'run> {
     pub ec2: Ec2,
-    pub printer: Printer,
+    pub printer: &'run Printer,
+    pub interrupt: &'run Interrupt,
 }
 
-/// Runs the command the user asked for.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+#[cfg(test)]
+impl Context<'static> {
+    /// A context around a mocked client, with a quiet JSON printer and a Ctrl-C that never comes.
+    pub fn for_tests(ec2: Ec2) -> Context<'static> {
+        use crate::output::{ColorChoice, OutputFormat};
+        Context {
+            ec2,
+            printer: Box::leak(Box::new(Printer::new(OutputFormat::Json, ColorChoice::Never, true))),
+            interrupt: Box::leak(Box::new(Interrupt::never())),
+        }
+    }
+}
+
+/// Where to work: regions and accounts. Each region once, each account once.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub regions: Vec<Region>,
+    pub all_regions: bool,
+    pub roles: Vec<RoleArn>,
+}
+
+impl Scope {
+    /// The scope the command line asks for: a region named twice is worked once, and of two
+    /// roles in one account only the first is used (the same images would be planned twice).
+    fn resolve(args: &ScopeArgs, printer: &Printer) -> Scope {
+        let mut seen = BTreeSet::new();
+        let regions = args
+            .regions
+            .iter()
+            .filter(|r| seen.insert(r.as_str().to_owned()))
+            .cloned()
+            .collect();
+        let mut accounts = BTreeSet::new();
+        let mut roles = Vec::new();
+        for role in &args.role_arns {
+            if accounts.insert(role.account_id().as_str().to_owned()) {
+                roles.push(role.clone());
+            } else {
+                printer.warn(format!(
+                    "{} is in account {}, which an earlier --role-arn already covers; using that one",
+                    role.as_str(),
+                    role.account_id()
+                ));
+            }
+        }
+        Scope {
+            regions,
+            all_regions: args.all_regions,
+            roles,
+        }
+    }
+}
+
+impl From<&ExecutionArgs> for Carry {
+    fn from(args: &ExecutionArgs) -> Carry {
+        Carry {
+            concurrency: usize::from(args.concurrency),
+            snapshot_price: args.snapshot_price.0,
+        }
+    }
+}
+
+/// Runs the command the user asked for, with the run's printer and Ctrl-C.
+pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
+    let connect = Connect {
+        global: &global,
+        printer,
+        interrupt,
+    };
     match command {
         // These talk to nobody: no region, no credentials.
-        Command::Completions { shell } => local::completions(shell),
-        Command::Man => local::man(),
+        Command::Completions { shell } => local::completions(printer, shell),
+        Command::Man => local::man(printer),
         Command::Cleanup(args) => {
             // A saved plan names its regions; else --regions / --all-regions / the one region.
             let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
             let scope = match &saved {
                 Some(plan) => {
-                    let scope = ScopeArgs {
+                    let scope = Scope {
                         regions: cleanup::plan_regions(plan),
                         all_regions: false,
-                        role_arns: args.regions.role_arns.clone(),
+                        roles: Scope::resolve(&args.regions, printer).roles,
                     };
-                    cleanup::check_roles_cover(plan, &scope.role_arns)?;
+                    cleanup::check_roles_cover(plan, &scope.roles)?;
                     scope
                 }
-                None => args.regions.clone(),
+                None => Scope::resolve(&args.regions, printer),
             };
-            cleanup::run(&contexts(&global, &scope).await?, args, saved).await
+            cleanup::run(&connect.contexts(&scope).await?, args, saved).await
         }
         Command::Create(args) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
@@ -51,65 +128,89 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(_) => None,
                 None => Some(ec2::this_instance().await?),
             };
-            let ctx = connect(&global, this_instance.as_ref()).await?;
+            let ctx = connect.one(this_instance.as_ref()).await?;
             let target = create::Target::new(&args, this_instance.as_ref())
                 .ok_or_else(|| Error::Usage("create needs --instance-id".to_owned()))?;
             create::run(&ctx, args, target).await
         }
-        Command::Deregister(args) => deregister::run(&connect(&global, None).await?, args).await,
-        Command::Describe(args) => describe::run(&contexts(&global, &args.regions).await?, args).await,
-        Command::Permissions(command) => permissions::run(&connect(&global, None).await?, command).await,
+        Command::Deregister(args) => deregister::run(&connect.one(None).await?, args).await,
+        Command::Describe(args) => {
+            let scope = Scope::resolve(&args.regions, printer);
+            describe::run(&connect.contexts(&scope).await?, args).await
+        }
+        Command::Permissions(command) => permissions::run(&connect.one(None).await?, command).await,
     }
 }
 
-/// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or the
-/// enabled ones with `--all-regions`, else the one region of the options).
-async fn contexts(global: &GlobalArgs, scope: &ScopeArgs) -> Result<Vec<Context>, Error> {
-    let roles: Vec<Option<&RoleArn>> = if scope.role_arns.is_empty() {
-        vec![None]
-    } else {
-        scope.role_arns.iter().map(Some).collect()
-    };
-    let mut contexts = Vec::new();
-    for role in roles {
-        let regions: Vec<Option<Region>> = if scope.all_regions {
-            let here = connect_to(global, None, role, None).await?;
-            here.ec2.enabled_regions().await?.into_iter().map(Some).collect()
-        } else if scope.regions.is_empty() {
-            vec![None]
-        } else {
-            scope.regions.iter().cloned().map(Some).collect()
-        };
-        for region in regions {
-            contexts.push(connect_to(global, region, role, None).await?);
+/// Makes the contexts of a run from the global options.
+struct Connect<'run> {
+    global: &'run GlobalArgs,
+    printer: &'run Printer,
+    interrupt: &'run Interrupt,
+}
+
+impl<'run> Connect<'run> {
+    /// How to connect, as the global options say (the region and role come per context).
+    fn options(&self, fallback_region: Option<Region>) -> ConnectOptions {
+        ConnectOptions {
+            region: self.global.region.clone(),
+            profile: self.global.profile.clone(),
+            endpoint_url: self.global.endpoint_url.clone(),
+            fallback_region,
+            max_attempts: self.global.max_attempts,
+            timeout: self.global.timeout.map(|t| t.0),
+            role: None,
         }
     }
-    Ok(contexts)
-}
 
-/// The printer and an EC2 client for the region the options (or the instance) name.
-async fn connect(global: &GlobalArgs, this_instance: Option<&ThisInstance>) -> Result<Context, Error> {
-    connect_to(global, None, None, this_instance).await
-}
+    fn context(&self, ec2: Ec2) -> Context<'run> {
+        Context {
+            ec2,
+            printer: self.printer,
+            interrupt: self.interrupt,
+        }
+    }
 
-/// Like [`connect`], in `region` and as `role` when given.
-async fn connect_to(
-    global: &GlobalArgs,
-    region: Option<Region>,
-    role: Option<&RoleArn>,
-    this_instance: Option<&ThisInstance>,
-) -> Result<Context, Error> {
-    let options = ConnectOptions {
-        region: region.or_else(|| global.region.clone()),
-        profile: global.profile.clone(),
-        endpoint_url: global.endpoint_url.clone(),
-        fallback_region: this_instance.map(|this| this.region.clone()),
-        max_attempts: global.max_attempts,
-        timeout: global.timeout.map(|t| t.0),
-        role: role.cloned(),
-    };
-    Ok(Context {
-        ec2: Ec2::connect(&options).await?,
-        printer: Printer::new(global.output, global.color, global.quiet),
-    })
+    /// One context, in the region the options (or the instance) name.
+    async fn one(&self, this_instance: Option<&ThisInstance>) -> Result<Context<'run>, Error> {
+        let options = self.options(this_instance.map(|this| this.region.clone()));
+        let session = Session::start(&options).await?;
+        Ok(self.context(session.client(None)))
+    }
+
+    /// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or
+    /// the enabled ones with `--all-regions`, else the one region of the options). Each
+    /// account's credentials are got once (one AssumeRole), whatever the number of regions.
+    async fn contexts(&self, scope: &Scope) -> Result<Vec<Context<'run>>, Error> {
+        let roles: Vec<Option<&RoleArn>> = if scope.roles.is_empty() {
+            vec![None]
+        } else {
+            scope.roles.iter().map(Some).collect()
+        };
+        let mut contexts = Vec::new();
+        for role in roles {
+            let options = ConnectOptions {
+                role: role.cloned(),
+                ..self.options(None)
+            };
+            let session = Session::start(&options).await?;
+            let regions: Vec<Option<Region>> = if scope.all_regions {
+                session
+                    .client(None)
+                    .enabled_regions()
+                    .await?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            } else if scope.regions.is_empty() {
+                vec![None]
+            } else {
+                scope.regions.iter().cloned().map(Some).collect()
+            };
+            for region in regions {
+                contexts.push(self.context(session.client(region)));
+            }
+        }
+        Ok(contexts)
+    }
 }

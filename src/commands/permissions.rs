@@ -89,7 +89,7 @@ fn targets(change: PermissionsChange, verb: &str) -> Result<(PermissionsImages, 
     Ok((change.images, grants, change.snapshots, change.dry_run))
 }
 
-pub async fn run(ctx: &Context, command: PermissionsCommand) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context<'_>, command: PermissionsCommand) -> anyhow::Result<()> {
     let (shown, failures) = change(ctx, Request::from_command(command)?).await?;
     ctx.printer.print(&shown)?;
     if failures.is_empty() {
@@ -101,7 +101,7 @@ pub async fn run(ctx: &Context, command: PermissionsCommand) -> anyhow::Result<(
 
 /// Carries the request out on each image, then reads the permissions back. Failures on one
 /// image don't stop the others; they are returned to be reported after the result.
-async fn change(ctx: &Context, request: Request) -> Result<(Shown, Vec<String>), Error> {
+async fn change(ctx: &Context<'_>, request: Request) -> Result<(Shown, Vec<String>), Error> {
     // Also keeps DescribeImageAttribute away from unknown images (moto answers those with a 500).
     let query = ImageQuery {
         image_ids: request.image_ids.clone(),
@@ -170,7 +170,7 @@ fn refuse_granting_the_owner(images: &[Image], grants: &Grants) -> Result<(), Er
 }
 
 /// Image block public access on (`block-new-sharing`) makes EC2 refuse public sharing.
-async fn check_block_public_access(ctx: &Context) -> Result<(), Error> {
+async fn check_block_public_access(ctx: &Context<'_>) -> Result<(), Error> {
     let region = ctx.ec2.region();
     match ctx.ec2.image_block_public_access().await {
         Ok(Some(state)) if state == "block-new-sharing" => Err(Error::Failed(format!(
@@ -193,7 +193,7 @@ async fn check_block_public_access(ctx: &Context) -> Result<(), Error> {
     }
 }
 
-async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Error> {
+async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<(), Error> {
     let ec2 = &ctx.ec2;
     let id = image.image_id.as_str();
     let none = Grants::default();
@@ -256,7 +256,7 @@ async fn apply(ctx: &Context, request: &Request, image: &Image) -> Result<(), Er
 }
 
 /// ResetImageAttribute, or where the endpoint lacks it, the same by removing every grant.
-async fn reset(ctx: &Context, id: &str, dry_run: bool) -> Result<(), Error> {
+async fn reset(ctx: &Context<'_>, id: &str, dry_run: bool) -> Result<(), Error> {
     if !dry_run && ctx.ec2.reset_launch_permissions(id).await? == Support::Done {
         return Ok(());
     }
@@ -270,7 +270,7 @@ async fn reset(ctx: &Context, id: &str, dry_run: bool) -> Result<(), Error> {
 }
 
 async fn change_snapshots(
-    ctx: &Context,
+    ctx: &Context<'_>,
     request: &Request,
     image: &Image,
     change: Change,
@@ -291,7 +291,7 @@ async fn change_snapshots(
 }
 
 /// The image's launch permissions, and its snapshots that others may create volumes from.
-async fn read_back(ctx: &Context, image: &Image) -> Result<ImagePermissions, Error> {
+async fn read_back(ctx: &Context<'_>, image: &Image) -> Result<ImagePermissions, Error> {
     let permissions = ctx.ec2.launch_permissions(&image.image_id).await?;
     let mut shared_snapshots = Vec::new();
     for snapshot in &image.snapshot_ids {
@@ -400,7 +400,6 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::ec2::mock::mock_ec2;
-    use crate::output::{ColorChoice, OutputFormat};
 
     const IMAGE: &str = "ami-0123456789abcdef0";
 
@@ -459,11 +458,8 @@ mod tests {
         mock!(Client::modify_image_attribute).then_output(|| ModifyImageAttributeOutput::builder().build())
     }
 
-    fn context(rules: &[&Rule]) -> Context {
-        Context {
-            ec2: mock_ec2(RuleMode::MatchAny, rules),
-            printer: Printer::new(OutputFormat::Json, ColorChoice::Never, true),
-        }
+    fn context(rules: &[&Rule]) -> Context<'static> {
+        Context::for_tests(mock_ec2(RuleMode::MatchAny, rules))
     }
 
     #[tokio::test]

@@ -74,14 +74,25 @@ pub struct Ec2 {
     account_id: Option<String>,
 }
 
-impl Ec2 {
-    /// Resolves the region and credentials chain and builds the client. Sends no request:
-    /// credentials are looked up lazily, on the first call.
-    pub async fn connect(options: &ConnectOptions) -> Result<Ec2, Error> {
+/// How one account is reached: its SDK configuration and credentials (assumed once, for a
+/// role, and shared by every region's client), and the region used when none is named.
+#[derive(Debug, Clone)]
+pub struct Session {
+    config: aws_config::SdkConfig,
+    region: Region,
+    endpoint_url: Option<EndpointUrl>,
+    account_id: Option<String>,
+}
+
+impl Session {
+    /// Resolves the region and credentials chain. Sends no request: credentials are looked
+    /// up lazily, on the first call, and cached for every client of the session.
+    pub async fn start(options: &ConnectOptions) -> Result<Session, Error> {
         let region = resolve_region(options).await?;
         let operation_timeout = options.timeout.unwrap_or(OPERATION_TIMEOUT);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.as_str().to_owned()))
+            .identity_cache(aws_config::identity::IdentityCache::lazy().build())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
@@ -122,28 +133,45 @@ impl Ec2 {
                 .credentials_provider(SharedCredentialsProvider::new(assumed))
                 .build();
         }
-        let ec2 = aws_sdk_ec2::config::Builder::from(&config)
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
-        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&config)
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
-        let ssm = aws_sdk_ssm::config::Builder::from(&config)
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
-        Ok(Ec2 {
-            client: Client::from_conf(ec2),
-            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
-            ssm: aws_sdk_ssm::Client::from_conf(ssm),
-            endpoint: endpoint_for_messages(options, &region),
+        Ok(Session {
+            config,
+            region,
+            endpoint_url: options.endpoint_url.clone(),
             account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
-            region: region.as_str().to_owned(),
         })
     }
 
+    /// The clients of one region (`None`: the session's own).
+    pub fn client(&self, region: Option<Region>) -> Ec2 {
+        let region = region.unwrap_or_else(|| self.region.clone());
+        let sdk_region = aws_config::Region::new(region.as_str().to_owned());
+        let ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
+            .region(sdk_region.clone())
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&self.config)
+            .region(sdk_region.clone())
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&self.config)
+            .region(sdk_region)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        Ec2 {
+            client: Client::from_conf(ec2),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
+            account_id: self.account_id.clone(),
+            region: region.as_str().to_owned(),
+        }
+    }
+}
+
+impl Ec2 {
     pub fn region(&self) -> &str {
         &self.region
     }
@@ -222,8 +250,8 @@ async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
 }
 
 /// The endpoint as the user would recognise it in an error message.
-fn endpoint_for_messages(options: &ConnectOptions, region: &Region) -> String {
-    if let Some(url) = &options.endpoint_url {
+fn endpoint_for_messages(endpoint_url: Option<&EndpointUrl>, region: &Region) -> String {
+    if let Some(url) = endpoint_url {
         return url.to_string();
     }
     ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"]

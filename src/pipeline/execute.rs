@@ -5,49 +5,15 @@
 //! snapshot is never deleted before its image's DeregisterImage succeeded.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
-use crate::output::{Counter, Printer};
+use crate::interrupt::Interrupt;
+use crate::output::Counter;
 use crate::types::ImageId;
-
-/// Ctrl-C while a plan is carried out: the first stops new work and lets the requests in
-/// flight end (the report then says what was done and what was not); the second quits at once.
-#[derive(Debug, Clone, Default)]
-pub struct Interrupt {
-    stopped: Arc<AtomicBool>,
-}
-
-impl Interrupt {
-    /// Starts listening for Ctrl-C.
-    pub fn watch(printer: &Printer) -> Interrupt {
-        let interrupt = Interrupt::default();
-        let stopped = Arc::clone(&interrupt.stopped);
-        let printer = printer.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            stopped.store(true, Ordering::SeqCst);
-            printer.note(
-                "interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)",
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
-            }
-        });
-        interrupt
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
-    }
-}
 
 fn interrupted() -> Outcome {
     Outcome::NotAttempted("interrupted; run the same command again to finish".to_owned())
@@ -312,7 +278,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::Done));
@@ -335,7 +301,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
 
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
         assert_eq!(delete.num_calls(), 2);
@@ -353,7 +319,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
         plan.summarize(0.05);
 
         assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
@@ -378,7 +344,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::default()).await;
+        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));

@@ -14,17 +14,25 @@ pub mod plan;
 mod report;
 pub mod selection;
 
-use crate::cli::ExecutionArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
 use crate::output::Printer;
-use execute::{Execution, Interrupt, execute};
+use execute::{Execution, execute};
 use plan::{Inventory, Plan};
 
 /// How long DeleteSnapshot may keep saying "in use" by an image this run just deregistered
 /// before the snapshot is reported as kept (EC2 is eventually consistent).
 const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_mins(2);
+
+/// How to carry a plan out and count its savings (`--concurrency`, `--snapshot-price`).
+#[derive(Debug, Clone, Copy)]
+pub struct Carry {
+    pub concurrency: usize,
+    /// USD per GB-month.
+    pub snapshot_price: f64,
+}
 
 /// Carries the plan out (a progress bar on a terminal; Ctrl-C stops cleanly), prints the
 /// report, and says how the run ended: interrupted (130), with failures (1), or done.
@@ -34,35 +42,49 @@ const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_mins(2);
 pub async fn carry_out(
     clients: &[&Ec2],
     printer: &Printer,
+    interrupt: &Interrupt,
     plan: &mut Plan,
-    args: &ExecutionArgs,
+    carry: Carry,
     what: &str,
 ) -> Result<(), Error> {
     let steps = plan.images.len() + plan.snapshots().count();
     let counter = printer.counter(steps, what);
     let how = Execution {
-        concurrency: usize::from(args.concurrency),
+        concurrency: carry.concurrency,
         in_use_patience: IN_USE_PATIENCE,
     };
-    let interrupt = Interrupt::watch(printer);
+    // The first Ctrl-C stops new work; the report then says what was done and what was not.
+    let _handling = interrupt.handle();
     let mut parts: Vec<Plan> = clients
         .iter()
         .map(|ec2| plan.of_scope(ec2.region(), ec2.account_id()))
         .collect();
-    futures::future::join_all(
-        clients
-            .iter()
-            .zip(parts.iter_mut())
-            .map(|(ec2, part)| execute(ec2, part, how, &counter, &interrupt)),
-    )
-    .await;
+    {
+        let work = futures::future::join_all(
+            clients
+                .iter()
+                .zip(parts.iter_mut())
+                .map(|(ec2, part)| execute(ec2, part, how, &counter, interrupt)),
+        );
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            _ = &mut work => {}
+            () = interrupt.stopped() => {
+                printer.note(
+                    "interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)",
+                );
+                work.await;
+            }
+        }
+    }
     let dry_run = plan.dry_run;
     let unchecked = std::mem::take(&mut plan.unchecked);
     *plan = Plan::merge(parts, &plan.selection, &plan.policy);
     plan.dry_run = dry_run;
     plan.unchecked = unchecked;
     counter.finish();
-    plan.summarize(args.snapshot_price.0);
+    plan.summarize(carry.snapshot_price);
     printer
         .print(plan)
         .map_err(|e| Error::Failed(format!("cannot print the report: {e}")))?;
