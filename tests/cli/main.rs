@@ -9,6 +9,7 @@ mod create;
 mod deregister;
 mod describe;
 mod docs;
+mod exit_codes;
 mod global;
 mod permissions;
 mod regions;

@@ -2,7 +2,6 @@
 //! with a fault-injecting proxy between it and moto. After each run the state in moto says
 //! what happened: what must stay stays; what must go is gone after the run or one re-run.
 
-use std::thread::sleep;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -247,7 +246,7 @@ fn a_second_ctrl_c_quits_at_once() {
     let running = through(&env, &proxy).args(["cleanup", "--all", "--yes"]).spawn();
     proxy.wait_for("DeregisterImage", 1);
     running.interrupt();
-    sleep(Duration::from_millis(300));
+    running.wait_for_stderr("Ctrl-C again quits at once");
     running.interrupt();
     let run = running.wait();
 

@@ -833,16 +833,32 @@ impl Amictl {
 
     /// Starts amictl and returns at once, for tests that interrupt it.
     pub fn spawn(mut self) -> Running {
-        let child = self
+        let mut child = self
             .command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the amictl binary");
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let seen = std::sync::Arc::clone(&stderr);
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
         Running {
             child,
             started: Instant::now(),
+            stderr,
+            reader: Some(reader),
         }
     }
 
@@ -878,6 +894,8 @@ impl Amictl {
 pub struct Running {
     child: std::process::Child,
     started: Instant,
+    stderr: std::sync::Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -890,13 +908,47 @@ impl Running {
         assert!(status.success(), "kill -INT failed");
     }
 
+    /// Waits (up to 30 s) until amictl has said `text` on stderr: a cue, not a guess.
+    pub fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self
+                .stderr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(text)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "amictl never said {text:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Closes stdout's reading end, as `amictl … | head -0` does.
+    pub fn close_stdout(&mut self) {
+        drop(self.child.stdout.take());
+    }
+
     /// Waits for it to end.
-    pub fn wait(self) -> Run {
-        let output = self.child.wait_with_output().expect("wait for amictl");
+    pub fn wait(mut self) -> Run {
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).expect("read stdout");
+        }
+        let status = self.child.wait().expect("wait for amictl");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the stderr reader");
+        }
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
             elapsed: self.started.elapsed(),
         }
     }
