@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::CreateArgs;
 use crate::ec2::ThisInstance;
-use crate::ec2::{CreatedImage, ImageSpec};
+use crate::ec2::{CreatedImage, Creation, ImageSpec};
 use crate::error::Error;
 use crate::model::{Image, Instance};
 use crate::output::{self, Printer, Render, elapsed, yes_no};
@@ -166,8 +166,12 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     }
 
     let created = match ec2.create_image(&spec).await {
-        Ok(created) => created,
-        Err(err) if err.aws_code() == Some("InvalidAMIName.Duplicate") => adopt_retried(ctx, &spec, started).await?,
+        Ok(Creation::Created(created)) => created,
+        Ok(Creation::TakenOnRetry) => adopt_retried(ctx, &spec, started).await?,
+        // Taken at the first try: someone else's image (an endpoint that checks names late).
+        Err(err) if err.aws_code() == Some("InvalidAMIName.Duplicate") => {
+            return Err(taken(ctx, &spec.name).await);
+        }
         Err(err) => return Err(err),
     };
     let image_id = created.image_id.clone();
@@ -339,9 +343,26 @@ fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
     }
 }
 
+/// The error for a name someone else's image has, naming that image where it is visible.
+async fn taken(ctx: &Context<'_>, name: &str) -> Error {
+    match ctx.ec2.own_images_named(name).await {
+        Ok(images) => match images.first() {
+            Some(existing) => duplicate_name(name, existing),
+            None => not_visible(name),
+        },
+        Err(err) => err,
+    }
+}
+
+fn not_visible(name: &str) -> Error {
+    Error::Failed(format!(
+        "EC2 says an image named '{name}' already exists, but it is not visible to this account; choose another --name"
+    ))
+}
+
 /// CreateImage has no idempotency token: when the SDK retried a CreateImage whose first try
-/// did succeed, the retry meets the image that try made. Same instance, seconds old: that is
-/// this call's image, not someone else's.
+/// did succeed, the retry meets the image that try made. Only then (see
+/// [`Creation::TakenOnRetry`]) is an image adopted: same name, same instance, seconds old.
 async fn adopt_retried(ctx: &Context<'_>, spec: &ImageSpec, started: Timestamp) -> Result<CreatedImage, Error> {
     let images = ctx.ec2.own_images_named(&spec.name).await?;
     let since = started - SignedDuration::from_mins(2);
@@ -363,10 +384,7 @@ async fn adopt_retried(ctx: &Context<'_>, spec: &ImageSpec, started: Timestamp) 
         }
         None => Err(match images.first() {
             Some(existing) => duplicate_name(&spec.name, existing),
-            None => Error::Failed(format!(
-                "EC2 says an image named '{}' already exists, but it is not visible to this account; choose another --name",
-                spec.name
-            )),
+            None => not_visible(&spec.name),
         }),
     }
 }
@@ -602,12 +620,31 @@ mod tests {
 
     /// EC2's answer to CreateImage when the name is taken.
     fn duplicate_name_answer() -> Rule {
-        mock!(Client::create_image).then_error(|| {
-            CreateImageError::generic(aws_error(
-                "InvalidAMIName.Duplicate",
-                "AMI name web-1 is already in use",
-            ))
-        })
+        mock!(Client::create_image).then_error(duplicate_name_error)
+    }
+
+    fn duplicate_name_error() -> CreateImageError {
+        CreateImageError::generic(aws_error(
+            "InvalidAMIName.Duplicate",
+            "AMI name web-1 is already in use",
+        ))
+    }
+
+    /// The first try's answer is lost (a 500), the SDK tries again, and EC2 answers that the
+    /// name is taken: by the image the first try made.
+    fn duplicate_name_on_retry() -> Rule {
+        mock!(Client::create_image)
+            .sequence()
+            .http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(500).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(
+                        "<Response><Errors><Error><Code>InternalError</Code><Message>lost</Message></Error></Errors></Response>",
+                    ),
+                )
+            })
+            .error(duplicate_name_error)
+            .build()
     }
 
     fn created() -> Rule {
@@ -696,7 +733,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retried_create_image_that_meets_its_own_image_reports_that_image() {
-        let duplicate = duplicate_name_answer();
+        let duplicate = duplicate_name_on_retry();
         // The duplicate check before creating saw nothing; the look after the error sees the
         // image the first (lost) try made, seconds ago, from this instance.
         let named = mock!(Client::describe_images)
@@ -724,6 +761,32 @@ mod tests {
 
         assert_eq!(outcome.result.image_id.as_deref(), Some(IMAGE));
         assert!(outcome.failure.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_run_s_image_of_the_same_name_is_never_adopted() {
+        // Another pipeline made `web-1` from the same instance seconds ago; this run's one and
+        // only CreateImage is told the name is taken: an error, not that image.
+        let duplicate = duplicate_name_answer();
+        let named = mock!(Client::describe_images)
+            .match_requests(|req| req.image_ids().is_empty())
+            .sequence()
+            .output(|| DescribeImagesOutput::builder().build())
+            .output(|| {
+                DescribeImagesOutput::builder()
+                    .images(image(IMAGE, "pending", Timestamp::now()))
+                    .build()
+            })
+            .build();
+        let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &duplicate]);
+
+        let err = create(&ctx, &args(&[]), &target(), fast_policy())
+            .await
+            .err()
+            .expect("not adopted");
+
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(duplicate.num_calls(), 1);
     }
 
     #[tokio::test]

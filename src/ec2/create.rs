@@ -21,7 +21,16 @@ pub struct ImageSpec {
     pub snapshot_tags: BTreeMap<String, String>,
 }
 
-/// What CreateImage did.
+/// How CreateImage ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    Created(CreatedImage),
+    /// EC2 said the name is taken, answering a *retry* of the request: CreateImage has no
+    /// idempotency token, so the first try may have made the image after all.
+    TakenOnRetry,
+}
+
+/// What CreateImage made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedImage {
     pub image_id: ImageId,
@@ -44,8 +53,9 @@ impl Ec2 {
     }
 
     /// Creates the image, tagging it (and its snapshots, where the endpoint allows that at
-    /// creation) in the same request.
-    pub async fn create_image(&self, spec: &ImageSpec) -> Result<CreatedImage, Error> {
+    /// creation) in the same request. A name already taken is an error, unless EC2 said so to
+    /// a retry ([`Creation::TakenOnRetry`]).
+    pub async fn create_image(&self, spec: &ImageSpec) -> Result<Creation, Error> {
         if !spec.snapshot_tags.is_empty() {
             // One try, no retries: an endpoint that can't tag snapshots at creation (moto
             // answers a 500) is asked again without them, and the snapshots are tagged later.
@@ -57,10 +67,10 @@ impl Ec2 {
                 .await;
             match first {
                 Ok(output) => {
-                    return Ok(CreatedImage {
+                    return Ok(Creation::Created(CreatedImage {
                         image_id: self.parse_image_id(output.image_id())?,
                         snapshot_tags_applied: true,
-                    });
+                    }));
                 }
                 Err(err) if is_server_side(&err) => {
                     tracing::info!("CreateImage with snapshot tags failed ({err}); trying again without them");
@@ -68,15 +78,23 @@ impl Ec2 {
                 Err(err) => return Err(self.error("CreateImage", &err)),
             }
         }
-        let output = self
+        let attempts = AttemptCounter::default();
+        let result = self
             .create_image_request(spec, false)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|err| self.error("CreateImage", &err))?;
-        Ok(CreatedImage {
-            image_id: self.parse_image_id(output.image_id())?,
-            snapshot_tags_applied: spec.snapshot_tags.is_empty(),
-        })
+            .await;
+        match result {
+            Ok(output) => Ok(Creation::Created(CreatedImage {
+                image_id: self.parse_image_id(output.image_id())?,
+                snapshot_tags_applied: spec.snapshot_tags.is_empty(),
+            })),
+            Err(err) if err.code() == Some("InvalidAMIName.Duplicate") && attempts.count() > 1 => {
+                Ok(Creation::TakenOnRetry)
+            }
+            Err(err) => Err(self.error("CreateImage", &err)),
+        }
     }
 
     fn create_image_request(
@@ -136,4 +154,30 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// Counts the attempts of one request, retries included.
+#[derive(Debug, Clone, Default)]
+struct AttemptCounter(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AttemptCounter {
+    fn count(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for AttemptCounter {
+    fn name(&self) -> &'static str {
+        "AttemptCounter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
 }

@@ -27,7 +27,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::Client;
 
-pub use create::{CreatedImage, ImageSpec};
+pub use create::{CreatedImage, Creation, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
