@@ -229,6 +229,22 @@ impl Printer {
         Counter { bar }
     }
 
+    /// Whether a person is there to answer a question: stdin and stderr are terminals.
+    #[allow(clippy::unused_self)] // questions go through the printer, which owns stderr
+    pub fn can_ask(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+
+    /// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
+    #[allow(clippy::unused_self)] // questions go through the printer, which owns stderr
+    pub fn ask(&self, question: &str) -> std::io::Result<bool> {
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    }
+
     /// A note on stderr, unless `--quiet`.
     pub fn note(&self, message: impl Display) {
         if !self.quiet {
@@ -294,20 +310,6 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
-pub fn ask(question: &str) -> std::io::Result<bool> {
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
-}
-
-/// Whether a person is there to answer a question: stdin and stderr are terminals.
-pub fn can_ask() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The error that ended the run, on stderr whatever `--quiet` says.

@@ -10,7 +10,6 @@ use super::Context;
 use crate::cli::CleanupArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::output;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, plan, recheck};
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
@@ -287,13 +286,13 @@ fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
         dry_run: true,
         ..plan.clone()
     });
-    if !output::can_ask() {
+    if !ctx.printer.can_ask() {
         return Err(Error::Usage(format!(
             "not carrying out the plan above without --yes: it would {what}; review it, then run again with --yes (or use --dry-run)"
         )));
     }
     let question = format!("{}{}?", what[..1].to_uppercase(), &what[1..]);
-    match output::ask(&question) {
+    match ctx.printer.ask(&question) {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::Usage("nothing was changed".to_owned())),
         Err(e) => Err(Error::Usage(format!(

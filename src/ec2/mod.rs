@@ -14,6 +14,7 @@ mod permissions;
 mod retry;
 mod snapshots;
 mod usage;
+mod wait;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
 pub use snapshots::SnapshotDeletion;
+pub use wait::{Ending, WaitEnd, WaitPolicy};
 
 use crate::error::Error;
 use crate::types::{EndpointUrl, Region, RoleArn};

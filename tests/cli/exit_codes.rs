@@ -18,6 +18,7 @@ struct Case<'a> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one table of cases, read best in one place
 fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
     let env = TestEnv::new();
     let instance = env.run_instance(None);

@@ -3,43 +3,31 @@
 //! Checks before creating (the instance exists, can be imaged, the name is free), creates with
 //! tags in the same request, and optionally waits. The result is printed even when waiting
 //! fails, so that a pipeline always learns the new image's ID.
+//!
+//! The name and tags are made in `naming`, a taken name is told apart from this run's own
+//! retried creation in `adoption`, the reboot is announced (or asked) in `reboot`; the wait
+//! itself is the service layer's (`Ec2::watch_image`).
+
+mod adoption;
+mod naming;
+mod reboot;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use comfy_table::Table;
-use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::Context;
 use crate::cli::CreateArgs;
-use crate::ec2::ThisInstance;
-use crate::ec2::{CreatedImage, Creation, ImageSpec};
+use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, Instance};
-use crate::output::{self, Printer, Render, elapsed, yes_no};
-use crate::types::{ImageId, InstanceId, Placeholder};
-
-/// How often to look at a pending image, and for how long.
-#[derive(Debug, Clone, Copy)]
-struct WaitPolicy {
-    timeout: Duration,
-    first_poll: Duration,
-    max_poll: Duration,
-    /// A new image can be invisible to DescribeImages for a moment (eventual consistency).
-    not_found_grace: Duration,
-}
-
-impl WaitPolicy {
-    fn with_timeout(timeout: Duration) -> WaitPolicy {
-        WaitPolicy {
-            timeout,
-            first_poll: Duration::from_secs(2),
-            max_poll: Duration::from_secs(15),
-            not_found_grace: Duration::from_mins(1),
-        }
-    }
-}
+use crate::output::{Printer, Render, elapsed, yes_no};
+use crate::types::{ImageId, InstanceId};
+use adoption::{adopt_retried, duplicate_name, taken};
+use naming::{check_tag_keys, image_name, image_tags};
+use reboot::{announce_reboot, confirm_rebooting_this_machine};
 
 /// How long to look for the snapshot IDs of an image when they must be tagged afterwards.
 const SNAPSHOT_IDS_TIMEOUT: Duration = Duration::from_mins(2);
@@ -121,7 +109,7 @@ impl Render for Created {
 async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
     check_tag_keys(args)?;
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
-        confirm_rebooting_this_machine(&target.instance_id)?;
+        confirm_rebooting_this_machine(ctx.printer, &target.instance_id)?;
     }
     let started = ctx.printer.now();
     let ec2 = &ctx.ec2;
@@ -209,43 +197,6 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     Ok(Outcome { result, failure })
 }
 
-/// AWS reserves tag keys that start with `aws:`.
-fn check_tag_keys(args: &CreateArgs) -> Result<(), Error> {
-    match args
-        .tags
-        .iter()
-        .chain(&args.snapshot_tags)
-        .find(|t| t.key.starts_with("aws:"))
-    {
-        Some(tag) => Err(Error::Usage(format!(
-            "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
-            tag.key
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `--name` with its placeholders filled in; without `--name`, the instance's Name tag (or
-/// ID) and a timestamp, said on stderr.
-fn image_name(args: &CreateArgs, instance: &Instance, now: Timestamp, printer: &Printer) -> Result<String, Error> {
-    let default = if instance.name().is_some() {
-        "{instance_name}-{timestamp}"
-    } else {
-        "{instance_id}-{timestamp}"
-    };
-    let template = match &args.name {
-        Some(template) => template.clone(),
-        None => default.parse().map_err(Error::Usage)?,
-    };
-    let name = template
-        .expand(|placeholder| placeholder_value(placeholder, instance, now))
-        .map_err(Error::Usage)?;
-    if args.name.is_none() {
-        printer.note(format!("image name: {name}"));
-    }
-    Ok(name)
-}
-
 /// Only an existing, EBS-backed instance can be imaged with CreateImage.
 fn check_can_be_imaged(instance: &Instance) -> Result<(), Error> {
     let id = &instance.instance_id;
@@ -262,131 +213,6 @@ fn check_can_be_imaged(instance: &Instance) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-fn placeholder_value(placeholder: Placeholder, instance: &Instance, now: Timestamp) -> Result<String, String> {
-    match placeholder {
-        Placeholder::Date => Ok(now.strftime("%Y-%m-%d").to_string()),
-        Placeholder::Timestamp => Ok(now.strftime("%Y%m%d-%H%M%S").to_string()),
-        Placeholder::InstanceId => Ok(instance.instance_id.clone()),
-        Placeholder::InstanceName => instance.name().map(str::to_owned).ok_or_else(|| {
-            format!(
-                "instance {} has no Name tag to fill {{instance_name}} with; use {{instance_id}} instead",
-                instance.instance_id
-            )
-        }),
-    }
-}
-
-fn duplicate_name(name: &str, existing: &Image) -> Error {
-    Error::Failed(format!(
-        "an image named '{name}' already exists: {}; nothing was created. Choose another --name (e.g. add {{timestamp}})",
-        existing.image_id
-    ))
-}
-
-/// `--copy-instance-tags` (without AWS's own `aws:` tags), then `--tag`, which wins.
-fn image_tags(instance: &Instance, args: &CreateArgs) -> BTreeMap<String, String> {
-    let mut tags = BTreeMap::new();
-    if args.copy_instance_tags {
-        tags.extend(
-            instance
-                .tags
-                .iter()
-                .filter(|(key, _)| !key.starts_with("aws:"))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-    }
-    tags.extend(args.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
-    tags
-}
-
-/// Without `--yes`, a person at a terminal is asked before EC2 reboots the machine they are
-/// on; anything else is refused with nothing sent.
-fn confirm_rebooting_this_machine(id: &InstanceId) -> Result<(), Error> {
-    let refusal = format!(
-        "EC2 reboots the instance it images, and {id} is this very machine: pass --yes to let it reboot \
-         (sessions on it will drop), or --no-reboot (the image's file-system integrity is then not guaranteed)"
-    );
-    if !output::can_ask() {
-        return Err(Error::Usage(refusal));
-    }
-    match output::ask(&format!(
-        "EC2 will reboot this very machine ({id}) to image it, and your session will drop. Go ahead?"
-    )) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Error::Usage("nothing was created".to_owned())),
-        Err(err) => Err(Error::Usage(format!("could not read an answer ({err}); {refusal}"))),
-    }
-}
-
-fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
-    let id = &target.instance_id;
-    let would = if args.dry_run { "would" } else { "will" };
-    if args.no_reboot {
-        let which = if target.this_machine {
-            format!("this very machine ({id})")
-        } else {
-            format!("instance {id}")
-        };
-        printer.warn(format!(
-            "--no-reboot: {which} keeps running while it is imaged, so the file-system integrity of the image is not guaranteed"
-        ));
-    } else if target.this_machine {
-        printer.warn(format!(
-            "EC2 {would} reboot this very machine ({id}) so that its file systems are consistent in the image; sessions on it will drop"
-        ));
-    } else {
-        printer.note(format!(
-            "EC2 {would} reboot instance {id} so that its file systems are consistent in the image (--no-reboot skips that)"
-        ));
-    }
-}
-
-/// The error for a name someone else's image has, naming that image where it is visible.
-async fn taken(ctx: &Context<'_>, name: &str) -> Error {
-    match ctx.ec2.own_images_named(name).await {
-        Ok(images) => match images.first() {
-            Some(existing) => duplicate_name(name, existing),
-            None => not_visible(name),
-        },
-        Err(err) => err,
-    }
-}
-
-fn not_visible(name: &str) -> Error {
-    Error::Failed(format!(
-        "EC2 says an image named '{name}' already exists, but it is not visible to this account; choose another --name"
-    ))
-}
-
-/// CreateImage has no idempotency token: when the SDK retried a CreateImage whose first try
-/// did succeed, the retry meets the image that try made. Only then (see
-/// [`Creation::TakenOnRetry`]) is an image adopted: same name, same instance, seconds old.
-async fn adopt_retried(ctx: &Context<'_>, spec: &ImageSpec, started: Timestamp) -> Result<CreatedImage, Error> {
-    let images = ctx.ec2.own_images_named(&spec.name).await?;
-    let since = started - SignedDuration::from_mins(2);
-    let ours = images.iter().find(|image| {
-        image.source_instance_id.as_deref() == Some(spec.instance_id.as_str())
-            && image.creation_date.is_some_and(|created| created >= since)
-    });
-    match ours {
-        Some(image) => {
-            ctx.printer.note(format!(
-                "CreateImage was retried and met the image its first try made: {}",
-                image.image_id
-            ));
-            Ok(CreatedImage {
-                image_id: image.image_id.parse().map_err(Error::Failed)?,
-                // Whether the first try tagged the snapshots is unknown; tagging is idempotent.
-                snapshot_tags_applied: spec.snapshot_tags.is_empty(),
-            })
-        }
-        None => Err(match images.first() {
-            Some(existing) => duplicate_name(&spec.name, existing),
-            None => not_visible(&spec.name),
-        }),
-    }
 }
 
 /// Tags the snapshots with CreateTags, for endpoints that refused snapshot tags at creation.
@@ -417,90 +243,6 @@ async fn tag_snapshots_later(
     ctx.ec2.tag_resources(&result.snapshot_ids, tags).await
 }
 
-/// How a wait ended, with the image as last seen.
-struct WaitEnd {
-    how: Ending,
-    image: Option<Image>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    Done,
-    Failed,
-    TimedOut,
-    Interrupted,
-}
-
-/// Looks at the image until `done` says so, it fails, time runs out, or the user presses
-/// Ctrl-C; with a progress line on stderr.
-async fn watch_image(
-    ctx: &Context<'_>,
-    id: &ImageId,
-    policy: WaitPolicy,
-    done: impl Fn(&Image) -> bool,
-) -> Result<WaitEnd, Error> {
-    let start = Instant::now();
-    let mut progress = ctx.printer.progress();
-    let mut interval = policy.first_poll;
-    let mut last: Option<Image> = None;
-    // The first Ctrl-C ends the wait (EC2 goes on); a second quits at once.
-    let _handling = ctx.interrupt.handle();
-    let end = loop {
-        let looked = tokio::select! {
-            looked = ctx.ec2.image(id) => looked,
-            () = ctx.interrupt.stopped() => break Ending::Interrupted,
-        };
-        match looked {
-            Ok(Some(image)) => {
-                let state = image.state.clone().unwrap_or_else(|| "unknown".to_owned());
-                progress.update(
-                    &state,
-                    &format!("waiting for {id}: {state}, {}", elapsed(start.elapsed())),
-                );
-                let how = if matches!(state.as_str(), "failed" | "error" | "invalid" | "deregistered") {
-                    Some(Ending::Failed)
-                } else if done(&image) {
-                    Some(Ending::Done)
-                } else {
-                    None
-                };
-                last = Some(image);
-                if let Some(how) = how {
-                    break how;
-                }
-            }
-            Ok(None) if start.elapsed() < policy.not_found_grace => {
-                progress.update(
-                    "not visible yet",
-                    &format!("waiting for {id} to show up, {}", elapsed(start.elapsed())),
-                );
-            }
-            Ok(None) => {
-                progress.finish();
-                return Err(Error::NotFound {
-                    what: format!("image {id}, created moments ago,"),
-                    region: ctx.ec2.region().to_owned(),
-                });
-            }
-            Err(err) => {
-                progress.finish();
-                return Err(err);
-            }
-        }
-        let remaining = policy.timeout.saturating_sub(start.elapsed());
-        if remaining.is_zero() {
-            break Ending::TimedOut;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval.min(remaining)) => {}
-            () = ctx.interrupt.stopped() => break Ending::Interrupted,
-        }
-        interval = (interval * 2).min(policy.max_poll);
-    };
-    progress.finish();
-    Ok(WaitEnd { how: end, image: last })
-}
-
 /// The error a wait that did not end in `done` exits with, after the result is printed.
 fn wait_failure(result: &Created, id: &ImageId, end: &WaitEnd, timeout: Duration) -> Option<Error> {
     let state = result.state.as_deref().unwrap_or("unknown");
@@ -524,6 +266,26 @@ fn wait_failure(result: &Created, id: &ImageId, end: &WaitEnd, timeout: Duration
     }
 }
 
+/// Waits on the image with a progress line on stderr; the first Ctrl-C ends the wait (EC2 goes
+/// on creating the image), a second quits at once.
+async fn watch_image(
+    ctx: &Context<'_>,
+    id: &ImageId,
+    policy: WaitPolicy,
+    done: impl Fn(&Image) -> bool,
+) -> Result<WaitEnd, Error> {
+    let _handling = ctx.interrupt.handle();
+    let mut progress = ctx.printer.progress();
+    let end = ctx
+        .ec2
+        .watch_image(id, policy, done, ctx.interrupt.stopped(), |state, message| {
+            progress.update(state, message);
+        })
+        .await;
+    progress.finish();
+    end
+}
+
 #[cfg(test)]
 mod tests {
     //! What moto can't show: instance-store instances (moto's are all EBS-backed), images
@@ -537,6 +299,8 @@ mod tests {
     use aws_sdk_ec2::types as sdk;
     use aws_smithy_mocks::{Rule, RuleMode, mock};
     use clap::Parser;
+
+    use jiff::{SignedDuration, Timestamp};
 
     use super::*;
     use crate::cli::{Cli, Command};
