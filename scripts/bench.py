@@ -8,6 +8,8 @@ Scenarios (medians of --runs runs):
                calls fired by 8 workers straight at the server (the floor) vs a shell loop
                of `aws ec2 deregister-image` + `aws ec2 delete-snapshot` (timed on a sample
                and scaled to N)
+  plan N,M     `amictl cleanup --all --dry-run` over N and over M images: the planning step's own
+               time (amictl logs it at -v), which must grow linearly with the account
   start-up     `amictl --version` and a usage error
   memory       peak RSS of `amictl describe` over --memory-images images
 
@@ -195,6 +197,7 @@ def main():
     parser.add_argument("--cleanup-images", type=int, default=500)
     parser.add_argument("--cli-sample", type=int, default=10, help="images the AWS CLI loop removes, to scale from")
     parser.add_argument("--memory-images", type=int, default=10000)
+    parser.add_argument("--plan-images", default="5000,20000", help="two image counts for the planning scenario ('' skips it)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--amictl", required=True)
     parser.add_argument("--aws", required=True)
@@ -230,50 +233,76 @@ def main():
             ]
 
         n = args.cleanup_images
-        a, f, counted = [], [], None
-        for run in range(args.runs):
+        if n:
+            a, f, counted = [], [], None
+            for run in range(args.runs):
+                moto.reset()
+                moto.seed(n)
+                a.append(timed([amictl, "cleanup", "--all", "--yes", "-q"], moto.url)[0])
+                moto.reset()
+                pairs = moto.seed(n)
+                start = time.perf_counter()
+
+                def worker(share):
+                    client = Ec2(moto.port)
+                    for image, snapshot in share:
+                        client.call("DeregisterImage", ImageId=image)
+                        if snapshot:
+                            client.call("DeleteSnapshot", SnapshotId=snapshot)
+
+                with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    list(pool.map(worker, [pairs[w::8] for w in range(8)]))
+                f.append(time.perf_counter() - start)
             moto.reset()
             moto.seed(n)
-            a.append(timed([amictl, "cleanup", "--all", "--yes", "-q"], moto.url)[0])
+            timed([amictl, "cleanup", "--all", "--yes", "-q"], proxy.url)
+            counted = proxy.take()
             moto.reset()
-            pairs = moto.seed(n)
+            sample = moto.seed(args.cli_sample)
+            env = dict(ENV, AWS_ENDPOINT_URL=moto.url)
             start = time.perf_counter()
+            for image, snapshot in sample:
+                subprocess.run([aws, "ec2", "deregister-image", "--image-id", image], env=env, stdout=subprocess.DEVNULL, check=True)
+                subprocess.run([aws, "ec2", "delete-snapshot", "--snapshot-id", snapshot], env=env, stdout=subprocess.DEVNULL, check=True)
+            loop = (time.perf_counter() - start) / len(sample) * n
+            am, fm = median(a), median(f)
+            rows += [
+                (f"cleanup {n}", "amictl", am, counted, None),
+                ("", "8 raw workers (floor)", fm, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
+                ("", f"aws CLI loop (x{n // args.cli_sample} of {args.cli_sample})", loop, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
+            ]
+            checks += [
+                (f"cleanup {n}: amictl / floor", am / fm, "<= 1.2", am / fm <= 1.2),
+                (f"cleanup {n}: aws CLI loop / amictl", loop / am, ">= 20", loop / am >= 20),
+                (f"cleanup {n}: one write per image and per snapshot",
+                 (counted.get("DeregisterImage", 0) + counted.get("DeleteSnapshot", 0)) / (2 * n), "== 1",
+                 counted.get("DeregisterImage") == n and counted.get("DeleteSnapshot") == n),
+            ]
 
-            def worker(share):
-                client = Ec2(moto.port)
-                for image, snapshot in share:
-                    client.call("DeregisterImage", ImageId=image)
-                    if snapshot:
-                        client.call("DeleteSnapshot", SnapshotId=snapshot)
-
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                list(pool.map(worker, [pairs[w::8] for w in range(8)]))
-            f.append(time.perf_counter() - start)
-        moto.reset()
-        moto.seed(n)
-        timed([amictl, "cleanup", "--all", "--yes", "-q"], proxy.url)
-        counted = proxy.take()
-        moto.reset()
-        sample = moto.seed(args.cli_sample)
-        env = dict(ENV, AWS_ENDPOINT_URL=moto.url)
-        start = time.perf_counter()
-        for image, snapshot in sample:
-            subprocess.run([aws, "ec2", "deregister-image", "--image-id", image], env=env, stdout=subprocess.DEVNULL, check=True)
-            subprocess.run([aws, "ec2", "delete-snapshot", "--snapshot-id", snapshot], env=env, stdout=subprocess.DEVNULL, check=True)
-        loop = (time.perf_counter() - start) / len(sample) * n
-        am, fm = median(a), median(f)
-        rows += [
-            (f"cleanup {n}", "amictl", am, counted, None),
-            ("", "8 raw workers (floor)", fm, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
-            ("", f"aws CLI loop (x{n // args.cli_sample} of {args.cli_sample})", loop, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
-        ]
-        checks += [
-            (f"cleanup {n}: amictl / floor", am / fm, "<= 1.2", am / fm <= 1.2),
-            (f"cleanup {n}: aws CLI loop / amictl", loop / am, ">= 20", loop / am >= 20),
-            (f"cleanup {n}: one write per image and per snapshot",
-             (counted.get("DeregisterImage", 0) + counted.get("DeleteSnapshot", 0)) / (2 * n), "== 1",
-             counted.get("DeregisterImage") == n and counted.get("DeleteSnapshot") == n),
-        ]
+        plan_sizes = [int(x) for x in args.plan_images.split(",") if x]
+        planned = {}
+        for n in plan_sizes:
+            moto.reset()
+            moto.seed(n)
+            micros = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [amictl, "-v", "-o", "json", "cleanup", "--all", "--dry-run", "--include-shared"],
+                    env=dict(ENV, AWS_ENDPOINT_URL=moto.url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True,
+                )
+                wall = time.perf_counter() - start
+                found = re.search(r"micros=(\d+)", done.stderr.decode())
+                if not found:
+                    raise RuntimeError(f"no 'planned' log line: {done.stderr.decode()[-500:]}")
+                micros.append(int(found.group(1)))
+            planned[n] = median(micros) / 1e6
+            rows.append((f"plan {n}", "amictl (planning step)", planned[n], None, None))
+            rows.append(("", "amictl (whole dry run)", wall, None, None))
+        if len(plan_sizes) == 2:
+            small, large = plan_sizes
+            growth = (planned[large] / planned[small]) / (large / small)
+            checks.append((f"plan: time per image at {large} / at {small}", growth, "<= 1.5", growth <= 1.5))
 
         version = [timed([amictl, "--version"], moto.url)[0] for _ in range(21)]
         usage = [timed([amictl, "describe", "ami-bad"], moto.url)[0] for _ in range(21)]

@@ -110,6 +110,26 @@ pub struct Image {
 }
 
 impl Image {
+    /// Whether the name matches the glob (`None`: any name, or none at all).
+    pub fn name_matches(&self, glob: Option<&crate::types::NameGlob>) -> bool {
+        glob.is_none_or(|glob| self.name.as_deref().is_some_and(|n| glob.is_match(n)))
+    }
+
+    /// Whether the image has this tag, with this value.
+    pub fn has_tag(&self, tag: &crate::types::Tag) -> bool {
+        self.tags.get(&tag.key) == Some(&tag.value)
+    }
+
+    /// Newest first, the one order every list and `--keep` use: by creation date (an image
+    /// without one counts as oldest), then, among images of the same second, by name (the
+    /// later build stamp first), then by ID, so that every run decides the same way.
+    pub fn newest_first(a: &Image, b: &Image) -> std::cmp::Ordering {
+        b.creation_date
+            .cmp(&a.creation_date)
+            .then_with(|| b.name.cmp(&a.name))
+            .then_with(|| a.image_id.cmp(&b.image_id))
+    }
+
     /// Whether deregistration protection is on.
     pub fn is_protected(&self) -> bool {
         self.deregistration_protection
@@ -389,6 +409,35 @@ mod tests {
         ] {
             assert_eq!(snapshot(other).made_for_image(), None, "{other}");
         }
+    }
+
+    #[test]
+    fn newest_first_breaks_ties_within_a_second_by_name_then_id() {
+        let image = |id: &str, name: Option<&str>, created: Option<&str>| {
+            let mut image = Image::for_tests(id);
+            image.name = name.map(str::to_owned);
+            image.creation_date = created.map(|c| c.parse().unwrap());
+            image
+        };
+        let mut images = [
+            image("ami-00000001", Some("app-20260101"), Some("2026-01-01T00:00:00Z")),
+            image("ami-00000002", None, None),
+            image("ami-00000003", Some("app-20260102"), Some("2026-01-01T00:00:00Z")),
+            image("ami-00000004", Some("app-20260102"), Some("2026-01-01T00:00:00Z")),
+            image("ami-00000005", Some("old"), Some("2025-01-01T00:00:00Z")),
+        ];
+        images.sort_by(Image::newest_first);
+        let order: Vec<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "ami-00000003",
+                "ami-00000004",
+                "ami-00000001",
+                "ami-00000005",
+                "ami-00000002"
+            ]
+        );
     }
 
     #[test]

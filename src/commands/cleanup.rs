@@ -158,7 +158,16 @@ async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> 
         .map(|i| i.image_id.clone())
         .collect();
     let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(policy)).await?;
+    let planning = std::time::Instant::now();
     let mut plan = plan(&inventory, selection, policy, now);
+    // scripts/bench reads this line to show that planning grows linearly with the account.
+    tracing::info!(
+        region = ctx.ec2.region(),
+        images = inventory.images.len(),
+        candidates = candidates.len(),
+        micros = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "planned"
+    );
     plan.regions = vec![ctx.ec2.region().to_owned()];
     Ok((plan, inventory.notes))
 }

@@ -81,15 +81,12 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
             }
         }
     }
-    images.sort_by(|a, b| {
-        b.creation_date
-            .cmp(&a.creation_date)
-            .then_with(|| a.image_id.cmp(&b.image_id))
-    });
+    images.sort_by(Image::newest_first);
+    let found: std::collections::HashSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let missing: Vec<&str> = named
         .iter()
         .map(ImageId::as_str)
-        .filter(|id| !images.iter().any(|i| i.image_id == *id))
+        .filter(|id| !found.contains(id))
         .collect();
     if !missing.is_empty() {
         failures.push(format!(

@@ -66,17 +66,12 @@ impl ImageQuery {
     }
 
     fn matches(&self, image: &Image) -> bool {
-        let name_ok = self
-            .name
-            .as_ref()
-            .is_none_or(|glob| image.name.as_deref().is_some_and(|n| glob.is_match(n)));
         let exact_ok = self
             .exact_name
             .as_ref()
             .is_none_or(|wanted| image.name.as_ref() == Some(wanted));
-        let tags_ok = self.tags.iter().all(|tag| image.tags.get(&tag.key) == Some(&tag.value));
         let backing_ok = self.backing.is_none_or(|b| image.backing == b);
-        name_ok && exact_ok && tags_ok && backing_ok
+        image.name_matches(self.name.as_ref()) && exact_ok && self.tags.iter().all(|t| image.has_tag(t)) && backing_ok
     }
 }
 
@@ -149,11 +144,7 @@ impl Ec2 {
             return Err(self.images_not_found(&missing));
         }
 
-        images.sort_by(|a, b| {
-            b.creation_date
-                .cmp(&a.creation_date)
-                .then_with(|| a.image_id.cmp(&b.image_id))
-        });
+        images.sort_by(Image::newest_first);
         Ok(images)
     }
 

@@ -621,12 +621,7 @@ fn newest_of_each_group<'a>(selected: &[&'a Image], policy: &Policy) -> BTreeMap
         groups.entry(key).or_default().push(image);
     }
     for (key, mut members) in groups {
-        // Newest first; images without a date count as oldest.
-        members.sort_by(|a, b| {
-            b.creation_date
-                .cmp(&a.creation_date)
-                .then_with(|| b.image_id.cmp(&a.image_id))
-        });
+        members.sort_by(|a, b| Image::newest_first(a, b));
         let newest = match policy.keep {
             1 => "the newest".to_owned(),
             n => format!("one of the {n} newest"),

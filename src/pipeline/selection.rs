@@ -45,33 +45,40 @@ impl Selection {
             || self.older_than.is_some()
     }
 
+    #[cfg(test)]
     pub fn matches(&self, image: &Image, now: Timestamp) -> bool {
-        if !self.selects_images() {
-            return false;
-        }
-        let id_ok = self.image_ids.is_empty() || self.image_ids.iter().any(|id| id.as_str() == image.image_id);
-        let name_ok = self
-            .name
-            .as_ref()
-            .is_none_or(|glob| image.name.as_deref().is_some_and(|n| glob.is_match(n)));
-        let has = |tag: &Tag| image.tags.get(&tag.key) == Some(&tag.value);
-        let tags_ok = self.tags.iter().all(has);
-        let excluded = self.exclude_tags.iter().any(has);
+        !self.pick(std::slice::from_ref(image), now).is_empty()
+    }
+
+    /// Everything but the IDs holds for the image.
+    fn criteria_hold(&self, image: &Image, now: Timestamp) -> bool {
         let old_enough = self.older_than.is_none_or(|age| {
             image
                 .creation_date
                 .is_some_and(|created| now.duration_since(created) > age)
         });
-        id_ok && name_ok && tags_ok && !excluded && old_enough
+        image.name_matches(self.name.as_ref())
+            && self.tags.iter().all(|t| image.has_tag(t))
+            && !self.exclude_tags.iter().any(|t| image.has_tag(t))
+            && old_enough
     }
 
     /// The images this selection picks: in the order named when IDs are given, else in the
-    /// order of `images` (newest first).
+    /// order of `images` (newest first). Linear in the images and the IDs.
     pub fn pick<'a>(&self, images: &'a [Image], now: Timestamp) -> Vec<&'a Image> {
-        let mut picked: Vec<&Image> = images.iter().filter(|i| self.matches(i, now)).collect();
-        if !self.image_ids.is_empty() {
-            let position = |image: &Image| self.image_ids.iter().position(|id| id.as_str() == image.image_id);
-            picked.sort_by_key(|image| position(image));
+        if !self.selects_images() {
+            return Vec::new();
+        }
+        let named: std::collections::HashMap<&str, usize> = (self.image_ids.iter().enumerate())
+            .map(|(position, id)| (id.as_str(), position))
+            .collect();
+        let mut picked: Vec<&Image> = images
+            .iter()
+            .filter(|i| named.is_empty() || named.contains_key(i.image_id.as_str()))
+            .filter(|i| self.criteria_hold(i, now))
+            .collect();
+        if !named.is_empty() {
+            picked.sort_by_key(|image| named.get(image.image_id.as_str()));
         }
         picked
     }

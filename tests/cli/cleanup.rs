@@ -247,14 +247,32 @@ fn no_selector_is_a_usage_error_before_any_request() {
         run.assert_code(2);
         assert!(run.stderr.contains("needs a selector"), "{}", run.stderr);
     }
-    for args in [
-        &["cleanup", "--all", "--older-than", "soon"][..],
-        &["cleanup", "--all", "--group-by", "size"],
-        &["cleanup", "--all", "--concurrency", "0"],
-        &["cleanup", "--apply-plan", "p.json", "--all"],
+    // Each refused for what it says, not for something else (the plan file here exists and
+    // is a valid plan: only the conflict with --all can refuse it).
+    let plan = std::env::temp_dir().join(format!("amictl-conflict-{}.json", std::process::id()));
+    let saved = TestEnv::new()
+        .amictl()
+        .args(["cleanup", "--name", "none-*", "--save-plan", plan.to_str().unwrap()])
+        .run();
+    saved.assert_code(0);
+    for (args, says) in [
+        (&["cleanup", "--all", "--older-than", "soon"][..], "--older-than"),
+        (&["cleanup", "--all", "--group-by", "size"], "--group-by"),
+        (&["cleanup", "--all", "--concurrency", "0"], "--concurrency"),
+        (
+            &["cleanup", "--apply-plan", plan.to_str().unwrap(), "--all"],
+            "cannot be used with",
+        ),
+        (
+            &["cleanup", "--apply-plan", plan.to_str().unwrap(), "--allow-in-use"],
+            "cannot be used with",
+        ),
     ] {
-        TestEnv::amictl_at(&tripwire.url()).args(args).run().assert_code(2);
+        let run = TestEnv::amictl_at(&tripwire.url()).args(args).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains(says), "{args:?} says {says:?}: {}", run.stderr);
     }
+    std::fs::remove_file(plan).unwrap();
     assert_eq!(tripwire.connections(), 0, "nothing was sent");
 }
 

@@ -127,6 +127,7 @@ fn no_credentials_say_how_to_provide_them() {
         "one line, not an SDK dump: {}",
         run.stderr
     );
+    assert_eq!(tripwire.connections(), 0, "nothing is sent without credentials");
 }
 
 #[test]

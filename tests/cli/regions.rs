@@ -57,6 +57,30 @@ fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_lose
         .amictl()
         .args(["cleanup", "--regions", both, "--all", "--dry-run", "-o", "json"])
         .run();
+    let plan_one_fails = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--regions",
+            "ap-southeast-3,zz-nowhere-1",
+            "--all",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    let named_twice = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--regions",
+            "ap-southeast-3,eu-south-2,ap-southeast-3",
+            "--all",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
     let plan_everywhere = env
         .amictl()
         .args([
@@ -82,6 +106,18 @@ fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_lose
     );
     assert!(one_fails.stderr.contains("zz-nowhere-1"), "{}", one_fails.stderr);
     assert_eq!(planned(plan.assert_code(0)), expected);
+    plan_one_fails.assert_code(1);
+    assert_eq!(planned(&plan_one_fails), expected[..1], "the good region is planned");
+    assert!(
+        plan_one_fails.stderr.contains("zz-nowhere-1"),
+        "{}",
+        plan_one_fails.stderr
+    );
+    assert_eq!(
+        planned(named_twice.assert_code(0)),
+        expected,
+        "a region named twice is planned once"
+    );
     assert_eq!(planned(plan_everywhere.assert_code(0)), expected);
     assert_eq!(
         south.image_ids().len() + spain.image_ids().len(),
@@ -148,6 +184,30 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
         .amictl()
         .args(["describe", "--role-arn", first, "--role-arn", second])
         .run();
+    // Two roles in one account plan its images once; one AssumeRole per account, whatever
+    // the number of regions.
+    let same_account = "arn:aws:iam::111111111111:role/another";
+    let twice = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--all",
+            "--role-arn",
+            first,
+            "--role-arn",
+            same_account,
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    let proxy = crate::support::proxy::Proxy::start(&env.endpoint);
+    let regions = format!("{},eu-central-2", env.region);
+    let two_regions = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["describe", "--role-arn", first, "--regions", &regions, "-o", "json"])
+        .run();
 
     assert_eq!(accounts(&described.assert_code(0).json()), expected);
     assert_eq!(accounts(&planned.assert_code(0).json()["images"]), expected);
@@ -157,6 +217,14 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
         table.stdout
     );
     assert!(env.image_ids().is_empty(), "the caller's own account has none of them");
+    assert_eq!(accounts(&twice.assert_code(0).json()["images"]), expected[..1]);
+    assert!(
+        twice.stderr.contains("arn:aws:iam::111111111111:role/another"),
+        "{}",
+        twice.stderr
+    );
+    assert_eq!(accounts(&two_regions.assert_code(0).json()), expected[..1]);
+    assert_eq!(proxy.count("AssumeRole"), 1, "{:?}", proxy.counts());
 
     let cleaned = env
         .amictl()
