@@ -337,6 +337,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn deprecated_and_disabled_images_are_asked_for_only_when_wanted() {
+        // moto can't deprecate an image: what EC2 is asked is checked here instead.
+        let asked = mock!(Client::describe_images)
+            .match_requests(|req| req.include_deprecated() == Some(true) && req.include_disabled() == Some(true))
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .images(sdk_image("ami-11111111", "2024-01-01T00:00:00.000Z"))
+                    .build()
+            });
+        let default = mock!(Client::describe_images)
+            .match_requests(|req| req.include_deprecated() == Some(false) && req.include_disabled() == Some(false))
+            .then_output(|| DescribeImagesOutput::builder().build());
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&asked, &default]);
+
+        let everything = ImageQuery {
+            include_deprecated: true,
+            include_disabled: true,
+            ..ImageQuery::default()
+        };
+        assert_eq!(ec2.describe_images(&everything).await.unwrap().len(), 1);
+        assert!(ec2.describe_images(&ImageQuery::default()).await.unwrap().is_empty());
+        assert_eq!((asked.num_calls(), default.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
     async fn a_missing_image_is_not_found_naming_it_and_the_region() {
         let rule = mock!(Client::describe_images).then_error(|| {
             DescribeImagesError::generic(aws_error(

@@ -248,3 +248,22 @@ fn a_closed_stdout_pipe_exits_0_quietly() {
     run.assert_code(0);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
 }
+
+#[test]
+fn a_disabled_image_is_listed_as_disabled_when_asked() {
+    // moto lists disabled images whatever IncludeDisabled says; that EC2 is asked for them
+    // only with --include-disabled is checked in src/ec2/images.rs.
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let disabled = env.create_image(&instance, "hidden-1", &[]);
+    env.disable_image(&disabled);
+
+    let asked = env
+        .amictl()
+        .args(["describe", "--include-disabled", "-o", "json"])
+        .run();
+
+    let listed = asked.assert_code(0).json();
+    assert_eq!(listed[0]["image_id"], disabled.as_str());
+    assert_eq!(listed[0]["state"], "disabled");
+}

@@ -14,4 +14,5 @@ mod global;
 mod permissions;
 mod regions;
 mod reliability;
+mod tables;
 mod usage;

@@ -253,3 +253,64 @@ fn a_second_ctrl_c_quits_at_once() {
     run.assert_code(130);
     assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
 }
+
+#[test]
+fn ctrl_c_stops_a_deregister_cleanly_too() {
+    let env = TestEnv::new();
+    let named = images(&env, 3);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail(
+        "DeregisterImage",
+        Fault::always(Misbehaviour::Delay(Duration::from_millis(600))),
+    );
+
+    let running = through(&env, &proxy)
+        .args(["deregister", "--concurrency", "1", "-o", "json"])
+        .args(&named)
+        .spawn();
+    proxy.wait_for("DeregisterImage", 1);
+    running.interrupt();
+    let run = running.wait();
+
+    run.assert_code(130);
+    let report = run.json();
+    let results: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["result"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["done", "not_attempted", "not_attempted"],
+        "the request in flight ends: {report}"
+    );
+    assert_eq!(env.image_ids().len(), 2, "nothing new was started");
+}
+
+#[test]
+fn the_flag_wins_over_the_environment_for_attempts() {
+    let env = TestEnv::new();
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DescribeImages", Fault::always(Fault::throttled()));
+    let mut attempts = Vec::new();
+
+    for (flag, variable) in [(Some("2"), None), (None, Some("3")), (Some("2"), Some("3"))] {
+        let mut amictl = through(&env, &proxy).args(["describe"]);
+        if let Some(flag) = flag {
+            amictl = amictl.args(["--max-attempts", flag]);
+        }
+        if let Some(variable) = variable {
+            amictl = amictl.env("AWS_MAX_ATTEMPTS", variable);
+        }
+        amictl.run().assert_code(1);
+        attempts.push(proxy.count("DescribeImages"));
+        proxy.reset();
+    }
+
+    assert_eq!(
+        attempts,
+        [2, 3, 2],
+        "--max-attempts, AWS_MAX_ATTEMPTS, and the flag over the variable"
+    );
+}

@@ -435,6 +435,20 @@ impl TestEnv {
         });
     }
 
+    /// Disables an image (DisableImage): it stays, but can't be launched or listed by default.
+    pub fn disable_image(&self, image_id: &str) {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            client
+                .disable_image()
+                .image_id(image_id)
+                .send()
+                .await
+                .expect("DisableImage");
+        });
+    }
+
     /// Shares an image with an account (launch permission).
     pub fn share_image(&self, image_id: &str, account: &str) {
         let client = self.client();
