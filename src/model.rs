@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::types::{ImageId, SnapshotId};
+
 /// How an image's root device is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -63,7 +65,7 @@ impl Backing {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDevice {
     pub device_name: Option<String>,
-    pub snapshot_id: Option<String>,
+    pub snapshot_id: Option<SnapshotId>,
     pub volume_size_gib: Option<i64>,
     pub volume_type: Option<String>,
     pub encrypted: Option<bool>,
@@ -81,7 +83,7 @@ impl BlockDevice {
 /// An AMI as amictl shows it. Field names are the JSON output's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Image {
-    pub image_id: String,
+    pub image_id: ImageId,
     /// The region the image lives in.
     pub region: String,
     /// The account it was found in, when amictl works through `--role-arn`.
@@ -98,7 +100,7 @@ pub struct Image {
     pub block_devices: Vec<BlockDevice>,
     /// Sum of the EBS volume sizes.
     pub size_gib: i64,
-    pub snapshot_ids: Vec<String>,
+    pub snapshot_ids: Vec<SnapshotId>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<Timestamp>,
     /// The instance the image was made from, where the endpoint says.
@@ -215,7 +217,7 @@ impl std::fmt::Display for ImageUser {
 }
 
 /// Images mapped to what can launch them.
-pub type ImageUsers = BTreeMap<String, std::collections::BTreeSet<ImageUser>>;
+pub type ImageUsers = BTreeMap<ImageId, std::collections::BTreeSet<ImageUser>>;
 
 /// "Is this image still needed?", answered once per region: what can launch each candidate,
 /// and what amictl could not check (which keeps every candidate, never reads as "unused").
@@ -234,13 +236,13 @@ pub enum RecycleBin {
     /// The endpoint doesn't offer ListImagesInRecycleBin.
     #[default]
     NotOffered,
-    Images(std::collections::BTreeSet<String>),
+    Images(std::collections::BTreeSet<ImageId>),
 }
 
 /// One of the account's EBS snapshots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     /// The region it lives in.
     pub region: String,
     /// The account it was found in, when amictl works through `--role-arn`.
@@ -257,7 +259,7 @@ impl Snapshot {
     /// snapshots of CreateImage (`Created by CreateImage(i-…) for ami-…`) and CopyImage
     /// (`Copied for DestinationAmi ami-… from SourceAmi ami-…`). `None` for snapshots made
     /// any other way, which cleanup never touches as orphans.
-    pub fn made_for_image(&self) -> Option<String> {
+    pub fn made_for_image(&self) -> Option<ImageId> {
         let description = self.description.as_deref()?;
         let rest = if let Some(rest) = description.strip_prefix("Created by CreateImage(") {
             rest.split_once(") for ")?.1
@@ -265,7 +267,7 @@ impl Snapshot {
             description.strip_prefix("Copied for DestinationAmi ")?
         };
         let id = rest.split_whitespace().next()?;
-        id.parse::<crate::types::ImageId>().ok().map(|id| id.to_string())
+        id.parse().ok()
     }
 }
 
@@ -317,9 +319,9 @@ impl Instance {
 impl Image {
     /// An available, EBS-backed image with one 8 GiB snapshot, for tests to adjust.
     pub fn for_tests(image_id: &str) -> Image {
-        let snapshot_id = format!("snap-{}", image_id.trim_start_matches("ami-"));
+        let snapshot_id = SnapshotId::from_ec2(format!("snap-{}", image_id.trim_start_matches("ami-")));
         Image {
-            image_id: image_id.to_owned(),
+            image_id: ImageId::from_ec2(image_id),
             region: "eu-west-1".to_owned(),
             account_id: None,
             name: Some(format!("name-{image_id}")),
@@ -374,7 +376,7 @@ mod tests {
     fn device(name: &str, snapshot: Option<&str>, virtual_name: Option<&str>) -> BlockDevice {
         BlockDevice {
             device_name: Some(name.to_owned()),
-            snapshot_id: snapshot.map(str::to_owned),
+            snapshot_id: snapshot.map(SnapshotId::from_ec2),
             volume_size_gib: snapshot.map(|_| 8),
             volume_type: None,
             encrypted: None,
@@ -386,7 +388,7 @@ mod tests {
     #[test]
     fn snapshots_made_for_images_are_told_apart_from_the_rest() {
         let snapshot = |description: &str| Snapshot {
-            snapshot_id: "snap-1".to_owned(),
+            snapshot_id: SnapshotId::from_ec2("snap-1"),
             region: "eu-west-1".to_owned(),
             account_id: None,
             size_gib: Some(8),
@@ -396,11 +398,11 @@ mod tests {
         };
         assert_eq!(
             snapshot("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0").made_for_image(),
-            Some("ami-0123456789abcdef0".to_owned())
+            Some(ImageId::from_ec2("ami-0123456789abcdef0"))
         );
         assert_eq!(
             snapshot("Copied for DestinationAmi ami-0123456789abcdef0 from SourceAmi ami-12345678 for SourceSnapshot snap-1. Task created on 1,700,000,000.").made_for_image(),
-            Some("ami-0123456789abcdef0".to_owned())
+            Some(ImageId::from_ec2("ami-0123456789abcdef0"))
         );
         for other in [
             "nightly backup",

@@ -36,6 +36,12 @@ impl ImageId {
         &self.0
     }
 
+    /// An ID EC2 itself answered with: taken as it is (EC2 is the authority on its IDs; what
+    /// users type goes through [`FromStr`]).
+    pub fn from_ec2(id: impl Into<String>) -> ImageId {
+        ImageId(id.into())
+    }
+
     /// Finds the image IDs mentioned in a free-text message (EC2 names them in its errors).
     pub fn find_in(text: &str) -> Vec<ImageId> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
@@ -55,6 +61,47 @@ impl FromStr for ImageId {
 impl fmt::Display for ImageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An EBS snapshot ID: `snap-` followed by 8 or 17 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SnapshotId(String);
+
+impl SnapshotId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An ID EC2 itself answered with, taken as it is.
+    pub fn from_ec2(id: impl Into<String>) -> SnapshotId {
+        SnapshotId(id.into())
+    }
+}
+
+impl FromStr for SnapshotId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        resource_id(s, "snap-", "a snapshot ID").map(Self)
+    }
+}
+
+impl fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for SnapshotId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ImageId {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -904,4 +951,4 @@ macro_rules! serde_as_typed_text {
 
 pub(crate) use serde_as_typed_text;
 
-serde_as_typed_text!(ImageId, Tag, NameGlob, Region);
+serde_as_typed_text!(ImageId, SnapshotId, Tag, NameGlob, Region);

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, plan, recheck};
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
-use crate::types::{Region, RoleArn};
+use crate::types::{ImageId, Region, RoleArn};
 
 /// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
 /// carries it out. A region whose reading fails is reported (exit 1) without losing the
@@ -152,7 +152,7 @@ async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> 
         ));
     }
     let now = ctx.printer.now();
-    let candidates: Vec<String> = selection
+    let candidates: Vec<ImageId> = selection
         .pick(&images, now)
         .iter()
         .map(|i| i.image_id.clone())
@@ -247,7 +247,7 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
         )));
     }
     let now = ctx.printer.now();
-    let candidates: Vec<String> = (saved.selection.pick(&images, now).iter())
+    let candidates: Vec<ImageId> = (saved.selection.pick(&images, now).iter())
         .map(|i| i.image_id.clone())
         .collect();
     let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(&saved.policy)).await?;

@@ -25,7 +25,7 @@ pub async fn run(ctx: &Context<'_>, args: DeregisterArgs) -> anyhow::Result<()> 
         include_shared: args.include_shared,
         ..Policy::default()
     };
-    let named: Vec<String> = selection.image_ids.iter().map(ToString::to_string).collect();
+    let named = selection.image_ids.clone();
     let reads = Reads {
         orphans: false,
         launch_permissions: !args.include_shared,

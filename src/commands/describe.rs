@@ -9,7 +9,7 @@ use crate::ec2::ImageQuery;
 use crate::error::Error;
 use crate::model::{Backing, Image, LaunchPermissions};
 use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
-use crate::types::{ImageId, Owner, Price};
+use crate::types::{ImageId, Owner, Price, SnapshotId};
 
 /// Describes images in each context's region, concurrently; one region's failure is reported
 /// (exit 1) without losing the others' images.
@@ -217,7 +217,7 @@ fn detail_tables(
             .join("\n")
     };
     let rows = [
-        ("Image ID", image.image_id.clone()),
+        ("Image ID", image.image_id.to_string()),
         ("Name", dash(image.name.as_deref())),
         ("Description", dash(image.description.as_deref())),
         ("State", dash(image.state.as_deref())),
@@ -256,7 +256,7 @@ fn detail_tables(
     for device in &image.block_devices {
         devices.add_row(vec![
             dash(device.device_name.as_deref()),
-            dash(device.snapshot_id.as_deref()),
+            dash(device.snapshot_id.as_ref().map(SnapshotId::as_str)),
             device.volume_size_gib.map_or_else(|| "-".to_owned(), |g| g.to_string()),
             dash(device.volume_type.as_deref()),
             yes_no(device.encrypted).to_owned(),

@@ -13,7 +13,7 @@ use crate::ec2::{Change, Grants, ImageQuery, SnapshotSharing, Support};
 use crate::error::Error;
 use crate::model::{Image, LaunchPermissions};
 use crate::output::{Printer, Render};
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 
 /// What to do to each image.
 #[derive(Debug)]
@@ -129,7 +129,7 @@ async fn change(ctx: &Context<'_>, request: Request) -> Result<(Shown, Vec<Strin
     let mut shown = Vec::new();
     // Images in the order the user named them.
     for id in &request.image_ids {
-        let Some(image) = images.iter().find(|i| i.image_id == id.as_str()) else {
+        let Some(image) = images.iter().find(|i| &i.image_id == id) else {
             continue;
         };
         if let Err(err) = apply(ctx, &request, image).await {
@@ -195,7 +195,7 @@ async fn check_block_public_access(ctx: &Context<'_>) -> Result<(), Error> {
 
 async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<(), Error> {
     let ec2 = &ctx.ec2;
-    let id = image.image_id.as_str();
+    let id = &image.image_id;
     let none = Grants::default();
     let dry_run = request.dry_run;
     match &request.action {
@@ -214,7 +214,7 @@ async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<()
                 .block_devices
                 .iter()
                 .filter(|d| d.encrypted == Some(true))
-                .filter_map(|d| d.snapshot_id.as_deref())
+                .filter_map(|d| d.snapshot_id.as_ref().map(SnapshotId::as_str))
                 .collect();
             if !encrypted.is_empty() {
                 return Err(Error::Failed(format!(
@@ -256,7 +256,7 @@ async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<()
 }
 
 /// ResetImageAttribute, or where the endpoint lacks it, the same by removing every grant.
-async fn reset(ctx: &Context<'_>, id: &str, dry_run: bool) -> Result<(), Error> {
+async fn reset(ctx: &Context<'_>, id: &ImageId, dry_run: bool) -> Result<(), Error> {
     if !dry_run && ctx.ec2.reset_launch_permissions(id).await? == Support::Done {
         return Ok(());
     }
@@ -311,7 +311,7 @@ async fn read_back(ctx: &Context<'_>, image: &Image) -> Result<ImagePermissions,
 /// One image's launch permissions, as printed.
 #[derive(Debug, Serialize)]
 struct ImagePermissions {
-    image_id: String,
+    image_id: ImageId,
     owner_id: Option<String>,
     #[serde(flatten)]
     permissions: LaunchPermissions,

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use super::errors::is_server_side;
 use super::{Ec2, one_try};
 use crate::error::Error;
-use crate::types::{ImageId, InstanceId};
+use crate::types::{ImageId, InstanceId, SnapshotId};
 
 /// What to create: CreateImage's parameters, validated.
 #[derive(Debug, Clone)]
@@ -127,14 +127,18 @@ impl Ec2 {
         })
     }
 
-    /// Tags resources (CreateTags).
-    pub async fn tag_resources(&self, resource_ids: &[String], tags: &BTreeMap<String, String>) -> Result<(), Error> {
-        if resource_ids.is_empty() || tags.is_empty() {
+    /// Tags snapshots (CreateTags).
+    pub async fn tag_snapshots(
+        &self,
+        snapshot_ids: &[SnapshotId],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        if snapshot_ids.is_empty() || tags.is_empty() {
             return Ok(());
         }
         self.client
             .create_tags()
-            .set_resources(Some(resource_ids.to_vec()))
+            .set_resources(Some(snapshot_ids.iter().map(ToString::to_string).collect()))
             .set_tags(Some(sdk_tags(tags)))
             .send()
             .await

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{self as sdk, Filter};
 use super::Ec2;
 use crate::error::Error;
 use crate::model::{Backing, BlockDevice, Image};
-use crate::types::{ImageId, NameGlob, Owner, Tag};
+use crate::types::{ImageId, NameGlob, Owner, SnapshotId, Tag};
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
 const PAGE_SIZE: i32 = 1000;
@@ -189,8 +189,8 @@ impl Ec2 {
     }
 
     /// Deregisters an image. One already gone is not an error: a re-run finishes the job.
-    pub async fn deregister_image(&self, id: &str) -> Result<Deregistered, Error> {
-        match self.client.deregister_image().image_id(id).send().await {
+    pub async fn deregister_image(&self, id: &ImageId) -> Result<Deregistered, Error> {
+        match self.client.deregister_image().image_id(id.as_str()).send().await {
             Ok(_) => Ok(Deregistered::Now),
             Err(err) if matches!(err.code(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
                 Ok(Deregistered::AlreadyGone)
@@ -228,7 +228,7 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>) -> 
     Image {
         region: region.to_owned(),
         account_id: account_id.map(str::to_owned),
-        image_id: image.image_id.unwrap_or_default(),
+        image_id: ImageId::from_ec2(image.image_id.unwrap_or_default()),
         name: image.name,
         description: image.description,
         state: image.state.map(|s| s.as_str().to_owned()),
@@ -258,7 +258,10 @@ fn block_device_from_sdk(mapping: sdk::BlockDeviceMapping) -> BlockDevice {
     let ebs = mapping.ebs;
     BlockDevice {
         device_name: mapping.device_name,
-        snapshot_id: ebs.as_ref().and_then(|e| e.snapshot_id.clone()),
+        snapshot_id: ebs
+            .as_ref()
+            .and_then(|e| e.snapshot_id.clone())
+            .map(SnapshotId::from_ec2),
         volume_size_gib: ebs.as_ref().and_then(|e| e.volume_size).map(i64::from),
         volume_type: ebs
             .as_ref()
@@ -332,7 +335,7 @@ mod tests {
             Backing::Ebs,
             "a 'standard' root with an EBS mapping is ebs"
         );
-        assert_eq!(images[0].snapshot_ids, ["snap-ami-22222222"]);
+        assert_eq!(images[0].snapshot_ids, [SnapshotId::from_ec2("snap-ami-22222222")]);
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 

@@ -14,6 +14,7 @@ use super::errors::is_server_side;
 use super::{Ec2, one_try};
 use crate::error::Error;
 use crate::model::LaunchPermissions;
+use crate::types::{ImageId, SnapshotId};
 
 /// Grants to add or remove in one ModifyImageAttribute.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl Grants {
 /// Who may create volumes from a snapshot (and so copy the image's data) besides its owner.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotSharing {
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     pub public: bool,
     pub accounts: Vec<String>,
 }
@@ -103,10 +104,10 @@ impl Ec2 {
     /// at once: EC2 has no batched read of them).
     pub async fn launch_permissions_of(
         &self,
-        image_ids: &[&str],
-    ) -> Result<BTreeMap<String, LaunchPermissions>, Error> {
-        let reads: Vec<Result<(String, LaunchPermissions), Error>> = futures::stream::iter(image_ids)
-            .map(|id| async move { Ok(((*id).to_owned(), self.launch_permissions(id).await?)) })
+        image_ids: &[&ImageId],
+    ) -> Result<BTreeMap<ImageId, LaunchPermissions>, Error> {
+        let reads: Vec<Result<(ImageId, LaunchPermissions), Error>> = futures::stream::iter(image_ids)
+            .map(|id| async move { Ok(((*id).clone(), self.launch_permissions(id).await?)) })
             .buffer_unordered(CONCURRENT_READS)
             .collect()
             .await;
@@ -114,11 +115,11 @@ impl Ec2 {
     }
 
     /// Who besides the owner may launch the image. Only the owner may read this.
-    pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions, Error> {
+    pub async fn launch_permissions(&self, image_id: &ImageId) -> Result<LaunchPermissions, Error> {
         let output = self
             .client
             .describe_image_attribute()
-            .image_id(image_id)
+            .image_id(image_id.as_str())
             .attribute(ImageAttributeName::LaunchPermission)
             .send()
             .await
@@ -145,7 +146,7 @@ impl Ec2 {
     /// EC2 only says whether it would succeed.
     pub async fn change_launch_permissions(
         &self,
-        image_id: &str,
+        image_id: &ImageId,
         add: &Grants,
         remove: &Grants,
         dry_run: bool,
@@ -160,7 +161,7 @@ impl Ec2 {
         let result = self
             .client
             .modify_image_attribute()
-            .image_id(image_id)
+            .image_id(image_id.as_str())
             .launch_permission(changes.build())
             .dry_run(dry_run)
             .send()
@@ -173,11 +174,11 @@ impl Ec2 {
     }
 
     /// ResetImageAttribute on launch permissions: removes every explicit grant and public access.
-    pub async fn reset_launch_permissions(&self, image_id: &str) -> Result<Support, Error> {
+    pub async fn reset_launch_permissions(&self, image_id: &ImageId) -> Result<Support, Error> {
         let result = self
             .client
             .reset_image_attribute()
-            .image_id(image_id)
+            .image_id(image_id.as_str())
             .attribute(aws_sdk_ec2::types::ResetImageAttributeName::LaunchPermission)
             .customize()
             .config_override(one_try())
@@ -208,18 +209,18 @@ impl Ec2 {
     }
 
     /// Who may create volumes from (and so copy) a snapshot: everyone (public) or accounts.
-    pub async fn snapshot_volume_permissions(&self, snapshot_id: &str) -> Result<SnapshotSharing, Error> {
+    pub async fn snapshot_volume_permissions(&self, snapshot_id: &SnapshotId) -> Result<SnapshotSharing, Error> {
         let output = self
             .client
             .describe_snapshot_attribute()
-            .snapshot_id(snapshot_id)
+            .snapshot_id(snapshot_id.as_str())
             .attribute(SnapshotAttributeName::CreateVolumePermission)
             .send()
             .await
             .map_err(|err| self.error("DescribeSnapshotAttribute", &err))?;
         let grants = output.create_volume_permissions();
         Ok(SnapshotSharing {
-            snapshot_id: snapshot_id.to_owned(),
+            snapshot_id: snapshot_id.clone(),
             public: grants.iter().any(|p| p.group() == Some(&PermissionGroup::All)),
             accounts: grants.iter().filter_map(|p| p.user_id()).map(str::to_owned).collect(),
         })
@@ -229,7 +230,7 @@ impl Ec2 {
     /// `public` for everyone.
     pub async fn change_snapshot_volume_permissions(
         &self,
-        snapshot_id: &str,
+        snapshot_id: &SnapshotId,
         change: Change,
         accounts: &[String],
         public: bool,
@@ -241,7 +242,7 @@ impl Ec2 {
         let result = self
             .client
             .modify_snapshot_attribute()
-            .snapshot_id(snapshot_id)
+            .snapshot_id(snapshot_id.as_str())
             .attribute(SnapshotAttributeName::CreateVolumePermission)
             .operation_type(match change {
                 Change::Grant => OperationType::Add,

@@ -6,6 +6,7 @@ use aws_sdk_ec2::types as sdk;
 use super::Ec2;
 use crate::error::Error;
 use crate::model::Snapshot;
+use crate::types::SnapshotId;
 
 /// What DeleteSnapshot did. A snapshot in use is a fate, not a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,8 @@ impl Ec2 {
     }
 
     /// Deletes a snapshot. One already gone is not an error: a re-run finishes the job.
-    pub async fn delete_snapshot(&self, id: &str) -> Result<SnapshotDeletion, Error> {
-        match self.client.delete_snapshot().snapshot_id(id).send().await {
+    pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<SnapshotDeletion, Error> {
+        match self.client.delete_snapshot().snapshot_id(id.as_str()).send().await {
             Ok(_) => Ok(SnapshotDeletion::Deleted),
             Err(err) => match err.code() {
                 Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
@@ -57,7 +58,7 @@ fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str, account_id: Option<
     Snapshot {
         region: region.to_owned(),
         account_id: account_id.map(str::to_owned),
-        snapshot_id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
+        snapshot_id: SnapshotId::from_ec2(snapshot.snapshot_id().unwrap_or_default()),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),
         state: snapshot.state().map(|s| s.as_str().to_owned()),

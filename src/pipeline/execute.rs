@@ -13,7 +13,7 @@ use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
 use crate::interrupt::Interrupt;
 use crate::output::Counter;
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 
 fn interrupted() -> Outcome {
     Outcome::NotAttempted("interrupted; run the same command again to finish".to_owned())
@@ -33,14 +33,14 @@ pub struct Execution {
 enum Task {
     Image {
         index: usize,
-        image_id: String,
-        own_snapshots: Vec<String>,
+        image_id: ImageId,
+        own_snapshots: Vec<SnapshotId>,
     },
-    Orphan(String),
+    Orphan(SnapshotId),
 }
 
 /// What a task did: the image's outcome (for image tasks) and each snapshot's.
-type Done = (Option<(usize, Outcome)>, Vec<(String, Outcome)>);
+type Done = (Option<(usize, Outcome)>, Vec<(SnapshotId, Outcome)>);
 
 /// Carries out the plan's deregistrations and deletions, recording each result in it.
 /// Keeps going after a failure: every failure is recorded, nothing is left half-said.
@@ -81,7 +81,7 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let mut snapshot_results: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut snapshot_results: BTreeMap<SnapshotId, Outcome> = BTreeMap::new();
     for (image, snapshots) in done {
         if let Some((index, outcome)) = image {
             plan.images[index].result = Some(outcome);
@@ -90,18 +90,18 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
     }
 
     // Shared snapshots: only once every planned image that uses them is gone.
-    let gone: BTreeSet<String> = plan
+    let gone: BTreeSet<ImageId> = plan
         .images
         .iter()
         .filter(|i| matches!(i.result, Some(Outcome::Done | Outcome::AlreadyGone)))
         .map(|i| i.image_id.clone())
         .collect();
-    let shared: Vec<String> = owners
+    let shared: Vec<SnapshotId> = owners
         .iter()
         .filter(|(_, images)| images.len() > 1 && images.iter().all(|i| gone.contains(i)))
         .map(|(id, _)| id.clone())
         .collect();
-    let shared_results: Vec<(String, Outcome)> = futures::stream::iter(shared)
+    let shared_results: Vec<(SnapshotId, Outcome)> = futures::stream::iter(shared)
         .map(|id| {
             let gone = &gone;
             async move {
@@ -145,8 +145,8 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
 }
 
 /// Each snapshot to delete, with the planned images that use it.
-fn snapshot_owners(plan: &Plan) -> BTreeMap<String, Vec<String>> {
-    let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn snapshot_owners(plan: &Plan) -> BTreeMap<SnapshotId, Vec<ImageId>> {
+    let mut owners: BTreeMap<SnapshotId, Vec<ImageId>> = BTreeMap::new();
     for image in plan.images.iter().filter(|i| i.action == ImageAction::Deregister) {
         for snapshot in image.snapshots.iter().filter(|s| s.action == SnapshotAction::Delete) {
             owners
@@ -198,7 +198,12 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
 
 /// Deletes a snapshot. "In use" by an image this run deregistered is EC2 catching up, so it
 /// is asked again, with backoff, for a while; in use by anything else, it is kept at once.
-async fn delete_with_patience(ec2: &Ec2, id: &str, deregistered: &BTreeSet<String>, patience: Duration) -> Outcome {
+async fn delete_with_patience(
+    ec2: &Ec2,
+    id: &SnapshotId,
+    deregistered: &BTreeSet<ImageId>,
+    patience: Duration,
+) -> Outcome {
     let started = Instant::now();
     let mut pause = Duration::from_millis(500);
     loop {
@@ -207,12 +212,12 @@ async fn delete_with_patience(ec2: &Ec2, id: &str, deregistered: &BTreeSet<Strin
             Ok(SnapshotDeletion::AlreadyGone) => return Outcome::AlreadyGone,
             Ok(SnapshotDeletion::InUse(message)) => {
                 let users = ImageId::find_in(&message);
-                let catching_up = !users.is_empty() && users.iter().all(|u| deregistered.contains(u.as_str()));
+                let catching_up = !users.is_empty() && users.iter().all(|u| deregistered.contains(u));
                 if !catching_up || started.elapsed() + pause > patience {
                     return Outcome::Kept(message);
                 }
                 tracing::debug!(
-                    snapshot = id,
+                    snapshot = id.as_str(),
                     "still in use by a deregistered image; asking again in {pause:?}"
                 );
                 tokio::time::sleep(pause).await;

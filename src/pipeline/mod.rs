@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
 use crate::output::Printer;
+use crate::types::ImageId;
 use execute::{Execution, execute};
 use plan::{Inventory, Plan};
 
@@ -118,7 +119,7 @@ pub struct Reads {
 pub async fn read_inventory(
     ec2: &Ec2,
     images: Vec<Image>,
-    candidates: &[String],
+    candidates: &[ImageId],
     reads: Reads,
 ) -> Result<Inventory, Error> {
     let snapshots = async {
@@ -131,11 +132,11 @@ pub async fn read_inventory(
     let shared = async {
         if reads.launch_permissions {
             // A public image is known to be shared from DescribeImages already.
-            let wanted: std::collections::HashSet<&str> = candidates.iter().map(String::as_str).collect();
-            let private: Vec<&str> = images
+            let wanted: std::collections::HashSet<&ImageId> = candidates.iter().collect();
+            let private: Vec<&ImageId> = images
                 .iter()
-                .filter(|i| i.public != Some(true) && wanted.contains(i.image_id.as_str()))
-                .map(|i| i.image_id.as_str())
+                .filter(|i| i.public != Some(true) && wanted.contains(&i.image_id))
+                .map(|i| &i.image_id)
                 .collect();
             ec2.launch_permissions_of(&private).await
         } else {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::selection::Selection;
 use crate::model::{Backing, Image, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
+use crate::types::{ImageId, SnapshotId};
 
 /// The format of saved plans; `--apply-plan` refuses any other.
 pub const PLAN_FORMAT: u32 = 2;
@@ -22,7 +23,7 @@ pub struct Inventory {
     /// What can launch each candidate image, and what could not be checked.
     pub usage: UsageMap,
     /// Who besides the owner may launch each candidate (read unless shared images may go).
-    pub shared: BTreeMap<String, LaunchPermissions>,
+    pub shared: BTreeMap<ImageId, LaunchPermissions>,
     /// The account's snapshots; read only when orphans are looked for.
     pub snapshots: Vec<Snapshot>,
     /// Images in the Recycle Bin: their snapshots are not orphans.
@@ -37,7 +38,10 @@ impl Inventory {
         let mut references: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for image in &self.images {
             for snapshot in &image.snapshot_ids {
-                references.entry(snapshot).or_default().insert(&image.image_id);
+                references
+                    .entry(snapshot.as_str())
+                    .or_default()
+                    .insert(image.image_id.as_str());
             }
         }
         references
@@ -222,7 +226,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotPlan {
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     pub region: String,
     /// The account, when amictl works through `--role-arn`.
     pub account_id: Option<String>,
@@ -234,7 +238,7 @@ pub struct SnapshotPlan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePlan {
-    pub image_id: String,
+    pub image_id: ImageId,
     pub region: String,
     /// The account, when amictl works through `--role-arn`.
     pub account_id: Option<String>,
@@ -456,7 +460,7 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
     let leaving: BTreeSet<String> = images
         .iter()
         .filter(|i| i.action == ImageAction::Deregister)
-        .map(|i| i.image_id.clone())
+        .map(|i| i.image_id.to_string())
         .collect();
     let references = inventory.references();
     for (entry, image) in images.iter_mut().zip(&selected) {
@@ -464,10 +468,10 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
             .block_devices
             .iter()
             .filter_map(|device| {
-                let id = device.snapshot_id.as_deref()?;
-                let (action, reason) = snapshot_fate(id, entry, policy, &references, &leaving);
+                let id = device.snapshot_id.as_ref()?;
+                let (action, reason) = snapshot_fate(id.as_str(), entry, policy, &references, &leaving);
                 Some(SnapshotPlan {
-                    snapshot_id: id.to_owned(),
+                    snapshot_id: id.clone(),
                     region: entry.region.clone(),
                     account_id: entry.account_id.clone(),
                     size_gib: device.volume_size_gib,
@@ -499,10 +503,10 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
 /// the reason; nothing beyond the saved plan is ever added.
 pub fn recheck(saved: &Plan, inventory: &Inventory, now: Timestamp) -> Plan {
     let fresh = plan(inventory, &saved.selection, &saved.policy, now);
-    let mut fresh_images: BTreeMap<String, ImagePlan> =
+    let mut fresh_images: BTreeMap<ImageId, ImagePlan> =
         fresh.images.into_iter().map(|i| (i.image_id.clone(), i)).collect();
     let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
-    let still_orphans: BTreeSet<String> = fresh
+    let still_orphans: BTreeSet<SnapshotId> = fresh
         .orphan_snapshots
         .into_iter()
         .filter(|s| s.action == SnapshotAction::Delete)
@@ -722,7 +726,11 @@ fn snapshot_fate(
     if !staying.is_empty() {
         return (SnapshotAction::Keep, format!("still used by {}", staying.join(", ")));
     }
-    let others: Vec<&str> = users.iter().copied().filter(|i| *i != image.image_id).collect();
+    let others: Vec<&str> = users
+        .iter()
+        .copied()
+        .filter(|i| *i != image.image_id.as_str())
+        .collect();
     if others.is_empty() {
         (SnapshotAction::Delete, "no other image uses it".to_owned())
     } else {
@@ -744,7 +752,7 @@ fn orphans(
 ) -> Vec<SnapshotPlan> {
     let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
     let in_recycle_bin = match &inventory.recycle_bin {
-        RecycleBin::Images(images) => images.iter().map(String::as_str).collect(),
+        RecycleBin::Images(images) => images.iter().map(ImageId::as_str).collect(),
         RecycleBin::NotOffered => BTreeSet::new(),
     };
     let listed: BTreeSet<&str> = images
@@ -820,7 +828,12 @@ mod tests {
     }
 
     fn use_by(inventory: &mut Inventory, image: &str, user: ImageUser) {
-        inventory.usage.users.entry(image.to_owned()).or_default().insert(user);
+        inventory
+            .usage
+            .users
+            .entry(ImageId::from_ec2(image))
+            .or_default()
+            .insert(user);
     }
 
     #[test]
@@ -997,7 +1010,7 @@ mod tests {
         let private = image("ami-00000003", "private", "2026-01-01T00:00:00Z");
         let mut inventory = of(&[public, shared, private]);
         inventory.shared.insert(
-            "ami-00000002".to_owned(),
+            ImageId::from_ec2("ami-00000002"),
             LaunchPermissions {
                 accounts: vec!["111122223333".to_owned()],
                 organizational_unit_arns: vec!["arn:aws:organizations::123456789012:ou/o-abc/ou-abc-def".to_owned()],
@@ -1094,10 +1107,10 @@ mod tests {
         let mut also_going = image("ami-00000003", "also-going", "2026-01-01T00:00:00Z");
         staying.snapshot_ids = going.snapshot_ids.clone();
         staying.block_devices = going.block_devices.clone();
-        also_going.snapshot_ids.push("snap-shared".to_owned());
-        going.snapshot_ids.push("snap-shared".to_owned());
+        also_going.snapshot_ids.push(SnapshotId::from_ec2("snap-shared"));
+        going.snapshot_ids.push(SnapshotId::from_ec2("snap-shared"));
         going.block_devices.push(crate::model::BlockDevice {
-            snapshot_id: Some("snap-shared".to_owned()),
+            snapshot_id: Some(SnapshotId::from_ec2("snap-shared")),
             ..going.block_devices[0].clone()
         });
         let inventory = of(&[going, staying, also_going]);
@@ -1139,7 +1152,7 @@ mod tests {
         let existing = image("ami-00000001", "here", "2026-01-01T00:00:00Z");
         let made_for = |image: &str| format!("Created by CreateImage(i-0123456789abcdef0) for {image}");
         let snapshot = |id: &str, description: &str, state: &str, age_hours: i64| Snapshot {
-            snapshot_id: id.to_owned(),
+            snapshot_id: SnapshotId::from_ec2(id),
             region: "eu-west-1".to_owned(),
             account_id: None,
             size_gib: Some(15),
@@ -1157,7 +1170,7 @@ mod tests {
             snapshot("snap-pending", &made_for("ami-0bbbbbbbbbbbbbbbb"), "pending", 48),
             snapshot("snap-binned", &made_for("ami-0cccccccccccccccc"), "completed", 48),
         ];
-        inventory.recycle_bin = RecycleBin::Images(BTreeSet::from(["ami-0cccccccccccccccc".to_owned()]));
+        inventory.recycle_bin = RecycleBin::Images(BTreeSet::from([ImageId::from_ec2("ami-0cccccccccccccccc")]));
         let orphans_only = Policy {
             orphans: true,
             ..cleanup_policy()

@@ -49,7 +49,7 @@ pub async fn adopt_retried(ctx: &Context<'_>, spec: &ImageSpec, started: Timesta
                 image.image_id
             ));
             Ok(CreatedImage {
-                image_id: image.image_id.parse().map_err(Error::Failed)?,
+                image_id: image.image_id.clone(),
                 // Whether the first try tagged the snapshots is unknown; tagging is idempotent.
                 snapshot_tags_applied: spec.snapshot_tags.is_empty(),
             })

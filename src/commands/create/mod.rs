@@ -24,7 +24,7 @@ use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEn
 use crate::error::Error;
 use crate::model::{Image, Instance};
 use crate::output::{Printer, Render, elapsed, yes_no};
-use crate::types::{ImageId, InstanceId};
+use crate::types::{ImageId, InstanceId, SnapshotId};
 use adoption::{adopt_retried, duplicate_name, taken};
 use naming::{check_tag_keys, image_name, image_tags};
 use reboot::{announce_reboot, confirm_rebooting_this_machine};
@@ -81,7 +81,7 @@ struct Created {
     no_reboot: bool,
     state: Option<String>,
     tags: BTreeMap<String, String>,
-    snapshot_ids: Vec<String>,
+    snapshot_ids: Vec<SnapshotId>,
     dry_run: bool,
 }
 
@@ -240,7 +240,7 @@ async fn tag_snapshots_later(
             return Err(failure);
         }
     }
-    ctx.ec2.tag_resources(&result.snapshot_ids, tags).await
+    ctx.ec2.tag_snapshots(&result.snapshot_ids, tags).await
 }
 
 /// The error a wait that did not end in `done` exits with, after the result is printed.

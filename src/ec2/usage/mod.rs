@@ -33,6 +33,7 @@ use templates::TemplatePin;
 use super::Ec2;
 use crate::error::Error;
 use crate::model::{ImageUser, UsageMap, UserKind};
+use crate::types::ImageId;
 
 /// DescribeInstances takes at most this many values in one filter.
 const FILTER_VALUES: usize = 200;
@@ -66,7 +67,7 @@ impl<'a> ImageRef<'a> {
 
 impl Ec2 {
     /// What can launch each of these images, and what could not be checked.
-    pub async fn usage_map(&self, image_ids: &[String]) -> Result<UsageMap, Error> {
+    pub async fn usage_map(&self, image_ids: &[ImageId]) -> Result<UsageMap, Error> {
         if image_ids.is_empty() {
             return Ok(UsageMap::default());
         }
@@ -138,11 +139,11 @@ impl Ec2 {
             }
         }
 
-        let wanted: BTreeSet<&str> = image_ids.iter().map(String::as_str).collect();
-        let mut users: BTreeMap<String, BTreeSet<ImageUser>> = BTreeMap::new();
+        let wanted: BTreeSet<&str> = image_ids.iter().map(ImageId::as_str).collect();
+        let mut users: BTreeMap<ImageId, BTreeSet<ImageUser>> = BTreeMap::new();
         for (image, user) in found {
             if wanted.contains(image.as_str()) {
-                users.entry(image).or_default().insert(user);
+                users.entry(ImageId::from_ec2(image)).or_default().insert(user);
             }
         }
         unchecked.sort();
@@ -155,7 +156,7 @@ impl Ec2 {
     }
 
     /// Non-terminated instances running from these images.
-    async fn instances_using(&self, image_ids: &[String]) -> Result<Vec<(String, ImageUser)>, Error> {
+    async fn instances_using(&self, image_ids: &[ImageId]) -> Result<Vec<(String, ImageUser)>, Error> {
         // One paginated scan per 200 images, all at once.
         let scans = image_ids
             .chunks(FILTER_VALUES)
@@ -164,7 +165,7 @@ impl Ec2 {
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn instances_using_chunk(&self, image_ids: &[String]) -> Result<Vec<(String, ImageUser)>, Error> {
+    async fn instances_using_chunk(&self, image_ids: &[ImageId]) -> Result<Vec<(String, ImageUser)>, Error> {
         let not_terminated = ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned);
         let mut pages = self
             .client
@@ -172,7 +173,7 @@ impl Ec2 {
             .filters(
                 Filter::builder()
                     .name("image-id")
-                    .set_values(Some(image_ids.to_vec()))
+                    .set_values(Some(image_ids.iter().map(ToString::to_string).collect()))
                     .build(),
             )
             .filters(
@@ -223,6 +224,7 @@ mod tests {
     use aws_smithy_runtime_api::http::{Response, StatusCode};
 
     use crate::ec2::mock::{aws_error, mock_ec2};
+    use crate::types::ImageId;
 
     /// Every scan answers with nothing.
     fn quiet_scans() -> Vec<Rule> {
@@ -249,8 +251,8 @@ mod tests {
             .build()
     }
 
-    fn ids(ids: &[&str]) -> Vec<String> {
-        ids.iter().map(|i| (*i).to_owned()).collect()
+    fn ids(ids: &[&str]) -> Vec<ImageId> {
+        ids.iter().map(|i| i.parse().unwrap()).collect()
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use super::super::errors::is_server_side;
 use super::super::{Ec2, one_try};
 use crate::error::Error;
 use crate::model::{ImageUser, RecycleBin, UserKind};
+use crate::types::ImageId;
 
 /// DescribeImageReferences takes at most this many images.
 const IMAGES_PER_READ: usize = 10;
@@ -61,7 +62,7 @@ impl Ec2 {
     /// nothing, with a note why (the scans answer for what they cover).
     pub(super) async fn image_references(
         &self,
-        image_ids: &[String],
+        image_ids: &[ImageId],
     ) -> Result<(Vec<(String, ImageUser)>, Vec<String>), Error> {
         let mut chunks = image_ids.chunks(IMAGES_PER_READ);
         let Some(first) = chunks.next() else {
@@ -100,7 +101,7 @@ impl Ec2 {
     }
 
     /// One read of up to ten images, every page; `probe`: the first request is tried once.
-    async fn references_of(&self, image_ids: &[String], probe: bool) -> Result<Vec<(String, ImageUser)>, Probe> {
+    async fn references_of(&self, image_ids: &[ImageId], probe: bool) -> Result<Vec<(String, ImageUser)>, Probe> {
         let not_terminated = ResourceTypeOption::builder()
             .option_name(ImageReferenceOptionName::StateName)
             .set_option_values(Some(
@@ -122,7 +123,7 @@ impl Ec2 {
             let mut request = self
                 .client
                 .describe_image_references()
-                .set_image_ids(Some(image_ids.to_vec()))
+                .set_image_ids(Some(image_ids.iter().map(ToString::to_string).collect()))
                 .resource_types(
                     ResourceTypeRequest::builder()
                         .resource_type(ImageReferenceResourceType::Ec2Instance)
@@ -190,7 +191,7 @@ impl Ec2 {
                 Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
             };
             first = false;
-            images.extend(page.images().iter().filter_map(|i| i.image_id()).map(str::to_owned));
+            images.extend(page.images().iter().filter_map(|i| i.image_id()).map(ImageId::from_ec2));
             match page.next_token() {
                 Some(next) if !next.is_empty() => token = Some(next.to_owned()),
                 _ => return Ok(RecycleBin::Images(images)),
