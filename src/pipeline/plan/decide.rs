@@ -1,0 +1,667 @@
+//! Making a plan: what happens to each selected image and its snapshots, and to orphaned
+//! snapshots, from the inventory and the policy alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+
+use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, SnapshotAction, SnapshotPlan, UNCHECKED};
+use crate::model::{Backing, Image, RecycleBin, Snapshot};
+use crate::pipeline::selection::Selection;
+use crate::types::ImageId;
+
+/// Decides what happens to each image the selection picks and its snapshots, and (with
+/// `orphans`) to the snapshots whose image is gone.
+pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: Timestamp) -> Plan {
+    let selected = selection.pick(&inventory.images, now);
+    let kept_by_keep = newest_of_each_group(&selected, policy);
+    let reason = selection.reason();
+    let mut images: Vec<ImagePlan> = selected
+        .iter()
+        .map(|image| {
+            let (action, reason) = decide(
+                image,
+                inventory,
+                policy,
+                &reason,
+                kept_by_keep.get(image.image_id.as_str()),
+            );
+            ImagePlan {
+                image_id: image.image_id.clone(),
+                region: image.region.clone(),
+                account_id: image.account_id.clone(),
+                name: image.name.clone(),
+                creation_date: image.creation_date,
+                state: image.state.clone(),
+                group: policy.group_by.label(image),
+                action,
+                reason,
+                used_by: inventory
+                    .usage
+                    .users
+                    .get(&image.image_id)
+                    .map(|u| u.iter().cloned().collect())
+                    .unwrap_or_default(),
+                shared_with: inventory.shared_with(image),
+                snapshots: Vec::new(),
+                result: None,
+            }
+        })
+        .collect();
+
+    let leaving: BTreeSet<String> = images
+        .iter()
+        .filter(|i| i.action == ImageAction::Deregister)
+        .map(|i| i.image_id.to_string())
+        .collect();
+    let references = inventory.references();
+    for (entry, image) in images.iter_mut().zip(&selected) {
+        entry.snapshots = image
+            .block_devices
+            .iter()
+            .filter_map(|device| {
+                let id = device.snapshot_id.as_ref()?;
+                let (action, reason) = snapshot_fate(id.as_str(), entry, policy, &references, &leaving);
+                Some(SnapshotPlan {
+                    snapshot_id: id.clone(),
+                    region: entry.region.clone(),
+                    account_id: entry.account_id.clone(),
+                    size_gib: device.volume_size_gib,
+                    action,
+                    reason,
+                    result: None,
+                })
+            })
+            .collect();
+    }
+
+    let orphan_snapshots = if policy.orphans {
+        orphans(inventory, &images, &references, policy, now)
+    } else {
+        Vec::new()
+    };
+    Plan {
+        accounts: inventory.accounts(),
+        images,
+        orphan_snapshots,
+        unchecked: inventory.usage.unchecked.clone(),
+        ..Plan::empty(selection, policy)
+    }
+}
+
+/// Whether an image can be launched now: only those count for `--keep`.
+fn launchable(image: &Image) -> bool {
+    image.state.as_deref().is_none_or(|s| s == "available")
+}
+
+/// The images `--keep` keeps, with the reason: the newest launchable ones of each group
+/// (a failed or pending newest image never pushes out the last good one).
+fn newest_of_each_group<'a>(selected: &[&'a Image], policy: &Policy) -> BTreeMap<&'a str, String> {
+    let mut kept = BTreeMap::new();
+    if policy.keep == 0 {
+        return kept;
+    }
+    // An image without a group key is a group of its own.
+    let mut groups: BTreeMap<Result<String, &str>, Vec<&Image>> = BTreeMap::new();
+    for image in selected.iter().filter(|i| launchable(i)) {
+        let key = policy.group_by.key(image).ok_or(image.image_id.as_str());
+        groups.entry(key).or_default().push(image);
+    }
+    for (key, mut members) in groups {
+        members.sort_by(|a, b| Image::newest_first(a, b));
+        let newest = match policy.keep {
+            1 => "the newest".to_owned(),
+            n => format!("one of the {n} newest"),
+        };
+        let group = policy.group_by.describe(key.as_deref().ok());
+        for image in members.into_iter().take(policy.keep) {
+            kept.insert(image.image_id.as_str(), format!("{newest} of {group}"));
+        }
+    }
+    kept
+}
+
+fn decide(
+    image: &Image,
+    inventory: &Inventory,
+    policy: &Policy,
+    selected_because: &str,
+    kept: Option<&String>,
+) -> (ImageAction, String) {
+    if let Some(state @ ("pending" | "transient")) = image.state.as_deref() {
+        return (
+            ImageAction::Keep,
+            format!("{state}: EC2 is still making it; never removed while it is"),
+        );
+    }
+    if let Some(reason) = kept {
+        return (ImageAction::Keep, reason.clone());
+    }
+    if image.is_protected() {
+        return (
+            ImageAction::Keep,
+            "deregistration protection is on; turn it off first to remove this image".to_owned(),
+        );
+    }
+    let mut reason = selected_because.to_owned();
+    if let Some(users) = inventory.usage.users.get(&image.image_id).filter(|u| !u.is_empty()) {
+        let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+        if !policy.allow_in_use {
+            return (
+                ImageAction::Keep,
+                format!("in use by {}; --allow-in-use deregisters it anyway", users.join(", ")),
+            );
+        }
+        reason = format!(
+            "{reason}; in use by {}, deregistered as --allow-in-use says",
+            users.join(", ")
+        );
+    }
+    let shared = inventory.shared_with(image);
+    if !shared.is_empty() {
+        let whom = if shared.iter().any(|s| s == "public") {
+            "public: any AWS account may launch it".to_owned()
+        } else {
+            format!("shared with {}: other accounts may launch it", shared.join(", "))
+        };
+        if !policy.include_shared {
+            return (
+                ImageAction::Keep,
+                format!("{whom}; --include-shared deregisters it anyway"),
+            );
+        }
+        reason = format!("{reason}; {whom}, deregistered as --include-shared says");
+    }
+    if !inventory.usage.unchecked.is_empty() && !policy.allow_in_use {
+        let more = match inventory.usage.unchecked.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return (
+            ImageAction::Keep,
+            format!("{UNCHECKED}: {}{more}", inventory.usage.unchecked[0]),
+        );
+    }
+    if image.backing == Backing::InstanceStore {
+        reason.push_str("; instance-store-backed: its bundle in S3 is not touched");
+    }
+    (ImageAction::Deregister, reason)
+}
+
+fn snapshot_fate(
+    id: &str,
+    image: &ImagePlan,
+    policy: &Policy,
+    references: &BTreeMap<&str, BTreeSet<&str>>,
+    leaving: &BTreeSet<String>,
+) -> (SnapshotAction, String) {
+    if image.action == ImageAction::Keep {
+        return (SnapshotAction::Keep, "its image is kept".to_owned());
+    }
+    if !policy.delete_snapshots {
+        return (
+            SnapshotAction::Keep,
+            "--delete-snapshots not given: it stays, and keeps costing money, until deleted".to_owned(),
+        );
+    }
+    let users = references.get(id).cloned().unwrap_or_default();
+    let staying: Vec<&str> = users.iter().copied().filter(|i| !leaving.contains(*i)).collect();
+    if !staying.is_empty() {
+        return (SnapshotAction::Keep, format!("still used by {}", staying.join(", ")));
+    }
+    let others: Vec<&str> = users
+        .iter()
+        .copied()
+        .filter(|i| *i != image.image_id.as_str())
+        .collect();
+    if others.is_empty() {
+        (SnapshotAction::Delete, "no other image uses it".to_owned())
+    } else {
+        (
+            SnapshotAction::Delete,
+            format!("also used by {}, which this plan deregisters too", others.join(", ")),
+        )
+    }
+}
+
+/// Snapshots made for an image that no longer exists (nor waits in the Recycle Bin), which no
+/// existing image references, complete and old enough not to belong to an image in the making.
+fn orphans(
+    inventory: &Inventory,
+    images: &[ImagePlan],
+    references: &BTreeMap<&str, BTreeSet<&str>>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Vec<SnapshotPlan> {
+    let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
+    let in_recycle_bin = match &inventory.recycle_bin {
+        RecycleBin::Images(images) => images.iter().map(ImageId::as_str).collect(),
+        RecycleBin::NotOffered => BTreeSet::new(),
+    };
+    let listed: BTreeSet<&str> = images
+        .iter()
+        .flat_map(|i| &i.snapshots)
+        .map(|s| s.snapshot_id.as_str())
+        .collect();
+    let old_enough = |s: &Snapshot| {
+        s.state.as_deref() == Some("completed")
+            && s.start_time
+                .is_some_and(|started| now.duration_since(started) >= policy.orphans_older_than)
+    };
+    inventory
+        .snapshots
+        .iter()
+        .filter(|s| !listed.contains(s.snapshot_id.as_str()) && !references.contains_key(s.snapshot_id.as_str()))
+        .filter(|s| old_enough(s))
+        .filter_map(|s| {
+            let image = s.made_for_image()?;
+            let gone = !existing.contains(image.as_str()) && !in_recycle_bin.contains(image.as_str());
+            gone.then(|| SnapshotPlan {
+                snapshot_id: s.snapshot_id.clone(),
+                region: s.region.clone(),
+                account_id: s.account_id.clone(),
+                size_gib: s.size_gib,
+                action: SnapshotAction::Delete,
+                reason: format!("made for {image}, which no longer exists"),
+                result: None,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use jiff::SignedDuration;
+
+    use super::super::testing::*;
+    use super::super::{GroupBy, Outcome};
+    use super::*;
+    use crate::model::{ImageUser, LaunchPermissions, UserKind};
+    use crate::types::SnapshotId;
+
+    #[test]
+    fn keep_keeps_the_newest_of_each_name_family() {
+        let images = [
+            image("ami-00000001", "app-20260101", "2026-01-01T00:00:00Z"),
+            image("ami-00000002", "app-20260201", "2026-02-01T00:00:00Z"),
+            image("ami-00000003", "app-20260301", "2026-03-01T00:00:00Z"),
+            image("ami-00000004", "db-v7", "2026-01-01T00:00:00Z"),
+            image("ami-00000005", "db-v8", "2026-02-01T00:00:00Z"),
+        ];
+        let policy = Policy {
+            keep: 1,
+            group_by: GroupBy::Name,
+            ..cleanup_policy()
+        };
+
+        let plan = plan(&of(&images), &all(), &policy, now());
+
+        assert_eq!(
+            actions(&plan),
+            [
+                ("ami-00000001", ImageAction::Deregister),
+                ("ami-00000002", ImageAction::Deregister),
+                ("ami-00000003", ImageAction::Keep),
+                ("ami-00000004", ImageAction::Deregister),
+                ("ami-00000005", ImageAction::Keep),
+            ]
+        );
+        assert!(
+            plan.images[2].reason.contains("the images named 'app…'"),
+            "{}",
+            plan.images[2].reason
+        );
+        let groups: Vec<Option<&str>> = plan.images.iter().map(|i| i.group.as_deref()).collect();
+        assert_eq!(groups, [Some("app"), Some("app"), Some("app"), Some("db"), Some("db")]);
+    }
+
+    #[test]
+    fn release_lines_are_families_of_their_own_and_so_is_an_unnamed_image() {
+        let mut unnamed = image("ami-00000003", "x", "2026-01-01T00:00:00Z");
+        unnamed.name = None;
+        let images = [
+            image("ami-00000001", "ubuntu-20.04-20240101", "2024-01-01T00:00:00Z"),
+            image("ami-00000002", "ubuntu-22.04-20240301", "2024-03-01T00:00:00Z"),
+            unnamed,
+        ];
+        let policy = Policy {
+            keep: 1,
+            group_by: GroupBy::Name,
+            ..cleanup_policy()
+        };
+
+        let plan = plan(&of(&images), &all(), &policy, now());
+
+        assert!(plan.images.iter().all(|i| i.action == ImageAction::Keep), "{plan:#?}");
+        assert_eq!(plan.images[0].group.as_deref(), Some("ubuntu-20.04"));
+        assert_eq!(plan.images[1].group.as_deref(), Some("ubuntu-22.04"));
+        assert_eq!(plan.images[2].group, None);
+        assert!(plan.images[2].reason.contains("its own group (it has no name)"));
+    }
+
+    #[test]
+    fn without_grouping_keep_spans_the_whole_selection_and_tags_can_group() {
+        let mut images = [
+            image("ami-00000001", "a", "2026-01-01T00:00:00Z"),
+            image("ami-00000002", "b", "2026-02-01T00:00:00Z"),
+            image("ami-00000003", "c", "2026-03-01T00:00:00Z"),
+            image("ami-00000004", "d", "2026-04-01T00:00:00Z"),
+        ];
+        for image in &mut images[..2] {
+            image.tags.insert("app".to_owned(), "x".to_owned());
+        }
+        let inventory = of(&images);
+
+        let one_group = plan(
+            &inventory,
+            &all(),
+            &Policy {
+                keep: 2,
+                ..cleanup_policy()
+            },
+            now(),
+        );
+        let by_tag = plan(
+            &inventory,
+            &all(),
+            &Policy {
+                keep: 1,
+                group_by: "tag:app".parse().unwrap(),
+                ..cleanup_policy()
+            },
+            now(),
+        );
+
+        assert_eq!(
+            actions(&one_group),
+            [
+                ("ami-00000001", ImageAction::Deregister),
+                ("ami-00000002", ImageAction::Deregister),
+                ("ami-00000003", ImageAction::Keep),
+                ("ami-00000004", ImageAction::Keep),
+            ]
+        );
+        assert_eq!(
+            actions(&by_tag),
+            [
+                ("ami-00000001", ImageAction::Deregister),
+                ("ami-00000002", ImageAction::Keep),
+                ("ami-00000003", ImageAction::Keep),
+                ("ami-00000004", ImageAction::Keep),
+            ],
+            "the two tagged app=x share a group; each untagged one is a group of its own"
+        );
+        assert_eq!(by_tag.images[1].group.as_deref(), Some("app=x"));
+        assert_eq!(by_tag.images[2].group, None);
+    }
+
+    #[test]
+    fn images_in_use_or_protected_are_kept_naming_why() {
+        let used = image("ami-00000001", "used", "2026-01-01T00:00:00Z");
+        let mut protected = image("ami-00000002", "protected", "2026-01-01T00:00:00Z");
+        protected.deregistration_protection = Some("enabled".to_owned());
+        let mut inventory = of(&[used, protected]);
+        let template = "web (lt-0123456789abcdef0) version 1";
+        for user in [
+            ImageUser::new(UserKind::Instance, "i-0123456789abcdef0"),
+            ImageUser::new(UserKind::AutoScalingGroup, "web-asg").via(format!("launch template {template}")),
+            ImageUser::new(UserKind::LaunchTemplate, "golden (lt-0fedcba9876543210) version 4")
+                .via("SSM parameter /golden/web"),
+            ImageUser::new(UserKind::LaunchConfiguration, "web-lc"),
+        ] {
+            use_by(&mut inventory, "ami-00000001", user);
+        }
+
+        let safe = plan(&inventory, &all(), &cleanup_policy(), now());
+        let forced = plan(
+            &inventory,
+            &all(),
+            &Policy {
+                allow_in_use: true,
+                ..cleanup_policy()
+            },
+            now(),
+        );
+
+        assert_eq!(safe.images[0].action, ImageAction::Keep);
+        for user in [
+            "instance i-0123456789abcdef0",
+            "Auto Scaling group web-asg through launch template web (lt-0123456789abcdef0) version 1",
+            "launch template golden (lt-0fedcba9876543210) version 4 through SSM parameter /golden/web",
+            "launch configuration web-lc",
+        ] {
+            assert!(safe.images[0].reason.contains(user), "{}", safe.images[0].reason);
+        }
+        assert_eq!(safe.images[0].used_by.len(), 4);
+        assert_eq!(safe.images[0].snapshots[0].action, SnapshotAction::Keep);
+        assert_eq!(safe.images[1].action, ImageAction::Keep);
+        assert!(safe.images[1].reason.contains("deregistration protection"));
+        assert_eq!(
+            actions(&forced),
+            [
+                ("ami-00000001", ImageAction::Deregister),
+                ("ami-00000002", ImageAction::Keep)
+            ]
+        );
+    }
+
+    #[test]
+    fn images_other_accounts_may_launch_are_kept_unless_included() {
+        let mut public = image("ami-00000001", "public", "2026-01-01T00:00:00Z");
+        public.public = Some(true);
+        let shared = image("ami-00000002", "shared", "2026-01-01T00:00:00Z");
+        let private = image("ami-00000003", "private", "2026-01-01T00:00:00Z");
+        let mut inventory = of(&[public, shared, private]);
+        inventory.shared.insert(
+            ImageId::from_ec2("ami-00000002"),
+            LaunchPermissions {
+                accounts: vec!["111122223333".to_owned()],
+                organizational_unit_arns: vec!["arn:aws:organizations::123456789012:ou/o-abc/ou-abc-def".to_owned()],
+                ..LaunchPermissions::default()
+            },
+        );
+
+        let safe = plan(&inventory, &all(), &cleanup_policy(), now());
+        let included = plan(
+            &inventory,
+            &all(),
+            &Policy {
+                include_shared: true,
+                ..cleanup_policy()
+            },
+            now(),
+        );
+
+        assert_eq!(
+            actions(&safe),
+            [
+                ("ami-00000001", ImageAction::Keep),
+                ("ami-00000002", ImageAction::Keep),
+                ("ami-00000003", ImageAction::Deregister),
+            ]
+        );
+        assert!(safe.images[0].reason.starts_with("public"), "{}", safe.images[0].reason);
+        assert!(safe.images[1].reason.contains("shared with 111122223333"));
+        assert_eq!(safe.images[1].shared_with.len(), 2);
+        assert!(included.images.iter().all(|i| i.action == ImageAction::Deregister));
+    }
+
+    #[test]
+    fn what_could_not_be_checked_keeps_every_candidate() {
+        let images = [
+            image("ami-00000001", "a", "2026-01-01T00:00:00Z"),
+            image("ami-00000002", "b", "2026-01-01T00:00:00Z"),
+        ];
+        let mut inventory = of(&images);
+        inventory.usage.unchecked = vec!["SSM parameter /golden/web, which …: it does not exist".to_owned()];
+
+        let mut plan = plan(&inventory, &all(), &cleanup_policy(), now());
+        plan.summarize(0.05);
+
+        assert!(plan.images.iter().all(|i| i.action == ImageAction::Keep));
+        assert!(
+            plan.images[0]
+                .reason
+                .starts_with("could not check what launches it: SSM parameter /golden/web")
+        );
+        assert_eq!(plan.summary.images_unchecked, 2);
+        assert_eq!(plan.unchecked.len(), 1);
+    }
+
+    #[test]
+    fn a_pending_image_is_never_removed_and_keep_counts_only_launchable_ones() {
+        let mut pending = image("ami-00000003", "app-3", "2026-03-01T00:00:00Z");
+        pending.state = Some("pending".to_owned());
+        let mut failed = image("ami-00000002", "app-2", "2026-02-01T00:00:00Z");
+        failed.state = Some("failed".to_owned());
+        let good = image("ami-00000001", "app-1", "2026-01-01T00:00:00Z");
+        let inventory = of(&[pending, failed, good]);
+
+        let plan = plan(
+            &inventory,
+            &all(),
+            &Policy {
+                keep: 1,
+                ..cleanup_policy()
+            },
+            now(),
+        );
+
+        assert_eq!(
+            actions(&plan),
+            [
+                ("ami-00000003", ImageAction::Keep),
+                ("ami-00000002", ImageAction::Deregister),
+                ("ami-00000001", ImageAction::Keep),
+            ]
+        );
+        assert!(
+            plan.images[0].reason.starts_with("pending"),
+            "{}",
+            plan.images[0].reason
+        );
+        assert_eq!(plan.images[2].reason, "the newest of the selection");
+    }
+
+    #[test]
+    fn a_snapshot_another_image_still_uses_is_kept_naming_it() {
+        let mut going = image("ami-00000001", "going", "2026-01-01T00:00:00Z");
+        let mut staying = image("ami-00000002", "staying", "2026-01-01T00:00:00Z");
+        let mut also_going = image("ami-00000003", "also-going", "2026-01-01T00:00:00Z");
+        staying.snapshot_ids = going.snapshot_ids.clone();
+        staying.block_devices = going.block_devices.clone();
+        also_going.snapshot_ids.push(SnapshotId::from_ec2("snap-shared"));
+        going.snapshot_ids.push(SnapshotId::from_ec2("snap-shared"));
+        going.block_devices.push(crate::model::BlockDevice {
+            snapshot_id: Some(SnapshotId::from_ec2("snap-shared")),
+            ..going.block_devices[0].clone()
+        });
+        let inventory = of(&[going, staying, also_going]);
+        let selection = Selection::of_ids(&["ami-00000001".parse().unwrap(), "ami-00000003".parse().unwrap()]);
+
+        let plan = plan(&inventory, &selection, &cleanup_policy(), now());
+
+        let fates: Vec<(&str, SnapshotAction, &str)> = plan.images[0]
+            .snapshots
+            .iter()
+            .map(|s| (s.snapshot_id.as_str(), s.action, s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("snap-00000001", SnapshotAction::Keep, "still used by ami-00000002"),
+                (
+                    "snap-shared",
+                    SnapshotAction::Delete,
+                    "also used by ami-00000003, which this plan deregisters too"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_delete_snapshots_they_are_listed_as_kept_with_their_size() {
+        let going = image("ami-00000001", "going", "2026-01-01T00:00:00Z");
+
+        let plan = plan(&of(&[going]), &all(), &Policy::default(), now());
+
+        let snapshot = &plan.images[0].snapshots[0];
+        assert_eq!((snapshot.action, snapshot.size_gib), (SnapshotAction::Keep, Some(8)));
+        assert!(snapshot.reason.contains("keeps costing money"));
+    }
+
+    #[test]
+    fn orphans_are_old_complete_snapshots_of_images_gone_for_good() {
+        let existing = image("ami-00000001", "here", "2026-01-01T00:00:00Z");
+        let made_for = |image: &str| format!("Created by CreateImage(i-0123456789abcdef0) for {image}");
+        let snapshot = |id: &str, description: &str, state: &str, age_hours: i64| Snapshot {
+            snapshot_id: SnapshotId::from_ec2(id),
+            region: "eu-west-1".to_owned(),
+            account_id: None,
+            size_gib: Some(15),
+            description: Some(description.to_owned()),
+            state: Some(state.to_owned()),
+            start_time: Some(now() - SignedDuration::from_hours(age_hours)),
+        };
+        let mut inventory = of(&[existing]);
+        inventory.snapshots = vec![
+            snapshot("snap-orphan", &made_for("ami-0fedcba9876543210"), "completed", 48),
+            snapshot("snap-00000001", &made_for("ami-00000001"), "completed", 48),
+            snapshot("snap-live", &made_for("ami-00000001"), "completed", 48),
+            snapshot("snap-hand", "my nightly backup", "completed", 48),
+            snapshot("snap-young", &made_for("ami-0aaaaaaaaaaaaaaaa"), "completed", 2),
+            snapshot("snap-pending", &made_for("ami-0bbbbbbbbbbbbbbbb"), "pending", 48),
+            snapshot("snap-binned", &made_for("ami-0cccccccccccccccc"), "completed", 48),
+        ];
+        inventory.recycle_bin = RecycleBin::Images(BTreeSet::from([ImageId::from_ec2("ami-0cccccccccccccccc")]));
+        let orphans_only = Policy {
+            orphans: true,
+            ..cleanup_policy()
+        };
+
+        let plan = plan(&inventory, &Selection::default(), &orphans_only, now());
+
+        let ids: Vec<&str> = plan.orphan_snapshots.iter().map(|s| s.snapshot_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["snap-orphan"],
+            "the live image's, the hand-made, the young, the pending and the binned image's snapshots stay"
+        );
+        assert!(plan.has_work());
+    }
+
+    #[test]
+    fn the_summary_counts_each_snapshot_once_and_only_what_was_done_once_executed() {
+        let first = image("ami-00000001", "first", "2026-01-01T00:00:00Z");
+        let mut second = image("ami-00000002", "second", "2026-01-01T00:00:00Z");
+        second.block_devices = first.block_devices.clone();
+        second.snapshot_ids = first.snapshot_ids.clone();
+        let mut plan = plan(&of(&[first, second]), &all(), &cleanup_policy(), now());
+
+        plan.summarize(0.05);
+        assert_eq!(
+            (
+                plan.summary.images_deregistered,
+                plan.summary.snapshots_deleted,
+                plan.summary.gib_freed
+            ),
+            (2, 1, 8)
+        );
+        assert!((plan.summary.estimated_monthly_saving_usd - 0.4).abs() < 1e-9);
+
+        plan.images[0].result = Some(Outcome::Done);
+        plan.images[1].result = Some(Outcome::Failed("throttled".to_owned()));
+        plan.images[0].snapshots[0].result = Some(Outcome::NotAttempted("its image stayed".to_owned()));
+        plan.summarize(0.05);
+        assert_eq!(
+            (
+                plan.summary.images_deregistered,
+                plan.summary.snapshots_deleted,
+                plan.summary.failures
+            ),
+            (1, 0, 1)
+        );
+    }
+}

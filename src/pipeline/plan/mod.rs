@@ -1,0 +1,527 @@
+//! The plan: which images to deregister and which snapshots to delete, decided from the
+//! inventory alone. Nothing here does I/O: every safety rule is a lookup, and every rule is
+//! unit-tested with made-up inventories.
+//!
+//! This file holds the plan as data (what is saved, shown and carried out) and the policy
+//! that makes it; `decide` makes a plan from an inventory, `recheck` checks a saved one again.
+
+mod decide;
+mod recheck;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::selection::Selection;
+use crate::model::{Image, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
+use crate::types::{ImageId, SnapshotId};
+pub use decide::plan;
+pub use recheck::recheck;
+
+/// The format of saved plans; `--apply-plan` refuses any other.
+pub const PLAN_FORMAT: u32 = 2;
+
+/// What the account has, read once before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Every image the account owns in the region, disabled and deprecated ones included.
+    pub images: Vec<Image>,
+    /// What can launch each candidate image, and what could not be checked.
+    pub usage: UsageMap,
+    /// Who besides the owner may launch each candidate (read unless shared images may go).
+    pub shared: BTreeMap<ImageId, LaunchPermissions>,
+    /// The account's snapshots; read only when orphans are looked for.
+    pub snapshots: Vec<Snapshot>,
+    /// Images in the Recycle Bin: their snapshots are not orphans.
+    pub recycle_bin: RecycleBin,
+    /// Checks the endpoint doesn't offer, to be said once on stderr.
+    pub notes: Vec<String>,
+}
+
+impl Inventory {
+    /// Snapshot ID to the images that reference it.
+    pub(super) fn references(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        let mut references: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for image in &self.images {
+            for snapshot in &image.snapshot_ids {
+                references
+                    .entry(snapshot.as_str())
+                    .or_default()
+                    .insert(image.image_id.as_str());
+            }
+        }
+        references
+    }
+
+    /// The accounts whose images these are.
+    pub(super) fn accounts(&self) -> Vec<String> {
+        let accounts: BTreeSet<&str> = self
+            .images
+            .iter()
+            .filter_map(|i| i.account_id.as_deref().or(i.owner_id.as_deref()))
+            .collect();
+        accounts.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Who else may launch the image: `public`, accounts, organizations, OUs.
+    pub(super) fn shared_with(&self, image: &Image) -> Vec<String> {
+        let permissions = self.shared.get(&image.image_id);
+        let mut shared = Vec::new();
+        if image.public == Some(true) || permissions.is_some_and(|p| p.public) {
+            shared.push("public".to_owned());
+        }
+        if let Some(p) = permissions {
+            shared.extend(p.accounts.iter().cloned());
+            shared.extend(p.organization_arns.iter().cloned());
+            shared.extend(p.organizational_unit_arns.iter().cloned());
+        }
+        shared
+    }
+}
+
+/// How images are grouped for `--keep`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// The whole selection is one group.
+    #[default]
+    None,
+    /// Names equal once a trailing build stamp (date, timestamp, build number) is stripped.
+    Name,
+    /// The value of a tag.
+    Tag(String),
+}
+
+impl FromStr for GroupBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(GroupBy::None),
+            "name" => Ok(GroupBy::Name),
+            _ => match s.strip_prefix("tag:") {
+                Some(key) if !key.is_empty() => Ok(GroupBy::Tag(key.to_owned())),
+                _ => Err(format!("'{s}' is not a grouping: expected none, name or tag:KEY")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupBy::None => f.write_str("none"),
+            GroupBy::Name => f.write_str("name"),
+            GroupBy::Tag(key) => write!(f, "tag:{key}"),
+        }
+    }
+}
+
+crate::types::serde_as_typed_text!(GroupBy);
+
+impl GroupBy {
+    /// The image's group; `None` for an image with no name (or without the tag), which is a
+    /// group of its own: never lumped together with others it has nothing in common with.
+    pub(super) fn key(&self, image: &Image) -> Option<String> {
+        match self {
+            GroupBy::None => Some(String::new()),
+            GroupBy::Name => image.name.as_deref().map(|n| name_family(n).to_owned()),
+            GroupBy::Tag(key) => image.tags.get(key).cloned(),
+        }
+    }
+
+    /// The group as the plan shows it; `None` without grouping.
+    pub(super) fn label(&self, image: &Image) -> Option<String> {
+        match self {
+            GroupBy::None => None,
+            GroupBy::Name => self.key(image),
+            GroupBy::Tag(key) => self.key(image).map(|value| format!("{key}={value}")),
+        }
+    }
+
+    pub(super) fn describe(&self, key: Option<&str>) -> String {
+        match (self, key) {
+            (GroupBy::None, _) => "the selection".to_owned(),
+            (GroupBy::Name, Some(family)) => format!("the images named '{family}…'"),
+            (GroupBy::Name, None) => "its own group (it has no name)".to_owned(),
+            (GroupBy::Tag(tag), Some(value)) => format!("the images tagged {tag}={value}"),
+            (GroupBy::Tag(tag), None) => format!("its own group (it has no {tag} tag)"),
+        }
+    }
+}
+
+/// A name without its trailing build stamp: a date (`20240101`, `2024-01-01`), a timestamp
+/// (`20240101-120000`, `2024-01-01T12-00-00Z`, seconds since 1970) or a build number (`42`,
+/// `v7`, `build42`), after a separator. What comes before it stays, release lines included:
+/// `ubuntu-20.04-20240101` is `ubuntu-20.04`, apart from `ubuntu-22.04-20240301`. A name with
+/// no such stamp is a family of its own (the end of a dotted version such as `app-1.2.3` or
+/// `ubuntu-20.04` is not a build stamp).
+pub fn name_family(name: &str) -> &str {
+    static STAMP: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(
+            r"^(?P<family>.+?)(?P<sep>[-_. /:])(?:\d{4}[-_.]?\d{2}[-_.]?\d{2}(?:[T_ .-]?\d{2}[-_:.]?\d{2}(?:[-_:.]?\d{2})?)?Z?|(?:v|build|b|r)?\d+)$",
+        )
+        .expect("a valid pattern")
+    });
+    let Some(found) = STAMP.captures(name) else {
+        return name;
+    };
+    let family = found.name("family").map_or(name, |m| m.as_str());
+    let dotted_version = &found["sep"] == "." && family.ends_with(|c: char| c.is_ascii_digit());
+    if dotted_version { name } else { family }
+}
+
+/// What the user asked for, besides which images. A saved plan records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Keep this many of the newest launchable images of each group.
+    pub keep: usize,
+    pub group_by: GroupBy,
+    pub delete_snapshots: bool,
+    /// Deregister images even when something can launch them.
+    pub allow_in_use: bool,
+    /// Deregister images other accounts may launch (public or shared).
+    pub include_shared: bool,
+    /// Also delete snapshots made for images that no longer exist…
+    pub orphans: bool,
+    /// …that are at least this old (a younger one may belong to an image still being made).
+    pub orphans_older_than: SignedDuration,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            keep: 0,
+            group_by: GroupBy::None,
+            delete_snapshots: false,
+            allow_in_use: false,
+            include_shared: false,
+            orphans: false,
+            orphans_older_than: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageAction {
+    Deregister,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotAction {
+    Delete,
+    Keep,
+}
+
+/// What happened to one entry when the plan was carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "reason")]
+pub enum Outcome {
+    /// Deregistered or deleted now.
+    Done,
+    /// It was gone already (e.g. a re-run after a partial failure).
+    AlreadyGone,
+    /// EC2 refused because something still uses it; kept, which is not a failure.
+    Kept(String),
+    /// Not attempted, e.g. a snapshot whose image could not be deregistered.
+    NotAttempted(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotPlan {
+    pub snapshot_id: SnapshotId,
+    pub region: String,
+    /// The account, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
+    pub size_gib: Option<i64>,
+    pub action: SnapshotAction,
+    pub reason: String,
+    pub result: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePlan {
+    pub image_id: ImageId,
+    pub region: String,
+    /// The account, when amictl works through `--role-arn`.
+    pub account_id: Option<String>,
+    pub name: Option<String>,
+    pub creation_date: Option<Timestamp>,
+    pub state: Option<String>,
+    /// Its group for `--keep` (`--group-by`); `None` without grouping, or alone in its own.
+    pub group: Option<String>,
+    pub action: ImageAction,
+    pub reason: String,
+    /// What can launch it.
+    pub used_by: Vec<ImageUser>,
+    /// Who else may launch it: `public`, accounts, organizations, OUs.
+    pub shared_with: Vec<String>,
+    pub snapshots: Vec<SnapshotPlan>,
+    pub result: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub images_deregistered: usize,
+    pub snapshots_deleted: usize,
+    pub gib_freed: i64,
+    pub images_kept: usize,
+    /// Images kept only because something that might launch them could not be checked.
+    pub images_unchecked: usize,
+    pub failures: usize,
+    /// GiB freed × the snapshot price: an upper bound, as snapshots are incremental.
+    pub estimated_monthly_saving_usd: f64,
+}
+
+/// The plan, and after it is carried out, the report: the same value, with results. A saved
+/// plan records what made it (selection, policy, accounts, regions), so that applying it asks
+/// the same question again and carries out only what both answers say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub dry_run: bool,
+    pub selection: Selection,
+    pub policy: Policy,
+    /// The accounts the plan was made in (the owners of the images read).
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    pub images: Vec<ImagePlan>,
+    pub orphan_snapshots: Vec<SnapshotPlan>,
+    /// What could not be checked; every candidate image was kept for it.
+    pub unchecked: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Whether carrying the plan out would change anything.
+    pub fn has_work(&self) -> bool {
+        self.images.iter().any(|i| i.action == ImageAction::Deregister)
+            || self.orphan_snapshots.iter().any(|s| s.action == SnapshotAction::Delete)
+    }
+
+    /// The plans of several regions (and accounts) as one; every entry carries its region.
+    pub fn merge(plans: Vec<Plan>, selection: &Selection, policy: &Policy) -> Plan {
+        let mut merged = Plan::empty(selection, policy);
+        let mut accounts = BTreeSet::new();
+        let mut regions = BTreeSet::new();
+        for plan in plans {
+            accounts.extend(plan.accounts);
+            regions.extend(plan.regions);
+            merged.images.extend(plan.images);
+            merged.orphan_snapshots.extend(plan.orphan_snapshots);
+            merged.unchecked.extend(plan.unchecked);
+        }
+        merged.accounts = accounts.into_iter().collect();
+        merged.regions = regions.into_iter().collect();
+        merged
+    }
+
+    pub(super) fn empty(selection: &Selection, policy: &Policy) -> Plan {
+        Plan {
+            format_version: PLAN_FORMAT,
+            dry_run: false,
+            selection: selection.clone(),
+            policy: policy.clone(),
+            accounts: Vec::new(),
+            regions: Vec::new(),
+            images: Vec::new(),
+            orphan_snapshots: Vec::new(),
+            unchecked: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The entries of one region (of one account, with `--role-arn`).
+    pub fn of_scope(&self, region: &str, account_id: Option<&str>) -> Plan {
+        let here =
+            |entry_region: &str, entry_account: Option<&str>| entry_region == region && entry_account == account_id;
+        Plan {
+            regions: vec![region.to_owned()],
+            images: self
+                .images
+                .iter()
+                .filter(|i| here(&i.region, i.account_id.as_deref()))
+                .cloned()
+                .collect(),
+            orphan_snapshots: (self.orphan_snapshots.iter())
+                .filter(|s| here(&s.region, s.account_id.as_deref()))
+                .cloned()
+                .collect(),
+            unchecked: Vec::new(),
+            summary: Summary::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The accounts the plan's entries live in (`None`: the caller's own).
+    pub fn entry_accounts(&self) -> BTreeSet<Option<&str>> {
+        self.images
+            .iter()
+            .map(|i| i.account_id.as_deref())
+            .chain(self.orphan_snapshots.iter().map(|s| s.account_id.as_deref()))
+            .collect()
+    }
+
+    /// Every snapshot entry: those of images, then orphans.
+    pub fn snapshots(&self) -> impl Iterator<Item = &SnapshotPlan> {
+        self.images
+            .iter()
+            .flat_map(|i| &i.snapshots)
+            .chain(&self.orphan_snapshots)
+    }
+
+    /// Counts what was done, or before (or without) execution, what would be done.
+    /// A snapshot listed under several images counts once.
+    pub fn summarize(&mut self, price_per_gib_month: f64) {
+        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
+        let counts = |action_taken: bool, result: Option<&Outcome>| {
+            if executed {
+                result == Some(&Outcome::Done)
+            } else {
+                action_taken
+            }
+        };
+        let mut summary = Summary {
+            images_deregistered: self
+                .images
+                .iter()
+                .filter(|i| counts(i.action == ImageAction::Deregister, i.result.as_ref()))
+                .count(),
+            images_kept: self.images.iter().filter(|i| i.action == ImageAction::Keep).count(),
+            images_unchecked: self
+                .images
+                .iter()
+                .filter(|i| i.action == ImageAction::Keep && i.reason.starts_with(UNCHECKED))
+                .count(),
+            failures: self
+                .images
+                .iter()
+                .filter_map(|i| i.result.as_ref())
+                .chain(self.snapshots().filter_map(|s| s.result.as_ref()))
+                .filter(|r| matches!(r, Outcome::Failed(_)))
+                .count(),
+            ..Summary::default()
+        };
+        let mut seen = BTreeSet::new();
+        for snapshot in self.snapshots() {
+            if counts(snapshot.action == SnapshotAction::Delete, snapshot.result.as_ref())
+                && seen.insert(snapshot.snapshot_id.as_str())
+            {
+                summary.snapshots_deleted += 1;
+                summary.gib_freed += snapshot.size_gib.unwrap_or(0);
+            }
+        }
+        #[allow(clippy::cast_precision_loss)] // GiB counts are far below 2^52
+        let saving = summary.gib_freed as f64 * price_per_gib_month;
+        summary.estimated_monthly_saving_usd = (saving * 100.0).round() / 100.0;
+        self.summary = summary;
+    }
+}
+
+/// How a kept image's reason starts when what might launch it could not be checked.
+const UNCHECKED: &str = "could not check what launches it";
+
+/// Made-up inventories for the tests of this module and its parts.
+#[cfg(test)]
+mod testing {
+    use super::*;
+    use crate::model::ImageUser;
+
+    pub fn image(id: &str, name: &str, created: &str) -> Image {
+        let mut image = Image::for_tests(id);
+        image.name = Some(name.to_owned());
+        image.creation_date = Some(created.parse().unwrap());
+        image
+    }
+
+    pub fn now() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    pub fn cleanup_policy() -> Policy {
+        Policy {
+            delete_snapshots: true,
+            ..Policy::default()
+        }
+    }
+
+    pub fn all() -> Selection {
+        Selection {
+            all: true,
+            ..Selection::default()
+        }
+    }
+
+    pub fn of(images: &[Image]) -> Inventory {
+        Inventory {
+            images: images.to_vec(),
+            ..Inventory::default()
+        }
+    }
+
+    pub fn actions(plan: &Plan) -> Vec<(&str, ImageAction)> {
+        plan.images.iter().map(|i| (i.image_id.as_str(), i.action)).collect()
+    }
+
+    pub fn use_by(inventory: &mut Inventory, image: &str, user: ImageUser) {
+        inventory
+            .usage
+            .users
+            .entry(ImageId::from_ec2(image))
+            .or_default()
+            .insert(user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_families_drop_only_the_trailing_build_stamp() {
+        for (name, family) in [
+            ("app-20240101", "app"),
+            ("app_20240101-120000", "app"),
+            ("app-2024-01-01T12-00-00Z", "app"),
+            ("app-2024-01-01", "app"),
+            ("app-1700000000", "app"),
+            ("app-v2", "app"),
+            ("app-build42", "app"),
+            ("web-server-7", "web-server"),
+            ("ubuntu-20.04-20240101", "ubuntu-20.04"),
+            ("ubuntu-22.04-20240301", "ubuntu-22.04"),
+            (
+                "ubuntu/images/ubuntu-jammy-22.04-amd64-server-20240301",
+                "ubuntu/images/ubuntu-jammy-22.04-amd64-server",
+            ),
+            ("app-1.2.3", "app-1.2.3"),
+            ("ubuntu-20.04", "ubuntu-20.04"),
+            ("app-1.2.3-45", "app-1.2.3"),
+            (
+                "amzn2-ami-hvm-2.0.20240306.2-x86_64-gp2",
+                "amzn2-ami-hvm-2.0.20240306.2-x86_64-gp2",
+            ),
+            ("dev", "dev"),
+            ("base-image", "base-image"),
+            ("2024", "2024"),
+        ] {
+            assert_eq!(name_family(name), family, "{name}");
+        }
+    }
+
+    #[test]
+    fn groupings_parse_and_read_back() {
+        assert_eq!("none".parse::<GroupBy>().unwrap(), GroupBy::None);
+        assert_eq!("tag:app".parse::<GroupBy>().unwrap(), GroupBy::Tag("app".to_owned()));
+        assert!("tag:".parse::<GroupBy>().is_err());
+        assert!("size".parse::<GroupBy>().is_err());
+        for grouping in ["none", "name", "tag:app"] {
+            assert_eq!(grouping.parse::<GroupBy>().unwrap().to_string(), grouping);
+        }
+    }
+}
