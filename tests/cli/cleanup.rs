@@ -1,14 +1,13 @@
 //! `amictl cleanup` against moto, with a recording proxy counting requests by action.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::{TestEnv, Tripwire, plan_entry as entry};
 
-/// Five images `app-1` (oldest) … `app-5`, a second apart so that their creation dates
-/// order them; `app-2` runs an instance and `app-3` is a launch template's image.
+/// Five images `app-1` (oldest) … `app-5`, made in that order: newest first is by creation
+/// second, then by name, so they are ordered whether or not a second passes between them.
+/// `app-2` runs an instance and `app-3` is a launch template's image.
 struct Five {
     env: TestEnv,
     images: Vec<String>,
@@ -20,9 +19,6 @@ impl Five {
         let instance = env.run_instance(None);
         let mut images = Vec::new();
         for n in 1..=5 {
-            if n > 1 {
-                std::thread::sleep(Duration::from_millis(1050));
-            }
             images.push(env.create_image(&instance, &format!("app-{n}"), &[]));
         }
         env.run_instance_from(&images[1]);
@@ -369,7 +365,7 @@ fn release_lines_are_families_of_their_own_under_group_by_name() {
     let instance = env.run_instance(None);
     let focal = env.create_image(&instance, "ubuntu-20.04-20240101", &[]);
     let jammy_old = env.create_image(&instance, "ubuntu-22.04-20240101", &[]);
-    std::thread::sleep(Duration::from_millis(1050)); // creation dates have one-second resolution
+    // Made after it, and later by name: the newest in either order.
     let jammy_new = env.create_image(&instance, "ubuntu-22.04-20240301", &[]);
 
     let json = env
@@ -425,7 +421,7 @@ fn a_hand_edited_plan_carries_out_only_what_its_own_selection_picks() {
     let env = TestEnv::new();
     let instance = env.run_instance(None);
     let old = env.create_image(&instance, "edit-1", &[]);
-    std::thread::sleep(Duration::from_millis(1050)); // creation dates have one-second resolution
+    // Made after it, and later by name: the newest in either order.
     let newest = env.create_image(&instance, "edit-2", &[]);
     let unrelated = env.create_image(&instance, "other-1", &[]);
     let snapshots_kept = [env.snapshot_of(&newest), env.snapshot_of(&unrelated)];
