@@ -4,8 +4,9 @@ side in one run against the same local moto server. Run it through scripts/bench
 Scenarios (medians of --runs runs):
   describe N   `amictl -o json describe` vs `aws ec2 describe-images --owners self` vs one
                raw DescribeImages request (the floor)
-  cleanup N    `amictl cleanup --all --yes` vs the same DeregisterImage + DeleteSnapshot
-               calls fired by 8 workers straight at the server (the floor) vs a shell loop
+  cleanup N    `amictl cleanup --all --yes` vs the requests it cannot do without (each image's
+               launch permissions, then DeregisterImage + DeleteSnapshot) fired by 8 workers
+               straight at the server (the floor) vs a shell loop
                of `aws ec2 deregister-image` + `aws ec2 delete-snapshot` (timed on a sample
                and scaled to N)
   plan N,M     `amictl cleanup --all --dry-run` over N and over M images: the planning step's own
@@ -137,7 +138,8 @@ class CountingProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                action = urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
+                target = self.headers.get("X-Amz-Target", "")
+                action = target.split(".")[-1] if target else urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
                 with lock:
                     counts[action] += 1
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=300)
@@ -243,6 +245,14 @@ def main():
                 pairs = moto.seed(n)
                 start = time.perf_counter()
 
+                # The floor does what amictl must: read each image's launch permissions
+                # (whether another account may launch it), then deregister it and delete its
+                # snapshot.
+                def reader(share):
+                    client = Ec2(moto.port)
+                    for image, _ in share:
+                        client.call("DescribeImageAttribute", ImageId=image, Attribute="launchPermission")
+
                 def worker(share):
                     client = Ec2(moto.port)
                     for image, snapshot in share:
@@ -251,6 +261,7 @@ def main():
                             client.call("DeleteSnapshot", SnapshotId=snapshot)
 
                 with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                    list(pool.map(reader, [pairs[w::8] for w in range(8)]))
                     list(pool.map(worker, [pairs[w::8] for w in range(8)]))
                 f.append(time.perf_counter() - start)
             moto.reset()
@@ -268,7 +279,7 @@ def main():
             am, fm = median(a), median(f)
             rows += [
                 (f"cleanup {n}", "amictl", am, counted, None),
-                ("", "8 raw workers (floor)", fm, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
+                ("", "8 raw workers (floor)", fm, {"DescribeImageAttribute": n, "DeregisterImage": n, "DeleteSnapshot": n}, None),
                 ("", f"aws CLI loop (x{n // args.cli_sample} of {args.cli_sample})", loop, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
             ]
             checks += [
