@@ -9,6 +9,10 @@ Scenarios (medians of --runs runs):
                straight at the server (the floor) vs a shell loop
                of `aws ec2 deregister-image` + `aws ec2 delete-snapshot` (timed on a sample
                and scaled to N)
+  rate limits  `amictl cleanup --all --yes` of N images behind a proxy that throttles like EC2
+               (a token bucket per action: DeregisterImage and DeleteSnapshot 100 burst, 5/s;
+               DescribeImageAttribute 100 burst, 20/s; --rate-scale multiplies the refills), with
+               the floor no client can beat, the throttled share, and with AWS_RETRY_MODE=adaptive
   plan N,M     `amictl cleanup --all --dry-run` over N and over M images: the planning step's own
                time (amictl logs it at -v), which must grow linearly with the account
   start-up     `amictl --version` and a usage error
@@ -127,11 +131,26 @@ class Moto:
 
 
 class CountingProxy:
-    """Counts requests by action on their way to moto."""
+    """Counts requests by action on their way to moto; with `buckets` ({action: (burst, per
+    second)}) it throttles those actions the way EC2 does, with a token bucket each, answering
+    RequestLimitExceeded when one is empty."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, buckets=None):
         counts = self.counts = Counter()
+        throttled = self.throttled = Counter()
         lock = threading.Lock()
+        tokens = {action: [float(burst), float(rate), float(burst), time.monotonic()] for action, (burst, rate) in (buckets or {}).items()}
+
+        def take(action):
+            bucket = tokens.get(action)
+            if bucket is None:
+                return True
+            burst, rate, level, at = bucket
+            now = time.monotonic()
+            level = min(burst, level + (now - at) * rate)
+            ok = level >= 1.0
+            bucket[2], bucket[3] = (level - 1.0 if ok else level), now
+            return ok
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -142,6 +161,18 @@ class CountingProxy:
                 action = target.split(".")[-1] if target else urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
                 with lock:
                     counts[action] += 1
+                    allowed = take(action)
+                    if not allowed:
+                        throttled[action] += 1
+                if not allowed:
+                    data = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+                            b"<Message>Request limit exceeded.</Message></Error></Errors><RequestID>bench</RequestID></Response>")
+                    self.send_response(503)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=300)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
                 upstream.request("POST", self.path, body=body, headers=headers)
@@ -166,6 +197,9 @@ class CountingProxy:
         counts = dict(self.counts)
         self.counts.clear()
         return counts
+
+    def stop(self):
+        self.server.shutdown()
 
 
 def timed(argv, endpoint, rss=False):
@@ -200,6 +234,9 @@ def main():
     parser.add_argument("--cli-sample", type=int, default=10, help="images the AWS CLI loop removes, to scale from")
     parser.add_argument("--memory-images", type=int, default=10000)
     parser.add_argument("--plan-images", default="5000,20000", help="two image counts for the planning scenario ('' skips it)")
+    parser.add_argument("--rate-limit-images", default="200,1000", help="image counts for the EC2 rate limits scenario ('' skips it)")
+    parser.add_argument("--rate-scale", type=float, default=1.0,
+                        help="refill rates times this (EC2's: 5/s for DeregisterImage and DeleteSnapshot, 20/s for Describe*); 10 keeps the ratios and shortens the run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--amictl", required=True)
     parser.add_argument("--aws", required=True)
@@ -289,6 +326,40 @@ def main():
                  (counted.get("DeregisterImage", 0) + counted.get("DeleteSnapshot", 0)) / (2 * n), "== 1",
                  counted.get("DeregisterImage") == n and counted.get("DeleteSnapshot") == n),
             ]
+
+        for n in [int(x) for x in args.rate_limit_images.split(",") if x]:
+            scale = args.rate_scale
+            writes_rate, reads_rate, burst = 5 * scale, 20 * scale, 100
+            floor = max(0, n - burst) / reads_rate + max(0, n - burst) / writes_rate
+            for mode in ("", "adaptive"):
+                moto.reset()
+                moto.seed(n)
+                limited = CountingProxy(moto.port, {
+                    "DeregisterImage": (burst, writes_rate),
+                    "DeleteSnapshot": (burst, writes_rate),
+                    "DescribeImageAttribute": (burst, reads_rate),
+                })
+                env = dict(ENV, AWS_ENDPOINT_URL=limited.url)
+                if mode:
+                    env["AWS_RETRY_MODE"] = mode
+                start = time.perf_counter()
+                done = subprocess.run([amictl, "cleanup", "--all", "--yes", "-q", "-o", "json"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                wall = time.perf_counter() - start
+                limited.stop()
+                report = json.loads(done.stdout or b"{}")
+                failures = report.get("summary", {}).get("failures", "?")
+                writes = n * 2
+                throttled = limited.throttled["DeregisterImage"] + limited.throttled["DeleteSnapshot"]
+                label = f"rate limits {n}" + (" adaptive" if mode else "")
+                rows.append((label, f"amictl (exit {done.returncode}, {failures} failed)", wall, dict(limited.counts), None))
+                rows.append(("", "floor (the buckets' refill)", floor, None, None))
+                checks += [
+                    (f"{label}: amictl / floor", wall / floor, "<= 1.10", wall / floor <= 1.10),
+                    (f"{label}: throttled writes / writes needed", throttled / writes, "<= 0.10", throttled / writes <= 0.10),
+                    (f"{label}: failures", float(failures if isinstance(failures, int) else 1) + done.returncode, "== 0",
+                     done.returncode == 0 and failures == 0),
+                ]
 
         plan_sizes = [int(x) for x in args.plan_images.split(",") if x]
         planned = {}

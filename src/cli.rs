@@ -10,7 +10,7 @@ use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
     AccountId, Age, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn,
-    OuArn, Owner, Price, Region, RoleArn, Tag,
+    OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -61,6 +61,10 @@ pub struct GlobalArgs {
     /// Give up on one AWS request, retries included, after this long (e.g. 30s, 2m) [default: 1m]
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<HumanDuration>,
+
+    /// At most this many requests a second of each bulk action (deregister, delete, read permissions), leaving EC2's rate limits to the account's other tools [default: as fast as EC2 allows, learned from its answers]
+    #[arg(long, global = true, value_name = "N")]
+    pub max_rate: Option<Rate>,
 
     /// Result format: a table for people, or one JSON document for programs
     #[arg(short, long, global = true, value_parser = choice::<OutputFormat>(OutputFormat::CHOICES), default_value = "table")]

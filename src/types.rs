@@ -596,6 +596,24 @@ impl FromStr for HumanDuration {
     }
 }
 
+/// Requests a second, more than zero (`--max-rate`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate(pub f64);
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<f64>() {
+            Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 10_000.0 => Ok(Rate(rate)),
+            _ => Err(format!(
+                "'{}' is not a rate: expected requests a second, more than 0 and at most 10000, e.g. 2 or 0.5",
+                shorten(s)
+            )),
+        }
+    }
+}
+
 /// An age such as `1d` or `12h`; unlike [`HumanDuration`], zero is allowed (`0s`: any age).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Age(pub std::time::Duration);

@@ -160,6 +160,7 @@ impl<'run> Connect<'run> {
             max_attempts: self.global.max_attempts,
             timeout: self.global.timeout.map(|t| t.0),
             role: None,
+            max_rate: self.global.max_rate.map(|r| r.0),
         }
     }
 

@@ -10,6 +10,7 @@ mod instances;
 mod metadata;
 #[cfg(test)]
 pub mod mock;
+mod pace;
 mod permissions;
 mod retry;
 mod snapshots;
@@ -60,6 +61,8 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// `--role-arn`: work in that role's account, with credentials from assuming it.
     pub role: Option<RoleArn>,
+    /// `--max-rate`: requests a second per action, at most.
+    pub max_rate: Option<f64>,
 }
 
 /// An EC2 client bound to one region, with what error messages need to name.
@@ -74,6 +77,8 @@ pub struct Ec2 {
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
     account_id: Option<String>,
+    /// The paced actions of this account and region, each with its own rate.
+    streams: std::sync::Arc<pace::Streams>,
 }
 
 /// How one account is reached: its SDK configuration and credentials (assumed once, for a
@@ -84,6 +89,9 @@ pub struct Session {
     region: Region,
     endpoint_url: Option<EndpointUrl>,
     account_id: Option<String>,
+    max_rate: Option<f64>,
+    max_attempts: Option<u32>,
+    budget: Duration,
 }
 
 impl Session {
@@ -140,6 +148,9 @@ impl Session {
             region,
             endpoint_url: options.endpoint_url.clone(),
             account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
+            max_rate: options.max_rate,
+            max_attempts: options.max_attempts,
+            budget: operation_timeout,
         })
     }
 
@@ -169,6 +180,7 @@ impl Session {
             endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
             account_id: self.account_id.clone(),
             region: region.as_str().to_owned(),
+            streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
         }
     }
 }
@@ -215,6 +227,7 @@ impl Ec2 {
             region: region.to_owned(),
             endpoint: "mock".to_owned(),
             account_id: None,
+            streams: std::sync::Arc::new(pace::Streams::new(None, None, OPERATION_TIMEOUT)),
         }
     }
 }

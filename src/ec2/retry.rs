@@ -17,9 +17,12 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 /// It stays a client-side limit: a run that only ever fails stops retrying.
 pub fn partition() -> RetryPartition {
     RetryPartition::custom("amictl")
-        .token_bucket(TokenBucket::new(25_000))
+        .token_bucket(TokenBucket::new(RETRY_QUOTA))
         .build()
 }
+
+/// The retry quota of a partition, in the SDK's tokens (5 per throttled retry).
+pub const RETRY_QUOTA: usize = 25_000;
 
 /// A refused connection means nothing listens at the endpoint: retrying only delays the
 /// error. (Dropped connections, timeouts, 5xx and throttling are still retried.)

@@ -41,7 +41,17 @@ impl Ec2 {
 
     /// Deletes a snapshot. One already gone is not an error: a re-run finishes the job.
     pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<SnapshotDeletion, Error> {
-        match self.client.delete_snapshot().snapshot_id(id.as_str()).send().await {
+        let stream = self.streams.of("DeleteSnapshot");
+        self.streams.before(&stream).await?;
+        let result = self
+            .client
+            .delete_snapshot()
+            .snapshot_id(id.as_str())
+            .customize()
+            .config_override(self.streams.config(&stream))
+            .send()
+            .await;
+        let outcome = match result {
             Ok(_) => Ok(SnapshotDeletion::Deleted),
             Err(err) => match err.code() {
                 Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
@@ -50,7 +60,8 @@ impl Ec2 {
                 }
                 _ => Err(self.error("DeleteSnapshot", &err)),
             },
-        }
+        };
+        self.streams.settle(&stream, outcome)
     }
 }
 

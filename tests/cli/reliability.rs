@@ -314,3 +314,52 @@ fn the_flag_wins_over_the_environment_for_attempts() {
         "--max-attempts, AWS_MAX_ATTEMPTS, and the flag over the variable"
     );
 }
+
+#[test]
+fn behind_ec2_like_rate_limits_a_cleanup_finishes_with_few_throttled_answers() {
+    let env = TestEnv::new();
+    images(&env, 100);
+    let proxy = Proxy::start(&env.endpoint);
+    for action in ["DeregisterImage", "DeleteSnapshot", "DescribeImageAttribute"] {
+        proxy.limit(action, 10, 20.0);
+    }
+
+    let run = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .run();
+
+    let report = run.assert_code(0).json();
+    assert_eq!(report["summary"]["images_deregistered"], 100, "{}", run.stderr);
+    assert!(env.image_ids().is_empty() && env.snapshot_ids().is_empty());
+    let writes = proxy.count("DeregisterImage") + proxy.count("DeleteSnapshot");
+    let throttled = proxy.throttled("DeregisterImage") + proxy.throttled("DeleteSnapshot");
+    assert!(
+        throttled * 4 <= writes,
+        "each stream learns its rate: {throttled} of {writes} writes throttled"
+    );
+}
+
+#[test]
+fn a_lasting_throttle_ends_within_the_timeout_with_the_report_and_the_rerun_hint() {
+    let env = TestEnv::new();
+    images(&env, 6);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DeregisterImage", Fault::always(Fault::throttled()));
+
+    let run = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "--timeout", "3s", "-o", "json"])
+        .run();
+
+    run.assert_code(1);
+    assert!(run.elapsed < Duration::from_secs(12), "took {:?}", run.elapsed);
+    let report = run.json();
+    assert_eq!(report["summary"]["failures"], 6, "{report}");
+    assert!(run.stderr.contains("run the same command again"), "{}", run.stderr);
+    assert!(
+        report["images"][0]["result"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("got through") || r.contains("RequestLimitExceeded")),
+        "{report}"
+    );
+    assert_eq!(env.image_ids().len(), 6, "nothing was removed");
+}

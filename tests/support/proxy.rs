@@ -130,6 +130,34 @@ impl Fault {
 struct State {
     actions: Vec<String>,
     faults: HashMap<String, Fault>,
+    buckets: HashMap<String, Bucket>,
+    throttled: HashMap<String, usize>,
+}
+
+/// EC2's throttling of one action: a token bucket of `burst` requests refilled at `per_second`.
+/// A request that finds it empty is answered `RequestLimitExceeded`, as EC2 does.
+#[derive(Debug, Clone)]
+struct Bucket {
+    burst: f64,
+    per_second: f64,
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl Bucket {
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub struct Proxy {
@@ -168,6 +196,25 @@ impl Proxy {
     /// Answers `action` with an EC2 error instead of forwarding it.
     pub fn fail(&self, action: &str, fault: Fault) {
         self.lock().faults.insert(action.to_owned(), fault);
+    }
+
+    /// Throttles `action` the way EC2 does: a token bucket of `burst` requests, refilled at
+    /// `per_second` (a full bucket to start with).
+    pub fn limit(&self, action: &str, burst: u32, per_second: f64) {
+        self.lock().buckets.insert(
+            action.to_owned(),
+            Bucket {
+                burst: f64::from(burst),
+                per_second,
+                tokens: f64::from(burst),
+                refilled: std::time::Instant::now(),
+            },
+        );
+    }
+
+    /// How many requests for `action` its bucket turned away.
+    pub fn throttled(&self, action: &str) -> usize {
+        self.lock().throttled.get(action).copied().unwrap_or(0)
     }
 
     /// How many requests for `action` arrived (failed ones included).
@@ -251,10 +298,16 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let misbehaviour = {
         let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.actions.push(action.clone());
-        state
-            .faults
-            .get_mut(&action)
-            .and_then(|fault| fault.applies().then(|| fault.what.clone()))
+        let empty = state.buckets.get_mut(&action).is_some_and(|bucket| !bucket.take());
+        if empty {
+            *state.throttled.entry(action.clone()).or_insert(0) += 1;
+            Some(Fault::throttled())
+        } else {
+            state
+                .faults
+                .get_mut(&action)
+                .and_then(|fault| fault.applies().then(|| fault.what.clone()))
+        }
     };
     let mut client = client;
     match misbehaviour {
