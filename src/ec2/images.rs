@@ -191,23 +191,25 @@ impl Ec2 {
     /// Deregisters an image. One already gone is not an error: a re-run finishes the job.
     pub async fn deregister_image(&self, id: &ImageId) -> Result<Deregistered, Error> {
         let stream = self.streams.of("DeregisterImage");
-        self.streams.before(&stream).await?;
-        let result = self
-            .client
-            .deregister_image()
-            .image_id(id.as_str())
-            .customize()
-            .config_override(self.streams.config(&stream))
-            .send()
-            .await;
-        let outcome = match result {
-            Ok(_) => Ok(Deregistered::Now),
-            Err(err) if matches!(err.code(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
-                Ok(Deregistered::AlreadyGone)
-            }
-            Err(err) => Err(self.error("DeregisterImage", &err)),
-        };
-        self.streams.settle(&stream, outcome)
+        self.streams
+            .send(&stream, |config| async move {
+                let result = self
+                    .client
+                    .deregister_image()
+                    .image_id(id.as_str())
+                    .customize()
+                    .config_override(config)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(Deregistered::Now),
+                    Err(err) if matches!(err.code(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
+                        Ok(Deregistered::AlreadyGone)
+                    }
+                    Err(err) => Err(self.error("DeregisterImage", &err)),
+                }
+            })
+            .await
     }
 
     fn images_not_found(&self, ids: &[ImageId]) -> Error {

@@ -68,7 +68,7 @@ impl Streams {
                 action,
                 partition: RetryPartition::custom(format!("amictl-{action}"))
                     .token_bucket(TokenBucket::new(super::retry::RETRY_QUOTA))
-                    .client_rate_limiter(ClientRateLimiter::default())
+                    .client_rate_limiter(ClientRateLimiter::new(seconds_since_epoch()))
                     .build(),
                 next_slot: Mutex::new(Instant::now()),
                 last_success: Mutex::new(None),
@@ -79,14 +79,14 @@ impl Streams {
 
     /// The configuration of one request of the stream: its own adaptive rate limiter and
     /// retry quota.
-    pub fn config(&self, stream: &Stream) -> aws_sdk_ec2::config::Builder {
+    fn config(&self, stream: &Stream) -> aws_sdk_ec2::config::Builder {
         aws_sdk_ec2::config::Builder::default()
             .retry_partition(stream.partition.clone())
             .retry_config(RetryConfig::adaptive().with_max_attempts(self.max_attempts.unwrap_or(PACED_MAX_ATTEMPTS)))
     }
 
     /// Waits for the stream's turn under `--max-rate`; fails at once when the stream is stuck.
-    pub async fn before(&self, stream: &Stream) -> Result<(), Error> {
+    async fn before(&self, stream: &Stream) -> Result<(), Error> {
         if stream.stuck.load(Ordering::SeqCst) {
             return Err(self.stuck_error(stream));
         }
@@ -110,10 +110,29 @@ impl Streams {
         Ok(())
     }
 
+    /// Sends one request of the stream (`send` makes and sends it with the configuration it
+    /// is given) until it gets an answer other than throttling or silence, or the stream is
+    /// stuck: while anything of the stream gets through, throttling fails no request.
+    pub async fn send<T, F, Fut>(&self, stream: &Stream, send: F) -> Result<T, Error>
+    where
+        F: Fn(aws_sdk_ec2::config::Builder) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        loop {
+            self.before(stream).await?;
+            match self.settle(stream, send(self.config(stream)).await) {
+                Err(err) if is_throttling_or_silence(&err) && !stream.stuck.load(Ordering::SeqCst) => {
+                    tracing::debug!(action = stream.action, "throttled, but the stream moves: again ({err})");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Records how a request ended. A failure that throttling (or no answer) can explain,
     /// with nothing of the stream getting through for the whole budget, makes the stream
     /// stuck, and becomes an error that says so.
-    pub fn settle<T>(&self, stream: &Stream, result: Result<T, Error>) -> Result<T, Error> {
+    fn settle<T>(&self, stream: &Stream, result: Result<T, Error>) -> Result<T, Error> {
         let now = Instant::now();
         let mut last = stream.last_success.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
@@ -139,6 +158,14 @@ impl Streams {
             humantime::format_duration(Duration::from_secs(self.budget.as_secs()))
         ))
     }
+}
+
+/// Now, as the SDK's rate limiter counts time (it measures the send rate in time buckets from
+/// its start, which must be now, not 1970).
+fn seconds_since_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Throttling that outlasted the attempts, or a request that ran out of time.

@@ -117,18 +117,20 @@ impl Ec2 {
     /// Who besides the owner may launch the image. Only the owner may read this.
     pub async fn launch_permissions(&self, image_id: &ImageId) -> Result<LaunchPermissions, Error> {
         let stream = self.streams.of("DescribeImageAttribute");
-        self.streams.before(&stream).await?;
-        let result = self
-            .client
-            .describe_image_attribute()
-            .image_id(image_id.as_str())
-            .attribute(ImageAttributeName::LaunchPermission)
-            .customize()
-            .config_override(self.streams.config(&stream))
-            .send()
-            .await
-            .map_err(|err| self.error("DescribeImageAttribute", &err));
-        let output = self.streams.settle(&stream, result)?;
+        let output = self
+            .streams
+            .send(&stream, |config| async move {
+                self.client
+                    .describe_image_attribute()
+                    .image_id(image_id.as_str())
+                    .attribute(ImageAttributeName::LaunchPermission)
+                    .customize()
+                    .config_override(config)
+                    .send()
+                    .await
+                    .map_err(|err| self.error("DescribeImageAttribute", &err))
+            })
+            .await?;
         let mut permissions = LaunchPermissions::default();
         for grant in output.launch_permissions() {
             if grant.group() == Some(&PermissionGroup::All) {

@@ -42,26 +42,28 @@ impl Ec2 {
     /// Deletes a snapshot. One already gone is not an error: a re-run finishes the job.
     pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<SnapshotDeletion, Error> {
         let stream = self.streams.of("DeleteSnapshot");
-        self.streams.before(&stream).await?;
-        let result = self
-            .client
-            .delete_snapshot()
-            .snapshot_id(id.as_str())
-            .customize()
-            .config_override(self.streams.config(&stream))
-            .send()
-            .await;
-        let outcome = match result {
-            Ok(_) => Ok(SnapshotDeletion::Deleted),
-            Err(err) => match err.code() {
-                Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
-                Some("InvalidSnapshot.InUse") => {
-                    Ok(SnapshotDeletion::InUse(err.message().unwrap_or("in use").to_owned()))
+        self.streams
+            .send(&stream, |config| async move {
+                let result = self
+                    .client
+                    .delete_snapshot()
+                    .snapshot_id(id.as_str())
+                    .customize()
+                    .config_override(config)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(SnapshotDeletion::Deleted),
+                    Err(err) => match err.code() {
+                        Some("InvalidSnapshot.NotFound") => Ok(SnapshotDeletion::AlreadyGone),
+                        Some("InvalidSnapshot.InUse") => {
+                            Ok(SnapshotDeletion::InUse(err.message().unwrap_or("in use").to_owned()))
+                        }
+                        _ => Err(self.error("DeleteSnapshot", &err)),
+                    },
                 }
-                _ => Err(self.error("DeleteSnapshot", &err)),
-            },
-        };
-        self.streams.settle(&stream, outcome)
+            })
+            .await
     }
 }
 

@@ -197,6 +197,8 @@ fn a_bad_value_on_any_option_is_one_line_naming_it_exit_2_and_nothing_sent() {
         (vec!["describe", "--color", "sometimes"], "--color"),
         (vec!["describe", "--max-attempts", "0"], "--max-attempts"),
         (vec!["describe", "--timeout", "soon"], "--timeout"),
+        (vec!["cleanup", "--all", "--max-rate", "0"], "--max-rate"),
+        (vec!["cleanup", "--all", "--max-rate", "fast"], "--max-rate"),
         (vec!["describe", "--owner", ""], "--owner"),
         (vec!["describe", "--name", ""], "--name"),
         (vec!["describe", "--tag", ""], "--tag"),

@@ -34,12 +34,14 @@ fn statuses(report: &Value) -> Vec<String> {
 }
 
 #[test]
-fn cleanup_finishes_under_throttling_of_half_its_writes_and_500s_on_a_quarter_of_its_reads() {
+fn cleanup_finishes_when_its_writes_start_throttled_and_a_quarter_of_its_reads_fail() {
+    // Another tool emptied the buckets just before: the first writes of each action are
+    // throttled. (Throttling by rate is the test below; this one is about retrying.)
     let env = TestEnv::new();
     images(&env, 20);
     let proxy = Proxy::start(&env.endpoint);
     for action in ["DeregisterImage", "DeleteSnapshot"] {
-        proxy.fail(action, Fault::every(2, Fault::throttled()));
+        proxy.fail(action, Fault::first(3, Fault::throttled()));
     }
     for action in [
         "DescribeImages",
@@ -362,4 +364,22 @@ fn a_lasting_throttle_ends_within_the_timeout_with_the_report_and_the_rerun_hint
         "{report}"
     );
     assert_eq!(env.image_ids().len(), 6, "nothing was removed");
+}
+
+#[test]
+fn max_rate_leaves_the_bucket_alone() {
+    let env = TestEnv::new();
+    images(&env, 8);
+    let proxy = Proxy::start(&env.endpoint);
+    // A bucket that a burst would empty at once: 2 of burst, 5 a second.
+    proxy.limit("DeregisterImage", 2, 5.0);
+
+    let run = through(&env, &proxy)
+        .args(["cleanup", "--all", "--yes", "--max-rate", "4"])
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(proxy.count("DeregisterImage"), 8);
+    assert_eq!(proxy.throttled("DeregisterImage"), 0, "never faster than the refill");
+    assert!(env.image_ids().is_empty());
 }
