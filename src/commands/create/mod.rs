@@ -383,6 +383,21 @@ mod tests {
     }
 
     /// EC2's answer to CreateImage when the name is taken.
+    /// Own images named `web-1`: none at the duplicate check before creating; after EC2 said
+    /// the name is taken, one seconds old from this instance, still pending.
+    fn unseen_then_pending() -> Rule {
+        mock!(Client::describe_images)
+            .match_requests(|req| req.image_ids().is_empty())
+            .sequence()
+            .output(|| DescribeImagesOutput::builder().build())
+            .output(|| {
+                DescribeImagesOutput::builder()
+                    .images(image(IMAGE, "pending", Timestamp::now()))
+                    .build()
+            })
+            .build()
+    }
+
     fn duplicate_name_answer() -> Rule {
         mock!(Client::create_image).then_error(duplicate_name_error)
     }
@@ -500,16 +515,7 @@ mod tests {
         let duplicate = duplicate_name_on_retry();
         // The duplicate check before creating saw nothing; the look after the error sees the
         // image the first (lost) try made, seconds ago, from this instance.
-        let named = mock!(Client::describe_images)
-            .match_requests(|req| req.image_ids().is_empty())
-            .sequence()
-            .output(|| DescribeImagesOutput::builder().build())
-            .output(|| {
-                DescribeImagesOutput::builder()
-                    .images(image(IMAGE, "pending", Timestamp::now()))
-                    .build()
-            })
-            .build();
+        let named = unseen_then_pending();
         let lookup = mock!(Client::describe_images)
             .match_requests(|req| !req.image_ids().is_empty())
             .then_output(|| {
@@ -532,16 +538,7 @@ mod tests {
         // Another pipeline made `web-1` from the same instance seconds ago; this run's one and
         // only CreateImage is told the name is taken: an error, not that image.
         let duplicate = duplicate_name_answer();
-        let named = mock!(Client::describe_images)
-            .match_requests(|req| req.image_ids().is_empty())
-            .sequence()
-            .output(|| DescribeImagesOutput::builder().build())
-            .output(|| {
-                DescribeImagesOutput::builder()
-                    .images(image(IMAGE, "pending", Timestamp::now()))
-                    .build()
-            })
-            .build();
+        let named = unseen_then_pending();
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &duplicate]);
 
         let err = create(&ctx, &args(&[]), &target(), fast_policy())
