@@ -27,7 +27,7 @@ impl Ec2 {
         match err {
             SdkError::TimeoutError(_) => Error::Unreachable {
                 endpoint: self.endpoint.clone(),
-                detail: "no answer in time".to_owned(),
+                detail: NO_ANSWER_IN_TIME.to_owned(),
             },
             SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => Error::Unreachable {
                 endpoint: self.endpoint.clone(),
@@ -77,6 +77,9 @@ impl Ec2 {
         }
     }
 }
+
+/// How a request that ran out of time is described.
+pub(super) const NO_ANSWER_IN_TIME: &str = "no answer in time";
 
 fn credentials_message(err: &CredentialsError) -> String {
     match err {

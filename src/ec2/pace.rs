@@ -168,13 +168,75 @@ fn seconds_since_epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Throttling that outlasted the attempts, or a request that ran out of time.
+/// Throttling that outlasted the attempts, or a request that ran out of time (waiting for its
+/// turn counts). Not a refused connection: nothing listens there, and that is final.
 fn is_throttling_or_silence(err: &Error) -> bool {
     match err {
-        Error::Unreachable { .. } => true,
+        Error::Unreachable { detail, .. } => detail == super::errors::NO_ANSWER_IN_TIME,
         other => matches!(
             other.aws_code(),
             Some("RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "RequestThrottled")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> Error {
+        Error::Aws {
+            action: "DeregisterImage",
+            region: "eu-west-1".to_owned(),
+            code: code.to_owned(),
+            message: String::new(),
+        }
+    }
+
+    fn unreachable(detail: &str) -> Error {
+        Error::Unreachable {
+            endpoint: "http://127.0.0.1:1".to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_throttling_and_silence_are_the_stream_s_to_wait_out() {
+        assert!(is_throttling_or_silence(&aws("RequestLimitExceeded")));
+        assert!(is_throttling_or_silence(&unreachable(
+            super::super::errors::NO_ANSWER_IN_TIME
+        )));
+        assert!(
+            !is_throttling_or_silence(&unreachable("Connection refused (os error 111)")),
+            "final"
+        );
+        assert!(!is_throttling_or_silence(&aws("InvalidAMIID.Malformed")));
+    }
+
+    #[test]
+    fn a_stream_with_nothing_through_for_the_budget_is_stuck_and_fails_at_once() {
+        let streams = Streams::new(None, None, Duration::ZERO);
+        let stream = streams.of("DeregisterImage");
+        *stream.last_success.lock().unwrap() = Some(Instant::now());
+
+        let first = streams.settle::<()>(&stream, Err(aws("RequestLimitExceeded")));
+        let next = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(streams.before(&stream));
+
+        assert!(
+            first
+                .unwrap_err()
+                .to_string()
+                .starts_with("no DeregisterImage got through")
+        );
+        assert!(next.is_err(), "the stream's next request fails without being sent");
+        assert!(
+            streams.settle(&stream, Ok(())).is_ok(),
+            "anything getting through unsticks it"
+        );
+        assert!(!stream.stuck.load(Ordering::SeqCst));
     }
 }
