@@ -165,29 +165,43 @@ impl Ec2 {
         Ok(found.into_iter().flatten().collect())
     }
 
+    /// One paginated scan, paced as the account's DescribeInstances stream.
     async fn instances_using_chunk(&self, image_ids: &[ImageId]) -> Result<Vec<(String, ImageUser)>, Error> {
         let not_terminated = ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned);
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("image-id")
-                    .set_values(Some(image_ids.iter().map(ToString::to_string).collect()))
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(not_terminated.to_vec()))
-                    .build(),
-            )
-            .into_paginator()
-            .page_size(1000)
-            .send();
+        let stream = self.streams.of("DescribeInstances");
         let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeInstances", &err))?;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .streams
+                .send(&stream, |config| {
+                    let request = self
+                        .client
+                        .describe_instances()
+                        .filters(
+                            Filter::builder()
+                                .name("image-id")
+                                .set_values(Some(image_ids.iter().map(ToString::to_string).collect()))
+                                .build(),
+                        )
+                        .filters(
+                            Filter::builder()
+                                .name("instance-state-name")
+                                .set_values(Some(not_terminated.to_vec()))
+                                .build(),
+                        )
+                        .max_results(1000)
+                        .set_next_token(token.clone());
+                    async move {
+                        request
+                            .customize()
+                            .config_override(config)
+                            .send()
+                            .await
+                            .map_err(|err| self.error("DescribeInstances", &err))
+                    }
+                })
+                .await?;
             for instance in page
                 .reservations()
                 .iter()
@@ -197,8 +211,11 @@ impl Ec2 {
                     found.push((image.to_owned(), ImageUser::new(UserKind::Instance, id)));
                 }
             }
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
         }
-        Ok(found)
     }
 }
 
@@ -384,5 +401,39 @@ mod tests {
         assert!(usage.users.is_empty());
         assert_eq!(rules[lacking_calls].num_calls(), 1, "one try, not one per ten images");
         assert!(usage.not_offered[0].starts_with("DescribeImageReferences: the endpoint answered with a server error"));
+    }
+
+    #[tokio::test]
+    async fn instances_are_read_to_the_last_page() {
+        let instance = |id: &str, image: &str| {
+            sdk::Reservation::builder()
+                .instances(sdk::Instance::builder().instance_id(id).image_id(image).build())
+                .build()
+        };
+        let first = mock!(Client::describe_instances)
+            .match_requests(|req| req.next_token().is_none() && req.max_results() == Some(1000))
+            .then_output(move || {
+                DescribeInstancesOutput::builder()
+                    .reservations(instance("i-00000001", "ami-00000001"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::describe_instances)
+            .match_requests(|req| req.next_token() == Some("page-2"))
+            .then_output(move || {
+                DescribeInstancesOutput::builder()
+                    .reservations(instance("i-00000002", "ami-00000002"))
+                    .build()
+            });
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&first, &second]);
+
+        let found = ec2
+            .instances_using(&ids(&["ami-00000001", "ami-00000002"]))
+            .await
+            .unwrap();
+
+        let instances: Vec<&str> = found.iter().map(|(_, user)| user.id.as_str()).collect();
+        assert_eq!(instances, ["i-00000001", "i-00000002"]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 }

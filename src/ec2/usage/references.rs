@@ -134,21 +134,41 @@ impl Ec2 {
             for kind in &kinds {
                 request = request.resource_types(ResourceTypeRequest::builder().resource_type(kind.clone()).build());
             }
-            let result = send_probing(first, |once| {
-                let request = request.clone();
-                async move {
-                    if once {
-                        request.customize().config_override(one_try()).send().await
-                    } else {
-                        request.send().await
+            let page = if first {
+                // The probe: is the action offered at all?
+                let result = send_probing(true, |once| {
+                    let request = request.clone();
+                    async move {
+                        if once {
+                            request.customize().config_override(one_try()).send().await
+                        } else {
+                            request.send().await
+                        }
                     }
-                }
-            })
-            .await;
-            let page = result.map_err(|err| match not_offered(&err) {
-                Some(why) if first => Probe::NotOffered(why),
-                _ => Probe::Failed(self.error("DescribeImageReferences", &err)),
-            })?;
+                })
+                .await;
+                result.map_err(|err| match not_offered(&err) {
+                    Some(why) => Probe::NotOffered(why),
+                    None => Probe::Failed(self.error("DescribeImageReferences", &err)),
+                })?
+            } else {
+                // Offered: paced as the account's DescribeImageReferences stream.
+                let stream = self.streams.of("DescribeImageReferences");
+                self.streams
+                    .send(&stream, |config| {
+                        let request = request.clone();
+                        async move {
+                            request
+                                .customize()
+                                .config_override(config)
+                                .send()
+                                .await
+                                .map_err(|err| self.error("DescribeImageReferences", &err))
+                        }
+                    })
+                    .await
+                    .map_err(Probe::Failed)?
+            };
             first = false;
             for reference in page.image_references() {
                 if let (Some(image), Some(arn)) = (reference.image_id(), reference.arn()) {
