@@ -117,6 +117,11 @@ impl Image {
         glob.is_none_or(|glob| self.name.as_deref().is_some_and(|n| glob.is_match(n)))
     }
 
+    /// The account the image is in: the assumed role's (`--role-arn`), else its owner.
+    pub fn account(&self) -> Option<&str> {
+        self.account_id.as_deref().or(self.owner_id.as_deref())
+    }
+
     /// Whether the image has this tag, with this value.
     pub fn has_tag(&self, tag: &crate::types::Tag) -> bool {
         self.tags.get(&tag.key) == Some(&tag.value)

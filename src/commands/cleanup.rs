@@ -10,6 +10,7 @@ use super::Context;
 use crate::cli::CleanupArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::model::Image;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, plan, recheck};
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
@@ -132,14 +133,6 @@ fn settings(args: &CleanupArgs) -> Result<(Selection, Policy), Error> {
     Ok((selection, policy))
 }
 
-/// What to read for a plan with this policy.
-fn reads(policy: &Policy) -> Reads {
-    Reads {
-        orphans: policy.orphans,
-        launch_permissions: !policy.include_shared,
-    }
-}
-
 /// One region's plan, and what to say on stderr about what its endpoint doesn't offer.
 async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> Result<(Plan, Vec<String>), Error> {
     let images = ctx.ec2.all_own_images().await?;
@@ -157,7 +150,7 @@ async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> 
         .iter()
         .map(|i| i.image_id.clone())
         .collect();
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(policy)).await?;
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_policy(policy)).await?;
     let planning = std::time::Instant::now();
     let mut plan = plan(&inventory, selection, policy, now);
     // scripts/bench reads this line to show that planning grows linearly with the account.
@@ -235,10 +228,7 @@ pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
 /// One region's part of a saved plan, checked again against the account as it is now.
 async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, Vec<String>), Error> {
     let images = ctx.ec2.all_own_images().await?;
-    let here: BTreeSet<&str> = images
-        .iter()
-        .filter_map(|i| i.account_id.as_deref().or(i.owner_id.as_deref()))
-        .collect();
+    let here: BTreeSet<&str> = images.iter().filter_map(Image::account).collect();
     if !saved.accounts.is_empty() && !here.is_empty() && !saved.accounts.iter().any(|a| here.contains(a.as_str())) {
         return Err(Error::Usage(format!(
             "the plan was made in account {}, and these credentials work in {}: use the plan's account (--profile, --role-arn)",
@@ -250,7 +240,7 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
     let candidates: Vec<ImageId> = (saved.selection.pick(&images, now).iter())
         .map(|i| i.image_id.clone())
         .collect();
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(&saved.policy)).await?;
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_policy(&saved.policy)).await?;
     let mut plan = recheck(&saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()), &inventory, now);
     plan.regions = vec![ctx.ec2.region().to_owned()];
     Ok((plan, inventory.notes))

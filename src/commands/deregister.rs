@@ -26,11 +26,7 @@ pub async fn run(ctx: &Context<'_>, args: DeregisterArgs) -> anyhow::Result<()> 
         ..Policy::default()
     };
     let named = selection.image_ids.clone();
-    let reads = Reads {
-        orphans: false,
-        launch_permissions: !args.include_shared,
-    };
-    let inventory = read_inventory(&ctx.ec2, images, &named, reads).await?;
+    let inventory = read_inventory(&ctx.ec2, images, &named, Reads::for_policy(&policy)).await?;
     for note in &inventory.notes {
         ctx.printer.note(note);
     }

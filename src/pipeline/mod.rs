@@ -79,11 +79,10 @@ pub async fn carry_out(
             }
         }
     }
-    let dry_run = plan.dry_run;
-    let unchecked = std::mem::take(&mut plan.unchecked);
-    *plan = Plan::merge(parts, &plan.selection, &plan.policy);
-    plan.dry_run = dry_run;
-    plan.unchecked = unchecked;
+    // The parts' entries, with their results, back into the plan; the rest of it stays.
+    let done = Plan::merge(parts, &plan.selection, &plan.policy);
+    plan.images = done.images;
+    plan.orphan_snapshots = done.orphan_snapshots;
     counter.finish();
     plan.summarize(carry.snapshot_price);
     printer
@@ -111,6 +110,17 @@ pub struct Reads {
     pub orphans: bool,
     /// Who else may launch each candidate (not needed when shared images may go).
     pub launch_permissions: bool,
+}
+
+impl Reads {
+    /// What a plan with this policy needs: snapshots and the Recycle Bin for orphans, launch
+    /// permissions unless shared images may go anyway.
+    pub fn for_policy(policy: &plan::Policy) -> Reads {
+        Reads {
+            orphans: policy.orphans,
+            launch_permissions: !policy.include_shared,
+        }
+    }
 }
 
 /// Completes the inventory around the account's images: what can launch the candidate

@@ -57,11 +57,7 @@ impl Inventory {
 
     /// The accounts whose images these are.
     pub(super) fn accounts(&self) -> Vec<String> {
-        let accounts: BTreeSet<&str> = self
-            .images
-            .iter()
-            .filter_map(|i| i.account_id.as_deref().or(i.owner_id.as_deref()))
-            .collect();
+        let accounts: BTreeSet<&str> = self.images.iter().filter_map(Image::account).collect();
         accounts.into_iter().map(str::to_owned).collect()
     }
 
