@@ -51,9 +51,9 @@ fn main() -> ExitCode {
     // Whatever is still in flight (a prompt waiting on stdin) is not waited for.
     runtime.shutdown_background();
     match outcome {
+        // A closed stdout is no error (the printer stops writing there), so it never hides
+        // a failure or an interrupt, and never makes one.
         Ok(()) => ExitCode::SUCCESS,
-        // A failure, or an interrupt, wins over a closed stdout; alone, a closed stdout is fine.
-        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::print_error(&err);
             error::exit_code_of(&err)
