@@ -13,6 +13,8 @@ Scenarios (medians of --runs runs):
                (a token bucket per action: DeregisterImage and DeleteSnapshot 100 burst, 5/s;
                DescribeImageAttribute 100 burst, 20/s; --rate-scale multiplies the refills), with
                the floor no client can beat, the throttled share, and with AWS_RETRY_MODE=adaptive
+               (and N images in each of two regions at once: each region has its own buckets, so the
+               floor is one region's)
   plan N,M     `amictl cleanup --all --dry-run` over N and over M images: the planning step's own
                time (amictl logs it at -v), which must grow linearly with the account
   start-up     `amictl --version` and a usage error
@@ -42,7 +44,8 @@ from collections import Counter
 
 REGION = "us-east-1"
 # moto routes by the credential scope of the Authorization header; it checks no signature.
-AUTH = f"AWS4-HMAC-SHA256 Credential=bench/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+def auth(region):
+    return f"AWS4-HMAC-SHA256 Credential=bench/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -66,12 +69,13 @@ def free_port():
 class Ec2:
     """Raw EC2 query-protocol requests over one keep-alive connection."""
 
-    def __init__(self, port):
+    def __init__(self, port, region=REGION):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.auth = auth(region)
 
     def call(self, action, **params):
         body = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15", **params})
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": self.auth}
         self.conn.request("POST", "/", body=body, headers=headers)
         response = self.conn.getresponse()
         text = response.read().decode()
@@ -102,16 +106,16 @@ class Moto:
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"))
 
-    def seed(self, n, workers=8):
-        """n images of one instance; returns [(image_id, snapshot_id)]."""
-        ec2 = Ec2(self.port)
+    def seed(self, n, workers=8, region=REGION):
+        """n images of one instance in `region`; returns [(image_id, snapshot_id)]."""
+        ec2 = Ec2(self.port, region)
         instance = re.search(
             r"<instanceId>(i-[0-9a-f]+)</instanceId>",
             ec2.call("RunInstances", ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1),
         ).group(1)
 
         def create(chunk):
-            client = Ec2(self.port)
+            client = Ec2(self.port, region)
             return [
                 re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", client.call("CreateImage", InstanceId=instance, Name=f"bench-{i}")).group(1)
                 for i in chunk
@@ -132,19 +136,21 @@ class Moto:
 
 class CountingProxy:
     """Counts requests by action on their way to moto; with `buckets` ({action: (burst, per
-    second)}) it throttles those actions the way EC2 does, with a token bucket each, answering
-    RequestLimitExceeded when one is empty."""
+    second)}) it throttles those actions the way EC2 does, with a token bucket per region and
+    action, answering RequestLimitExceeded when one is empty."""
 
     def __init__(self, upstream_port, buckets=None):
         counts = self.counts = Counter()
         throttled = self.throttled = Counter()
         lock = threading.Lock()
-        tokens = {action: [float(burst), float(rate), float(burst), time.monotonic()] for action, (burst, rate) in (buckets or {}).items()}
+        buckets = buckets or {}
+        tokens = {}
 
-        def take(action):
-            bucket = tokens.get(action)
-            if bucket is None:
+        def take(region, action):
+            if action not in buckets:
                 return True
+            burst, rate = buckets[action]
+            bucket = tokens.setdefault((region, action), [float(burst), float(rate), float(burst), time.monotonic()])
             burst, rate, level, at = bucket
             now = time.monotonic()
             level = min(burst, level + (now - at) * rate)
@@ -159,9 +165,10 @@ class CountingProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 target = self.headers.get("X-Amz-Target", "")
                 action = target.split(".")[-1] if target else urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
+                scope = re.search(r"Credential=[^/]*/[^/]*/([^/]*)/", self.headers.get("Authorization", ""))
                 with lock:
                     counts[action] += 1
-                    allowed = take(action)
+                    allowed = take(scope.group(1) if scope else "?", action)
                     if not allowed:
                         throttled[action] += 1
                 if not allowed:
@@ -235,6 +242,8 @@ def main():
     parser.add_argument("--memory-images", type=int, default=10000)
     parser.add_argument("--plan-images", default="5000,20000", help="two image counts for the planning scenario ('' skips it)")
     parser.add_argument("--rate-limit-images", default="200,1000", help="image counts for the EC2 rate limits scenario ('' skips it)")
+    parser.add_argument("--two-regions-images", default="200",
+                        help="image counts per region for the rate limits scenario in two regions at once ('' skips it)")
     parser.add_argument("--rate-scale", type=float, default=1.0,
                         help="refill rates times this (EC2's: 5/s for DeregisterImage and DeleteSnapshot, 20/s for Describe*); 10 keeps the ratios and shortens the run")
     parser.add_argument("--runs", type=int, default=3)
@@ -327,39 +336,48 @@ def main():
                  counted.get("DeregisterImage") == n and counted.get("DeleteSnapshot") == n),
             ]
 
-        for n in [int(x) for x in args.rate_limit_images.split(",") if x]:
+        def behind_buckets(n, regions, mode):
+            """`amictl cleanup --all --yes` of n images in each region behind EC2-like buckets;
+            adds its rows and checks."""
             scale = args.rate_scale
             writes_rate, reads_rate, burst = 5 * scale, 20 * scale, 100
+            # Regions have buckets of their own: the floor is one region's.
             floor = max(0, n - burst) / reads_rate + max(0, n - burst) / writes_rate
+            moto.reset()
+            for region in regions:
+                moto.seed(n, region=region)
+            limited = CountingProxy(moto.port, {
+                "DeregisterImage": (burst, writes_rate),
+                "DeleteSnapshot": (burst, writes_rate),
+                "DescribeImageAttribute": (burst, reads_rate),
+            })
+            env = dict(ENV, AWS_ENDPOINT_URL=limited.url)
+            if mode:
+                env["AWS_RETRY_MODE"] = mode
+            start = time.perf_counter()
+            done = subprocess.run([amictl, "cleanup", "--all", "--yes", "-q", "-o", "json", "--regions", ",".join(regions)],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            wall = time.perf_counter() - start
+            limited.stop()
+            report = json.loads(done.stdout or b"{}")
+            failures = report.get("summary", {}).get("failures", "?")
+            writes = n * 2 * len(regions)
+            throttled = limited.throttled["DeregisterImage"] + limited.throttled["DeleteSnapshot"]
+            label = f"rate limits {n}" + (f" x {len(regions)} regions" if len(regions) > 1 else "") + (" adaptive" if mode else "")
+            rows.append((label, f"amictl (exit {done.returncode}, {failures} failed)", wall, dict(limited.counts), None))
+            rows.append(("", "floor (the buckets' refill)", floor, None, None))
+            checks.extend([
+                (f"{label}: amictl / floor", wall / floor, "<= 1.10", wall / floor <= 1.10),
+                (f"{label}: throttled writes / writes needed", throttled / writes, "<= 0.10", throttled / writes <= 0.10),
+                (f"{label}: failures", float(failures if isinstance(failures, int) else 1) + done.returncode, "== 0",
+                 done.returncode == 0 and failures == 0),
+            ])
+
+        for n in [int(x) for x in args.rate_limit_images.split(",") if x]:
             for mode in ("", "adaptive"):
-                moto.reset()
-                moto.seed(n)
-                limited = CountingProxy(moto.port, {
-                    "DeregisterImage": (burst, writes_rate),
-                    "DeleteSnapshot": (burst, writes_rate),
-                    "DescribeImageAttribute": (burst, reads_rate),
-                })
-                env = dict(ENV, AWS_ENDPOINT_URL=limited.url)
-                if mode:
-                    env["AWS_RETRY_MODE"] = mode
-                start = time.perf_counter()
-                done = subprocess.run([amictl, "cleanup", "--all", "--yes", "-q", "-o", "json"], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                wall = time.perf_counter() - start
-                limited.stop()
-                report = json.loads(done.stdout or b"{}")
-                failures = report.get("summary", {}).get("failures", "?")
-                writes = n * 2
-                throttled = limited.throttled["DeregisterImage"] + limited.throttled["DeleteSnapshot"]
-                label = f"rate limits {n}" + (" adaptive" if mode else "")
-                rows.append((label, f"amictl (exit {done.returncode}, {failures} failed)", wall, dict(limited.counts), None))
-                rows.append(("", "floor (the buckets' refill)", floor, None, None))
-                checks += [
-                    (f"{label}: amictl / floor", wall / floor, "<= 1.10", wall / floor <= 1.10),
-                    (f"{label}: throttled writes / writes needed", throttled / writes, "<= 0.10", throttled / writes <= 0.10),
-                    (f"{label}: failures", float(failures if isinstance(failures, int) else 1) + done.returncode, "== 0",
-                     done.returncode == 0 and failures == 0),
-                ]
+                behind_buckets(n, [REGION], mode)
+        for n in [int(x) for x in args.two_regions_images.split(",") if x]:
+            behind_buckets(n, [REGION, "eu-west-1"], "")
 
         plan_sizes = [int(x) for x in args.plan_images.split(",") if x]
         planned = {}
