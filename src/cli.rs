@@ -9,8 +9,8 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    AccountId, Age, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob, NameTemplate, OrgArn,
-    OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
+    AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob,
+    NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -137,6 +137,36 @@ pub enum Command {
     )]
     Cleanup(CleanupArgs),
 
+    /// Schedule images' deprecation (deprecated images drop out of listings but still launch), or cancel it
+    #[command(after_help = "Examples:\n  \
+        amictl deprecate ami-0123456789abcdef0 --in 30d\n  \
+        amictl deprecate ami-0123456789abcdef0 --at 2027-01-31\n  \
+        amictl deprecate ami-0123456789abcdef0 --cancel")]
+    Deprecate(DeprecateArgs),
+
+    /// Disable images: nothing can launch them and their launch permissions go (amictl records them); snapshots stay
+    #[command(
+        after_help = "Reversible: `amictl enable --restore-permissions` brings an image back with the launch permissions \
+        it had. The same safety rules as deregister: an image something can still launch, or that other accounts may \
+        launch, is kept unless --allow-in-use / --include-shared.\n\n\
+        Examples:\n  \
+        amictl disable ami-0123456789abcdef0 --dry-run\n  \
+        amictl cleanup --name 'app-*' --older-than 90d --disable --yes"
+    )]
+    Disable(DisableArgs),
+
+    /// Enable disabled images again; --restore-permissions gives back the launch permissions amictl recorded
+    Enable(EnableArgs),
+
+    /// Turn deregistration protection on: EC2 refuses to deregister the images
+    Protect(ProtectArgs),
+
+    /// Turn deregistration protection off (with the cooldown, the images stay protected 24 hours more)
+    Unprotect(StageImages),
+
+    /// Restore images from the Recycle Bin
+    Restore(StageImages),
+
     /// Print a shell completion script (e.g. `amictl completions bash > /etc/bash_completion.d/amictl`)
     Completions {
         /// The shell
@@ -177,6 +207,10 @@ pub struct DescribeArgs {
     /// Include disabled images
     #[arg(long)]
     pub include_disabled: bool,
+
+    /// List the images in the Recycle Bin instead (deregistered, restorable until they leave it)
+    #[arg(long, conflicts_with_all = ["owners", "name", "tags", "backing", "include_deprecated", "include_disabled"])]
+    pub recycle_bin: bool,
 
     /// Snapshot storage price in USD per GB-month, for the cost estimate
     #[arg(long, value_name = "USD", default_value = "0.05")]
@@ -231,6 +265,10 @@ pub struct CreateArgs {
     /// Copy the instance's tags to the image (not aws: ones; --tag wins on the same key)
     #[arg(long)]
     pub copy_instance_tags: bool,
+
+    /// Deprecate the image this long after creating it (e.g. 90d; at most ten years)
+    #[arg(long, value_name = "DURATION")]
+    pub deprecate_in: Option<DeprecateIn>,
 
     /// Wait until the image is available
     #[arg(long)]
@@ -309,6 +347,22 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// Only images whose deprecation time has come
+    #[arg(long)]
+    pub deprecated: bool,
+
+    /// Only images amictl disabled at least this long ago (e.g. 14d; 0s: any it disabled)
+    #[arg(long, value_name = "DURATION", conflicts_with = "disable")]
+    pub disabled_for: Option<Age>,
+
+    /// Only images not launched for this long (by EC2's last launch time, which lags up to a day; never launched: since creation)
+    #[arg(long, value_name = "DURATION")]
+    pub unused_for: Option<Age>,
+
+    /// Disable the selected images (reversible) instead of deregistering them; their snapshots stay
+    #[arg(long, conflicts_with = "orphans")]
+    pub disable: bool,
+
     /// Leave out images with this tag (repeatable)
     #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
     pub exclude_tags: Vec<Tag>,
@@ -350,7 +404,7 @@ pub struct CleanupArgs {
     pub save_plan: Option<PathBuf>,
 
     /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
     pub apply_plan: Option<PathBuf>,
 
     #[command(flatten)]
@@ -358,6 +412,75 @@ pub struct CleanupArgs {
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
+}
+
+/// Images named on the command line, for the commands that move them between stages.
+#[derive(Debug, Args)]
+pub struct StageImages {
+    /// The images (ami-…)
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub image_ids: Vec<ImageId>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("when").required(true).args(["at", "within", "cancel"]))]
+pub struct DeprecateArgs {
+    #[command(flatten)]
+    pub images: StageImages,
+
+    /// Deprecate at this time: a date (2027-01-31, midnight UTC) or RFC 3339; to come, within ten years
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<DeprecateAt>,
+
+    /// Deprecate this long from now (e.g. 30d; at most ten years)
+    #[arg(long = "in", value_name = "DURATION")]
+    pub within: Option<DeprecateIn>,
+
+    /// Cancel the images' deprecation
+    #[arg(long)]
+    pub cancel: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The images to disable (ami-…); naming them is the confirmation
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub image_ids: Vec<ImageId>,
+
+    /// Disable images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
+    #[arg(long)]
+    pub allow_in_use: bool,
+
+    /// Disable images other accounts may launch (public, or shared with accounts, organizations or OUs); their permissions are recorded for enable --restore-permissions
+    #[arg(long)]
+    pub include_shared: bool,
+
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    #[command(flatten)]
+    pub images: StageImages,
+
+    /// Give back the launch permissions amictl recorded when it disabled the images
+    #[arg(long)]
+    pub restore_permissions: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    #[command(flatten)]
+    pub images: StageImages,
+
+    /// Keep the images protected for 24 hours after protection is turned off
+    #[arg(long)]
+    pub cooldown: bool,
 }
 
 /// Launch permission is implicit (the owner always may launch an image), explicit (named

@@ -107,8 +107,11 @@ pub struct Image {
     pub source_instance_id: Option<String>,
     /// Why the image is in its state (e.g. why it `failed`).
     pub state_reason: Option<String>,
-    /// `disabled`, or how it is enabled (an image with it on can't be deregistered).
+    /// `disabled`, or how it is enabled (an image with it on can't be deregistered), as EC2
+    /// says it.
     pub deregistration_protection: Option<String>,
+    /// When an instance was last launched from it (EC2 reports launches up to a day late).
+    pub last_launched_time: Option<Timestamp>,
 }
 
 impl Image {
@@ -137,11 +140,143 @@ impl Image {
             .then_with(|| a.image_id.cmp(&b.image_id))
     }
 
-    /// Whether deregistration protection is on.
-    pub fn is_protected(&self) -> bool {
-        self.deregistration_protection
+    /// Deregistration protection as of `now`. EC2 says `disabled`, `enabled-without-cooldown`
+    /// or `enabled-with-cooldown`, and after protection with a cooldown is turned off,
+    /// `disabled-until` and when the cooldown ends. A value amictl can't read counts as on:
+    /// what it can't check it doesn't assume safe.
+    pub fn protection(&self, now: Timestamp) -> Protection {
+        let Some(value) = self
+            .deregistration_protection
             .as_deref()
-            .is_some_and(|p| !p.is_empty() && !p.starts_with("disabled"))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            return Protection::Off;
+        };
+        if value == "disabled" {
+            return Protection::Off;
+        }
+        if let Some(until) = value.strip_prefix("disabled-until") {
+            return match until.trim().parse::<Timestamp>() {
+                Ok(until) if until > now => Protection::CoolingDown(until),
+                Ok(_) => Protection::Off,
+                Err(_) => Protection::Unreadable(value.to_owned()),
+            };
+        }
+        match value {
+            "enabled" | "enabled-without-cooldown" => Protection::On { cooldown: false },
+            "enabled-with-cooldown" => Protection::On { cooldown: true },
+            other => Protection::Unreadable(other.to_owned()),
+        }
+    }
+
+    /// Whether EC2's deprecation time for the image has come.
+    pub fn is_deprecated(&self, now: Timestamp) -> bool {
+        self.deprecation_time.is_some_and(|at| at <= now)
+    }
+
+    /// The last launch EC2 knows of, or (never launched) the image's creation.
+    pub fn last_used(&self) -> Option<Timestamp> {
+        self.last_launched_time.or(self.creation_date)
+    }
+
+    /// When amictl disabled the image (its tag), if it did and the image is still disabled.
+    pub fn disabled_by_amictl_at(&self) -> Option<Timestamp> {
+        if self.state.as_deref() != Some("disabled") {
+            return None;
+        }
+        self.tags.get(DISABLED_AT_TAG)?.parse().ok()
+    }
+
+    /// The image's place on the way out, in a word or two: `disabled`, `deprecated`,
+    /// `deprecating` (a deprecation time to come), else its state.
+    pub fn stage(&self, now: Timestamp) -> String {
+        match self.state.as_deref() {
+            Some("disabled") => "disabled".to_owned(),
+            Some("available") | None if self.is_deprecated(now) => "deprecated".to_owned(),
+            Some("available") | None if self.deprecation_time.is_some() => "deprecating".to_owned(),
+            state => state.unwrap_or("-").to_owned(),
+        }
+    }
+}
+
+/// The tag amictl puts on an image it disables: when (RFC 3339).
+pub const DISABLED_AT_TAG: &str = "amictl:disabled-at";
+/// The tag(s) amictl puts on an image it disables: the launch permissions DisableImage
+/// removed, space-separated (`public`, account IDs, organization and OU ARNs). A list longer
+/// than a tag value holds (256 characters) goes on in `amictl:launch-permissions-2`, `-3`, ….
+pub const PERMISSIONS_TAG: &str = "amictl:launch-permissions";
+
+/// Deregistration protection of an image at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protection {
+    Off,
+    /// On; with the cooldown, turning it off keeps the image 24 hours more.
+    On {
+        cooldown: bool,
+    },
+    /// Turned off, but the cooldown runs until then.
+    CoolingDown(Timestamp),
+    /// A value amictl doesn't know: counted as on.
+    Unreadable(String),
+}
+
+impl Protection {
+    /// Why the image can't be deregistered, for a plan's REASON; `None` when it can.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Protection::Off => None,
+            Protection::On { cooldown: false } => {
+                Some("deregistration protection is on; `amictl unprotect` turns it off".to_owned())
+            }
+            Protection::On { cooldown: true } => Some(
+                "deregistration protection is on, with a 24-hour cooldown; `amictl unprotect` starts the cooldown"
+                    .to_owned(),
+            ),
+            Protection::CoolingDown(until) => Some(format!(
+                "deregistration protection was turned off, but its cooldown runs until {until}"
+            )),
+            Protection::Unreadable(value) => Some(format!(
+                "deregistration protection is '{value}', which amictl can't read; kept"
+            )),
+        }
+    }
+
+    /// In a word or two, for describe.
+    pub fn label(&self) -> String {
+        match self {
+            Protection::Off => "off".to_owned(),
+            Protection::On { cooldown: false } => "on".to_owned(),
+            Protection::On { cooldown: true } => "on (24h cooldown)".to_owned(),
+            Protection::CoolingDown(until) => format!("cooldown until {until}"),
+            Protection::Unreadable(value) => value.clone(),
+        }
+    }
+}
+
+/// An image in the Recycle Bin: restorable until it leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BinnedImage {
+    pub image_id: ImageId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// When it was deregistered into the bin.
+    pub recycle_bin_enter_time: Option<Timestamp>,
+    /// When it leaves the bin for good.
+    pub recycle_bin_exit_time: Option<Timestamp>,
+}
+
+impl BinnedImage {
+    pub fn from_ec2(entry: &aws_sdk_ec2::types::ImageRecycleBinInfo) -> Option<BinnedImage> {
+        let time =
+            |t: Option<&aws_sdk_ec2::primitives::DateTime>| t.and_then(|t| Timestamp::from_second(t.secs()).ok());
+        Some(BinnedImage {
+            image_id: ImageId::from_ec2(entry.image_id()?),
+            name: entry.name().map(str::to_owned),
+            description: entry.description().map(str::to_owned),
+            recycle_bin_enter_time: time(entry.recycle_bin_enter_time()),
+            recycle_bin_exit_time: time(entry.recycle_bin_exit_time()),
+        })
     }
 }
 
@@ -354,6 +489,7 @@ impl Image {
             source_instance_id: None,
             state_reason: None,
             deregistration_protection: None,
+            last_launched_time: None,
         }
     }
 }
@@ -371,6 +507,79 @@ impl LaunchPermissions {
     /// The number of explicit grants (accounts, organizations, OUs).
     pub fn explicit_count(&self) -> usize {
         self.accounts.len() + self.organization_arns.len() + self.organizational_unit_arns.len()
+    }
+
+    /// The permissions as the tags amictl records them in before disabling an image
+    /// ([`PERMISSIONS_TAG`], then `-2`, `-3`, … as a tag value holds 256 characters).
+    pub fn to_tags(&self) -> BTreeMap<String, String> {
+        let words = (self.public.then(|| "public".to_owned()).into_iter())
+            .chain(self.accounts.iter().cloned())
+            .chain(self.organization_arns.iter().cloned())
+            .chain(self.organizational_unit_arns.iter().cloned());
+        let mut values: Vec<String> = Vec::new();
+        for word in words {
+            match values.last_mut() {
+                Some(value) if value.len() + 1 + word.len() <= TAG_VALUE_LIMIT => {
+                    value.push(' ');
+                    value.push_str(&word);
+                }
+                _ => values.push(word),
+            }
+        }
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| (permissions_tag_key(i), value))
+            .collect()
+    }
+
+    /// The permissions recorded in an image's tags; `None` when it has no record.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<LaunchPermissions> {
+        let mut words = Vec::new();
+        let mut index = 0;
+        while let Some(value) = tags.get(&permissions_tag_key(index)) {
+            words.extend(value.split_whitespace());
+            index += 1;
+        }
+        if index == 0 {
+            return None;
+        }
+        let mut permissions = LaunchPermissions::default();
+        for word in words {
+            if word == "public" {
+                permissions.public = true;
+            } else if word.contains(":organization/") {
+                permissions.organization_arns.push(word.to_owned());
+            } else if word.contains(":ou/") {
+                permissions.organizational_unit_arns.push(word.to_owned());
+            } else {
+                permissions.accounts.push(word.to_owned());
+            }
+        }
+        Some(permissions)
+    }
+
+    /// The spill-over keys a record of `used` tags leaves free (EC2 takes at most 50 tags).
+    pub fn spill_keys_after(used: usize) -> Vec<String> {
+        (used..50).map(permissions_tag_key).collect()
+    }
+
+    /// The keys of every tag of a record amictl made on this image.
+    pub fn recorded_tag_keys(tags: &BTreeMap<String, String>) -> Vec<String> {
+        tags.keys()
+            .filter(|k| *k == DISABLED_AT_TAG || k.starts_with(PERMISSIONS_TAG))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The longest value EC2 takes for a tag.
+const TAG_VALUE_LIMIT: usize = 256;
+
+fn permissions_tag_key(index: usize) -> String {
+    match index {
+        0 => PERMISSIONS_TAG.to_owned(),
+        n => format!("{PERMISSIONS_TAG}-{}", n + 1),
     }
 }
 
@@ -448,13 +657,76 @@ mod tests {
     }
 
     #[test]
-    fn deregistration_protection_is_on_unless_disabled() {
+    fn deregistration_protection_keeps_an_image_while_on_during_its_cooldown_and_when_unreadable() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut image = Image::for_tests("ami-12345678");
-        assert!(!image.is_protected());
-        image.deregistration_protection = Some("disabled".to_owned());
-        assert!(!image.is_protected());
-        image.deregistration_protection = Some("enabled-with-cooldown".to_owned());
-        assert!(image.is_protected());
+        let mut protection = |value: &str| {
+            image.deregistration_protection = Some(value.to_owned());
+            image.protection(now)
+        };
+        assert_eq!(protection(""), Protection::Off);
+        assert_eq!(protection("disabled"), Protection::Off);
+        assert_eq!(
+            protection("enabled-without-cooldown"),
+            Protection::On { cooldown: false }
+        );
+        assert_eq!(protection("enabled-with-cooldown"), Protection::On { cooldown: true });
+        assert_eq!(
+            protection("disabled-until 2026-11-29T10:00:00.000Z"),
+            Protection::CoolingDown("2026-11-29T10:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            protection("disabled-until 2026-11-27T10:00:00Z"),
+            Protection::Off,
+            "cooldown over"
+        );
+        assert!(matches!(protection("locked-by-legal"), Protection::Unreadable(_)));
+        assert!(
+            image.protection(now).reason().is_some(),
+            "what amictl can't read, it keeps"
+        );
+    }
+
+    #[test]
+    fn launch_permissions_survive_their_tags_however_many_there_are() {
+        let permissions = LaunchPermissions {
+            public: true,
+            accounts: (0..40).map(|i| format!("1111222233{i:02}")).collect(),
+            organization_arns: vec!["arn:aws:organizations::123456789012:organization/o-abcdef1234".to_owned()],
+            organizational_unit_arns: vec![
+                "arn:aws:organizations::123456789012:ou/o-abcdef1234/ou-ab12-cdef3456".to_owned(),
+            ],
+        };
+        let tags = permissions.to_tags();
+        assert!(tags.len() > 1, "over 256 characters spill into more tags: {tags:?}");
+        assert!(tags.values().all(|v| v.len() <= 256));
+        assert!(tags.contains_key("amictl:launch-permissions-2"));
+        assert_eq!(LaunchPermissions::from_tags(&tags), Some(permissions));
+
+        let none = LaunchPermissions::default();
+        assert!(none.to_tags().is_empty());
+        assert_eq!(LaunchPermissions::from_tags(&BTreeMap::new()), None, "no record");
+    }
+
+    #[test]
+    fn the_stage_is_disabled_then_deprecated_then_the_state() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let mut image = Image::for_tests("ami-12345678");
+        assert_eq!(image.stage(now), "available");
+        image.deprecation_time = Some("2026-12-28T12:00:00Z".parse().unwrap());
+        assert_eq!(image.stage(now), "deprecating");
+        image.deprecation_time = Some("2026-10-28T12:00:00Z".parse().unwrap());
+        assert_eq!(image.stage(now), "deprecated");
+        image.state = Some("disabled".to_owned());
+        assert_eq!(image.stage(now), "disabled");
+        assert_eq!(image.disabled_by_amictl_at(), None, "not without amictl's tag");
+        image
+            .tags
+            .insert(DISABLED_AT_TAG.to_owned(), "2026-11-01T00:00:00Z".to_owned());
+        assert_eq!(
+            image.disabled_by_amictl_at(),
+            Some("2026-11-01T00:00:00Z".parse().unwrap())
+        );
     }
 
     #[test]

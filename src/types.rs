@@ -628,6 +628,70 @@ impl FromStr for Age {
     }
 }
 
+/// EC2 deprecates an image at most this long from now (public images: two years from their
+/// creation, which EC2 checks).
+const DEPRECATION_HORIZON: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 3653);
+
+/// When to deprecate images (`deprecate --at`): a time to come, within ten years. RFC 3339
+/// (`2027-01-31T12:00:00Z`) or a date (`2027-01-31`, midnight UTC).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeprecateAt(pub jiff::Timestamp);
+
+impl FromStr for DeprecateAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let at = s
+            .parse::<jiff::Timestamp>()
+            .or_else(|_| {
+                s.parse::<jiff::civil::Date>()
+                    .and_then(|d| jiff::tz::TimeZone::UTC.to_timestamp(d.to_datetime(jiff::civil::Time::midnight())))
+            })
+            .map_err(|_| {
+                format!(
+                    "'{}' is not a time: use a date (2027-01-31, midnight UTC) or RFC 3339 (2027-01-31T12:00:00Z)",
+                    shorten(s)
+                )
+            })?;
+        deprecation_within_horizon(jiff::Timestamp::now(), at).map(DeprecateAt)
+    }
+}
+
+/// How long from now to deprecate images (`--in`, `create --deprecate-in`): within ten years.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeprecateIn(pub jiff::SignedDuration);
+
+impl FromStr for DeprecateIn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lead = HumanDuration::from_str(s)?;
+        let lead = jiff::SignedDuration::try_from(lead.0)
+            .ok()
+            .filter(|d| *d <= DEPRECATION_HORIZON)
+            .ok_or_else(|| format!("'{}' is too far: EC2 deprecates at most ten years ahead", shorten(s)))?;
+        Ok(DeprecateIn(lead))
+    }
+}
+
+impl DeprecateIn {
+    /// The moment this long after `now`.
+    pub fn from(self, now: jiff::Timestamp) -> jiff::Timestamp {
+        now.saturating_add(self.0).unwrap_or(now)
+    }
+}
+
+/// `at`, if it is to come and within ten years of `now`.
+fn deprecation_within_horizon(now: jiff::Timestamp, at: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    if at <= now {
+        return Err(format!("{at} is in the past: a deprecation time must be to come"));
+    }
+    if at.duration_since(now) > DEPRECATION_HORIZON {
+        return Err(format!("{at} is too far: EC2 deprecates at most ten years ahead"));
+    }
+    Ok(at)
+}
+
 /// An AWS region name such as `us-east-1` or `us-gov-west-1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Region(String);
@@ -743,6 +807,28 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deprecation_time_is_to_come_and_within_ten_years() {
+        let next_year = jiff::Timestamp::now()
+            .saturating_add(jiff::SignedDuration::from_hours(24 * 365))
+            .unwrap();
+        let date = next_year.strftime("%Y-%m-%d").to_string();
+        assert!(date.parse::<DeprecateAt>().is_ok(), "a date");
+        assert!(next_year.to_string().parse::<DeprecateAt>().is_ok(), "RFC 3339");
+        let past = "2020-01-01".parse::<DeprecateAt>().unwrap_err();
+        assert!(past.contains("in the past"), "{past}");
+        assert!("2999-01-01".parse::<DeprecateAt>().unwrap_err().contains("ten years"));
+        assert!("tomorrow".parse::<DeprecateAt>().unwrap_err().contains("is not a time"));
+
+        assert_eq!(
+            "30d".parse::<DeprecateIn>().unwrap().0,
+            jiff::SignedDuration::from_hours(720)
+        );
+        assert!("11years".parse::<DeprecateIn>().unwrap_err().contains("ten years"));
+        assert!("99999999999999999999y".parse::<DeprecateIn>().is_err(), "overflow");
+        assert!("0s".parse::<DeprecateIn>().is_err());
+    }
 
     #[test]
     fn image_ids_have_eight_or_seventeen_lowercase_hex_digits() {

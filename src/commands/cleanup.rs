@@ -114,10 +114,21 @@ fn settings(args: &CleanupArgs) -> Result<(Selection, Policy), Error> {
             .transpose()
             .map_err(|_| Error::Usage("--older-than is too long".to_owned()))?,
         all: args.all,
+        deprecated: args.deprecated,
+        disabled_for: args
+            .disabled_for
+            .map(|d| SignedDuration::try_from(d.0))
+            .transpose()
+            .map_err(|_| Error::Usage("--disabled-for is too long".to_owned()))?,
+        unused_for: args
+            .unused_for
+            .map(|d| SignedDuration::try_from(d.0))
+            .transpose()
+            .map_err(|_| Error::Usage("--unused-for is too long".to_owned()))?,
     };
     if !selection.selects_images() && !args.orphans {
         return Err(Error::Usage(
-            "cleanup needs a selector: image IDs, --name, --tag, --older-than, --all or --orphans".to_owned(),
+            "cleanup needs a selector: image IDs, --name, --tag, --older-than, --deprecated, --disabled-for, --unused-for, --all or --orphans".to_owned(),
         ));
     }
     let policy = Policy {
@@ -129,6 +140,7 @@ fn settings(args: &CleanupArgs) -> Result<(Selection, Policy), Error> {
         orphans: args.orphans,
         orphans_older_than: SignedDuration::try_from(args.orphans_older_than.0)
             .map_err(|_| Error::Usage("--orphans-older-than is too long".to_owned()))?,
+        disable: args.disable,
     };
     Ok((selection, policy))
 }
@@ -276,10 +288,14 @@ fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
 /// plan and refused, with nothing sent.
 fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
     let summary = &plan.summary;
-    let what = format!(
-        "deregister {} image(s) and delete {} snapshot(s) ({} GiB)",
-        summary.images_deregistered, summary.snapshots_deleted, summary.gib_freed
-    );
+    let what = if plan.policy.disable {
+        format!("disable {} image(s), keeping their snapshots", summary.images_disabled)
+    } else {
+        format!(
+            "deregister {} image(s) and delete {} snapshot(s) ({} GiB)",
+            summary.images_deregistered, summary.snapshots_deleted, summary.gib_freed
+        )
+    };
     // Shown as a plan: "to deregister", not "deregistered".
     ctx.printer.show_on_stderr(&Plan {
         dry_run: true,

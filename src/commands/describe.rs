@@ -7,7 +7,7 @@ use super::Context;
 use crate::cli::DescribeArgs;
 use crate::ec2::ImageQuery;
 use crate::error::Error;
-use crate::model::{Backing, Image, LaunchPermissions};
+use crate::model::{Backing, BinnedImage, Image, LaunchPermissions};
 use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
 use crate::types::{ImageId, Owner, Price, SnapshotId};
 
@@ -17,6 +17,10 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     let Some(first) = contexts.first() else {
         return Err(Error::Failed("no region to describe".to_owned()).into());
     };
+    if args.recycle_bin {
+        return recycle_bin(first, &args.image_ids).await;
+    }
+    let now = first.printer.now();
     let several = contexts.len() > 1
         || args.regions.all_regions
         || !args.regions.regions.is_empty()
@@ -59,6 +63,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
             images,
             view,
             several: false,
+            now,
         });
     }
 
@@ -99,6 +104,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         images,
         view: View::List,
         several: true,
+        now,
     })?;
     if failures.is_empty() {
         Ok(())
@@ -107,16 +113,76 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     }
 }
 
-/// The images found; JSON is always an array of them.
-#[derive(Debug, Serialize)]
-#[serde(transparent)]
+/// The images found; JSON is always an array of them, each with its stage.
+#[derive(Debug)]
 struct Described {
     images: Vec<Image>,
-    #[serde(skip)]
     view: View,
     /// Several regions: the table gets a REGION column.
-    #[serde(skip)]
     several: bool,
+    now: jiff::Timestamp,
+}
+
+/// An image in describe's JSON: its fields, and where it stands on the way out.
+#[derive(Serialize)]
+struct Staged<'a> {
+    #[serde(flatten)]
+    image: &'a Image,
+    /// `available`, `deprecating`, `deprecated`, `disabled`, or another state.
+    stage: String,
+    /// Whether deregistration protection keeps it now (a running cooldown counts).
+    protected: bool,
+}
+
+impl Serialize for Described {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.images.iter().map(|image| Staged {
+            image,
+            stage: image.stage(self.now),
+            protected: image.protection(self.now).reason().is_some(),
+        }))
+    }
+}
+
+/// `describe --recycle-bin`: the images deregistered into the bin, restorable until they leave.
+async fn recycle_bin(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
+    let Some(entries) = ctx.ec2.recycle_bin_entries(ids).await? else {
+        return Err(Error::Failed(format!(
+            "the endpoint {} does not support ListImagesInRecycleBin",
+            ctx.ec2.endpoint()
+        ))
+        .into());
+    };
+    ctx.printer.print(&Binned { entries })
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Binned {
+    entries: Vec<BinnedImage>,
+}
+
+impl Render for Binned {
+    fn tables(&self, printer: &Printer) -> Vec<Table> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
+        let mut table = printer.table(&["IMAGE ID", "NAME", "DEREGISTERED", "RESTORABLE UNTIL"]);
+        let time = |t: Option<jiff::Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_string());
+        for entry in &self.entries {
+            table.add_row(vec![
+                printer.colored(&entry.image_id, None),
+                printer.colored(entry.name.as_deref().unwrap_or("-"), None),
+                printer.colored(time(entry.recycle_bin_enter_time), None),
+                printer.colored(time(entry.recycle_bin_exit_time), None),
+            ]);
+        }
+        vec![table]
+    }
+
+    fn empty_note(&self) -> Option<String> {
+        Some("no images in the Recycle Bin".to_owned())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +201,7 @@ impl Render for Described {
         match (&self.view, self.images.as_slice()) {
             (View::Detail { permissions, price }, [image]) => detail_tables(printer, image, permissions, *price),
             _ if self.images.is_empty() => Vec::new(),
-            _ => vec![list_table(printer, &self.images, self.several)],
+            _ => vec![list_table(printer, &self.images, self.several, self.now)],
         }
     }
 
@@ -144,17 +210,18 @@ impl Render for Described {
     }
 }
 
-fn list_table(printer: &Printer, images: &[Image], with_region: bool) -> Table {
+fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff::Timestamp) -> Table {
     let mut header = vec![
         "IMAGE ID",
         "NAME",
-        "STATE",
+        "STAGE",
         "BACKING",
         "VISIBILITY",
         "CREATED",
         "GiB",
         "SNAPSHOTS",
         "ARCH",
+        "LAST LAUNCHED",
     ];
     let with_account = images.iter().any(|i| i.account_id.is_some());
     if with_region {
@@ -175,10 +242,7 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool) -> Table {
         row.extend([
             printer.colored(&image.image_id, None),
             printer.colored(image.name.as_deref().unwrap_or("-"), None),
-            printer.colored(
-                image.state.as_deref().unwrap_or("-"),
-                state_color(image.state.as_deref()),
-            ),
+            printer.colored(stage_cell(image, now), state_color(image.state.as_deref())),
             printer.colored(image.backing.as_str(), None),
             printer.colored(
                 match image.public {
@@ -192,6 +256,7 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool) -> Table {
             printer.colored(image.size_gib, None),
             printer.colored(image.snapshot_ids.len(), None),
             printer.colored(image.architecture.as_deref().unwrap_or("-"), None),
+            printer.colored(last_launched(image, now), None),
         ]);
         table.add_row(row);
     }
@@ -239,6 +304,9 @@ fn detail_tables(
                 .deprecation_time
                 .map_or_else(|| "not scheduled".to_owned(), |t| t.to_string()),
         ),
+        ("Stage", image.stage(printer.now())),
+        ("Deregistration protection", image.protection(printer.now()).label()),
+        ("Last launched", last_launched(image, printer.now())),
     ];
     for (key, value) in rows {
         table.add_row(vec![printer.colored(key, None), printer.colored(value, None)]);
@@ -269,6 +337,22 @@ fn detail_tables(
     } else {
         vec![table, devices]
     }
+}
+
+/// The stage, with protection where it is on.
+fn stage_cell(image: &Image, now: jiff::Timestamp) -> String {
+    let stage = super::stages::stage_text(image, now);
+    match image.protection(now).reason() {
+        Some(_) => format!("{stage}, protected"),
+        None => stage,
+    }
+}
+
+/// When an instance was last launched from the image (EC2 lags up to a day), or never.
+fn last_launched(image: &Image, now: jiff::Timestamp) -> String {
+    image
+        .last_launched_time
+        .map_or_else(|| "never".to_owned(), |t| date_and_age(t, now))
 }
 
 fn created(printer: &Printer, image: &Image) -> String {

@@ -11,6 +11,7 @@ mod deregister;
 mod describe;
 mod local;
 mod permissions;
+mod stages;
 
 use std::collections::BTreeSet;
 
@@ -139,6 +140,37 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
             describe::run(&connect.contexts(&scope).await?, args).await
         }
         Command::Permissions(command) => permissions::run(&connect.one(None).await?, command).await,
+        Command::Disable(args) => deregister::disable(&connect.one(None).await?, args).await,
+        Command::Deprecate(args) => {
+            let at = match (args.at, args.within) {
+                (Some(at), _) => Some(at.0),
+                (None, Some(within)) => Some(within.from(printer.now())),
+                (None, None) => None,
+            };
+            let ctx = connect.one(None).await?;
+            stages::run(&ctx, &args.images.image_ids, stages::StageChange::Deprecate(at)).await
+        }
+        Command::Enable(args) => {
+            let change = stages::StageChange::Enable {
+                restore_permissions: args.restore_permissions,
+            };
+            stages::run(&connect.one(None).await?, &args.images.image_ids, change).await
+        }
+        Command::Protect(args) => {
+            let change = stages::StageChange::Protect {
+                cooldown: args.cooldown,
+            };
+            stages::run(&connect.one(None).await?, &args.images.image_ids, change).await
+        }
+        Command::Unprotect(args) => {
+            stages::run(
+                &connect.one(None).await?,
+                &args.image_ids,
+                stages::StageChange::Unprotect,
+            )
+            .await
+        }
+        Command::Restore(args) => stages::restore(&connect.one(None).await?, &args.image_ids).await,
     }
 }
 

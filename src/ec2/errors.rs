@@ -101,6 +101,39 @@ pub(super) fn is_server_side<E>(err: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
+/// The endpoint doesn't know the action: it says so with one of these codes, or (moto) answers
+/// with a server error that isn't an EC2 error at all. A throttle or an EC2 `InternalError`
+/// is not that: those are retried as usual.
+pub(super) fn not_offered<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
+    match err.code() {
+        Some(code @ ("InvalidAction" | "UnsupportedOperation" | "NotImplemented" | "UnknownOperationException")) => {
+            Some(format!("the endpoint does not offer it ({code})"))
+        }
+        None if is_server_side(err) && err.raw_response().is_some() => {
+            Some("the endpoint answered with a server error, not an EC2 answer".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Sends a request; the first of an action not every endpoint offers (`probe`) is tried once
+/// (`send(true)`), since an endpoint that lacks it would otherwise be asked ten times. Anything
+/// else that first try meets (a throttle, an EC2 `InternalError`) gets the usual retries.
+pub(super) async fn send_probing<T, E, F, Fut>(probe: bool, send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    if !probe {
+        return send(false).await;
+    }
+    match send(true).await {
+        Err(err) if not_offered(&err).is_none() => send(false).await,
+        tried => tried,
+    }
+}
+
 /// The first error of type `T` in the source chain.
 fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut current = Some(err);

@@ -264,6 +264,7 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>) -> 
         source_instance_id: image.source_instance_id,
         state_reason: image.state_reason.and_then(|r| r.message),
         deregistration_protection: image.deregistration_protection,
+        last_launched_time: image.last_launched_time.and_then(|d| d.parse().ok()),
     }
 }
 

@@ -14,6 +14,7 @@ mod pace;
 mod permissions;
 mod retry;
 mod snapshots;
+mod stages;
 mod usage;
 mod wait;
 
@@ -186,6 +187,11 @@ impl Session {
 }
 
 impl Ec2 {
+    /// The endpoint, as messages name it.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     pub fn region(&self) -> &str {
         &self.region
     }

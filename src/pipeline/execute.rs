@@ -2,7 +2,9 @@
 //! writes each entry's result into it.
 //!
 //! Images first, all of them; then the snapshots whose every planned image is gone. A
-//! snapshot is never deleted before its image's DeregisterImage succeeded.
+//! snapshot is never deleted before its image's DeregisterImage succeeded. An image to
+//! disable has its launch permissions recorded in its tags first, then DisableImage; its
+//! snapshots are not touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,7 +13,9 @@ use futures::StreamExt;
 
 use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
+use crate::error::Error;
 use crate::interrupt::Interrupt;
+use crate::model::{DISABLED_AT_TAG, LaunchPermissions};
 use crate::output::Counter;
 use crate::types::{ImageId, SnapshotId};
 
@@ -36,6 +40,11 @@ enum Task {
         image_id: ImageId,
         own_snapshots: Vec<SnapshotId>,
     },
+    /// DisableImage, after recording the launch permissions it removes.
+    Disable {
+        index: usize,
+        image_id: ImageId,
+    },
     Orphan(SnapshotId),
 }
 
@@ -57,16 +66,22 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         .images
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.action == ImageAction::Deregister)
-        .map(|(index, image)| Task::Image {
-            index,
-            image_id: image.image_id.clone(),
-            own_snapshots: image
-                .snapshots
-                .iter()
-                .filter(|s| s.action == SnapshotAction::Delete && owners[s.snapshot_id.as_str()].len() == 1)
-                .map(|s| s.snapshot_id.clone())
-                .collect(),
+        .filter_map(|(index, image)| match image.action {
+            ImageAction::Deregister => Some(Task::Image {
+                index,
+                image_id: image.image_id.clone(),
+                own_snapshots: image
+                    .snapshots
+                    .iter()
+                    .filter(|s| s.action == SnapshotAction::Delete && owners[s.snapshot_id.as_str()].len() == 1)
+                    .map(|s| s.snapshot_id.clone())
+                    .collect(),
+            }),
+            ImageAction::Disable => Some(Task::Disable {
+                index,
+                image_id: image.image_id.clone(),
+            }),
+            ImageAction::Keep => None,
         })
         .collect();
     tasks.extend(
@@ -160,6 +175,17 @@ fn snapshot_owners(plan: &Plan) -> BTreeMap<SnapshotId, Vec<ImageId>> {
 
 async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, interrupt: &Interrupt) -> Done {
     match task {
+        Task::Disable { index, image_id } => {
+            if interrupt.is_stopped() {
+                return (Some((index, interrupted())), Vec::new());
+            }
+            let outcome = match disable_recording(ec2, &image_id).await {
+                Ok(()) => Outcome::Done,
+                Err(err) => Outcome::Failed(err.to_string()),
+            };
+            counter.inc();
+            (Some((index, outcome)), Vec::new())
+        }
         Task::Orphan(id) => {
             if interrupt.is_stopped() {
                 return (None, vec![(id, interrupted())]);
@@ -194,6 +220,19 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
             (Some((index, outcome)), snapshots)
         }
     }
+}
+
+/// Records the image's launch permissions (and when) in its tags, then disables it, which
+/// removes them: `amictl enable --restore-permissions` gives them back from the record.
+async fn disable_recording(ec2: &Ec2, id: &ImageId) -> Result<(), Error> {
+    let permissions = ec2.launch_permissions(id).await?;
+    let mut record = permissions.to_tags();
+    // A longer record from an earlier disable must not outlive this one.
+    ec2.untag_image(id, &LaunchPermissions::spill_keys_after(record.len()))
+        .await?;
+    record.insert(DISABLED_AT_TAG.to_owned(), jiff::Timestamp::now().to_string());
+    ec2.tag_image(id, &record).await?;
+    ec2.disable_image(id).await
 }
 
 /// Deletes a snapshot. "In use" by an image this run deregistered is EC2 catching up, so it

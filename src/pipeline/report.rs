@@ -59,6 +59,7 @@ fn image_row(printer: &Printer, image: &ImagePlan, executed: bool) -> Vec<comfy_
     let size: i64 = image.snapshots.iter().filter_map(|s| s.size_gib).sum();
     let (action, color) = match image.action {
         ImageAction::Deregister => ("deregister", Color::Red),
+        ImageAction::Disable => ("disable", Color::Yellow),
         ImageAction::Keep => ("keep", Color::Green),
     };
     let mut row = vec![
@@ -136,11 +137,19 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
     let summary = &plan.summary;
     let verb = |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
     let mut table = printer.table(&[]);
-    let rows = [
+    let first = if plan.policy.disable {
+        (
+            verb("images disabled", "images to disable"),
+            summary.images_disabled.to_string(),
+        )
+    } else {
         (
             verb("images deregistered", "images to deregister"),
             summary.images_deregistered.to_string(),
-        ),
+        )
+    };
+    let rows = [
+        first,
         (
             verb("snapshots deleted", "snapshots to delete"),
             summary.snapshots_deleted.to_string(),

@@ -18,6 +18,15 @@ pub struct Selection {
     pub older_than: Option<SignedDuration>,
     /// Every image of the account's (still subject to the rest).
     pub all: bool,
+    /// Only images whose deprecation time has come.
+    #[serde(default)]
+    pub deprecated: bool,
+    /// Only images amictl disabled at least this long ago (and still disabled).
+    #[serde(default)]
+    pub disabled_for: Option<SignedDuration>,
+    /// Only images not launched for this long (never launched: since their creation).
+    #[serde(default)]
+    pub unused_for: Option<SignedDuration>,
 }
 
 impl Selection {
@@ -43,6 +52,9 @@ impl Selection {
             || self.name.is_some()
             || !self.tags.is_empty()
             || self.older_than.is_some()
+            || self.deprecated
+            || self.disabled_for.is_some()
+            || self.unused_for.is_some()
     }
 
     #[cfg(test)]
@@ -57,10 +69,21 @@ impl Selection {
                 .creation_date
                 .is_some_and(|created| now.duration_since(created) > age)
         });
+        let disabled_long_enough = self.disabled_for.is_none_or(|age| {
+            image
+                .disabled_by_amictl_at()
+                .is_some_and(|at| now.duration_since(at) >= age)
+        });
+        let unused_long_enough = self
+            .unused_for
+            .is_none_or(|age| image.last_used().is_some_and(|at| now.duration_since(at) >= age));
         image.name_matches(self.name.as_ref())
             && self.tags.iter().all(|t| image.has_tag(t))
             && !self.exclude_tags.iter().any(|t| image.has_tag(t))
             && old_enough
+            && (!self.deprecated || image.is_deprecated(now))
+            && disabled_long_enough
+            && unused_long_enough
     }
 
     /// The images this selection picks: in the order named when IDs are given, else in the
@@ -105,9 +128,19 @@ impl Selection {
         for tag in &self.tags {
             parts.push(format!("tagged {tag}"));
         }
+        let human =
+            |age: SignedDuration| humantime::format_duration(std::time::Duration::try_from(age).unwrap_or_default());
         if let Some(age) = self.older_than {
-            let age = std::time::Duration::try_from(age).unwrap_or_default();
-            parts.push(format!("older than {}", humantime::format_duration(age)));
+            parts.push(format!("older than {}", human(age)));
+        }
+        if self.deprecated {
+            parts.push("deprecated".to_owned());
+        }
+        if let Some(age) = self.disabled_for {
+            parts.push(format!("disabled by amictl at least {} ago", human(age)));
+        }
+        if let Some(age) = self.unused_for {
+            parts.push(format!("not launched for {}", human(age)));
         }
         if parts.is_empty() {
             parts.push("--all".to_owned());
@@ -200,5 +233,56 @@ mod tests {
         };
         let json = serde_json::to_string(&written).unwrap();
         assert_eq!(serde_json::from_str::<Selection>(&json).unwrap(), written, "{json}");
+    }
+
+    #[test]
+    fn stages_select_by_deprecation_by_amictl_s_disabling_and_by_last_launch() {
+        let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
+        let hours = |h: i64| SignedDuration::from_hours(h);
+        let mut old_but_launched = image("a", "2020-01-01T00:00:00Z", &[]);
+        old_but_launched.last_launched_time = Some("2026-11-27T00:00:00Z".parse().unwrap());
+        let old_never_launched = image("b", "2020-01-01T00:00:00Z", &[]);
+        let unused = Selection {
+            unused_for: Some(hours(24 * 30)),
+            ..Selection::default()
+        };
+        assert!(!unused.matches(&old_but_launched, now), "launched yesterday");
+        assert!(
+            unused.matches(&old_never_launched, now),
+            "never launched: counts from creation"
+        );
+
+        let mut deprecated = image("c", "2020-01-01T00:00:00Z", &[]);
+        let by_deprecation = Selection {
+            deprecated: true,
+            ..Selection::default()
+        };
+        assert!(!by_deprecation.matches(&deprecated, now));
+        deprecated.deprecation_time = Some("2026-12-01T00:00:00Z".parse().unwrap());
+        assert!(!by_deprecation.matches(&deprecated, now), "not yet");
+        deprecated.deprecation_time = Some("2026-11-01T00:00:00Z".parse().unwrap());
+        assert!(by_deprecation.matches(&deprecated, now));
+
+        let by_disabling = Selection {
+            disabled_for: Some(hours(24 * 14)),
+            ..Selection::default()
+        };
+        let mut disabled = image(
+            "d",
+            "2020-01-01T00:00:00Z",
+            &[("amictl:disabled-at", "2026-11-01T00:00:00Z")],
+        );
+        assert!(!by_disabling.matches(&disabled, now), "enabled again since");
+        disabled.state = Some("disabled".to_owned());
+        assert!(by_disabling.matches(&disabled, now));
+        disabled
+            .tags
+            .insert("amictl:disabled-at".to_owned(), "2026-11-27T00:00:00Z".to_owned());
+        assert!(!by_disabling.matches(&disabled, now), "disabled a day ago");
+        assert_eq!(
+            by_disabling.reason(),
+            "disabled by amictl at least 14days ago",
+            "said in the user's terms"
+        );
     }
 }

@@ -101,6 +101,13 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         .run()
         .assert_code(0)
         .json();
+    let staged = env
+        .amictl()
+        .args(["protect", &image, "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    env.amictl().args(["unprotect", &image]).run().assert_code(0);
     let deregistered = env
         .amictl()
         .args(["deregister", &image, "--include-shared", "-o", "json"])
@@ -138,6 +145,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         ("describe", vec![described]),
         ("create", vec![created]),
         ("permissions", vec![shown]),
+        ("deprecate", vec![staged]),
         ("deregister", vec![deregistered, cleaned]),
     ] {
         let documented = docs

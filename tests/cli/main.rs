@@ -14,5 +14,6 @@ mod global;
 mod permissions;
 mod regions;
 mod reliability;
+mod stages;
 mod tables;
 mod usage;

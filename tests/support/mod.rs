@@ -46,14 +46,17 @@ const REGIONS: &[&str] = &[
     "ap-east-1",
 ];
 
-/// Starts moto and stops it when the test process ends, however it ends: moto's stdin is a
-/// pipe from this process, and a thread in moto exits when it closes.
+/// Starts moto, with the image stages it lacks (tests/support/moto_stages.py), and stops it
+/// when the test process ends, however it ends: moto's stdin is a pipe from this process, and
+/// a thread in moto exits when it closes.
 const MOTO_LAUNCHER: &str = "\
 import os, sys, threading
 def watch():
     sys.stdin.read()
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
+sys.path.insert(0, os.environ['AMICTL_TEST_SUPPORT'])
+import moto_stages
 from moto.server import main
 main(sys.argv[1:])
 ";
@@ -73,6 +76,10 @@ impl Moto {
             let port = free_port();
             let mut child = Command::new(&python)
                 .args(["-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
+                .env(
+                    "AMICTL_TEST_SUPPORT",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support"),
+                )
                 .env(
                     "MOTO_EC2_LOAD_DEFAULT_AMIS",
                     if default_amis { "true" } else { "false" },

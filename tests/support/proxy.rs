@@ -20,6 +20,8 @@ pub enum Misbehaviour {
     Error { status: u16, code: String, message: String },
     /// Closes the connection without an answer.
     Drop,
+    /// What an endpoint that lacks the action answers (moto: an HTML page with a 500).
+    NotImplemented,
     /// Forwards the request after this long.
     Delay(Duration),
 }
@@ -333,6 +335,15 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
             return client.flush();
         }
         Some(Misbehaviour::Drop) => return client.shutdown(std::net::Shutdown::Both),
+        Some(Misbehaviour::NotImplemented) => {
+            let answer = "<!doctype html>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n";
+            write!(
+                client,
+                "HTTP/1.1 500 INTERNAL SERVER ERROR\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )?;
+            return client.flush();
+        }
         Some(Misbehaviour::Delay(pause)) => thread::sleep(pause),
         None => {}
     }

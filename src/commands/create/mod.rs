@@ -82,6 +82,8 @@ struct Created {
     state: Option<String>,
     tags: BTreeMap<String, String>,
     snapshot_ids: Vec<SnapshotId>,
+    /// When EC2 deprecates it (`--deprecate-in`).
+    deprecation_time: Option<jiff::Timestamp>,
     dry_run: bool,
 }
 
@@ -143,6 +145,7 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
         state: None,
         tags: spec.image_tags.clone(),
         snapshot_ids: Vec::new(),
+        deprecation_time: None,
         dry_run: args.dry_run,
     };
 
@@ -187,6 +190,17 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
             Ok(Some(image)) => result.update_from(&image),
             Ok(None) => {}
             Err(err) => ctx.printer.warn(format!("could not read the new image back: {err}")),
+        }
+    }
+    if let (None, Some(lead)) = (&failure, args.deprecate_in) {
+        let at = lead.from(ctx.printer.now());
+        match ec2.set_deprecation(&image_id, Some(at)).await {
+            Ok(()) => result.deprecation_time = Some(at),
+            Err(err) => {
+                failure = Some(Error::Failed(format!(
+                    "image {image_id} was created, but its deprecation could not be scheduled ({err}); schedule it with `amictl deprecate {image_id} --in …`"
+                )));
+            }
         }
     }
     if failure.is_none() && !created.snapshot_tags_applied {

@@ -3,58 +3,23 @@
 //! Not every endpoint offers these: the first request is tried once, and an endpoint that
 //! doesn't know it is told apart from one that refuses the caller.
 
-use std::collections::BTreeSet;
-
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     ImageReferenceOptionName, ImageReferenceResourceType, ResourceTypeOption, ResourceTypeRequest,
 };
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use futures::StreamExt;
 
-use super::super::errors::is_server_side;
+use super::super::errors::{not_offered, send_probing};
 use super::super::{Ec2, one_try};
 use crate::error::Error;
-use crate::model::{ImageUser, RecycleBin, UserKind};
+use crate::model::{BinnedImage, ImageUser, RecycleBin, UserKind};
 use crate::types::ImageId;
 
 /// DescribeImageReferences takes at most this many images.
 const IMAGES_PER_READ: usize = 10;
+/// ListImagesInRecycleBin takes at most this many image IDs.
+const IMAGES_PER_BIN_READ: usize = 20;
 /// Reads of image references in flight at once.
 const CONCURRENT_READS: usize = 8;
-
-/// The endpoint doesn't know the action: it says so with one of these codes, or (moto) answers
-/// with a server error that isn't an EC2 error at all. A throttle or an EC2 `InternalError`
-/// is not that: those are retried as usual.
-fn not_offered<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
-    match err.code() {
-        Some(code @ ("InvalidAction" | "UnsupportedOperation" | "NotImplemented" | "UnknownOperationException")) => {
-            Some(format!("the endpoint does not offer it ({code})"))
-        }
-        None if is_server_side(err) && err.raw_response().is_some() => {
-            Some("the endpoint answered with a server error, not an EC2 answer".to_owned())
-        }
-        _ => None,
-    }
-}
-
-/// Sends a request; the first of an action not every endpoint offers (`probe`) is tried once
-/// (`send(true)`), since an endpoint that lacks it would otherwise be asked ten times. Anything
-/// else that first try meets (a throttle, an EC2 `InternalError`) gets the usual retries.
-async fn send_probing<T, E, F, Fut>(probe: bool, send: F) -> Result<T, SdkError<E, HttpResponse>>
-where
-    E: ProvideErrorMetadata,
-    F: Fn(bool) -> Fut,
-    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-{
-    if !probe {
-        return send(false).await;
-    }
-    match send(true).await {
-        Err(err) if not_offered(&err).is_none() => send(false).await,
-        tried => tried,
-    }
-}
 
 impl Ec2 {
     /// What EC2 says references these images: instances (not terminated), launch template
@@ -185,38 +150,54 @@ impl Ec2 {
     /// The images in the Recycle Bin (their snapshots are not orphans: a restored image needs
     /// them). `NotOffered` where the endpoint doesn't have the Recycle Bin.
     pub async fn recycle_bin(&self) -> Result<RecycleBin, Error> {
-        let mut images = BTreeSet::new();
-        let mut token: Option<String> = None;
-        let mut first = true;
-        loop {
-            let request = self
-                .client
-                .list_images_in_recycle_bin()
-                .max_results(1000)
-                .set_next_token(token.take());
-            let result = send_probing(first, |once| {
-                let request = request.clone();
-                async move {
-                    if once {
-                        request.customize().config_override(one_try()).send().await
-                    } else {
-                        request.send().await
+        Ok(match self.recycle_bin_entries(&[]).await? {
+            Some(entries) => RecycleBin::Images(entries.into_iter().map(|e| e.image_id).collect()),
+            None => RecycleBin::NotOffered,
+        })
+    }
+
+    /// The images in the Recycle Bin (only these, when `ids` names any), with when each
+    /// entered and leaves it; `None` where the endpoint doesn't have the Recycle Bin.
+    pub async fn recycle_bin_entries(&self, ids: &[ImageId]) -> Result<Option<Vec<BinnedImage>>, Error> {
+        let mut entries = Vec::new();
+        for chunk in ids
+            .chunks(IMAGES_PER_BIN_READ)
+            .map(Some)
+            .chain(ids.is_empty().then_some(None))
+        {
+            let mut token: Option<String> = None;
+            let mut first = entries.is_empty();
+            loop {
+                let mut request = self.client.list_images_in_recycle_bin().set_next_token(token.take());
+                request = match chunk {
+                    Some(chunk) => request.set_image_ids(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect())),
+                    None => request.max_results(1000),
+                };
+                let result = send_probing(first, |once| {
+                    let request = request.clone();
+                    async move {
+                        if once {
+                            request.customize().config_override(one_try()).send().await
+                        } else {
+                            request.send().await
+                        }
                     }
+                })
+                .await;
+                let page = match result {
+                    Ok(page) => page,
+                    Err(err) if first && not_offered(&err).is_some() => return Ok(None),
+                    Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
+                };
+                first = false;
+                entries.extend(page.images().iter().filter_map(BinnedImage::from_ec2));
+                match page.next_token() {
+                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                    _ => break,
                 }
-            })
-            .await;
-            let page = match result {
-                Ok(page) => page,
-                Err(err) if first && not_offered(&err).is_some() => return Ok(RecycleBin::NotOffered),
-                Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
-            };
-            first = false;
-            images.extend(page.images().iter().filter_map(|i| i.image_id()).map(ImageId::from_ec2));
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(RecycleBin::Images(images)),
             }
         }
+        Ok(Some(entries))
     }
 }
 

@@ -25,6 +25,7 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
                 policy,
                 &reason,
                 kept_by_keep.get(image.image_id.as_str()),
+                now,
             );
             ImagePlan {
                 image_id: image.image_id.clone(),
@@ -127,6 +128,7 @@ fn decide(
     policy: &Policy,
     selected_because: &str,
     kept: Option<&String>,
+    now: Timestamp,
 ) -> (ImageAction, String) {
     if let Some(state @ ("pending" | "transient")) = image.state.as_deref() {
         return (
@@ -137,11 +139,12 @@ fn decide(
     if let Some(reason) = kept {
         return (ImageAction::Keep, reason.clone());
     }
-    if image.is_protected() {
-        return (
-            ImageAction::Keep,
-            "deregistration protection is on; turn it off first to remove this image".to_owned(),
-        );
+    // Kept in both modes: whoever protected an image meant it to stay.
+    if let Some(why) = image.protection(now).reason() {
+        return (ImageAction::Keep, why);
+    }
+    if policy.disable && image.state.as_deref() == Some("disabled") {
+        return (ImageAction::Keep, "disabled already".to_owned());
     }
     let mut reason = selected_because.to_owned();
     if let Some(users) = inventory.usage.users.get(&image.image_id).filter(|u| !u.is_empty()) {
@@ -182,6 +185,9 @@ fn decide(
             format!("{UNCHECKED}: {}{more}", inventory.usage.unchecked[0]),
         );
     }
+    if policy.disable {
+        return (ImageAction::Disable, reason);
+    }
     if image.backing == Backing::InstanceStore {
         reason.push_str("; instance-store-backed: its bundle in S3 is not touched");
     }
@@ -195,8 +201,15 @@ fn snapshot_fate(
     references: &BTreeMap<&str, BTreeSet<&str>>,
     leaving: &BTreeSet<String>,
 ) -> (SnapshotAction, String) {
-    if image.action == ImageAction::Keep {
-        return (SnapshotAction::Keep, "its image is kept".to_owned());
+    match image.action {
+        ImageAction::Keep => return (SnapshotAction::Keep, "its image is kept".to_owned()),
+        ImageAction::Disable => {
+            return (
+                SnapshotAction::Keep,
+                "its image is only disabled (`amictl enable` brings it back)".to_owned(),
+            );
+        }
+        ImageAction::Deregister => {}
     }
     if !policy.delete_snapshots {
         return (

@@ -183,6 +183,10 @@ pub struct Policy {
     pub orphans: bool,
     /// …that are at least this old (a younger one may belong to an image still being made).
     pub orphans_older_than: SignedDuration,
+    /// Disable the images (DisableImage, reversible) instead of deregistering them; their
+    /// snapshots stay.
+    #[serde(default)]
+    pub disable: bool,
 }
 
 impl Default for Policy {
@@ -195,6 +199,7 @@ impl Default for Policy {
             include_shared: false,
             orphans: false,
             orphans_older_than: SignedDuration::from_hours(24),
+            disable: false,
         }
     }
 }
@@ -203,6 +208,8 @@ impl Default for Policy {
 #[serde(rename_all = "lowercase")]
 pub enum ImageAction {
     Deregister,
+    /// DisableImage: the image stays, with its snapshots, and can be enabled again.
+    Disable,
     Keep,
 }
 
@@ -264,6 +271,9 @@ pub struct ImagePlan {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub images_deregistered: usize,
+    /// Disabled instead (`--disable`): they stay, with their snapshots.
+    #[serde(default)]
+    pub images_disabled: usize,
     pub snapshots_deleted: usize,
     pub gib_freed: i64,
     pub images_kept: usize,
@@ -387,6 +397,11 @@ impl Plan {
                 .images
                 .iter()
                 .filter(|i| counts(i.action == ImageAction::Deregister, i.result.as_ref()))
+                .count(),
+            images_disabled: self
+                .images
+                .iter()
+                .filter(|i| counts(i.action == ImageAction::Disable, i.result.as_ref()))
                 .count(),
             images_kept: self.images.iter().filter(|i| i.action == ImageAction::Keep).count(),
             images_unchecked: self

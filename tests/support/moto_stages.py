@@ -1,0 +1,169 @@
+"""moto 5.2.5's server, with the later stages of an image's life that EC2 has and moto lacks.
+
+amictl's integration tests and scripts/demo start moto through this file. What it adds is kept
+on moto's own image objects (so DescribeImages shows it) and answered as the EC2 API reference
+documents each action:
+
+- EnableImageDeprecation / DisableImageDeprecation: the image's DeprecationTime (seconds rounded
+  to the minute; a time in the past is refused).
+- EnableImageDeregistrationProtection (WithCooldown) / DisableImageDeregistrationProtection: the
+  image's DeregistrationProtection, `enabled-without-cooldown` or `enabled-with-cooldown`;
+  turning off one with the cooldown leaves `disabled-until <24 hours later>`. DeregisterImage
+  refuses an image while it is protected.
+- DisableImage (moto's) also removes every launch permission, as EC2 does; DescribeImages lists
+  disabled images only with IncludeDisabled, or when asked for them by ID.
+- RunInstances sets the image's LastLaunchedTime (EC2 reports launches up to a day late; here
+  at once).
+
+Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
+"""
+
+import datetime
+import sys
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models import amis as ami_models
+from moto.ec2.models import instances as instance_models
+from moto.ec2.responses.amis import AmisResponse
+
+COOLDOWN = datetime.timedelta(hours=24)
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse(value):
+    """A timestamp: moto hands request parameters over parsed, or text from an image."""
+    if isinstance(value, datetime.datetime):
+        return value
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def protected(ami):
+    """Whether DeregisterImage must refuse the image now."""
+    state = getattr(ami, "deregistration_protection", None) or "disabled"
+    if state.startswith("enabled"):
+        return True
+    if state.startswith("disabled-until "):
+        return parse(state.split(" ", 1)[1]) > now()
+    return False
+
+
+def image(response):
+    """The image a request names (moto's errors for a missing or deregistered one)."""
+    ami_id = response._get_param("ImageId")
+    response.error_on_dryrun()
+    backend = response.ec2_backend
+    if ami_id in backend.deleted_amis:
+        raise ami_models.UnvailableAMIIdError(ami_id)
+    if ami_id not in backend.amis:
+        raise ami_models.InvalidAMIIdError(ami_id)
+    return backend.amis[ami_id]
+
+
+def enable_image_deprecation(self):
+    ami = image(self)
+    at = parse(self._get_param("DeprecateAt"))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.timezone.utc)
+    if at <= now():
+        raise EC2ClientError("InvalidParameterValue", "The deprecation time can't be in the past.")
+    rounded = (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)
+    ami.deprecation_time = iso(rounded)
+    return ActionResult({"Return": True})
+
+
+def disable_image_deprecation(self):
+    ami = image(self)
+    ami.deprecation_time = None
+    return ActionResult({"Return": True})
+
+
+def enable_image_deregistration_protection(self):
+    ami = image(self)
+    with_cooldown = str(self._get_param("WithCooldown", "false")).lower() == "true"
+    ami.deregistration_protection = "enabled-with-cooldown" if with_cooldown else "enabled-without-cooldown"
+    return ActionResult({"Return": ami.deregistration_protection})
+
+
+def disable_image_deregistration_protection(self):
+    ami = image(self)
+    state = getattr(ami, "deregistration_protection", None) or "disabled"
+    if state == "enabled-with-cooldown":
+        ami.deregistration_protection = f"disabled-until {iso(now() + COOLDOWN)}"
+    elif state.startswith("enabled"):
+        ami.deregistration_protection = "disabled"
+    return ActionResult({"Return": ami.deregistration_protection})
+
+
+AmisResponse.enable_image_deprecation = enable_image_deprecation
+AmisResponse.disable_image_deprecation = disable_image_deprecation
+AmisResponse.enable_image_deregistration_protection = enable_image_deregistration_protection
+AmisResponse.disable_image_deregistration_protection = disable_image_deregistration_protection
+
+backend_class = ami_models.AmiBackend
+moto_deregister = backend_class.deregister_image
+moto_disable = backend_class.disable_image
+moto_describe = backend_class.describe_images
+
+
+def deregister_image(self, ami_id):
+    ami = self.amis.get(ami_id)
+    if ami is not None and protected(ami):
+        raise EC2ClientError(
+            "OperationNotPermitted",
+            f"The image {ami_id} can't be deregistered: deregistration protection is enabled for it.",
+        )
+    return moto_deregister(self, ami_id)
+
+
+def disable_image(self, ami_id):
+    moto_disable(self, ami_id)
+    # A disabled image is private: every launch permission goes.
+    self.amis[ami_id].launch_permissions = []
+
+
+backend_class.deregister_image = deregister_image
+backend_class.disable_image = disable_image
+
+moto_describe_response = AmisResponse.describe_images
+
+
+def describe_images(self):
+    include_disabled = str(self._get_param("IncludeDisabled", "false")).lower() == "true"
+    named = bool(self._get_param("ImageIds", []))
+    result = moto_describe_response(self)
+    if not (include_disabled or named):
+        result.result["Images"] = [ami for ami in result.result["Images"] if ami.state != "disabled"]
+    return result
+
+
+AmisResponse.describe_images = describe_images
+
+moto_run_instances = instance_models.InstanceBackend.run_instances
+
+
+def run_instances(self, image_id, *args, **kwargs):
+    reservation = moto_run_instances(self, image_id, *args, **kwargs)
+    for instance in reservation.instances:
+        ami = self.amis.get(instance.image_id)
+        if ami is not None:
+            ami.last_launched_time = iso(now())
+    return reservation
+
+
+instance_models.InstanceBackend.run_instances = run_instances
+
+for name in ("deprecation_time", "deregistration_protection", "last_launched_time"):
+    setattr(ami_models.Ami, name, None)
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    main(sys.argv[1:])
