@@ -157,6 +157,39 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
     {
         snapshot.result = snapshot_results.get(&snapshot.snapshot_id).cloned();
     }
+    say_whether_restorable(ec2, plan).await;
+}
+
+/// Whether each image deregistered now can still be restored: the Recycle Bin holds it (a
+/// retention rule covers it) until a time, or it is gone for good. Said only where the
+/// endpoint can say; a failed read of it fails nothing that was done.
+async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan) {
+    let deregistered: Vec<ImageId> = plan
+        .images
+        .iter()
+        .filter(|i| i.action == ImageAction::Deregister && i.result == Some(Outcome::Done))
+        .map(|i| i.image_id.clone())
+        .collect();
+    if deregistered.is_empty() {
+        return;
+    }
+    let binned = match ec2.recycle_bin_entries(&deregistered).await {
+        Ok(Some(binned)) => binned,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::debug!("could not read the Recycle Bin after deregistering: {err}");
+            return;
+        }
+    };
+    for image in plan.images.iter_mut().filter(|i| deregistered.contains(&i.image_id)) {
+        image.recycle_bin = Some(match binned.iter().find(|b| b.image_id == image.image_id) {
+            Some(entry) => match entry.recycle_bin_exit_time {
+                Some(until) => format!("restorable until {until} (`amictl restore {}`)", image.image_id),
+                None => format!("in the Recycle Bin (`amictl restore {}`)", image.image_id),
+            },
+            None => "gone for good (no Recycle Bin rule covers it)".to_owned(),
+        });
+    }
 }
 
 /// Each snapshot to delete, with the planned images that use it.
@@ -394,5 +427,40 @@ mod tests {
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::AlreadyGone));
         assert_eq!(plan.summary.failures, 0);
+    }
+
+    #[tokio::test]
+    async fn the_report_says_whether_a_deregistered_image_can_still_be_restored() {
+        use aws_sdk_ec2::operation::list_images_in_recycle_bin::ListImagesInRecycleBinOutput;
+        use aws_sdk_ec2::primitives::DateTime;
+        use aws_sdk_ec2::types::ImageRecycleBinInfo;
+
+        for (binned, says) in [
+            (true, "restorable until 2025-12-05T00:00:00Z"),
+            (false, "gone for good"),
+        ] {
+            let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
+            let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+            // As the API reference shapes it: the images asked about that the bin holds.
+            let bin = mock!(Client::list_images_in_recycle_bin)
+                .match_requests(|req| req.image_ids() == ["ami-00000001"])
+                .then_output(move || {
+                    let entry = ImageRecycleBinInfo::builder()
+                        .image_id("ami-00000001")
+                        .recycle_bin_exit_time(DateTime::from_secs(1_764_892_800))
+                        .build();
+                    ListImagesInRecycleBinOutput::builder()
+                        .set_images(Some(if binned { vec![entry] } else { Vec::new() }))
+                        .build()
+                });
+            let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
+            let mut plan = one_image_plan();
+
+            execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+
+            let fate = plan.images[0].recycle_bin.clone().unwrap_or_default();
+            assert!(fate.starts_with(says), "{fate}");
+            assert_eq!(bin.num_calls(), 1);
+        }
     }
 }

@@ -84,7 +84,12 @@ fn image_row(printer: &Printer, image: &ImagePlan, executed: bool) -> Vec<comfy_
         printer.colored(size, None),
     ];
     if executed {
-        row.push(result_cell(printer, image.result.as_ref()));
+        let mut cell = result_cell(printer, image.result.as_ref());
+        if let Some(fate) = &image.recycle_bin {
+            let text = format!("{}; {fate}", image.result.as_ref().map_or("-".to_owned(), outcome_text));
+            cell = printer.colored(text, None);
+        }
+        row.push(cell);
     }
     row
 }

@@ -46,6 +46,7 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
                 shared_with: inventory.shared_with(image),
                 snapshots: Vec::new(),
                 result: None,
+                recycle_bin: None,
             }
         })
         .collect();

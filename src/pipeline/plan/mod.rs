@@ -266,6 +266,10 @@ pub struct ImagePlan {
     pub shared_with: Vec<String>,
     pub snapshots: Vec<SnapshotPlan>,
     pub result: Option<Outcome>,
+    /// After a deregistration: `restorable until …` (a Recycle Bin rule kept it) or `gone for
+    /// good`; `None` in a plan, or where the endpoint can't say.
+    #[serde(default)]
+    pub recycle_bin: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
