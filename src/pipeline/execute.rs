@@ -343,6 +343,13 @@ mod tests {
         }
     }
 
+    /// After deregistering, amictl asks whether the image went into the Recycle Bin: no rule.
+    fn empty_recycle_bin() -> aws_smithy_mocks::Rule {
+        mock!(Client::list_images_in_recycle_bin).then_output(|| {
+            aws_sdk_ec2::operation::list_images_in_recycle_bin::ListImagesInRecycleBinOutput::builder().build()
+        })
+    }
+
     const PATIENT: Execution = Execution {
         concurrency: 4,
         in_use_patience: Duration::from_secs(5),
@@ -352,7 +359,8 @@ mod tests {
     async fn a_snapshot_in_use_by_another_image_is_kept_not_failed() {
         let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
         let delete = mock!(Client::delete_snapshot).then_error(in_use("ami-0fedcba9876543210"));
-        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let bin = empty_recycle_bin();
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
         execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
@@ -375,7 +383,8 @@ mod tests {
             .error(in_use("ami-00000001"))
             .output(|| DeleteSnapshotOutput::builder().build())
             .build();
-        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let bin = empty_recycle_bin();
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
         execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
