@@ -509,15 +509,20 @@ impl LaunchPermissions {
         self.accounts.len() + self.organization_arns.len() + self.organizational_unit_arns.len()
     }
 
+    /// Every grant as a word: `public`, then account IDs, organization and OU ARNs.
+    pub fn words(&self) -> Vec<String> {
+        (self.public.then(|| "public".to_owned()).into_iter())
+            .chain(self.accounts.iter().cloned())
+            .chain(self.organization_arns.iter().cloned())
+            .chain(self.organizational_unit_arns.iter().cloned())
+            .collect()
+    }
+
     /// The permissions as the tags amictl records them in before disabling an image
     /// ([`PERMISSIONS_TAG`], then `-2`, `-3`, … as a tag value holds 256 characters).
     pub fn to_tags(&self) -> BTreeMap<String, String> {
-        let words = (self.public.then(|| "public".to_owned()).into_iter())
-            .chain(self.accounts.iter().cloned())
-            .chain(self.organization_arns.iter().cloned())
-            .chain(self.organizational_unit_arns.iter().cloned());
         let mut values: Vec<String> = Vec::new();
-        for word in words {
+        for word in self.words() {
             match values.last_mut() {
                 Some(value) if value.len() + 1 + word.len() <= TAG_VALUE_LIMIT => {
                     value.push(' ');

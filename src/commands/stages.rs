@@ -298,23 +298,12 @@ async fn apply(ctx: &Context<'_>, image: &Image, change: StageChange, now: Times
                     .await?;
                 done.push(format!(
                     "launch permissions given back ({})",
-                    describe_grants(&recorded)
+                    recorded.words().join(", ")
                 ));
             }
             Ok((!done.is_empty()).then(|| done.join("; ")))
         }
     }
-}
-
-fn describe_grants(permissions: &LaunchPermissions) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if permissions.public {
-        parts.push("public".to_owned());
-    }
-    parts.extend(permissions.accounts.iter().cloned());
-    parts.extend(permissions.organization_arns.iter().cloned());
-    parts.extend(permissions.organizational_unit_arns.iter().cloned());
-    parts.join(", ")
 }
 
 /// Why nothing was sent for an image already in the asked-for stage.

@@ -3,6 +3,21 @@
 //!
 //! Endpoint, region, timeout and retry settings are made once, here, where the client is built.
 
+/// Sends a request built by `$request` once (`$once`: the probe of an action not every endpoint
+/// offers), or with the usual retries; for `errors::send_probing`.
+macro_rules! once_or_retried {
+    ($once:expr, $request:expr) => {{
+        let request = $request;
+        async move {
+            if $once {
+                request.customize().config_override(one_try()).send().await
+            } else {
+                request.send().await
+            }
+        }
+    }};
+}
+
 mod create;
 mod errors;
 mod images;

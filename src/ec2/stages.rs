@@ -15,21 +15,6 @@ use super::{Ec2, one_try};
 use crate::error::Error;
 use crate::types::ImageId;
 
-/// Sends a request built by `$request` once on the probe (`$once`), with the usual retries
-/// otherwise.
-macro_rules! once_or_retried {
-    ($once:expr, $request:expr) => {{
-        let request = $request;
-        async move {
-            if $once {
-                request.customize().config_override(one_try()).send().await
-            } else {
-                request.send().await
-            }
-        }
-    }};
-}
-
 impl Ec2 {
     /// Sends an action not every endpoint offers: once, then (if the endpoint knows it but
     /// something transient happened) with the usual retries.

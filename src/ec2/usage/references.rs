@@ -101,17 +101,7 @@ impl Ec2 {
             }
             let page = if first {
                 // The probe: is the action offered at all?
-                let result = send_probing(true, |once| {
-                    let request = request.clone();
-                    async move {
-                        if once {
-                            request.customize().config_override(one_try()).send().await
-                        } else {
-                            request.send().await
-                        }
-                    }
-                })
-                .await;
+                let result = send_probing(true, |once| once_or_retried!(once, request.clone())).await;
                 result.map_err(|err| match not_offered(&err) {
                     Some(why) => Probe::NotOffered(why),
                     None => Probe::Failed(self.error("DescribeImageReferences", &err)),
@@ -160,36 +150,27 @@ impl Ec2 {
     /// entered and leaves it; `None` where the endpoint doesn't have the Recycle Bin.
     pub async fn recycle_bin_entries(&self, ids: &[ImageId]) -> Result<Option<Vec<BinnedImage>>, Error> {
         let mut entries = Vec::new();
+        // Only the very first request is the probe.
+        let mut probe = true;
         for chunk in ids
             .chunks(IMAGES_PER_BIN_READ)
             .map(Some)
             .chain(ids.is_empty().then_some(None))
         {
             let mut token: Option<String> = None;
-            let mut first = entries.is_empty();
             loop {
                 let mut request = self.client.list_images_in_recycle_bin().set_next_token(token.take());
                 request = match chunk {
                     Some(chunk) => request.set_image_ids(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect())),
                     None => request.max_results(1000),
                 };
-                let result = send_probing(first, |once| {
-                    let request = request.clone();
-                    async move {
-                        if once {
-                            request.customize().config_override(one_try()).send().await
-                        } else {
-                            request.send().await
-                        }
-                    }
-                })
-                .await;
+                let result = send_probing(probe, |once| once_or_retried!(once, request.clone())).await;
                 let page = match result {
                     Ok(page) => page,
-                    Err(err) if first && not_offered(&err).is_some() => return Ok(None),
+                    Err(err) if probe && not_offered(&err).is_some() => return Ok(None),
                     Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
                 };
-                first = false;
+                probe = false;
                 entries.extend(page.images().iter().filter_map(BinnedImage::from_ec2));
                 match page.next_token() {
                     Some(next) if !next.is_empty() => token = Some(next.to_owned()),

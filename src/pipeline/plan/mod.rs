@@ -63,15 +63,14 @@ impl Inventory {
 
     /// Who else may launch the image: `public`, accounts, organizations, OUs.
     pub(super) fn shared_with(&self, image: &Image) -> Vec<String> {
-        let permissions = self.shared.get(&image.image_id);
-        let mut shared = Vec::new();
-        if image.public == Some(true) || permissions.is_some_and(|p| p.public) {
-            shared.push("public".to_owned());
-        }
-        if let Some(p) = permissions {
-            shared.extend(p.accounts.iter().cloned());
-            shared.extend(p.organization_arns.iter().cloned());
-            shared.extend(p.organizational_unit_arns.iter().cloned());
+        let mut shared = self
+            .shared
+            .get(&image.image_id)
+            .map(LaunchPermissions::words)
+            .unwrap_or_default();
+        // DescribeImages says public too, where the permissions were not read.
+        if image.public == Some(true) && shared.first().is_none_or(|w| w != "public") {
+            shared.insert(0, "public".to_owned());
         }
         shared
     }
