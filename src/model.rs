@@ -142,7 +142,9 @@ impl Image {
 
     /// Deregistration protection as of `now`. EC2 says `disabled`, `enabled-without-cooldown`
     /// or `enabled-with-cooldown`, and after protection with a cooldown is turned off,
-    /// `disabled-until` and when the cooldown ends. A value amictl can't read counts as on:
+    /// `disabled-until` and when the cooldown ends (that form is what amictl expects; it is not
+    /// verified against real EC2, which the API reference doesn't spell out). A value amictl
+    /// can't read counts as on:
     /// what it can't check it doesn't assume safe.
     pub fn protection(&self, now: Timestamp) -> Protection {
         let Some(value) = self
