@@ -9,8 +9,8 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, NameGlob,
-    NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
+    AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, KmsKey,
+    NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -98,6 +98,20 @@ pub enum Command {
         image=$(amictl -o json create --instance-id i-0123456789abcdef0 --name 'web-{timestamp}' | jq -r .image_id)"
     )]
     Create(CreateArgs),
+
+    /// Copy an image to other regions, with its tags and launch permissions; a re-run copies nothing twice
+    #[command(
+        after_help = "The source is the image in --region. Each copy is tagged with its source \
+        (amictl:source-image-id, amictl:source-region), so a re-run finds the copies it made (in any state but failed) \
+        and makes no second one; a failed copy is copied again. Launch permissions are given once a copy is available: \
+        --copy-permissions waits for it.\n\n\
+        Examples:\n  \
+        amictl copy ami-0123456789abcdef0 --to-regions eu-west-1,us-west-2 --copy-tags --wait\n  \
+        amictl copy ami-0123456789abcdef0 --all-regions --copy-permissions --dry-run\n  \
+        amictl copy ami-0123456789abcdef0 --to-regions eu-west-1 --encrypt --kms-key-id eu-west-1=alias/images\n  \
+        amictl -o json copy ami-0123456789abcdef0 --to-regions eu-west-1,us-west-2 | jq -r '.[] | \"\\(.region) \\(.image_id)\"'"
+    )]
+    Copy(CopyArgs),
 
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
@@ -266,6 +280,10 @@ pub struct CreateArgs {
     #[arg(long)]
     pub copy_instance_tags: bool,
 
+    /// Once the image is available, copy it to these regions, comma-separated (waits for the image; the copies get its name and tags)
+    #[arg(long, value_name = "REGION,…", value_delimiter = ',')]
+    pub copy_to_regions: Vec<Region>,
+
     /// Deprecate the image this long after creating it (e.g. 90d; at most ten years)
     #[arg(long, value_name = "DURATION")]
     pub deprecate_in: Option<DeprecateIn>,
@@ -283,6 +301,70 @@ pub struct CreateArgs {
     pub dry_run: bool,
 
     /// Let EC2 reboot this very machine when imaging the instance amictl runs on
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("targets").required(true).args(["to_regions", "all_regions"]))]
+pub struct CopyArgs {
+    /// The image to copy (ami-…), in --region
+    #[arg(value_name = "IMAGE_ID")]
+    pub image_id: ImageId,
+
+    /// Copy to these regions, comma-separated (the source's own region is reported, not copied)
+    #[arg(long, value_name = "REGION,…", value_delimiter = ',')]
+    pub to_regions: Vec<Region>,
+
+    /// Copy to every other region enabled for the account
+    #[arg(long)]
+    pub all_regions: bool,
+
+    /// The copies' name; placeholders {date}, {timestamp} (UTC), {source_name}, {source_region}, {instance_id} [default: the source's name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<NameTemplate>,
+
+    /// The copies' description (up to 255 characters) [default: the source's]
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<Description>,
+
+    /// Give the copies the source's tags (not aws: ones, nor amictl's records of the source's own stage; --tag wins on the same key)
+    #[arg(long)]
+    pub copy_tags: bool,
+
+    /// Tag the copies (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<Tag>,
+
+    /// Tag the copies' snapshots (repeatable)
+    #[arg(long = "snapshot-tag", value_name = "KEY=VALUE")]
+    pub snapshot_tags: Vec<Tag>,
+
+    /// Give the copies the source's launch permissions (accounts, organizations, OUs; public needs --yes); waits for each copy to be available
+    #[arg(long)]
+    pub copy_permissions: bool,
+
+    /// Encrypt the copies' snapshots (with the account's default EBS key unless --kms-key-id)
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// The KMS key to encrypt with: KEY for every region, or REGION=KEY (repeatable); key ID, alias/NAME or ARN
+    #[arg(long = "kms-key-id", value_name = "[REGION=]KEY", requires = "encrypt")]
+    pub kms_key_ids: Vec<KmsKey>,
+
+    /// Wait until every copy is available, with a progress line per region
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up waiting after this long (e.g. 45m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "60m")]
+    pub wait_timeout: HumanDuration,
+
+    /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Yes, make the copies public when the source is (with --copy-permissions)
     #[arg(long)]
     pub yes: bool,
 }

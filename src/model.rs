@@ -204,6 +204,12 @@ impl Image {
 
 /// The tag amictl puts on an image it disables: when (RFC 3339).
 pub const DISABLED_AT_TAG: &str = "amictl:disabled-at";
+
+/// On a copy amictl made: the image it was copied from, and that image's region. A re-run of
+/// `copy` finds its earlier copies by these two tags.
+pub const SOURCE_IMAGE_TAG: &str = "amictl:source-image-id";
+pub const SOURCE_REGION_TAG: &str = "amictl:source-region";
+
 /// The tag(s) amictl puts on an image it disables: the launch permissions DisableImage
 /// removed, space-separated (`public`, account IDs, organization and OU ARNs). A list longer
 /// than a tag value holds (256 characters) goes on in `amictl:launch-permissions-2`, `-3`, ….

@@ -215,6 +215,15 @@ impl Printer {
         Progress { style }
     }
 
+    /// Progress lines of work going on side by side (one per region): one line each on a
+    /// terminal, redrawn in place; plain lines otherwise; nothing with `--quiet`.
+    pub fn progress_lines(&self) -> ProgressLines {
+        ProgressLines {
+            terminal: (!self.quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new),
+            quiet: self.quiet,
+        }
+    }
+
     /// A progress bar for `total` steps; see [`Counter`].
     pub fn counter(&self, total: usize, what: &str) -> Counter {
         let shown = !self.quiet && total > 0 && std::io::stderr().is_terminal();
@@ -269,6 +278,28 @@ impl Counter {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// See [`Printer::progress_lines`].
+pub struct ProgressLines {
+    terminal: Option<indicatif::MultiProgress>,
+    quiet: bool,
+}
+
+impl ProgressLines {
+    /// One more line.
+    pub fn line(&self) -> Progress {
+        let style = match &self.terminal {
+            _ if self.quiet => ProgressStyle::Silent,
+            Some(lines) => {
+                let bar = lines.add(indicatif::ProgressBar::new_spinner());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                ProgressStyle::Terminal(bar)
+            }
+            None => ProgressStyle::Lines { last: None },
+        };
+        Progress { style }
     }
 }
 

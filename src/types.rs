@@ -341,6 +341,19 @@ pub struct Tag {
     pub value: String,
 }
 
+impl Tag {
+    /// Tags amictl writes must not use `aws:` keys, which AWS reserves for itself.
+    pub fn check_writable<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> Result<(), String> {
+        match tags.into_iter().find(|t| t.key.starts_with("aws:")) {
+            Some(tag) => Err(format!(
+                "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
+                tag.key
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.key, self.value)
@@ -461,15 +474,30 @@ pub enum Placeholder {
     InstanceId,
     /// `{instance_name}`: the instance's Name tag.
     InstanceName,
+    /// `{source_name}`: the copied image's name (`copy` only).
+    SourceName,
+    /// `{source_region}`: the copied image's region (`copy` only).
+    SourceRegion,
 }
 
 impl Placeholder {
-    const ALL: [(&'static str, Placeholder); 4] = [
+    const ALL: [(&'static str, Placeholder); 6] = [
         ("date", Placeholder::Date),
         ("timestamp", Placeholder::Timestamp),
         ("instance_id", Placeholder::InstanceId),
         ("instance_name", Placeholder::InstanceName),
+        ("source_name", Placeholder::SourceName),
+        ("source_region", Placeholder::SourceRegion),
     ];
+
+    /// How the name writes it, e.g. `{date}`.
+    pub fn written(self) -> String {
+        let name = Placeholder::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("?", |(n, _)| n);
+        format!("{{{name}}}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,6 +514,15 @@ pub struct NameTemplate {
 }
 
 impl NameTemplate {
+    /// The first placeholder the name uses that `allowed` refuses, for checking a template
+    /// against its command before any request.
+    pub fn refused_placeholder(&self, allowed: impl Fn(Placeholder) -> bool) -> Option<Placeholder> {
+        self.parts.iter().find_map(|part| match part {
+            NamePart::Placeholder(p) if !allowed(*p) => Some(*p),
+            _ => None,
+        })
+    }
+
     /// Fills the placeholders in with `value` and checks the result against EC2's rules.
     pub fn expand(&self, value: impl Fn(Placeholder) -> Result<String, String>) -> Result<String, String> {
         let mut name = String::new();
@@ -793,6 +830,64 @@ impl fmt::Display for Price {
     }
 }
 
+/// `--kms-key-id`: a KMS key for the copies' snapshots, for every region (`alias/x`, a key ID)
+/// or for one (`eu-west-1=alias/x`). A key ARN names its own region, which must be the one it
+/// is used in: EC2 needs the key in the copy's region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKey {
+    /// The region this key is for; `None`: every region.
+    pub region: Option<Region>,
+    pub key: String,
+}
+
+impl KmsKey {
+    /// The region an ARN names (`arn:aws:kms:REGION:ACCOUNT:key/…`); `None` for key IDs and aliases.
+    pub fn arn_region(&self) -> Option<&str> {
+        let rest = self.key.strip_prefix("arn:")?;
+        rest.split(':').nth(2)
+    }
+}
+
+impl FromStr for KmsKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (region, key) = match s.split_once('=') {
+            Some((region, key)) => (Some(region.parse::<Region>()?), key),
+            None => (None, s),
+        };
+        let expected = "expected a key ID, alias/NAME, or a key or alias ARN, optionally after REGION= (e.g. eu-west-1=alias/images)";
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("'{}' is not a KMS key: {expected}", shorten(s)));
+        }
+        let kms = KmsKey {
+            region,
+            key: key.to_owned(),
+        };
+        if key.starts_with("arn:") {
+            let parts: Vec<&str> = key.splitn(6, ':').collect();
+            let well_formed = parts.len() == 6
+                && parts[2] == "kms"
+                && parts[3].parse::<Region>().is_ok()
+                && parts[4].len() == 12
+                && parts[4].bytes().all(|b| b.is_ascii_digit())
+                && (parts[5].starts_with("key/") || parts[5].starts_with("alias/"));
+            if !well_formed {
+                return Err(format!("'{}' is not a KMS key ARN: {expected}", shorten(key)));
+            }
+            if let (Some(region), Some(arn_region)) = (&kms.region, kms.arn_region())
+                && region.as_str() != arn_region
+            {
+                return Err(format!(
+                    "the KMS key {} is in {arn_region}, not {region}: EC2 needs a key in the copy's own region",
+                    shorten(key)
+                ));
+            }
+        }
+        Ok(kms)
+    }
+}
+
 /// Keeps error messages one line long when someone pastes a novel into an option.
 fn shorten(s: &str) -> String {
     const SHOWN: usize = 60;
@@ -938,6 +1033,33 @@ mod tests {
             bad_value.expand(|_| Ok("web*".to_owned())).is_err(),
             "expanded names are checked too"
         );
+    }
+
+    #[test]
+    fn kms_keys_are_for_every_region_or_one_and_arns_name_their_own() {
+        let any: KmsKey = "alias/images".parse().unwrap();
+        assert_eq!((&any.region, any.arn_region()), (&None, None));
+        let one: KmsKey = "eu-west-1=mrk-1234abcd".parse().unwrap();
+        assert_eq!(one.region.unwrap().as_str(), "eu-west-1");
+        let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(arn.parse::<KmsKey>().unwrap().arn_region(), Some("eu-west-1"));
+        assert!(format!("eu-west-1={arn}").parse::<KmsKey>().is_ok());
+        assert!(
+            format!("us-east-1={arn}")
+                .parse::<KmsKey>()
+                .unwrap_err()
+                .contains("is in eu-west-1, not us-east-1")
+        );
+        for bad in [
+            "",
+            "nowhere=alias/x",
+            "eu-west-1=",
+            "alias x",
+            "arn:aws:kms:eu-west-1:1234:key/x",
+            "arn:aws:s3:::bucket",
+        ] {
+            assert!(bad.parse::<KmsKey>().is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

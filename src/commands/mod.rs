@@ -6,6 +6,7 @@
 //! layers below take; nothing under `pipeline/`, `ec2/` or `model` knows of clap.
 
 mod cleanup;
+mod copy;
 mod create;
 mod deregister;
 mod describe;
@@ -129,10 +130,15 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
                 Some(_) => None,
                 None => Some(ec2::this_instance().await?),
             };
-            let ctx = connect.one(this_instance.as_ref()).await?;
+            let reach = connect.reach(this_instance.as_ref()).await?;
             let target = create::Target::new(&args, this_instance.as_ref())
                 .ok_or_else(|| Error::Usage("create needs --instance-id".to_owned()))?;
-            create::run(&ctx, args, target).await
+            create::run(&reach, args, target).await
+        }
+        Command::Copy(args) => {
+            // Checked before the credentials are even looked up.
+            let request = copy::Request::from_args(args)?;
+            copy::run(&connect.reach(None).await?, &request).await
         }
         Command::Deregister(args) => deregister::run(&connect.one(None).await?, args).await,
         Command::Describe(args) => {
@@ -174,6 +180,34 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
     }
 }
 
+/// One account, reached in its own region (`--region`) and in any other on demand: for
+/// commands that work from one region into others (`copy`).
+pub struct Reach<'run> {
+    session: Session,
+    printer: &'run Printer,
+    interrupt: &'run Interrupt,
+}
+
+impl<'run> Reach<'run> {
+    /// A context in the account's own region.
+    pub fn home(&self) -> Context<'run> {
+        self.context(None)
+    }
+
+    /// A context in another region of the same account (same credentials).
+    pub fn region(&self, region: &Region) -> Context<'run> {
+        self.context(Some(region.clone()))
+    }
+
+    fn context(&self, region: Option<Region>) -> Context<'run> {
+        Context {
+            ec2: self.session.client(region),
+            printer: self.printer,
+            interrupt: self.interrupt,
+        }
+    }
+}
+
 /// Makes the contexts of a run from the global options.
 struct Connect<'run> {
     global: &'run GlobalArgs,
@@ -206,9 +240,17 @@ impl<'run> Connect<'run> {
 
     /// One context, in the region the options (or the instance) name.
     async fn one(&self, this_instance: Option<&ThisInstance>) -> Result<Context<'run>, Error> {
+        Ok(self.reach(this_instance).await?.home())
+    }
+
+    /// The account of the options, in its own region and any other.
+    async fn reach(&self, this_instance: Option<&ThisInstance>) -> Result<Reach<'run>, Error> {
         let options = self.options(this_instance.map(|this| this.region.clone()));
-        let session = Session::start(&options).await?;
-        Ok(self.context(session.client(None)))
+        Ok(Reach {
+            session: Session::start(&options).await?,
+            printer: self.printer,
+            interrupt: self.interrupt,
+        })
     }
 
     /// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or

@@ -170,7 +170,7 @@ fn refuse_granting_the_owner(images: &[Image], grants: &Grants) -> Result<(), Er
 }
 
 /// Image block public access on (`block-new-sharing`) makes EC2 refuse public sharing.
-async fn check_block_public_access(ctx: &Context<'_>) -> Result<(), Error> {
+pub(super) async fn check_block_public_access(ctx: &Context<'_>) -> Result<(), Error> {
     let region = ctx.ec2.region();
     match ctx.ec2.image_block_public_access().await {
         Ok(Some(state)) if state == "block-new-sharing" => Err(Error::Failed(format!(

@@ -147,7 +147,7 @@ impl Ec2 {
     }
 }
 
-fn tag_specification(resource: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+pub(super) fn tag_specification(resource: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource)
         .set_tags(Some(sdk_tags(tags)))

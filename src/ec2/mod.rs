@@ -18,6 +18,7 @@ macro_rules! once_or_retried {
     }};
 }
 
+mod copy;
 mod create;
 mod errors;
 mod images;
@@ -45,6 +46,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::Client;
 
+pub use copy::{CopySpec, RegionInfo};
 pub use create::{CreatedImage, Creation, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};

@@ -58,6 +58,17 @@ fn printed(documents: &[Value]) -> BTreeSet<String> {
     all
 }
 
+/// What `copy` prints. Copies go to other regions: a server of their own spares the other tests'.
+fn copied() -> Value {
+    let env = TestEnv::on_its_own_server();
+    let source = env.create_image(&env.run_instance(None), "doc-6", &[]);
+    env.amictl()
+        .args(["-o", "json", "copy", &source, "--to-regions", "eu-west-1"])
+        .run()
+        .assert_code(0)
+        .json()
+}
+
 #[test]
 fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
     let docs = documented();
@@ -142,6 +153,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         .json();
 
     for (section, documents) in [
+        ("copy", vec![copied()]),
         ("describe", vec![described]),
         ("create", vec![created]),
         ("permissions", vec![shown]),

@@ -5,6 +5,7 @@
 mod support;
 
 mod cleanup;
+mod copy;
 mod create;
 mod deregister;
 mod describe;

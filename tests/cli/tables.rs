@@ -66,6 +66,11 @@ fn tables_show_what_a_user_sees() {
         "cleanup_plan",
         account.table(&["cleanup", "--name", "tbl-*", "--dry-run"])
     );
+    // A dry run only reads, so it may name a region of another test's.
+    insta::assert_snapshot!(
+        "copy_dry_run",
+        account.table(&["copy", &account.free, "--to-regions", "ap-southeast-3", "--dry-run"])
+    );
     insta::assert_snapshot!(
         "deregister_dry_run",
         account.table(&["deregister", &account.free, "--delete-snapshots", "--dry-run"])

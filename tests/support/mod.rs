@@ -200,6 +200,16 @@ impl TestEnv {
         }
     }
 
+    /// The same server in any region: for a test with a server of its own
+    /// ([`TestEnv::on_its_own_server`]), where no other test can be disturbed.
+    pub fn elsewhere(&self, region: &str) -> TestEnv {
+        TestEnv {
+            endpoint: self.endpoint.clone(),
+            region: region.to_owned(),
+            role: self.role.clone(),
+        }
+    }
+
     /// A server with moto's public Amazon images (one of them instance-store-backed).
     pub fn with_amazon_images() -> TestEnv {
         let moto = AMAZON_SERVER.get_or_init(|| Moto::start(true));

@@ -14,6 +14,10 @@ documents each action:
   disabled images only with IncludeDisabled, or when asked for them by ID.
 - RunInstances sets the image's LastLaunchedTime (EC2 reports launches up to a day late; here
   at once).
+- CopyImage (moto's) also applies TagSpecifications (`image` and `snapshot`, as EC2 does), and
+  Encrypted / KmsKeyId to the copy's snapshot (DescribeSnapshots and the image's block device
+  mappings show them). The copy is `pending` for a while, as EC2's are: COPY_SECONDS, or the
+  number of seconds in the source image's `amictl-test:copy-seconds` tag (a knob for tests).
 
 Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 """
@@ -28,6 +32,8 @@ from moto.ec2.models import instances as instance_models
 from moto.ec2.responses.amis import AmisResponse
 
 COOLDOWN = datetime.timedelta(hours=24)
+COPY_SECONDS = 1
+COPY_SECONDS_TAG = "amictl-test:copy-seconds"
 
 
 def now():
@@ -135,7 +141,59 @@ backend_class.disable_image = disable_image
 moto_describe_response = AmisResponse.describe_images
 
 
+def copy_image(self):
+    source_id = self._get_param("SourceImageId")
+    source_region = self._get_param("SourceRegion")
+    result = moto_copy_response(self)
+    ami = self.ec2_backend.amis[result.result["ImageId"]]
+    from moto.ec2.models import ec2_backends
+
+    source = ec2_backends[self.current_account][source_region].amis.get(source_id)
+    seconds = COPY_SECONDS
+    if source is not None:
+        knob = [t["value"] for t in source.get_tags() if t["key"] == COPY_SECONDS_TAG]
+        seconds = float(knob[0]) if knob else seconds
+    for spec in self._get_param("TagSpecifications", []) or []:
+        tags = {t["Key"]: t.get("Value", "") for t in spec.get("Tags", spec.get("Tag", []))}
+        target = {"image": ami.id, "snapshot": ami.ebs_snapshot.id}.get(spec.get("ResourceType"))
+        if target is None:
+            raise EC2ClientError("InvalidParameterValue", f"'{spec.get('ResourceType')}' can't be tagged by CopyImage.")
+        self.ec2_backend.create_tags([target], tags)
+    if str(self._get_param("Encrypted", "false")).lower() == "true":
+        ami.ebs_snapshot.encrypted = True
+        ami.ebs_snapshot.kms_key_id = self._get_param("KmsKeyId") or "alias/aws/ebs"
+    if seconds > 0:
+        ami.state = "pending"
+        ami.copy_ready_at = now() + datetime.timedelta(seconds=seconds)
+    return result
+
+
+def finish_copies(backend):
+    """Copies whose time has come are available."""
+    for ami in backend.amis.values():
+        ready_at = getattr(ami, "copy_ready_at", None)
+        if ready_at is not None and ready_at <= now():
+            ami.state = "available"
+            ami.copy_ready_at = None
+
+
+moto_copy_response = AmisResponse.copy_image
+AmisResponse.copy_image = copy_image
+
+
+def block_device_mappings(self):
+    mappings = moto_block_device_mappings.fget(self)
+    for mapping in mappings:
+        mapping["Ebs"]["Encrypted"] = bool(getattr(self.ebs_snapshot, "encrypted", False))
+    return mappings
+
+
+moto_block_device_mappings = ami_models.Ami.block_device_mappings
+ami_models.Ami.block_device_mappings = property(block_device_mappings)
+
+
 def describe_images(self):
+    finish_copies(self.ec2_backend)
     include_disabled = str(self._get_param("IncludeDisabled", "false")).lower() == "true"
     named = bool(self._get_param("ImageIds", []))
     result = moto_describe_response(self)
@@ -160,7 +218,7 @@ def run_instances(self, image_id, *args, **kwargs):
 
 instance_models.InstanceBackend.run_instances = run_instances
 
-for name in ("deprecation_time", "deregistration_protection", "last_launched_time"):
+for name in ("deprecation_time", "deregistration_protection", "last_launched_time", "copy_ready_at"):
     setattr(ami_models.Ami, name, None)
 
 if __name__ == "__main__":

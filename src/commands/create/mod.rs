@@ -18,7 +18,7 @@ use std::time::Duration;
 use comfy_table::Table;
 use serde::Serialize;
 
-use super::Context;
+use super::{Context, Reach, copy};
 use crate::cli::CreateArgs;
 use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
@@ -26,7 +26,7 @@ use crate::model::{Image, Instance};
 use crate::output::{Printer, Render, elapsed, yes_no};
 use crate::types::{ImageId, InstanceId, SnapshotId};
 use adoption::{adopt_retried, duplicate_name, taken};
-use naming::{check_tag_keys, image_name, image_tags};
+use naming::{check_args, image_name, image_tags};
 use reboot::{announce_reboot, confirm_rebooting_this_machine};
 
 /// How long to look for the snapshot IDs of an image when they must be tagged afterwards.
@@ -56,8 +56,38 @@ impl Target {
     }
 }
 
-pub async fn run(ctx: &Context<'_>, args: CreateArgs, target: Target) -> anyhow::Result<()> {
-    let outcome = create(ctx, &args, &target, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
+pub async fn run(reach: &Reach<'_>, args: CreateArgs, target: Target) -> anyhow::Result<()> {
+    let ctx = &reach.home();
+    if args.dry_run && !args.copy_to_regions.is_empty() {
+        ctx.printer
+            .note("dry run: the copies to other regions are not asked about (the image they copy does not exist)");
+    }
+    let mut outcome = create(ctx, &args, &target, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
+    if let (Some(id), None, false) = (
+        &outcome.result.image_id,
+        &outcome.failure,
+        args.copy_to_regions.is_empty(),
+    ) {
+        // The image is available (creating it waited): copy it as it is.
+        let request = copy::Request::after_create(
+            id.parse().map_err(Error::Failed)?,
+            args.copy_to_regions.clone(),
+            outcome.result.snapshot_tags.clone(),
+            args.wait,
+            args.wait_timeout.0,
+        );
+        match copy::copy(reach, ctx, &request).await {
+            Ok(copies) => {
+                outcome.failure = copies.failure();
+                outcome.result.copies = copies.rows;
+            }
+            Err(err) => {
+                outcome.failure = Some(Error::Failed(format!(
+                    "image {id} was created, but could not be copied ({err}); copy it with `amictl copy {id} --to-regions …`"
+                )));
+            }
+        }
+    }
     ctx.printer.print(&outcome.result)?;
     match outcome.failure {
         Some(failure) => Err(failure.into()),
@@ -85,6 +115,11 @@ struct Created {
     /// When EC2 deprecates it (`--deprecate-in`).
     deprecation_time: Option<jiff::Timestamp>,
     dry_run: bool,
+    /// Its copies in other regions (`--copy-to-regions`), as `amictl copy` reports them.
+    copies: Vec<copy::CopyRow>,
+    /// The snapshot tags asked for, which the copies' snapshots get too.
+    #[serde(skip)]
+    snapshot_tags: BTreeMap<String, String>,
 }
 
 impl Created {
@@ -104,12 +139,14 @@ impl Render for Created {
             yes_no(Some(!self.no_reboot)),
             self.state.as_deref().unwrap_or("-"),
         ]);
-        vec![table]
+        let mut tables = vec![table];
+        tables.extend(copy::copy_table(&self.copies, printer));
+        tables
     }
 }
 
 async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
-    check_tag_keys(args)?;
+    check_args(args)?;
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
         confirm_rebooting_this_machine(ctx.printer, &target.instance_id)?;
     }
@@ -147,6 +184,8 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
         snapshot_ids: Vec::new(),
         deprecation_time: None,
         dry_run: args.dry_run,
+        copies: Vec::new(),
+        snapshot_tags: spec.snapshot_tags.clone(),
     };
 
     if args.dry_run {
@@ -171,7 +210,8 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
 
     // From here on the image exists: every failure is reported after printing its ID.
     let mut failure = None;
-    if args.wait {
+    // Copying to other regions needs the image available: creating it waits for that.
+    if args.wait || !args.copy_to_regions.is_empty() {
         match watch_image(ctx, &image_id, policy, |image| {
             image.state.as_deref() == Some("available")
         })

@@ -9,22 +9,21 @@ use crate::cli::CreateArgs;
 use crate::error::Error;
 use crate::model::Instance;
 use crate::output::Printer;
-use crate::types::Placeholder;
+use crate::types::{Placeholder, Tag};
 
-/// AWS reserves tag keys that start with `aws:`.
-pub fn check_tag_keys(args: &CreateArgs) -> Result<(), Error> {
-    match args
-        .tags
-        .iter()
-        .chain(&args.snapshot_tags)
-        .find(|t| t.key.starts_with("aws:"))
-    {
-        Some(tag) => Err(Error::Usage(format!(
-            "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
-            tag.key
-        ))),
-        None => Ok(()),
+/// What can be checked before any request: tag keys AWS reserves, and placeholders that are
+/// `copy`'s.
+pub fn check_args(args: &CreateArgs) -> Result<(), Error> {
+    Tag::check_writable(args.tags.iter().chain(&args.snapshot_tags)).map_err(Error::Usage)?;
+    if let Some(p) = args.name.as_ref().and_then(|name| {
+        name.refused_placeholder(|p| !matches!(p, Placeholder::SourceName | Placeholder::SourceRegion))
+    }) {
+        return Err(Error::Usage(format!(
+            "{} is for `amictl copy`; create's name can use {{date}}, {{timestamp}}, {{instance_id}} and {{instance_name}}",
+            p.written()
+        )));
     }
+    Ok(())
 }
 
 /// `--name` with its placeholders filled in; without `--name`, the instance's Name tag (or
@@ -59,6 +58,9 @@ pub fn placeholder_value(placeholder: Placeholder, instance: &Instance, now: Tim
                 instance.instance_id
             )
         }),
+        Placeholder::SourceName | Placeholder::SourceRegion => {
+            Err(format!("{} is for `amictl copy`", placeholder.written()))
+        }
     }
 }
 

@@ -1,0 +1,266 @@
+//! What to do in each target region, decided from what the reads found: no I/O here.
+
+use std::collections::BTreeMap;
+
+use crate::ec2::RegionInfo;
+use crate::model::{Image, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use crate::types::{ImageId, KmsKey, Region};
+
+/// EC2 takes at most 50 tags on a resource.
+const MAX_TAGS: usize = 50;
+
+/// What to do in one target region.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Copied there before, in a state other than failed: nothing to copy.
+    Reuse(Box<Image>),
+    /// Copy, for the first time or again after these earlier copies failed.
+    Copy { failed_before: Vec<ImageId> },
+    /// Can't be copied there, for this reason; nothing is asked of that region.
+    Refuse(String),
+}
+
+/// Whether EC2 lets the account copy into `region`, by DescribeRegions' answer (`None`: it
+/// could not be read, so the copy is tried and EC2 answers).
+pub fn region_refusal(region: &Region, source_region: &str, regions: Option<&[RegionInfo]>) -> Option<String> {
+    let known = regions?;
+    match known.iter().find(|r| r.name == region.as_str()) {
+        None => Some(format!(
+            "EC2 knows no region {region} (DescribeRegions in {source_region} does not list it); check the name"
+        )),
+        Some(info) if !info.is_enabled() => Some(format!(
+            "{region} is not enabled for the account (opt-in status {}); enable it in the account's settings, or leave it out",
+            info.opt_in_status.as_deref().unwrap_or("unknown")
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The step in one region, from the copies made there before (found by their source tags)
+/// and the account's images there with the copy's name.
+pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region) -> Step {
+    let failed = |image: &Image| matches!(image.state.as_deref(), Some("failed" | "error" | "invalid"));
+    // Newest first: the most recent copy that is not a failure is the one to keep using.
+    let mut earlier: Vec<&Image> = earlier.iter().collect();
+    earlier.sort_by(|a, b| Image::newest_first(a, b));
+    if let Some(copy) = earlier.iter().find(|image| !failed(image)) {
+        return Step::Reuse(Box::new((*copy).clone()));
+    }
+    if let Some(taken) = named
+        .iter()
+        .find(|image| !earlier.iter().any(|e| e.image_id == image.image_id))
+    {
+        return Step::Refuse(format!(
+            "the account has an image named '{name}' in {region} already ({}), which is not a copy of this source; \
+             pass --name to give the copy another name",
+            taken.image_id
+        ));
+    }
+    Step::Copy {
+        failed_before: earlier.iter().map(|image| image.image_id.clone()).collect(),
+    }
+}
+
+/// The copy's tags: the source's own with `--copy-tags` (not AWS's `aws:` tags, nor amictl's
+/// records of the source's stage, which would be false of the copy), then `--tag`, then the two
+/// tags a re-run finds the copy by.
+pub fn copy_tags(
+    source: &Image,
+    copy_source_tags: bool,
+    tags: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut wanted = BTreeMap::new();
+    if copy_source_tags {
+        wanted.extend(
+            source
+                .tags
+                .iter()
+                .filter(|(key, _)| !key.starts_with("aws:") && !key.starts_with("amictl:"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    wanted.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    wanted.insert(SOURCE_IMAGE_TAG.to_owned(), source.image_id.to_string());
+    wanted.insert(SOURCE_REGION_TAG.to_owned(), source.region.clone());
+    if wanted.len() > MAX_TAGS {
+        return Err(format!(
+            "the copies would have {} tags, and EC2 takes at most {MAX_TAGS} (2 of them amictl's record of the source); \
+             copy fewer of the source's tags, or pass fewer --tag",
+            wanted.len()
+        ));
+    }
+    Ok(wanted)
+}
+
+/// The tags of `wanted` that the image lacks or has with another value.
+pub fn missing_tags(image: &Image, wanted: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    wanted
+        .iter()
+        .filter(|(k, v)| image.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The key to encrypt a copy in `region` with: the one named for the region, else the one
+/// named for every region, else none (the account's default EBS key).
+pub fn kms_key_for<'k>(keys: &'k [KmsKey], region: &Region) -> Option<&'k str> {
+    keys.iter()
+        .find(|k| k.region.as_ref() == Some(region))
+        .or_else(|| keys.iter().find(|k| k.region.is_none()))
+        .map(|k| k.key.as_str())
+}
+
+/// Keys that can't work with these target regions: one named for a region not copied to, or
+/// an ARN (which names its region) used where it isn't.
+pub fn kms_refusal(keys: &[KmsKey], targets: &[Region]) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key.region.as_ref().map(Region::as_str)) {
+            return Some(match &key.region {
+                Some(region) => format!("--kms-key-id names {region} twice; give each region one key"),
+                None => {
+                    "--kms-key-id gives two keys for every region; give one, or name each key's region (REGION=KEY)"
+                        .to_owned()
+                }
+            });
+        }
+        if let Some(region) = &key.region
+            && !targets.contains(region)
+        {
+            return Some(format!(
+                "--kms-key-id names {region}, which is not copied to; leave it out or add it to the regions"
+            ));
+        }
+    }
+    for region in targets {
+        if let Some(key) = kms_key_for(keys, region).and_then(|k| keys.iter().find(|x| x.key == k))
+            && let Some(arn_region) = key.arn_region()
+            && arn_region != region.as_str()
+        {
+            return Some(format!(
+                "the KMS key {} is in {arn_region}, so it can't encrypt the copy in {region}; name a key per region (REGION=KEY)",
+                key.key
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(name: &str) -> Region {
+        name.parse().unwrap()
+    }
+
+    fn image(id: &str, state: &str, created: &str) -> Image {
+        let mut image = Image::for_tests(id);
+        image.state = Some(state.to_owned());
+        image.creation_date = Some(created.parse().unwrap());
+        image
+    }
+
+    #[test]
+    fn a_region_must_be_known_and_enabled_unless_the_list_could_not_be_read() {
+        let regions = [
+            RegionInfo {
+                name: "eu-west-1".to_owned(),
+                opt_in_status: Some("opt-in-not-required".to_owned()),
+            },
+            RegionInfo {
+                name: "ap-east-1".to_owned(),
+                opt_in_status: Some("not-opted-in".to_owned()),
+            },
+        ];
+        assert_eq!(region_refusal(&region("eu-west-1"), "us-east-1", Some(&regions)), None);
+        let not_enabled = region_refusal(&region("ap-east-1"), "us-east-1", Some(&regions)).unwrap();
+        assert!(not_enabled.contains("not enabled"), "{not_enabled}");
+        let unknown = region_refusal(&region("eu-wset-1"), "us-east-1", Some(&regions)).unwrap();
+        assert!(unknown.contains("EC2 knows no region eu-wset-1"), "{unknown}");
+        assert_eq!(region_refusal(&region("eu-wset-1"), "us-east-1", None), None);
+    }
+
+    #[test]
+    fn an_earlier_copy_is_reused_unless_it_failed_and_a_name_taken_by_another_image_refuses() {
+        let eu = region("eu-west-1");
+        let pending = image("ami-00000000000000001", "pending", "2026-11-01T00:00:00Z");
+        let failed = image("ami-00000000000000002", "failed", "2026-11-02T00:00:00Z");
+        let other = image("ami-00000000000000003", "available", "2026-10-01T00:00:00Z");
+
+        assert_eq!(
+            decide(&[failed.clone(), pending.clone()], &[], "web", &eu),
+            Step::Reuse(Box::new(pending.clone())),
+            "the newest copy that did not fail"
+        );
+        assert_eq!(
+            decide(std::slice::from_ref(&failed), std::slice::from_ref(&failed), "web", &eu),
+            Step::Copy {
+                failed_before: vec![failed.image_id.clone()]
+            },
+            "a failed copy is copied again; its name is its own"
+        );
+        assert_eq!(decide(&[], &[], "web", &eu), Step::Copy { failed_before: vec![] });
+        let Step::Refuse(why) = decide(&[], &[other], "web", &eu) else {
+            panic!("a name taken by an image that is no copy of the source");
+        };
+        assert!(why.contains("ami-00000000000000003") && why.contains("--name"), "{why}");
+    }
+
+    #[test]
+    fn copied_tags_leave_out_aws_and_amictl_records_and_the_source_tags_always_go_on() {
+        let mut source = Image::for_tests("ami-0123456789abcdef0");
+        source.region = "us-east-1".to_owned();
+        source.tags = [
+            ("team", "web"),
+            ("env", "old"),
+            ("aws:cloudformation:stack-name", "s"),
+            ("amictl:disabled-at", "2026-01-01T00:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let given = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+
+        let tags = copy_tags(&source, true, &given).unwrap();
+
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            tags,
+            [
+                ("amictl:source-image-id", "ami-0123456789abcdef0"),
+                ("amictl:source-region", "us-east-1"),
+                ("env", "prod"),
+                ("team", "web"),
+            ]
+        );
+        assert_eq!(copy_tags(&source, false, &BTreeMap::new()).unwrap().len(), 2);
+        let many: BTreeMap<String, String> = (0..49).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        assert!(copy_tags(&source, false, &many).unwrap_err().contains("at most 50"));
+    }
+
+    #[test]
+    fn kms_keys_go_to_their_region_and_refuse_what_cannot_work() {
+        let keys: Vec<KmsKey> = ["alias/all", "eu-west-1=alias/eu"]
+            .iter()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        assert_eq!(kms_key_for(&keys, &region("eu-west-1")), Some("alias/eu"));
+        assert_eq!(kms_key_for(&keys, &region("us-west-2")), Some("alias/all"));
+        assert_eq!(kms_key_for(&[], &region("us-west-2")), None);
+
+        let targets = [region("eu-west-1"), region("us-west-2")];
+        assert_eq!(kms_refusal(&keys, &targets), None);
+        let elsewhere: Vec<KmsKey> = vec!["ap-south-1=alias/x".parse().unwrap()];
+        assert!(kms_refusal(&elsewhere, &targets).unwrap().contains("not copied to"));
+        let twice: Vec<KmsKey> = vec!["alias/a".parse().unwrap(), "alias/b".parse().unwrap()];
+        assert!(kms_refusal(&twice, &targets).unwrap().contains("two keys"));
+        let arn: Vec<KmsKey> = vec!["arn:aws:kms:eu-west-1:123456789012:alias/x".parse().unwrap()];
+        assert!(
+            kms_refusal(&arn, &targets)
+                .unwrap()
+                .contains("can't encrypt the copy in us-west-2")
+        );
+        assert_eq!(kms_refusal(&arn, &targets[..1]), None);
+    }
+}
