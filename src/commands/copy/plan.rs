@@ -44,6 +44,13 @@ pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region) -
     let mut earlier: Vec<&Image> = earlier.iter().collect();
     earlier.sort_by(|a, b| Image::newest_first(a, b));
     if let Some(copy) = earlier.iter().find(|image| !failed(image)) {
+        if copy.state.as_deref() == Some("disabled") {
+            // Someone retired it: copying again would undo that behind their back.
+            return Step::Refuse(format!(
+                "the copy in {region} ({}) is disabled; enable it (`amictl enable`) or deregister it, then copy again",
+                copy.image_id
+            ));
+        }
         return Step::Reuse(Box::new((*copy).clone()));
     }
     if let Some(taken) = named
@@ -201,6 +208,11 @@ mod tests {
             "a failed copy is copied again; its name is its own"
         );
         assert_eq!(decide(&[], &[], "web", &eu), Step::Copy { failed_before: vec![] });
+        let disabled = image("ami-00000000000000004", "disabled", "2026-11-03T00:00:00Z");
+        let Step::Refuse(why) = decide(&[pending.clone(), disabled], &[], "web", &eu) else {
+            panic!("a disabled copy is neither reused nor copied again");
+        };
+        assert!(why.contains("is disabled"), "{why}");
         let Step::Refuse(why) = decide(&[], &[other], "web", &eu) else {
             panic!("a name taken by an image that is no copy of the source");
         };
