@@ -216,17 +216,16 @@ fn without_yes_off_a_terminal_it_shows_the_plan_and_exits_2_changing_nothing() {
     let image = env.create_image(&instance, "ask-1", &[]);
     let proxy = Proxy::start(&env.endpoint);
 
-    let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["cleanup", "--all"])
-        .run();
+    // Deregistering or disabling: either needs --yes.
+    for args in [&["cleanup", "--all"][..], &["cleanup", "--all", "--disable"]] {
+        let run = env.amictl().env("AWS_ENDPOINT_URL", proxy.url()).args(args).run();
 
-    run.assert_code(2);
-    assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert!(run.stderr.contains(&image), "the plan is shown: {}", run.stderr);
-    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
-    assert!(proxy.mutations().is_empty());
+        run.assert_code(2);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(run.stderr.contains(&image), "the plan is shown: {}", run.stderr);
+        assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+        assert!(proxy.mutations().is_empty(), "{args:?}: {:?}", proxy.mutations());
+    }
     assert_eq!(env.image_ids(), [image]);
 }
 

@@ -309,7 +309,7 @@ pub struct Plan {
 impl Plan {
     /// Whether carrying the plan out would change anything.
     pub fn has_work(&self) -> bool {
-        self.images.iter().any(|i| i.action == ImageAction::Deregister)
+        self.images.iter().any(|i| i.action != ImageAction::Keep)
             || self.orphan_snapshots.iter().any(|s| s.action == SnapshotAction::Delete)
     }
 
