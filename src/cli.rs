@@ -473,6 +473,10 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub include_shared: bool,
 
+    /// List the images kept only by --keep in the table too (JSON always lists every image)
+    #[arg(long)]
+    pub show_kept: bool,
+
     /// Carry the plan out without asking
     #[arg(long)]
     pub yes: bool,

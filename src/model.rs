@@ -136,7 +136,10 @@ impl Image {
     pub fn newest_first(a: &Image, b: &Image) -> std::cmp::Ordering {
         b.creation_date
             .cmp(&a.creation_date)
-            .then_with(|| b.name.cmp(&a.name))
+            .then_with(|| match (&a.name, &b.name) {
+                (Some(a), Some(b)) => natural_order(b, a),
+                (a, b) => b.cmp(a),
+            })
             .then_with(|| a.image_id.cmp(&b.image_id))
     }
 
@@ -198,6 +201,35 @@ impl Image {
             Some("available") | None if self.is_deprecated(now) => "deprecated".to_owned(),
             Some("available") | None if self.deprecation_time.is_some() => "deprecating".to_owned(),
             state => state.unwrap_or("-").to_owned(),
+        }
+    }
+}
+
+/// Names as a person orders them: runs of digits by their number, so `web-10` comes after
+/// `web-9` (build numbers), and the rest character by character.
+pub fn natural_order(left: &str, right: &str) -> std::cmp::Ordering {
+    let (mut left, mut right) = (left, right);
+    loop {
+        let (Some(first), Some(second)) = (left.chars().next(), right.chars().next()) else {
+            return left.len().cmp(&right.len());
+        };
+        if first.is_ascii_digit() && second.is_ascii_digit() {
+            let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (left_end, right_end) = (digits(left), digits(right));
+            let value = |run: &str| run.trim_start_matches('0').to_owned();
+            let (left_value, right_value) = (value(&left[..left_end]), value(&right[..right_end]));
+            let order = (left_value.len().cmp(&right_value.len()))
+                .then_with(|| left_value.cmp(&right_value))
+                .then_with(|| left_end.cmp(&right_end));
+            if order.is_ne() {
+                return order;
+            }
+            (left, right) = (&left[left_end..], &right[right_end..]);
+        } else {
+            if first != second {
+                return first.cmp(&second);
+            }
+            (left, right) = (&left[first.len_utf8()..], &right[second.len_utf8()..]);
         }
     }
 }
@@ -599,6 +631,34 @@ fn permissions_tag_key(index: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_order_build_numbers_by_their_value() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        assert_eq!(natural_order("web-10", "web-9"), Greater);
+        assert_eq!(natural_order("web-2", "web-10"), Less);
+        assert_eq!(natural_order("web-9", "web-9"), Equal);
+        assert_eq!(
+            natural_order("web-09", "web-9"),
+            Greater,
+            "equal values: the longer spelling last"
+        );
+        assert_eq!(natural_order("web-1-b", "web-1-a"), Greater);
+        assert_eq!(natural_order("web", "web-1"), Less);
+        assert_eq!(natural_order("app-20240101", "app-20231231"), Greater);
+
+        let mut same_second: Vec<Image> = ["tty-9", "tty-10", "tty-1", "tty-12"]
+            .iter()
+            .map(|name| {
+                let mut image = Image::for_tests(&format!("ami-0000000000000000{}", name.len()));
+                image.name = Some((*name).to_owned());
+                image
+            })
+            .collect();
+        same_second.sort_by(Image::newest_first);
+        let names: Vec<&str> = same_second.iter().filter_map(|i| i.name.as_deref()).collect();
+        assert_eq!(names, ["tty-12", "tty-10", "tty-9", "tty-1"]);
+    }
 
     fn device(name: &str, snapshot: Option<&str>, virtual_name: Option<&str>) -> BlockDevice {
         BlockDevice {

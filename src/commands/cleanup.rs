@@ -51,6 +51,7 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, saved: Option<Plan
         contexts[0].printer.note(note);
     }
     let mut plan = Plan::merge(plans, &selection, &policy);
+    plan.show_kept = args.show_kept;
     carry(contexts, &args, &mut plan).await?;
     if !failures.is_empty() {
         return Err(Error::Failed(format!("regions left out: {}", failures.join("; "))).into());

@@ -9,7 +9,14 @@ impl Render for Plan {
     fn tables(&self, printer: &Printer) -> Vec<Table> {
         let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();
-        if !self.images.is_empty() {
+        // What changes, and what is kept for a reason a reviewer must see; the images kept
+        // only by --keep are one line of the summary, unless --show-kept.
+        let shown: Vec<&ImagePlan> = self
+            .images
+            .iter()
+            .filter(|i| self.show_kept || !i.kept_by_policy)
+            .collect();
+        if !shown.is_empty() {
             let grouped = self.policy.group_by != GroupBy::None;
             let mut header = vec!["IMAGE ID", "NAME", "CREATED"];
             if grouped {
@@ -20,7 +27,7 @@ impl Render for Plan {
                 header.push("RESULT");
             }
             let mut table = printer.table(&header);
-            for image in &self.images {
+            for image in shown {
                 let mut row = image_row(printer, image, executed);
                 if grouped {
                     row.insert(3, printer.colored(image.group.as_deref().unwrap_or("(its own)"), None));
@@ -168,11 +175,17 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
             ),
         ),
         ("images kept", summary.images_kept.to_string()),
-        ("failures", summary.failures.to_string()),
     ];
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
     }
+    if summary.images_kept_by_policy > 0 && !plan.show_kept {
+        table.add_row(vec![
+            format!("  of them by --keep {}", plan.policy.keep),
+            format!("{} (not listed; --show-kept lists them)", summary.images_kept_by_policy),
+        ]);
+    }
+    table.add_row(vec!["failures".to_owned(), summary.failures.to_string()]);
     if !plan.unchecked.is_empty() {
         table.add_row(vec![
             "could not check (every candidate kept)".to_owned(),

@@ -527,3 +527,47 @@ fn a_plan_with_a_bad_region_or_of_another_format_is_refused_before_any_request()
         std::fs::remove_file(file).unwrap();
     }
 }
+
+#[test]
+fn the_table_shows_what_changes_and_counts_what_keep_keeps_in_one_line() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    // Made within a second or two: "newest" among them is decided by build number.
+    let images: Vec<String> = (1..=12)
+        .map(|n| env.create_image(&instance, &format!("tty-{n}"), &[]))
+        .collect();
+    let plan = |extra: &[&str]| {
+        env.amictl()
+            .args(["cleanup", "--name", "tty-*", "--keep", "10", "--dry-run"])
+            .args(extra)
+            .run()
+    };
+
+    let table = plan(&[]).assert_code(0).stdout.clone();
+    let listed = plan(&["--show-kept"]).assert_code(0).stdout.clone();
+    let json = plan(&["-o", "json"]).assert_code(0).json();
+
+    let leaving: Vec<&str> = json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "deregister")
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let oldest_two = ["tty-1", "tty-2"];
+    let plain_ids = |text: &str| images.iter().filter(|id| text.contains(id.as_str())).count();
+    assert_eq!(plain_ids(&table), 2, "only what changes is listed: {table}");
+    assert!(
+        table.contains("of them by --keep 10") && table.contains("10 (not listed"),
+        "{table}"
+    );
+    assert_eq!(plain_ids(&listed), 12, "--show-kept lists every image: {listed}");
+    assert_eq!(json["images"].as_array().unwrap().len(), 12, "JSON keeps every entry");
+    assert_eq!(json["summary"]["images_kept_by_policy"], 10);
+    // Made in order, and within the same second by build number: tty-10 is newer than tty-9.
+    let mut leaving = leaving.clone();
+    leaving.sort_unstable();
+    assert_eq!(leaving, oldest_two);
+    let again = plan(&["-o", "json"]).assert_code(0).json();
+    assert_eq!(again["images"], json["images"], "a re-run plans the same");
+}

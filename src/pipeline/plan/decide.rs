@@ -37,6 +37,7 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
                 group: policy.group_by.label(image),
                 action,
                 reason,
+                kept_by_policy: kept_by_keep.contains_key(image.image_id.as_str()),
                 used_by: inventory
                     .usage
                     .users

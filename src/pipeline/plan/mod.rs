@@ -259,6 +259,10 @@ pub struct ImagePlan {
     pub group: Option<String>,
     pub action: ImageAction,
     pub reason: String,
+    /// Kept only because the policy keeps the newest (`--keep`): nothing a reviewer must see,
+    /// so the table counts these in one line (`--show-kept` lists them).
+    #[serde(default)]
+    pub kept_by_policy: bool,
     /// What can launch it.
     pub used_by: Vec<ImageUser>,
     /// Who else may launch it: `public`, accounts, organizations, OUs.
@@ -280,6 +284,9 @@ pub struct Summary {
     pub snapshots_deleted: usize,
     pub gib_freed: i64,
     pub images_kept: usize,
+    /// Of those, kept only because the policy keeps the newest (`--keep`).
+    #[serde(default)]
+    pub images_kept_by_policy: usize,
     /// Images kept only because something that might launch them could not be checked.
     pub images_unchecked: usize,
     pub failures: usize,
@@ -304,6 +311,10 @@ pub struct Plan {
     /// What could not be checked; every candidate image was kept for it.
     pub unchecked: Vec<String>,
     pub summary: Summary,
+    /// How the table shows the plan: with the images kept only by `--keep` listed
+    /// (`--show-kept`), or counted in one line. JSON always has every entry.
+    #[serde(skip)]
+    pub show_kept: bool,
 }
 
 impl Plan {
@@ -342,6 +353,7 @@ impl Plan {
             orphan_snapshots: Vec::new(),
             unchecked: Vec::new(),
             summary: Summary::default(),
+            show_kept: false,
         }
     }
 
@@ -407,6 +419,7 @@ impl Plan {
                 .filter(|i| counts(i.action == ImageAction::Disable, i.result.as_ref()))
                 .count(),
             images_kept: self.images.iter().filter(|i| i.action == ImageAction::Keep).count(),
+            images_kept_by_policy: self.images.iter().filter(|i| i.kept_by_policy).count(),
             images_unchecked: self
                 .images
                 .iter()
