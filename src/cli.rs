@@ -66,7 +66,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "N")]
     pub max_rate: Option<Rate>,
 
-    /// Result format: a table for people, or one JSON document for programs
+    /// Result format: a table for people, one JSON document for programs, or markdown for CI job summaries and pull requests
     #[arg(short, long, global = true, value_parser = choice::<OutputFormat>(OutputFormat::CHOICES), default_value = "table")]
     pub output: OutputFormat,
 

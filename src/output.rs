@@ -16,10 +16,12 @@ use serde::Serialize;
 pub enum OutputFormat {
     Table,
     Json,
+    /// GitHub-flavoured markdown: for `$GITHUB_STEP_SUMMARY` and pull request comments.
+    Markdown,
 }
 
 impl OutputFormat {
-    pub const CHOICES: &[&str] = &["table", "json"];
+    pub const CHOICES: &[&str] = &["table", "json", "markdown"];
 }
 
 impl std::str::FromStr for OutputFormat {
@@ -29,7 +31,10 @@ impl std::str::FromStr for OutputFormat {
         match s {
             "table" => Ok(OutputFormat::Table),
             "json" => Ok(OutputFormat::Json),
-            _ => Err(format!("'{s}' is not an output format: expected table or json")),
+            "markdown" => Ok(OutputFormat::Markdown),
+            _ => Err(format!(
+                "'{s}' is not an output format: expected table, json or markdown"
+            )),
         }
     }
 }
@@ -67,6 +72,11 @@ pub trait Render: Serialize {
     fn empty_note(&self) -> Option<String> {
         None
     }
+
+    /// The heading of the markdown face (`-o markdown`), e.g. "Cleanup plan".
+    fn title(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The run's one printer. Made once, in `main`, and lent to everything that speaks.
@@ -85,7 +95,7 @@ impl Printer {
     pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool) -> Printer {
         Printer {
             format,
-            color: use_color(color, std::io::stdout().is_terminal()),
+            color: format == OutputFormat::Table && use_color(color, std::io::stdout().is_terminal()),
             quiet,
             now: Timestamp::now(),
             stdout_closed: AtomicBool::new(false),
@@ -141,18 +151,26 @@ impl Printer {
                 })?;
                 stdout.write_all(b"\n")?;
             }
-            OutputFormat::Table => {
+            OutputFormat::Table | OutputFormat::Markdown => {
                 let tables = result.tables(self);
                 if tables.is_empty()
                     && let Some(note) = result.empty_note()
                 {
                     self.note(note);
                 }
+                let markdown = self.format == OutputFormat::Markdown;
+                if markdown && let Some(title) = result.title() {
+                    writeln!(stdout, "### {}\n", markdown_text(&title))?;
+                }
                 for (i, table) in tables.iter().enumerate() {
                     if i > 0 {
                         stdout.write_all(b"\n")?;
                     }
-                    writeln!(stdout, "{table}")?;
+                    if markdown {
+                        write!(stdout, "{}", markdown_table(table))?;
+                    } else {
+                        writeln!(stdout, "{table}")?;
+                    }
                 }
             }
         }
@@ -341,6 +359,49 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A table in GitHub-flavoured markdown; a table without a header (a summary) as a list of
+/// `key: **value**` lines.
+fn markdown_table(table: &Table) -> String {
+    use std::fmt::Write as _;
+    let cells =
+        |row: &comfy_table::Row| -> Vec<String> { row.cell_iter().map(|c| markdown_text(&c.content())).collect() };
+    let mut out = String::new();
+    let Some(header) = table.header() else {
+        for row in table.row_iter() {
+            let cells = cells(row);
+            let _ = match cells.as_slice() {
+                [key, value] => writeln!(out, "- {key}: **{value}**"),
+                other => writeln!(out, "- {}", other.join(" · ")),
+            };
+        }
+        return out;
+    };
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let header = cells(header);
+    out.push_str(&line(&header));
+    out.push_str(&line(&vec!["---".to_owned(); header.len()]));
+    for row in table.row_iter() {
+        out.push_str(&line(&cells(row)));
+    }
+    out
+}
+
+/// Text safe in a markdown table cell: markup characters escaped, line breaks as `<br>`.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        match c {
+            '\n' => out.push_str("<br>"),
+            '\\' | '`' | '*' | '_' | '|' | '<' | '>' | '[' | ']' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The error that ended the run, on stderr whatever `--quiet` says.

@@ -25,7 +25,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         || args.regions.all_regions
         || !args.regions.regions.is_empty()
         || !args.regions.role_arns.is_empty();
-    let detailed = args.image_ids.len() == 1 && first.printer.format() == OutputFormat::Table && !several;
+    let detailed = args.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
     let named = args.image_ids.clone();
     let query = ImageQuery {
         // The account's own images unless the user named images or owners.
@@ -207,6 +207,13 @@ impl Render for Described {
 
     fn empty_note(&self) -> Option<String> {
         Some("no images found".to_owned())
+    }
+
+    fn title(&self) -> Option<String> {
+        Some(match self.images.as_slice() {
+            [one] => format!("Image {}", one.image_id),
+            many => format!("{} images", many.len()),
+        })
     }
 }
 

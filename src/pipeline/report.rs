@@ -6,6 +6,16 @@ use super::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction
 use crate::output::{Printer, Render, date_and_age};
 
 impl Render for Plan {
+    fn title(&self) -> Option<String> {
+        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
+        let what = match (executed, self.dry_run) {
+            (true, _) => "Report",
+            (false, true) => "Plan (nothing changed)",
+            (false, false) => "Plan",
+        };
+        Some(format!("{what}: {}", self.regions.join(", ")))
+    }
+
     fn tables(&self, printer: &Printer) -> Vec<Table> {
         let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();

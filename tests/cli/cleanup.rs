@@ -393,6 +393,7 @@ fn release_lines_are_families_of_their_own_under_group_by_name() {
             "--group-by",
             "name",
             "--dry-run",
+            "--show-kept",
         ])
         .run();
 

@@ -46,9 +46,11 @@ impl Account {
         Account { env, free, shared }
     }
 
+    /// The output, stable; the test's region (which depends on the order tests start in) is
+    /// written `REGION`.
     fn table(&self, args: &[&str]) -> String {
         let run = self.env.amictl().args(args).run();
-        stable(&run.assert_code(0).stdout)
+        stable(&run.assert_code(0).stdout).replace(&self.env.region, "REGION")
     }
 }
 
@@ -74,5 +76,27 @@ fn tables_show_what_a_user_sees() {
     insta::assert_snapshot!(
         "deregister_dry_run",
         account.table(&["deregister", &account.free, "--delete-snapshots", "--dry-run"])
+    );
+}
+
+/// `-o markdown`, for `$GITHUB_STEP_SUMMARY` and pull request comments: the same tables in
+/// GitHub-flavoured markdown, a summary as a list.
+#[test]
+fn markdown_shows_the_same_for_a_reviewer() {
+    let account = Account::new();
+    let markdown = |args: &[&str]| account.table(&[&["-o", "markdown"], args].concat());
+
+    insta::assert_snapshot!("describe_markdown", markdown(&["describe"]));
+    insta::assert_snapshot!(
+        "copy_markdown",
+        markdown(&["copy", &account.free, "--to-regions", "ap-southeast-3", "--dry-run"])
+    );
+    insta::assert_snapshot!(
+        "cleanup_plan_markdown",
+        markdown(&["cleanup", "--name", "tbl-*", "--keep", "1", "--dry-run"])
+    );
+    insta::assert_snapshot!(
+        "cleanup_report_markdown",
+        markdown(&["cleanup", &account.free, "--yes"])
     );
 }

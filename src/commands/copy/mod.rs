@@ -256,6 +256,19 @@ impl Copies {
 }
 
 impl Render for Copies {
+    fn title(&self) -> Option<String> {
+        let first = self.rows.first()?;
+        let failed = self.rows.iter().filter(|r| r.error.is_some()).count();
+        let regions = match self.rows.len() {
+            1 => "1 region".to_owned(),
+            n => format!("{n} regions"),
+        };
+        Some(format!(
+            "Copies of {} ({}) in {regions}, {failed} failed",
+            first.source_image_id, first.source_region
+        ))
+    }
+
     fn tables(&self, printer: &Printer) -> Vec<Table> {
         copy_table(&self.rows, printer).into_iter().collect()
     }
