@@ -181,6 +181,10 @@ pub enum Command {
     /// Restore images from the Recycle Bin
     Restore(StageImages),
 
+    /// Check a policy file for `cleanup --policy`, offline (no region, no credentials)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+
     /// Print a shell completion script (e.g. `amictl completions bash > /etc/bash_completion.d/amictl`)
     Completions {
         /// The shell
@@ -490,14 +494,31 @@ pub struct CleanupArgs {
     pub save_plan: Option<PathBuf>,
 
     /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions", "policy"])]
     pub apply_plan: Option<PathBuf>,
+
+    /// Run the named policies of a policy file (TOML) as one plan, instead of selectors and options on the command line; `amictl policy check FILE` checks it
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
+    pub policy: Option<PathBuf>,
 
     #[command(flatten)]
     pub regions: ScopeArgs,
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file: unknown keys, bad values and conflicting options exit 2 naming the line and column
+    #[command(
+        after_help = "Example:\n  amictl policy check amictl.toml && amictl cleanup --policy amictl.toml --dry-run"
+    )]
+    Check {
+        /// The policy file (TOML)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Images named on the command line, for the commands that move them between stages.

@@ -11,6 +11,7 @@ mod logging;
 mod model;
 mod output;
 mod pipeline;
+mod policy_file;
 mod types;
 
 use std::process::ExitCode;

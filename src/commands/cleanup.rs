@@ -11,26 +11,41 @@ use crate::cli::CleanupArgs;
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::model::Image;
-use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, plan, recheck};
+use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, READABLE_PLAN_FORMATS, Rules, plan_rules, recheck};
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
+use crate::policy_file::PolicyFile;
 use crate::types::{ImageId, Region, RoleArn};
+
+/// What a cleanup plans from: the flags, a policy file, or a saved plan to check again.
+pub enum Source {
+    Flags,
+    /// A policy file, with the run's own region (for the policies that name no region).
+    File {
+        file: PolicyFile,
+        home: String,
+    },
+    Saved(Plan),
+}
 
 /// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
 /// carries it out. A region whose reading fails is reported (exit 1) without losing the
-/// others' plans. With `--apply-plan`, `saved` is that plan and the contexts are its regions.
-pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, saved: Option<Plan>) -> anyhow::Result<()> {
+/// others' plans. With `--apply-plan`, the contexts are the saved plan's regions; with
+/// `--policy`, the regions its policies name.
+pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) -> anyhow::Result<()> {
     if contexts.is_empty() {
         return Err(Error::Failed("no region to clean up".to_owned()).into());
     }
-    let (selection, policy) = match &saved {
-        Some(plan) => (plan.selection.clone(), plan.policy.clone()),
-        None => settings(&args)?,
+    let flags = match &source {
+        Source::Flags => Some(settings(&args)?),
+        _ => None,
     };
     let planned = futures::future::join_all(contexts.iter().map(|ctx| async {
-        match &saved {
-            Some(saved) => saved_plan_rechecked(ctx, saved).await,
-            None => new_plan(ctx, &selection, &policy).await,
+        match (&source, &flags) {
+            (Source::Saved(saved), _) => saved_plan_rechecked(ctx, saved).await,
+            (Source::File { file, home }, _) => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
+            (Source::Flags, Some(rules)) => new_plan(ctx, std::slice::from_ref(rules)).await,
+            (Source::Flags, None) => unreachable!("flags are resolved above"),
         }
     }))
     .await;
@@ -50,7 +65,23 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, saved: Option<Plan
     for note in notes {
         contexts[0].printer.note(note);
     }
-    let mut plan = Plan::merge(plans, &selection, &policy);
+    let mut plan = match &source {
+        Source::Flags => {
+            let rules = flags.expect("flags are resolved above");
+            Plan::merge(plans, &rules.selection, &rules.policy)
+        }
+        Source::Saved(saved) => {
+            let mut plan = Plan::merge(plans, &saved.selection, &saved.policy);
+            plan.policies.clone_from(&saved.policies);
+            plan
+        }
+        Source::File { file, .. } => {
+            let mut plan = Plan::merge(plans, &Selection::default(), &Policy::default());
+            plan.policies = file.policies.iter().map(|(rules, _)| rules.clone()).collect();
+            plan.policies.extend(file.orphans.clone());
+            plan
+        }
+    };
     plan.show_kept = args.show_kept;
     carry(contexts, &args, &mut plan).await?;
     if !failures.is_empty() {
@@ -103,7 +134,7 @@ async fn carry(contexts: &[Context<'_>], args: &CleanupArgs, plan: &mut Plan) ->
 }
 
 /// The selection and policy the command line asks for.
-fn settings(args: &CleanupArgs) -> Result<(Selection, Policy), Error> {
+fn settings(args: &CleanupArgs) -> Result<Rules, Error> {
     let selection = Selection {
         image_ids: args.image_ids.clone(),
         name: args.name.clone(),
@@ -143,13 +174,17 @@ fn settings(args: &CleanupArgs) -> Result<(Selection, Policy), Error> {
             .map_err(|_| Error::Usage("--orphans-older-than is too long".to_owned()))?,
         disable: args.disable,
     };
-    Ok((selection, policy))
+    Ok(Rules {
+        name: None,
+        selection,
+        policy,
+    })
 }
 
 /// One region's plan, and what to say on stderr about what its endpoint doesn't offer.
-async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> Result<(Plan, Vec<String>), Error> {
+async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<String>), Error> {
     let images = ctx.ec2.all_own_images().await?;
-    let missing = selection.missing(&images);
+    let missing: Vec<&str> = rules.iter().flat_map(|r| r.selection.missing(&images)).collect();
     if !missing.is_empty() {
         ctx.printer.note(format!(
             "not among this account's images in {} (already gone?): {}",
@@ -158,14 +193,10 @@ async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> 
         ));
     }
     let now = ctx.printer.now();
-    let candidates: Vec<ImageId> = selection
-        .pick(&images, now)
-        .iter()
-        .map(|i| i.image_id.clone())
-        .collect();
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_policy(policy)).await?;
+    let candidates = candidates(rules, &images, now);
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(rules)).await?;
     let planning = std::time::Instant::now();
-    let mut plan = plan(&inventory, selection, policy, now);
+    let mut plan = plan_rules(&inventory, rules, now);
     // scripts/bench reads this line to show that planning grows linearly with the account.
     tracing::info!(
         region = ctx.ec2.region(),
@@ -176,6 +207,17 @@ async fn new_plan(ctx: &Context<'_>, selection: &Selection, policy: &Policy) -> 
     );
     plan.regions = vec![ctx.ec2.region().to_owned()];
     Ok((plan, inventory.notes))
+}
+
+/// The images any of the rules selects, each once.
+fn candidates(rules: &[Rules], images: &[Image], now: jiff::Timestamp) -> Vec<ImageId> {
+    let mut seen = BTreeSet::new();
+    rules
+        .iter()
+        .flat_map(|r| r.selection.pick(images, now))
+        .filter(|i| seen.insert(i.image_id.as_str()))
+        .map(|i| i.image_id.clone())
+        .collect()
 }
 
 /// Reads a plan saved with `--save-plan`, of this version of the format, whose regions are
@@ -191,9 +233,9 @@ pub fn load_plan(file: &Path) -> Result<Plan, Error> {
     };
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| not_a_plan(&e))?;
     let version = value.get("format_version").and_then(serde_json::Value::as_u64);
-    if version != Some(u64::from(PLAN_FORMAT)) {
+    if !version.is_some_and(|v| READABLE_PLAN_FORMATS.iter().any(|r| u64::from(*r) == v)) {
         return Err(Error::Usage(format!(
-            "{} was saved in another plan format ({}; this amictl reads {PLAN_FORMAT}): make the plan again with --save-plan",
+            "{} was saved in another plan format ({}; this amictl reads 2 and {PLAN_FORMAT}): make the plan again with --save-plan",
             file.display(),
             version.map_or_else(|| "none".to_owned(), |v| v.to_string())
         )));
@@ -250,10 +292,9 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
         )));
     }
     let now = ctx.printer.now();
-    let candidates: Vec<ImageId> = (saved.selection.pick(&images, now).iter())
-        .map(|i| i.image_id.clone())
-        .collect();
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_policy(&saved.policy)).await?;
+    let rules = saved.rules();
+    let candidates = candidates(&rules, &images, now);
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(&rules)).await?;
     let mut plan = recheck(&saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()), &inventory, now);
     plan.regions = vec![ctx.ec2.region().to_owned()];
     Ok((plan, inventory.notes))
@@ -289,14 +330,20 @@ fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
 /// plan and refused, with nothing sent.
 fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
     let summary = &plan.summary;
-    let what = if plan.policy.disable {
-        format!("disable {} image(s), keeping their snapshots", summary.images_disabled)
-    } else {
-        format!(
+    let mut parts = Vec::new();
+    if summary.images_deregistered > 0 || summary.snapshots_deleted > 0 {
+        parts.push(format!(
             "deregister {} image(s) and delete {} snapshot(s) ({} GiB)",
             summary.images_deregistered, summary.snapshots_deleted, summary.gib_freed
-        )
-    };
+        ));
+    }
+    if summary.images_disabled > 0 {
+        parts.push(format!(
+            "disable {} image(s), keeping their snapshots",
+            summary.images_disabled
+        ));
+    }
+    let what = parts.join(", and ");
     // Shown as a plan: "to deregister", not "deregistered".
     ctx.printer.show_on_stderr(&Plan {
         dry_run: true,
@@ -321,6 +368,7 @@ fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::model::Image;
+    use crate::pipeline::plan::plan;
 
     #[test]
     fn a_saved_plan_is_carried_out_through_the_roles_of_its_accounts() {

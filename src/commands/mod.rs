@@ -16,12 +16,13 @@ mod stages;
 
 use std::collections::BTreeSet;
 
-use crate::cli::{Cli, Command, ExecutionArgs, GlobalArgs, ScopeArgs};
+use crate::cli::{Cli, Command, ExecutionArgs, GlobalArgs, PolicyCommand, ScopeArgs};
 use crate::ec2::{self, ConnectOptions, Ec2, Session, ThisInstance};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::output::Printer;
 use crate::pipeline::Carry;
+use crate::policy_file::PolicyFile;
 use crate::types::{Region, RoleArn};
 
 /// What a command runs with: an EC2 client (one region of one account), and the run's one
@@ -107,22 +108,44 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
         Command::Completions { shell } => local::completions(printer, shell),
         Command::Man => local::man(printer),
         Command::Cleanup(args) => {
-            // A saved plan names its regions; else --regions / --all-regions / the one region.
+            // A saved plan names its regions, and so does a policy file (the one region for a
+            // policy that names none); else --regions / --all-regions / the one region. Files
+            // are read and checked before anything is asked of AWS.
             let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
-            let scope = match &saved {
-                Some(plan) => {
+            let file = args.policy.as_deref().map(PolicyFile::load).transpose()?;
+            let roles = Scope::resolve(&args.regions, printer).roles;
+            let (scope, source) = match (saved, file) {
+                (Some(plan), _) => {
+                    cleanup::check_roles_cover(&plan, &roles)?;
                     let scope = Scope {
-                        regions: cleanup::plan_regions(plan),
+                        regions: cleanup::plan_regions(&plan),
                         all_regions: false,
-                        roles: Scope::resolve(&args.regions, printer).roles,
+                        roles,
                     };
-                    cleanup::check_roles_cover(plan, &scope.roles)?;
-                    scope
+                    (scope, cleanup::Source::Saved(plan))
                 }
-                None => Scope::resolve(&args.regions, printer),
+                (None, Some(file)) => {
+                    let home: Region = connect
+                        .reach(None)
+                        .await?
+                        .home()
+                        .ec2
+                        .region()
+                        .parse()
+                        .map_err(Error::Usage)?;
+                    let scope = Scope {
+                        regions: file.regions(&home),
+                        all_regions: false,
+                        roles,
+                    };
+                    let home = home.to_string();
+                    (scope, cleanup::Source::File { file, home })
+                }
+                (None, None) => (Scope::resolve(&args.regions, printer), cleanup::Source::Flags),
             };
-            cleanup::run(&connect.contexts(&scope).await?, args, saved).await
+            cleanup::run(&connect.contexts(&scope).await?, args, source).await
         }
+        Command::Policy(PolicyCommand::Check { file }) => local::check_policy(printer, &file),
         Command::Create(args) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
             // service says which, and in which region, before anything else is asked.

@@ -121,6 +121,23 @@ impl Reads {
             launch_permissions: !policy.include_shared,
         }
     }
+
+    /// What a plan of several policies needs: what any of them needs.
+    pub fn for_rules(rules: &[plan::Rules]) -> Reads {
+        rules.iter().fold(
+            Reads {
+                orphans: false,
+                launch_permissions: false,
+            },
+            |reads, rule| {
+                let more = Reads::for_policy(&rule.policy);
+                Reads {
+                    orphans: reads.orphans || more.orphans,
+                    launch_permissions: reads.launch_permissions || more.launch_permissions,
+                }
+            },
+        )
+    }
 }
 
 /// Completes the inventory around the account's images: what can launch the candidate

@@ -27,10 +27,14 @@ impl Render for Plan {
             .filter(|i| self.show_kept || !i.kept_by_policy)
             .collect();
         if !shown.is_empty() {
-            let grouped = self.policy.group_by != GroupBy::None;
+            let grouped = self.policy.group_by != GroupBy::None || shown.iter().any(|i| i.group.is_some());
+            let named = !self.policies.is_empty();
             let mut header = vec!["IMAGE ID", "NAME", "CREATED"];
             if grouped {
                 header.push("GROUP");
+            }
+            if named {
+                header.push("POLICY");
             }
             header.extend(["ACTION", "REASON", "SNAPSHOTS", "GiB"]);
             if executed {
@@ -39,6 +43,9 @@ impl Render for Plan {
             let mut table = printer.table(&header);
             for image in shown {
                 let mut row = image_row(printer, image, executed);
+                if named {
+                    row.insert(3, printer.colored(image.policy.as_deref().unwrap_or("-"), None));
+                }
                 if grouped {
                     row.insert(3, printer.colored(image.group.as_deref().unwrap_or("(its own)"), None));
                 }
@@ -159,19 +166,23 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
     let summary = &plan.summary;
     let verb = |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
     let mut table = printer.table(&[]);
-    let first = if plan.policy.disable {
-        (
-            verb("images disabled", "images to disable"),
-            summary.images_disabled.to_string(),
-        )
-    } else {
-        (
+    // What the plan does to images: deregister, disable, or (policies of both kinds) both.
+    let disables = plan.policy.disable || plan.policies.iter().any(|r| r.policy.disable);
+    let deregisters = !plan.policy.disable || plan.policies.iter().any(|r| !r.policy.disable && !r.policy.orphans);
+    let mut rows = Vec::new();
+    if deregisters {
+        rows.push((
             verb("images deregistered", "images to deregister"),
             summary.images_deregistered.to_string(),
-        )
-    };
-    let rows = [
-        first,
+        ));
+    }
+    if disables {
+        rows.push((
+            verb("images disabled", "images to disable"),
+            summary.images_disabled.to_string(),
+        ));
+    }
+    rows.extend([
         (
             verb("snapshots deleted", "snapshots to delete"),
             summary.snapshots_deleted.to_string(),
@@ -185,13 +196,18 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
             ),
         ),
         ("images kept", summary.images_kept.to_string()),
-    ];
+    ]);
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
     }
     if summary.images_kept_by_policy > 0 && !plan.show_kept {
+        let by = if plan.policies.is_empty() {
+            format!("--keep {}", plan.policy.keep)
+        } else {
+            "the policies' keep".to_owned()
+        };
         table.add_row(vec![
-            format!("  of them by --keep {}", plan.policy.keep),
+            format!("  of them by {by}"),
             format!("{} (not listed; --show-kept lists them)", summary.images_kept_by_policy),
         ]);
     }

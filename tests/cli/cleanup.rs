@@ -446,7 +446,7 @@ fn a_hand_edited_plan_carries_out_only_what_its_own_selection_picks() {
         assert_eq!(mode & 0o777, 0o600, "a plan is readable by its owner only");
     }
     let mut plan: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     assert_eq!(plan["selection"]["name"], "edit-*");
     assert_eq!(plan["policy"]["keep"], 1);
     // By hand: the kept image turned to deregister, an unrelated image added.

@@ -58,6 +58,19 @@ fn printed(documents: &[Value]) -> BTreeSet<String> {
     all
 }
 
+/// What `policy check` prints (offline: the endpoint is never asked).
+fn checked() -> Value {
+    let policies = std::env::temp_dir().join(format!("amictl-doc-{}.toml", std::process::id()));
+    std::fs::write(&policies, "[policies.web]\nname = \"web-*\"\n\n[orphans]\n").unwrap();
+    let checked = TestEnv::amictl_at("http://127.0.0.1:9")
+        .args(["policy", "check", policies.to_str().unwrap(), "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    let _ = std::fs::remove_file(&policies);
+    checked
+}
+
 /// What `copy` prints. Copies go to other regions: a server of their own spares the other tests'.
 fn copied() -> Value {
     let env = TestEnv::on_its_own_server();
@@ -84,16 +97,8 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         .json();
     let created = env
         .amictl()
-        .args([
-            "-o",
-            "json",
-            "create",
-            "--instance-id",
-            &instance,
-            "--name",
-            "doc-2",
-            "--no-reboot",
-        ])
+        .args(["-o", "json", "create", "--instance-id", &instance])
+        .args(["--name", "doc-2", "--no-reboot"])
         .run()
         .assert_code(0)
         .json();
@@ -154,6 +159,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
 
     for (section, documents) in [
         ("copy", vec![copied()]),
+        ("policy check", vec![checked()]),
         ("describe", vec![described]),
         ("create", vec![created]),
         ("permissions", vec![shown]),

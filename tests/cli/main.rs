@@ -13,6 +13,7 @@ mod docs;
 mod exit_codes;
 mod global;
 mod permissions;
+mod policy;
 mod regions;
 mod reliability;
 mod stages;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, SnapshotAction, SnapshotPlan, UNCHECKED};
+use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, Rules, SnapshotAction, SnapshotPlan, UNCHECKED};
 use crate::model::{Backing, Image, RecycleBin, Snapshot};
 use crate::pipeline::selection::Selection;
 use crate::types::ImageId;
@@ -13,58 +13,71 @@ use crate::types::ImageId;
 /// Decides what happens to each image the selection picks and its snapshots, and (with
 /// `orphans`) to the snapshots whose image is gone.
 pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: Timestamp) -> Plan {
-    let selected = selection.pick(&inventory.images, now);
-    let kept_by_keep = newest_of_each_group(&selected, policy);
-    let reason = selection.reason();
-    let mut images: Vec<ImagePlan> = selected
-        .iter()
-        .map(|image| {
+    let rules = [Rules {
+        name: None,
+        selection: selection.clone(),
+        policy: policy.clone(),
+    }];
+    let mut plan = plan_rules(inventory, &rules, now);
+    plan.policies = Vec::new();
+    plan
+}
+
+/// One plan for several named policies (a policy file): each decides for the images it
+/// selects, and an image two policies select gets the gentler decision (kept if either keeps
+/// it; disabled rather than deregistered). Snapshots are decided once, from what the merged
+/// plan removes, so a snapshot is deleted only if every image using it leaves.
+pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Plan {
+    // Each image once, with the rule whose decision stands.
+    let mut decided: Vec<(ImagePlan, &Image, usize)> = Vec::new();
+    let mut at: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let selected = rule.selection.pick(&inventory.images, now);
+        let kept_by_keep = newest_of_each_group(&selected, &rule.policy);
+        let reason = rule.selection.reason();
+        for image in selected {
             let (action, reason) = decide(
                 image,
                 inventory,
-                policy,
+                &rule.policy,
                 &reason,
                 kept_by_keep.get(image.image_id.as_str()),
                 now,
             );
-            ImagePlan {
-                image_id: image.image_id.clone(),
-                region: image.region.clone(),
-                account_id: image.account_id.clone(),
-                name: image.name.clone(),
-                creation_date: image.creation_date,
-                state: image.state.clone(),
-                group: policy.group_by.label(image),
+            let entry = image_entry(
+                image,
+                inventory,
+                rule,
                 action,
                 reason,
-                kept_by_policy: kept_by_keep.contains_key(image.image_id.as_str()),
-                used_by: inventory
-                    .usage
-                    .users
-                    .get(&image.image_id)
-                    .map(|u| u.iter().cloned().collect())
-                    .unwrap_or_default(),
-                shared_with: inventory.shared_with(image),
-                snapshots: Vec::new(),
-                result: None,
-                recycle_bin: None,
+                kept_by_keep.contains_key(image.image_id.as_str()),
+            );
+            match at.get(image.image_id.as_str()) {
+                None => {
+                    at.insert(image.image_id.as_str(), decided.len());
+                    decided.push((entry, image, index));
+                }
+                Some(&slot) if gentler(&entry, &decided[slot].0) => decided[slot] = (entry, image, index),
+                Some(_) => {}
             }
-        })
-        .collect();
+        }
+    }
 
-    let leaving: BTreeSet<String> = images
+    let leaving: BTreeSet<String> = decided
         .iter()
-        .filter(|i| i.action == ImageAction::Deregister)
-        .map(|i| i.image_id.to_string())
+        .filter(|(entry, ..)| entry.action == ImageAction::Deregister)
+        .map(|(entry, ..)| entry.image_id.to_string())
         .collect();
     let references = inventory.references();
-    for (entry, image) in images.iter_mut().zip(&selected) {
+    let mut images = Vec::with_capacity(decided.len());
+    for (mut entry, image, index) in decided {
+        let policy = &rules[index].policy;
         entry.snapshots = image
             .block_devices
             .iter()
             .filter_map(|device| {
                 let id = device.snapshot_id.as_ref()?;
-                let (action, reason) = snapshot_fate(id.as_str(), entry, policy, &references, &leaving);
+                let (action, reason) = snapshot_fate(id.as_str(), &entry, policy, &references, &leaving);
                 Some(SnapshotPlan {
                     snapshot_id: id.clone(),
                     region: entry.region.clone(),
@@ -73,22 +86,78 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
                     action,
                     reason,
                     result: None,
+                    policy: entry.policy.clone(),
                 })
             })
             .collect();
+        images.push(entry);
     }
 
-    let orphan_snapshots = if policy.orphans {
-        orphans(inventory, &images, &references, policy, now)
-    } else {
-        Vec::new()
+    let orphan_snapshots = match rules.iter().find(|r| r.policy.orphans) {
+        Some(rule) => {
+            let mut found = orphans(inventory, &images, &references, &rule.policy, now);
+            for snapshot in &mut found {
+                snapshot.policy.clone_from(&rule.name);
+            }
+            found
+        }
+        None => Vec::new(),
+    };
+    let (selection, policy) = match rules {
+        [one] => (one.selection.clone(), one.policy.clone()),
+        _ => (Selection::default(), Policy::default()),
     };
     Plan {
         accounts: inventory.accounts(),
         images,
         orphan_snapshots,
         unchecked: inventory.usage.unchecked.clone(),
-        ..Plan::empty(selection, policy)
+        policies: rules.to_vec(),
+        ..Plan::empty(&selection, &policy)
+    }
+}
+
+/// Whether `new` should stand instead of `old` for an image two policies select: keeping
+/// beats disabling beats deregistering, and a reason a reviewer must see beats `--keep`.
+fn gentler(new: &ImagePlan, old: &ImagePlan) -> bool {
+    let rank = |entry: &ImagePlan| match entry.action {
+        ImageAction::Keep => 0,
+        ImageAction::Disable => 1,
+        ImageAction::Deregister => 2,
+    };
+    rank(new) < rank(old) || (rank(new) == 0 && rank(old) == 0 && old.kept_by_policy && !new.kept_by_policy)
+}
+
+fn image_entry(
+    image: &Image,
+    inventory: &Inventory,
+    rule: &Rules,
+    action: ImageAction,
+    reason: String,
+    kept_by_keep: bool,
+) -> ImagePlan {
+    ImagePlan {
+        image_id: image.image_id.clone(),
+        region: image.region.clone(),
+        account_id: image.account_id.clone(),
+        name: image.name.clone(),
+        creation_date: image.creation_date,
+        state: image.state.clone(),
+        group: rule.policy.group_by.label(image),
+        action,
+        reason,
+        kept_by_policy: kept_by_keep,
+        policy: rule.name.clone(),
+        used_by: inventory
+            .usage
+            .users
+            .get(&image.image_id)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default(),
+        shared_with: inventory.shared_with(image),
+        snapshots: Vec::new(),
+        result: None,
+        recycle_bin: None,
     }
 }
 
@@ -279,6 +348,7 @@ fn orphans(
                 action: SnapshotAction::Delete,
                 reason: format!("made for {image}, which no longer exists"),
                 result: None,
+                policy: None,
             })
         })
         .collect()
@@ -295,6 +365,120 @@ mod tests {
     use super::*;
     use crate::model::{ImageUser, LaunchPermissions, UserKind};
     use crate::types::SnapshotId;
+
+    fn rule(name: &str, selection: Selection, policy: Policy) -> Rules {
+        Rules {
+            name: Some(name.to_owned()),
+            selection,
+            policy,
+        }
+    }
+
+    #[test]
+    fn two_policies_make_one_plan_and_an_image_either_keeps_is_kept() {
+        use crate::types::NameGlob;
+        let nightly = |n: u32| {
+            image(
+                &format!("ami-0000000{n}"),
+                &format!("nightly-{n}"),
+                &format!("2026-0{n}-01T00:00:00Z"),
+            )
+        };
+        let mut images = vec![nightly(1), nightly(2), nightly(3)];
+        let mut ci = image("ami-00000009", "ci-9", "2026-05-01T00:00:00Z");
+        ci.tags.insert("env".to_owned(), "ci".to_owned());
+        images.push(ci);
+        // nightly-3 is also tagged env=ci: the ci policy would disable it, the nightly one keeps it.
+        images[2].tags.insert("env".to_owned(), "ci".to_owned());
+        let by_name = rule(
+            "nightly",
+            Selection {
+                name: Some("nightly-*".parse::<NameGlob>().unwrap()),
+                ..Selection::default()
+            },
+            Policy {
+                keep: 1,
+                group_by: GroupBy::Name,
+                ..cleanup_policy()
+            },
+        );
+        let by_tag = rule(
+            "ci",
+            Selection {
+                tags: vec!["env=ci".parse().unwrap()],
+                ..Selection::default()
+            },
+            Policy {
+                disable: true,
+                ..cleanup_policy()
+            },
+        );
+
+        let plan = plan_rules(&of(&images), &[by_name, by_tag], now());
+
+        let decided: Vec<(&str, ImageAction, Option<&str>, bool)> = plan
+            .images
+            .iter()
+            .map(|i| (i.image_id.as_str(), i.action, i.policy.as_deref(), i.kept_by_policy))
+            .collect();
+        assert_eq!(
+            decided,
+            [
+                ("ami-00000001", ImageAction::Deregister, Some("nightly"), false),
+                ("ami-00000002", ImageAction::Deregister, Some("nightly"), false),
+                ("ami-00000003", ImageAction::Keep, Some("nightly"), true),
+                ("ami-00000009", ImageAction::Disable, Some("ci"), false),
+            ]
+        );
+        assert_eq!(plan.policies.len(), 2, "the plan records its policies");
+        assert!(
+            plan.images[1]
+                .snapshots
+                .iter()
+                .all(|s| s.policy.as_deref() == Some("nightly"))
+        );
+    }
+
+    #[test]
+    fn a_snapshot_is_deleted_only_if_every_policy_lets_all_its_images_go() {
+        let mut going = image("ami-00000001", "old-1", "2026-01-01T00:00:00Z");
+        let mut staying = image("ami-00000002", "new-1", "2026-02-01T00:00:00Z");
+        staying.block_devices = going.block_devices.clone();
+        staying.snapshot_ids = going.snapshot_ids.clone();
+        going.tags.insert("env".to_owned(), "ci".to_owned());
+        staying.tags.insert("env".to_owned(), "ci".to_owned());
+        let all_ci = Selection {
+            tags: vec!["env=ci".parse().unwrap()],
+            ..Selection::default()
+        };
+        // One policy would remove both (and so the shared snapshot); the other keeps the newer.
+        let both = rule("both", all_ci.clone(), cleanup_policy());
+        let newest = rule(
+            "newest",
+            all_ci,
+            Policy {
+                keep: 1,
+                ..cleanup_policy()
+            },
+        );
+
+        let plan = plan_rules(&of(&[going, staying]), &[both, newest], now());
+
+        assert_eq!(
+            actions(&plan),
+            [
+                ("ami-00000001", ImageAction::Deregister),
+                ("ami-00000002", ImageAction::Keep)
+            ]
+        );
+        let snapshot = &plan.images[0].snapshots[0];
+        assert_eq!(snapshot.action, SnapshotAction::Keep, "{}", snapshot.reason);
+        assert!(
+            snapshot.reason.contains("still used by ami-00000002"),
+            "{}",
+            snapshot.reason
+        );
+    }
 
     #[test]
     fn keep_keeps_the_newest_of_each_name_family() {

@@ -17,11 +17,15 @@ use serde::{Deserialize, Serialize};
 use super::selection::Selection;
 use crate::model::{Image, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
 use crate::types::{ImageId, SnapshotId};
-pub use decide::plan;
+pub use decide::{plan, plan_rules};
 pub use recheck::recheck;
 
-/// The format of saved plans; `--apply-plan` refuses any other.
-pub const PLAN_FORMAT: u32 = 2;
+/// The format of saved plans: 3 adds the policies of a policy file. `--apply-plan` reads
+/// [`READABLE_PLAN_FORMATS`] and refuses any other.
+pub const PLAN_FORMAT: u32 = 3;
+
+/// The formats `--apply-plan` reads: 2 is 3 without policy files (its new fields default).
+pub const READABLE_PLAN_FORMATS: [u32; 2] = [2, 3];
 
 /// What the account has, read once before planning.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +171,15 @@ pub fn name_family(name: &str) -> &str {
     if dotted_version { name } else { family }
 }
 
+/// One named policy of a policy file (`cleanup --policy`): which images, and what to do with
+/// them. A plan made from flags has one rule without a name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rules {
+    pub name: Option<String>,
+    pub selection: Selection,
+    pub policy: Policy,
+}
+
 /// What the user asked for, besides which images. A saved plan records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -244,6 +257,9 @@ pub struct SnapshotPlan {
     pub action: SnapshotAction,
     pub reason: String,
     pub result: Option<Outcome>,
+    /// The policy of a policy file that planned it (an orphan); `None` with flags.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +279,9 @@ pub struct ImagePlan {
     /// so the table counts these in one line (`--show-kept` lists them).
     #[serde(default)]
     pub kept_by_policy: bool,
+    /// The policy of a policy file whose decision this is; `None` with flags.
+    #[serde(default)]
+    pub policy: Option<String>,
     /// What can launch it.
     pub used_by: Vec<ImageUser>,
     /// Who else may launch it: `public`, accounts, organizations, OUs.
@@ -311,6 +330,10 @@ pub struct Plan {
     /// What could not be checked; every candidate image was kept for it.
     pub unchecked: Vec<String>,
     pub summary: Summary,
+    /// The named policies of a policy file that made the plan (`--apply-plan` asks each again);
+    /// empty for a plan made from flags, which `selection` and `policy` record.
+    #[serde(default)]
+    pub policies: Vec<Rules>,
     /// How the table shows the plan: with the images kept only by `--keep` listed
     /// (`--show-kept`), or counted in one line. JSON always has every entry.
     #[serde(skip)]
@@ -353,7 +376,21 @@ impl Plan {
             orphan_snapshots: Vec::new(),
             unchecked: Vec::new(),
             summary: Summary::default(),
+            policies: Vec::new(),
             show_kept: false,
+        }
+    }
+
+    /// The rules that made the plan: its named policies, or its one selection and policy.
+    pub fn rules(&self) -> Vec<Rules> {
+        if self.policies.is_empty() {
+            vec![Rules {
+                name: None,
+                selection: self.selection.clone(),
+                policy: self.policy.clone(),
+            }]
+        } else {
+            self.policies.clone()
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use super::{ImageAction, ImagePlan, Inventory, Plan, SnapshotAction, SnapshotPlan, Summary, plan};
+use super::{ImageAction, ImagePlan, Inventory, Plan, SnapshotAction, SnapshotPlan, Summary, plan_rules};
 use crate::types::{ImageId, SnapshotId};
 
 /// A saved plan, checked again against the account as it is now (`cleanup --apply-plan`):
@@ -13,7 +13,7 @@ use crate::types::{ImageId, SnapshotId};
 /// carried out. An entry edited in by hand, or turned from keep to deregister, is kept with
 /// the reason; nothing beyond the saved plan is ever added.
 pub fn recheck(saved: &Plan, inventory: &Inventory, now: Timestamp) -> Plan {
-    let fresh = plan(inventory, &saved.selection, &saved.policy, now);
+    let fresh = plan_rules(inventory, &saved.rules(), now);
     let mut fresh_images: BTreeMap<ImageId, ImagePlan> =
         fresh.images.into_iter().map(|i| (i.image_id.clone(), i)).collect();
     let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
@@ -59,6 +59,7 @@ pub fn recheck(saved: &Plan, inventory: &Inventory, now: Timestamp) -> Plan {
         orphan_snapshots,
         unchecked: fresh.unchecked,
         summary: Summary::default(),
+        policies: saved.policies.clone(),
         ..Plan::empty(&saved.selection, &saved.policy)
     }
 }
@@ -120,6 +121,7 @@ fn recheck_image(old: &ImagePlan, fresh: Option<ImagePlan>, why_gone: &str) -> I
 #[cfg(test)]
 mod tests {
     use super::super::Policy;
+    use super::super::plan;
     use super::super::testing::*;
     use super::*;
     use crate::model::{ImageUser, UserKind};
