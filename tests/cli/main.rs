@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ci;
 mod cleanup;
 mod copy;
 mod create;

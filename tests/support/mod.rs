@@ -104,7 +104,7 @@ impl Moto {
     }
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("AMICTL_TEST_PYTHON") {
         return python.into();
     }

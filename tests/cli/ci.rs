@@ -1,0 +1,235 @@
+//! At home in CI: the GitHub Action's install script against a local release server, the
+//! action's definition, and the workflows of docs/ci.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::python;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A directory of its own under the system's temporary one, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("amictl-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a scratch directory");
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A static file server on 127.0.0.1 (Python's, from the test venv), stopped when dropped.
+struct FileServer {
+    url: String,
+    child: Child,
+}
+
+impl FileServer {
+    fn serve(dir: &Path) -> FileServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python's http.server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the file server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FileServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The runner's platform as GitHub names it, and the release target it means.
+fn platform() -> (&'static str, &'static str, String) {
+    let (os, os_part) = match std::env::consts::OS {
+        "macos" => ("macOS", "apple-darwin"),
+        _ => ("Linux", "unknown-linux-gnu"),
+    };
+    let (arch, arch_part) = match std::env::consts::ARCH {
+        "aarch64" => ("ARM64", "aarch64"),
+        _ => ("X64", "x86_64"),
+    };
+    (os, arch, format!("{arch_part}-{os_part}"))
+}
+
+/// A release as .github/workflows/release.yml makes it: `VERSION/amictl-VERSION-TARGET.tar.gz`
+/// holding `amictl-VERSION-TARGET/amictl` (here the test binary), and its `.sha256`, whose
+/// checksum is `checksum` or, for `None`, the archive's own.
+fn publish(releases: &Path, version: &str, checksum: Option<&str>) {
+    let (_, _, target) = platform();
+    let name = format!("amictl-{version}-{target}");
+    let dir = releases.join(version);
+    std::fs::create_dir_all(dir.join(&name)).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_amictl"), dir.join(&name).join("amictl")).unwrap();
+    let archive = format!("{name}.tar.gz");
+    let packed = Command::new("tar")
+        .args(["czf", &archive, &name])
+        .current_dir(&dir)
+        .status()
+        .expect("tar");
+    assert!(packed.success());
+    let digest = Command::new("sha256sum")
+        .arg(&archive)
+        .current_dir(&dir)
+        .output()
+        .expect("sha256sum");
+    let line = String::from_utf8(digest.stdout).unwrap();
+    let line = match checksum {
+        Some(wrong) => format!("{wrong}  {archive}\n"),
+        None => line,
+    };
+    std::fs::write(dir.join(format!("{archive}.sha256")), line).unwrap();
+}
+
+/// Runs scripts/install as the action does, against `url`, into `scratch/VERSION`.
+fn install(url: &str, version: &str, scratch: &Path) -> (std::process::Output, PathBuf, PathBuf) {
+    let (os, arch, _) = platform();
+    let bin = scratch.join(version).join("bin");
+    let github_path = scratch.join(format!("{version}.path"));
+    let output = Command::new(Path::new(ROOT).join("scripts/install"))
+        .env("AMICTL_VERSION", version)
+        .env("AMICTL_DOWNLOAD_URL", url)
+        .env("AMICTL_INSTALL_DIR", &bin)
+        .env("GITHUB_PATH", &github_path)
+        .env("RUNNER_OS", os)
+        .env("RUNNER_ARCH", arch)
+        .output()
+        .expect("scripts/install");
+    (output, bin, github_path)
+}
+
+#[test]
+fn the_install_script_verifies_the_checksum_and_puts_amictl_on_the_path() {
+    let scratch = Scratch::new("install");
+    let releases = scratch.0.join("releases");
+    publish(&releases, "v9.9.9", None);
+    publish(&releases, "v9.9.8", Some(&"0".repeat(64)));
+    let server = FileServer::serve(&releases);
+
+    let (good, bin, github_path) = install(&server.url, "v9.9.9", &scratch.0);
+    let (bad, bad_bin, _) = install(&server.url, "v9.9.8", &scratch.0);
+    let (missing, _, _) = install(&server.url, "v9.9.7", &scratch.0);
+    let (branch, _, _) = install(&server.url, "main", &scratch.0);
+
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let version = Command::new(bin.join("amictl")).arg("--version").output().unwrap();
+    let ours = Command::new(env!("CARGO_BIN_EXE_amictl"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(version.stdout, ours.stdout, "the released binary runs");
+    let on_path = std::fs::read_to_string(github_path).unwrap();
+    assert_eq!(on_path.trim(), bin.to_str().unwrap(), "added to GITHUB_PATH");
+
+    assert_eq!(bad.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("checksum mismatch"), "{said}");
+    assert!(!bad_bin.join("amictl").exists(), "nothing installed on a bad checksum");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("could not download"));
+    assert_eq!(branch.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&branch.stderr).contains("not a release tag"));
+}
+
+/// Parses YAML documents with PyYAML (from the test venv) into JSON.
+fn yaml(documents: &[String]) -> Vec<serde_json::Value> {
+    let script = "import json, sys, yaml\nprint(json.dumps([yaml.safe_load(d) for d in json.load(sys.stdin)]))";
+    let mut child = Command::new(python())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python");
+    serde_json::to_writer(child.stdin.take().unwrap(), documents).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "not YAML: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn the_action_installs_with_the_script_and_runs_args_only_when_given() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("action.yml")).unwrap();
+    let action = &yaml(&[text])[0];
+
+    assert_eq!(action["runs"]["using"], "composite");
+    assert!(action["inputs"]["version"].is_object() && action["inputs"]["args"].is_object());
+    let steps = action["runs"]["steps"].as_array().unwrap();
+    assert!(
+        steps[0]["run"]
+            .as_str()
+            .unwrap()
+            .contains("$GITHUB_ACTION_PATH/scripts/install"),
+        "{}",
+        steps[0]
+    );
+    assert!(Path::new(ROOT).join("scripts/install").exists());
+    assert_eq!(steps[1]["if"], "inputs.args != ''");
+}
+
+#[test]
+fn the_workflows_in_docs_ci_are_valid_yaml_using_the_action() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("docs/ci.md")).unwrap();
+    let blocks: Vec<String> = text
+        .split("```yaml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .collect();
+    // Every block parses; those with jobs are whole workflows.
+    let workflows: Vec<serde_json::Value> = yaml(&blocks).into_iter().filter(|b| b.get("jobs").is_some()).collect();
+    assert!(workflows.len() >= 2, "two workflows at least");
+
+    for workflow in workflows {
+        // PyYAML reads the key `on` as true (YAML 1.1); GitHub reads it as `on`.
+        assert!(
+            workflow.get("on").or_else(|| workflow.get("true")).is_some(),
+            "{workflow}"
+        );
+        let jobs = workflow["jobs"].as_object().expect("jobs");
+        let uses_action = jobs.values().any(|job| {
+            job["steps"].as_array().is_some_and(|steps| {
+                steps
+                    .iter()
+                    .any(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("amictl/amictl@")))
+            })
+        });
+        assert!(uses_action, "each workflow installs amictl with the action: {workflow}");
+    }
+}
