@@ -5,27 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::python;
+use crate::support::{Scratch, python};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A directory of its own under the system's temporary one, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("amictl-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("a scratch directory");
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A static file server on 127.0.0.1 (Python's, from the test venv), stopped when dropped.
 struct FileServer {
@@ -134,15 +116,15 @@ fn install(url: &str, version: &str, scratch: &Path) -> (std::process::Output, P
 #[test]
 fn the_install_script_verifies_the_checksum_and_puts_amictl_on_the_path() {
     let scratch = Scratch::new("install");
-    let releases = scratch.0.join("releases");
+    let releases = scratch.path().join("releases");
     publish(&releases, "v9.9.9", None);
     publish(&releases, "v9.9.8", Some(&"0".repeat(64)));
     let server = FileServer::serve(&releases);
 
-    let (good, bin, github_path) = install(&server.url, "v9.9.9", &scratch.0);
-    let (bad, bad_bin, _) = install(&server.url, "v9.9.8", &scratch.0);
-    let (missing, _, _) = install(&server.url, "v9.9.7", &scratch.0);
-    let (branch, _, _) = install(&server.url, "main", &scratch.0);
+    let (good, bin, github_path) = install(&server.url, "v9.9.9", scratch.path());
+    let (bad, bad_bin, _) = install(&server.url, "v9.9.8", scratch.path());
+    let (missing, _, _) = install(&server.url, "v9.9.7", scratch.path());
+    let (branch, _, _) = install(&server.url, "main", scratch.path());
 
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     let version = Command::new(bin.join("amictl")).arg("--version").output().unwrap();

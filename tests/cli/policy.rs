@@ -3,45 +3,14 @@
 
 use std::path::PathBuf;
 
-use crate::support::{TestEnv, Tripwire, plan_entry};
+use crate::support::{Scratch, TestEnv, Tripwire, plan_entry};
 
-/// A policy file in a fresh temporary directory.
-fn policy_file(text: &str) -> (tempdir::Dir, PathBuf) {
-    let dir = tempdir::Dir::new();
+/// A policy file in a fresh scratch directory.
+fn policy_file(text: &str) -> (Scratch, PathBuf) {
+    let dir = Scratch::new("policy");
     let path = dir.path().join("amictl.toml");
     std::fs::write(&path, text).expect("write the policy file");
     (dir, path)
-}
-
-/// A directory removed when dropped (the tests need nothing more).
-mod tempdir {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new() -> Dir {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "amictl-policy-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ));
-            std::fs::create_dir_all(&path).expect("a temporary directory");
-            Dir(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 #[test]

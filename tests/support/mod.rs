@@ -1032,6 +1032,30 @@ pub fn assert_refused_before_any_request(command: &[&str], cases: &[(&[&str], &s
     assert_eq!(tripwire.connections(), 0, "nothing was sent");
 }
 
+/// A directory of the test's own under the system's temporary one, removed when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(what: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("amictl-{what}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a scratch directory");
+        Scratch(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A URL on which nothing listens: connections are refused.
 pub fn refused_url() -> String {
     format!("http://127.0.0.1:{}", free_port())
