@@ -98,6 +98,15 @@ impl From<&ExecutionArgs> for Carry {
 /// Runs the command the user asked for, with the run's printer and Ctrl-C.
 pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
+    let talks_to_aws = !matches!(command, Command::Completions { .. } | Command::Man | Command::Policy(_));
+    for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref())
+        .into_iter()
+        .filter(|_| talks_to_aws)
+    {
+        printer.warn(format!(
+            "the endpoint {endpoint} is plain http on another machine: requests cross the network unencrypted; use https"
+        ));
+    }
     let connect = Connect {
         global: &global,
         printer,

@@ -145,9 +145,10 @@ impl Session {
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(url) = &options.endpoint_url {
-            loader = loader.endpoint_url(url.as_str());
-        }
+        // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
+        // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
+        // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
+        // the other services where they are.
         let mut config = loader.load().await;
         if let Some(role) = &options.role {
             // The role's credentials come from STS, asked with the caller's own.
@@ -176,11 +177,14 @@ impl Session {
     pub fn client(&self, region: Option<Region>) -> Ec2 {
         let region = region.unwrap_or_else(|| self.region.clone());
         let sdk_region = aws_config::Region::new(region.as_str().to_owned());
-        let ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
             .region(sdk_region.clone())
             .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
+            .retry_classifier(retry::RefusedConnectionIsFinal);
+        if let Some(url) = &self.endpoint_url {
+            ec2 = ec2.endpoint_url(url.as_str());
+        }
+        let ec2 = ec2.build();
         let autoscaling = aws_sdk_autoscaling::config::Builder::from(&self.config)
             .region(sdk_region.clone())
             .retry_partition(retry::partition())
@@ -287,6 +291,37 @@ async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
         .map_err(|why| Error::Usage(format!("the configured region is unusable: {why}; pass --region")))
 }
 
+/// The endpoints the run will talk to that are plain http on a host other than this machine:
+/// requests (and their signatures) would cross the network unencrypted. `--endpoint-url`, then
+/// the environment's AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
+pub fn plain_http_endpoints(endpoint_url: Option<&EndpointUrl>) -> Vec<String> {
+    let from_environment = std::env::vars().filter(|(name, value)| {
+        (name == "AWS_ENDPOINT_URL" || name.starts_with("AWS_ENDPOINT_URL_")) && !value.is_empty()
+    });
+    let mut endpoints: Vec<String> = endpoint_url
+        .map(ToString::to_string)
+        .into_iter()
+        .chain(from_environment.map(|(_, value)| value))
+        .filter(|url| is_plain_http_off_this_machine(url))
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
+fn is_plain_http_off_this_machine(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    };
+    url.scheme() == "http" && !loopback
+}
+
 /// The endpoint as the user would recognise it in an error message.
 fn endpoint_for_messages(endpoint_url: Option<&EndpointUrl>, region: &Region) -> String {
     if let Some(url) = endpoint_url {
@@ -296,4 +331,28 @@ fn endpoint_for_messages(endpoint_url: Option<&EndpointUrl>, region: &Region) ->
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_worth_a_warning_only_off_this_machine() {
+        for url in [
+            "http://10.0.0.5:4566",
+            "http://ec2.example.internal",
+            "http://[2001:db8::1]:80",
+        ] {
+            assert!(is_plain_http_off_this_machine(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566",
+            "http://[::1]:8080",
+            "https://vpce-0123.ec2.us-east-1.vpce.amazonaws.com",
+        ] {
+            assert!(!is_plain_http_off_this_machine(url), "{url}");
+        }
+    }
 }

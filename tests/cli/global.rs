@@ -1,5 +1,6 @@
 //! What every command shares: global options, credentials, regions, endpoints, exit codes.
 
+use crate::support::proxy::Proxy;
 use crate::support::{Amictl, TestEnv, Tripwire, assert_refused_before_any_request, refused_url};
 
 #[test]
@@ -51,6 +52,77 @@ fn endpoint_url_flag_and_ec2_specific_variable_both_reach_the_server() {
     for run in [flag, service_variable] {
         assert_eq!(run.assert_code(0).json()[0]["image_id"], image.as_str());
     }
+}
+
+#[test]
+fn endpoint_url_is_for_ec2_alone_other_services_keep_their_own() {
+    // As with an EC2 VPC endpoint: EC2 through --endpoint-url (here a proxy that counts),
+    // STS and Auto Scaling where AWS_ENDPOINT_URL says (moto itself).
+    let env = TestEnv::new();
+    let role = "arn:aws:iam::333333333333:role/amictl";
+    let theirs = env.as_role(role);
+    let image = theirs.create_image(&theirs.run_instance(None), "vpce-1", &[]);
+    let proxy = Proxy::start(&env.endpoint);
+
+    let described = env
+        .amictl()
+        .args([
+            "describe",
+            "--role-arn",
+            role,
+            "--endpoint-url",
+            proxy.url(),
+            "-o",
+            "json",
+        ])
+        .run();
+    let planned = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--all",
+            "--role-arn",
+            role,
+            "--endpoint-url",
+            proxy.url(),
+            "--dry-run",
+        ])
+        .run();
+
+    assert_eq!(described.assert_code(0).json()[0]["image_id"], image.as_str());
+    planned.assert_code(0);
+    assert!(proxy.count("DescribeImages") >= 2, "{:?}", proxy.counts());
+    assert_eq!(
+        proxy.count("AssumeRole"),
+        0,
+        "STS is not EC2's endpoint: {:?}",
+        proxy.counts()
+    );
+    assert_eq!(
+        proxy.count("DescribeAutoScalingGroups")
+            + proxy.count("DescribeLaunchConfigurations")
+            + proxy.count("DescribeParameters"),
+        0,
+        "nor are Auto Scaling and SSM: {:?}",
+        proxy.counts()
+    );
+    assert!(
+        !described.stderr.contains("plain http"),
+        "loopback is fine: {}",
+        described.stderr
+    );
+}
+
+#[test]
+fn a_plain_http_endpoint_off_this_machine_is_warned_about_once() {
+    let run = TestEnv::amictl_at(&refused_url())
+        .env("AWS_ENDPOINT_URL_SSM", "http://10.255.255.1:4566")
+        .args(["--max-attempts", "1", "describe"])
+        .run();
+
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains("plain http")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(warnings[0].contains("http://10.255.255.1:4566"), "{}", run.stderr);
 }
 
 #[test]
