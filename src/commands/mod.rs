@@ -98,14 +98,8 @@ impl From<&ExecutionArgs> for Carry {
 /// Runs the command the user asked for, with the run's printer and Ctrl-C.
 pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
-    let talks_to_aws = !matches!(command, Command::Completions { .. } | Command::Man | Command::Policy(_));
-    for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref())
-        .into_iter()
-        .filter(|_| talks_to_aws)
-    {
-        printer.warn(format!(
-            "the endpoint {endpoint} is plain http on another machine: requests cross the network unencrypted; use https"
-        ));
+    if !matches!(command, Command::Completions { .. } | Command::Man | Command::Policy(_)) {
+        warn_of_plain_http(&global, printer);
     }
     let connect = Connect {
         global: &global,
@@ -116,44 +110,7 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
         // These talk to nobody: no region, no credentials.
         Command::Completions { shell } => local::completions(printer, shell),
         Command::Man => local::man(printer),
-        Command::Cleanup(args) => {
-            // A saved plan names its regions, and so does a policy file (the one region for a
-            // policy that names none); else --regions / --all-regions / the one region. Files
-            // are read and checked before anything is asked of AWS.
-            let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
-            let file = args.policy.as_deref().map(PolicyFile::load).transpose()?;
-            let roles = Scope::resolve(&args.regions, printer).roles;
-            let (scope, source) = match (saved, file) {
-                (Some(plan), _) => {
-                    cleanup::check_roles_cover(&plan, &roles)?;
-                    let scope = Scope {
-                        regions: cleanup::plan_regions(&plan),
-                        all_regions: false,
-                        roles,
-                    };
-                    (scope, cleanup::Source::Saved(plan))
-                }
-                (None, Some(file)) => {
-                    let home: Region = connect
-                        .reach(None)
-                        .await?
-                        .home()
-                        .ec2
-                        .region()
-                        .parse()
-                        .map_err(Error::Usage)?;
-                    let scope = Scope {
-                        regions: file.regions(&home),
-                        all_regions: false,
-                        roles,
-                    };
-                    let home = home.to_string();
-                    (scope, cleanup::Source::File { file, home })
-                }
-                (None, None) => (Scope::resolve(&args.regions, printer), cleanup::Source::Flags),
-            };
-            cleanup::run(&connect.contexts(&scope).await?, args, source).await
-        }
+        Command::Cleanup(args) => Box::pin(connect.cleanup(args)).await,
         Command::Policy(PolicyCommand::Check { file }) => local::check_policy(printer, &file),
         Command::Create(args) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
@@ -240,6 +197,15 @@ impl<'run> Reach<'run> {
     }
 }
 
+/// Once per run: an endpoint that is plain http on another machine sends requests unencrypted.
+fn warn_of_plain_http(global: &GlobalArgs, printer: &Printer) {
+    for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref()) {
+        printer.warn(format!(
+            "the endpoint {endpoint} is plain http on another machine: requests cross the network unencrypted; use https"
+        ));
+    }
+}
+
 /// Makes the contexts of a run from the global options.
 struct Connect<'run> {
     global: &'run GlobalArgs,
@@ -268,6 +234,45 @@ impl<'run> Connect<'run> {
             printer: self.printer,
             interrupt: self.interrupt,
         }
+    }
+
+    /// `cleanup`: a saved plan names its regions, and so does a policy file (the one region
+    /// for a policy that names none); else --regions / --all-regions / the one region. Files
+    /// are read and checked before anything is asked of AWS.
+    async fn cleanup(&self, args: crate::cli::CleanupArgs) -> anyhow::Result<()> {
+        let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
+        let file = args.policy.as_deref().map(PolicyFile::load).transpose()?;
+        let roles = Scope::resolve(&args.regions, self.printer).roles;
+        let (scope, source) = match (saved, file) {
+            (Some(plan), _) => {
+                cleanup::check_roles_cover(&plan, &roles)?;
+                let scope = Scope {
+                    regions: cleanup::plan_regions(&plan),
+                    all_regions: false,
+                    roles,
+                };
+                (scope, cleanup::Source::Saved(plan))
+            }
+            (None, Some(file)) => {
+                let home: Region = self
+                    .reach(None)
+                    .await?
+                    .home()
+                    .ec2
+                    .region()
+                    .parse()
+                    .map_err(Error::Usage)?;
+                let scope = Scope {
+                    regions: file.regions(&home),
+                    all_regions: false,
+                    roles,
+                };
+                let home = home.to_string();
+                (scope, cleanup::Source::File { file, home })
+            }
+            (None, None) => (Scope::resolve(&args.regions, self.printer), cleanup::Source::Flags),
+        };
+        cleanup::run(&self.contexts(&scope).await?, args, source).await
     }
 
     /// One context, in the region the options (or the instance) name.
