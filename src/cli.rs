@@ -10,7 +10,7 @@ use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
     AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, KmsKey,
-    NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, Tag,
+    NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, RoleName, Shard, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -240,6 +240,7 @@ pub struct DescribeArgs {
 
 /// Several regions, and accounts, at once, worked concurrently.
 #[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("account_source").multiple(true).args(["org", "accounts", "accounts_file"]))]
 pub struct ScopeArgs {
     /// These regions, comma-separated (e.g. us-east-1,eu-west-1), instead of --region's one
     #[arg(long, value_name = "REGION,…", value_delimiter = ',', conflicts_with = "all_regions")]
@@ -250,8 +251,36 @@ pub struct ScopeArgs {
     pub all_regions: bool,
 
     /// Work in the account of this IAM role, by assuming it (repeatable: several accounts at once)
-    #[arg(long = "role-arn", value_name = "ARN")]
+    #[arg(long = "role-arn", value_name = "ARN", conflicts_with_all = ["org", "accounts", "accounts_file"])]
     pub role_arns: Vec<RoleArn>,
+
+    /// Work in every active account of the AWS Organization (listed from the management or a delegated administrator account), through --role-name
+    #[arg(long, requires = "role_name")]
+    pub org: bool,
+
+    /// Work in these accounts, comma-separated, through --role-name
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', requires = "role_name")]
+    pub accounts: Vec<AccountId>,
+
+    /// Work in the accounts listed in FILE (one ID per line; # starts a comment), through --role-name
+    #[arg(long, value_name = "FILE", requires = "role_name")]
+    pub accounts_file: Option<PathBuf>,
+
+    /// The IAM role to assume in each account of --org, --accounts or --accounts-file (its name, with its path if any)
+    #[arg(long, value_name = "NAME", requires = "account_source")]
+    pub role_name: Option<RoleName>,
+
+    /// Leave these accounts out, comma-separated
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', requires = "account_source")]
+    pub exclude_accounts: Vec<AccountId>,
+
+    /// Also work in the caller's own account, with its own credentials (left out of --org unless given)
+    #[arg(long, requires = "account_source")]
+    pub include_self: bool,
+
+    /// Only the I-th of N parts of the accounts (by account ID), for a CI matrix of N jobs, e.g. 2/4
+    #[arg(long, value_name = "I/N", requires = "account_source")]
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, Args)]

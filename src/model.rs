@@ -88,6 +88,8 @@ pub struct Image {
     pub region: String,
     /// The account it was found in, when amictl works through `--role-arn`.
     pub account_id: Option<String>,
+    /// That account's name, where the organization gives it (`--org`).
+    pub account_name: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub state: Option<String>,
@@ -504,6 +506,7 @@ impl Image {
             image_id: ImageId::from_ec2(image_id),
             region: "eu-west-1".to_owned(),
             account_id: None,
+            account_name: None,
             name: Some(format!("name-{image_id}")),
             description: None,
             state: Some("available".to_owned()),

@@ -295,6 +295,86 @@ impl FromStr for RoleArn {
     }
 }
 
+impl RoleArn {
+    /// The role `name` (with its path, if any) in `account`, in the partition of `region`.
+    pub fn in_account(account: &AccountId, name: &RoleName, region: &Region) -> RoleArn {
+        let partition = match region.as_str() {
+            r if r.starts_with("cn-") => "aws-cn",
+            r if r.starts_with("us-gov-") => "aws-us-gov",
+            _ => "aws",
+        };
+        RoleArn {
+            arn: format!("arn:{partition}:iam::{account}:role/{}", name.0),
+            account: account.clone(),
+        }
+    }
+}
+
+/// `--role-name`: an IAM role's name, with its path if it has one (`ops/amictl`), assumed in
+/// each account of `--org` or `--accounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleName(String);
+
+impl FromStr for RoleName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim_matches('/');
+        let last = name.rsplit('/').next().unwrap_or_default();
+        let ok = !last.is_empty()
+            && last.len() <= 64
+            && name.len() <= 512
+            && !name.contains("//")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+        if ok {
+            Ok(RoleName(name.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not an IAM role name: expected letters, digits and + = , . @ _ - (up to 64), after an optional path (ops/amictl)",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+/// `--shard I/N`: the I-th of N parts of the accounts, by account ID, so that N jobs of a CI
+/// matrix cover every account exactly once, whatever order the accounts are listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether the account is in this part: its ID (a number) modulo N.
+    pub fn holds(self, account: &AccountId) -> bool {
+        account
+            .as_str()
+            .parse::<u64>()
+            .is_ok_and(|id| id % self.count == self.index - 1)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed = s
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+        match parsed {
+            Some((index, count)) if count >= 1 && (1..=count).contains(&index) => Ok(Shard { index, count }),
+            Some((index, count)) => Err(format!(
+                "--shard {index}/{count} names no part: I counts from 1 to N, e.g. 1/{}",
+                count.max(1)
+            )),
+            None => Err(format!("'{}' is not a shard: expected I/N, e.g. 1/4", shorten(s))),
+        }
+    }
+}
+
 /// Whose images to list: `self`, `amazon`, `aws-marketplace` or an account ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -1059,6 +1139,41 @@ mod tests {
             "arn:aws:s3:::bucket",
         ] {
             assert!(bad.parse::<KmsKey>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn shards_split_accounts_by_id_and_cover_each_once() {
+        let accounts: Vec<AccountId> = (0..30)
+            .map(|n| format!("{:012}", 111_111_111_111_u64 + n * 7919).parse().unwrap())
+            .collect();
+        let shards: Vec<Shard> = ["1/3", "2/3", "3/3"].iter().map(|s| s.parse().unwrap()).collect();
+        for account in &accounts {
+            assert_eq!(shards.iter().filter(|s| s.holds(account)).count(), 1, "{account}");
+        }
+        assert!("1/1".parse::<Shard>().unwrap().holds(&accounts[0]));
+        for bad in ["0/2", "3/2", "1/0", "2", "a/b", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn role_arns_are_built_per_account_and_partition() {
+        let account: AccountId = "111122223333".parse().unwrap();
+        let name: RoleName = "ops/amictl".parse().unwrap();
+        let arn = |region: &str| RoleArn::in_account(&account, &name, &region.parse().unwrap());
+        assert_eq!(arn("eu-west-1").as_str(), "arn:aws:iam::111122223333:role/ops/amictl");
+        assert_eq!(
+            arn("cn-north-1").as_str(),
+            "arn:aws-cn:iam::111122223333:role/ops/amictl"
+        );
+        assert_eq!(
+            arn("us-gov-west-1").as_str(),
+            "arn:aws-us-gov:iam::111122223333:role/ops/amictl"
+        );
+        assert!(arn("eu-west-1").as_str().parse::<RoleArn>().is_ok(), "a valid ARN");
+        for bad in ["", "a b", "x//y", &"r".repeat(65)] {
+            assert!(bad.parse::<RoleName>().is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -59,7 +59,10 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
                 notes.extend(said);
             }
             Err(err) if contexts.len() == 1 => return Err(err.into()),
-            Err(err) => failures.push(format!("{}: {err}", ctx.ec2.region())),
+            Err(err) => failures.push(match ctx.ec2.account_id() {
+                Some(account) => format!("account {account}, {}: {err}", ctx.ec2.region()),
+                None => format!("{}: {err}", ctx.ec2.region()),
+            }),
         }
     }
     for note in notes {
@@ -96,6 +99,14 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
         .into());
     }
     Ok(())
+}
+
+/// An empty plan, for a run with no account to clean up (an empty `--shard`).
+pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
+    let mut plan = Plan::merge(Vec::new(), &Selection::default(), &Policy::default());
+    plan.dry_run = true;
+    plan.summarize(0.0);
+    printer.print(&plan)
 }
 
 /// Shows or saves the plan, or (after confirmation) carries it out.

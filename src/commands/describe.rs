@@ -78,10 +78,14 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
             Err(err) => {
                 let region = ctx.ec2.region();
                 let message = err.to_string();
-                failures.push(if message.contains(region) {
+                let place = match ctx.ec2.account_id() {
+                    Some(account) => format!("account {account}, {region}"),
+                    None => region.to_owned(),
+                };
+                failures.push(if message.contains(region) && ctx.ec2.account_id().is_none() {
                     message
                 } else {
-                    format!("{region}: {message}")
+                    format!("{place}: {message}")
                 });
             }
         }
@@ -111,6 +115,16 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     } else {
         Err(Error::Failed(failures.join("; ")).into())
     }
+}
+
+/// No images, for a run with no account to look in (an empty `--shard`).
+pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
+    printer.print(&Described {
+        images: Vec::new(),
+        view: View::List,
+        several: true,
+        now: printer.now(),
+    })
 }
 
 /// The images found; JSON is always an array of them, each with its stage.
@@ -241,7 +255,12 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff:
     for image in images {
         let mut row = Vec::new();
         if with_account {
-            row.push(printer.colored(image.account_id.as_deref().unwrap_or("-"), None));
+            let account = match (&image.account_id, &image.account_name) {
+                (Some(id), Some(name)) => format!("{id} ({name})"),
+                (Some(id), None) => id.clone(),
+                (None, _) => "-".to_owned(),
+            };
+            row.push(printer.colored(account, None));
         }
         if with_region {
             row.push(printer.colored(&image.region, None));

@@ -5,6 +5,7 @@
 //! ([`Scope`], the pipeline's selection and policy, [`crate::pipeline::Carry`]) that the
 //! layers below take; nothing under `pipeline/`, `ec2/` or `model` knows of clap.
 
+mod accounts;
 mod cleanup;
 mod copy;
 mod create;
@@ -52,12 +53,14 @@ pub struct Scope {
     pub regions: Vec<Region>,
     pub all_regions: bool,
     pub roles: Vec<RoleArn>,
+    /// `--org`, `--accounts`, `--accounts-file`: accounts listed when the run starts.
+    pub accounts: Option<accounts::AccountsAsked>,
 }
 
 impl Scope {
     /// The scope the command line asks for: a region named twice is worked once, and of two
     /// roles in one account only the first is used (the same images would be planned twice).
-    fn resolve(args: &ScopeArgs, printer: &Printer) -> Scope {
+    fn resolve(args: &ScopeArgs, printer: &Printer) -> Result<Scope, Error> {
         let mut seen = BTreeSet::new();
         let regions = args
             .regions
@@ -78,11 +81,12 @@ impl Scope {
                 ));
             }
         }
-        Scope {
+        Ok(Scope {
             regions,
             all_regions: args.all_regions,
             roles,
-        }
+            accounts: accounts::AccountsAsked::from_args(args)?,
+        })
     }
 }
 
@@ -131,8 +135,13 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
         }
         Command::Deregister(args) => deregister::run(&connect.one(None).await?, args).await,
         Command::Describe(args) => {
-            let scope = Scope::resolve(&args.regions, printer);
-            describe::run(&connect.contexts(&scope).await?, args).await
+            let scope = Scope::resolve(&args.regions, printer)?;
+            let contexts = connect.contexts(&scope).await?;
+            if contexts.is_empty() {
+                printer.note("no account in this shard: nothing to describe");
+                return describe::nothing(printer);
+            }
+            describe::run(&contexts, args).await
         }
         Command::Permissions(command) => permissions::run(&connect.one(None).await?, command).await,
         Command::Disable(args) => deregister::disable(&connect.one(None).await?, args).await,
@@ -224,6 +233,7 @@ impl<'run> Connect<'run> {
             max_attempts: self.global.max_attempts,
             timeout: self.global.timeout.map(|t| t.0),
             role: None,
+            account_name: None,
             max_rate: self.global.max_rate.map(|r| r.0),
         }
     }
@@ -242,37 +252,37 @@ impl<'run> Connect<'run> {
     async fn cleanup(&self, args: crate::cli::CleanupArgs) -> anyhow::Result<()> {
         let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
         let file = args.policy.as_deref().map(PolicyFile::load).transpose()?;
-        let roles = Scope::resolve(&args.regions, self.printer).roles;
+        let asked = Scope::resolve(&args.regions, self.printer)?;
         let (scope, source) = match (saved, file) {
             (Some(plan), _) => {
-                cleanup::check_roles_cover(&plan, &roles)?;
+                if asked.accounts.is_none() {
+                    cleanup::check_roles_cover(&plan, &asked.roles)?;
+                }
                 let scope = Scope {
                     regions: cleanup::plan_regions(&plan),
                     all_regions: false,
-                    roles,
+                    ..asked
                 };
                 (scope, cleanup::Source::Saved(plan))
             }
             (None, Some(file)) => {
-                let home: Region = self
-                    .reach(None)
-                    .await?
-                    .home()
-                    .ec2
-                    .region()
-                    .parse()
-                    .map_err(Error::Usage)?;
+                let home: Region = (self.reach(None).await?.home().ec2.region().parse()).map_err(Error::Usage)?;
                 let scope = Scope {
                     regions: file.regions(&home),
                     all_regions: false,
-                    roles,
+                    ..asked
                 };
                 let home = home.to_string();
                 (scope, cleanup::Source::File { file, home })
             }
-            (None, None) => (Scope::resolve(&args.regions, self.printer), cleanup::Source::Flags),
+            (None, None) => (asked, cleanup::Source::Flags),
         };
-        cleanup::run(&self.contexts(&scope).await?, args, source).await
+        let contexts = self.contexts(&scope).await?;
+        if contexts.is_empty() {
+            self.printer.note("no account in this shard: nothing to clean up");
+            return cleanup::nothing(self.printer);
+        }
+        cleanup::run(&contexts, args, source).await
     }
 
     /// One context, in the region the options (or the instance) name.
@@ -294,15 +304,23 @@ impl<'run> Connect<'run> {
     /// the enabled ones with `--all-regions`, else the one region of the options). Each
     /// account's credentials are got once (one AssumeRole), whatever the number of regions.
     async fn contexts(&self, scope: &Scope) -> Result<Vec<Context<'run>>, Error> {
-        let roles: Vec<Option<&RoleArn>> = if scope.roles.is_empty() {
-            vec![None]
-        } else {
-            scope.roles.iter().map(Some).collect()
+        let targets: Vec<accounts::Target> = match &scope.accounts {
+            Some(asked) => asked.targets(&Session::start(&self.options(None)).await?).await?,
+            None if scope.roles.is_empty() => vec![accounts::Target { role: None, name: None }],
+            None => scope
+                .roles
+                .iter()
+                .map(|role| accounts::Target {
+                    role: Some(role.clone()),
+                    name: None,
+                })
+                .collect(),
         };
         let mut contexts = Vec::new();
-        for role in roles {
+        for target in targets {
             let options = ConnectOptions {
-                role: role.cloned(),
+                role: target.role,
+                account_name: target.name,
                 ..self.options(None)
             };
             let session = Session::start(&options).await?;

@@ -147,7 +147,7 @@ fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> 
 }
 
 /// The innermost cause: the SDK's outer layers say only "dispatch failure".
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
+pub(super) fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut current = err;
     while let Some(next) = current.source() {
         current = next;

@@ -123,10 +123,14 @@ impl Ec2 {
             );
             let sdk_images = page.images.unwrap_or_default();
             images.reserve(sdk_images.len());
-            for image in sdk_images
-                .into_iter()
-                .map(|i| image_from_sdk(i, &self.region, self.account_id.as_deref()))
-            {
+            for image in sdk_images.into_iter().map(|i| {
+                image_from_sdk(
+                    i,
+                    &self.region,
+                    self.account_id.as_deref(),
+                    self.account_name.as_deref(),
+                )
+            }) {
                 seen.insert(image.image_id.clone());
                 if query.matches(&image) {
                     images.push(image);
@@ -226,7 +230,7 @@ impl Ec2 {
 /// amictl's image from the SDK's, taking its strings rather than copying them (a big
 /// account's page holds thousands). Unknown enum values keep the endpoint's own string,
 /// never the SDK's debug form.
-fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>) -> Image {
+fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>, account_name: Option<&str>) -> Image {
     let block_devices: Vec<BlockDevice> = image
         .block_device_mappings
         .unwrap_or_default()
@@ -241,6 +245,7 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>) -> 
     Image {
         region: region.to_owned(),
         account_id: account_id.map(str::to_owned),
+        account_name: account_name.map(str::to_owned),
         image_id: ImageId::from_ec2(image.image_id.unwrap_or_default()),
         name: image.name,
         description: image.description,

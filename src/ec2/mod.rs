@@ -18,6 +18,7 @@ macro_rules! once_or_retried {
     }};
 }
 
+mod accounts;
 mod copy;
 mod create;
 mod errors;
@@ -79,6 +80,8 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// `--role-arn`: work in that role's account, with credentials from assuming it.
     pub role: Option<RoleArn>,
+    /// The account's name, where the organization gives it (`--org`), for labelling.
+    pub account_name: Option<String>,
     /// `--max-rate`: requests a second per action, at most.
     pub max_rate: Option<f64>,
 }
@@ -95,6 +98,8 @@ pub struct Ec2 {
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
     account_id: Option<String>,
+    /// Its name, where the organization gives it.
+    account_name: Option<String>,
     /// The paced actions of this account and region, each with its own rate.
     streams: std::sync::Arc<pace::Streams>,
 }
@@ -107,6 +112,7 @@ pub struct Session {
     region: Region,
     endpoint_url: Option<EndpointUrl>,
     account_id: Option<String>,
+    account_name: Option<String>,
     max_rate: Option<f64>,
     max_attempts: Option<u32>,
     budget: Duration,
@@ -167,10 +173,16 @@ impl Session {
             region,
             endpoint_url: options.endpoint_url.clone(),
             account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
+            account_name: options.account_name.clone(),
             max_rate: options.max_rate,
             max_attempts: options.max_attempts,
             budget: operation_timeout,
         })
+    }
+
+    /// The session's own region.
+    pub fn region(&self) -> &Region {
+        &self.region
     }
 
     /// The clients of one region (`None`: the session's own).
@@ -201,6 +213,7 @@ impl Session {
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
             endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
             account_id: self.account_id.clone(),
+            account_name: self.account_name.clone(),
             region: region.as_str().to_owned(),
             streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
         }
@@ -254,6 +267,7 @@ impl Ec2 {
             region: region.to_owned(),
             endpoint: "mock".to_owned(),
             account_id: None,
+            account_name: None,
             streams: std::sync::Arc::new(pace::Streams::new(None, None, OPERATION_TIMEOUT)),
         }
     }

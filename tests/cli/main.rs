@@ -13,6 +13,7 @@ mod describe;
 mod docs;
 mod exit_codes;
 mod global;
+mod org;
 mod permissions;
 mod policy;
 mod regions;

@@ -210,6 +210,45 @@ impl TestEnv {
         }
     }
 
+    /// An organization on this server (the caller's account its management account) with
+    /// member accounts of these names: their IDs and names, in the order given.
+    pub fn organization(&self, names: &[&str]) -> Vec<(String, String)> {
+        let config = block_on(
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(test_credentials())
+                .load(),
+        );
+        let client = aws_sdk_organizations::Client::new(&config);
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        block_on(async move {
+            client
+                .create_organization()
+                .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+                .send()
+                .await
+                .expect("CreateOrganization");
+            let mut accounts = Vec::new();
+            for name in names {
+                let created = client
+                    .create_account()
+                    .account_name(&name)
+                    .email(format!("{name}@example.com"))
+                    .send()
+                    .await
+                    .expect("CreateAccount");
+                let id = created
+                    .create_account_status()
+                    .and_then(|s| s.account_id())
+                    .expect("the new account's ID")
+                    .to_owned();
+                accounts.push((id, name));
+            }
+            accounts
+        })
+    }
+
     /// A server with moto's public Amazon images (one of them instance-store-backed).
     pub fn with_amazon_images() -> TestEnv {
         let moto = AMAZON_SERVER.get_or_init(|| Moto::start(true));

@@ -132,8 +132,32 @@ impl Fault {
 struct State {
     actions: Vec<String>,
     faults: HashMap<String, Fault>,
+    /// Faults for the requests of an action whose body holds a text (e.g. one account's ID).
+    matching: Vec<(String, String, Fault)>,
     buckets: HashMap<String, Bucket>,
     throttled: HashMap<String, usize>,
+}
+
+impl State {
+    /// Counts a request, and says what to do to it instead of forwarding it (if anything):
+    /// throttle it when its bucket is empty, else a fault scripted for it.
+    fn arrived(&mut self, action: &str, body: &str) -> Option<Misbehaviour> {
+        self.actions.push(action.to_owned());
+        if self.buckets.get_mut(action).is_some_and(|bucket| !bucket.take()) {
+            *self.throttled.entry(action.to_owned()).or_insert(0) += 1;
+            return Some(Fault::throttled());
+        }
+        let matching = self
+            .matching
+            .iter_mut()
+            .find(|(a, needle, _)| a == action && body.contains(needle.as_str()))
+            .and_then(|(_, _, fault)| fault.applies().then(|| fault.what.clone()));
+        matching.or_else(|| {
+            self.faults
+                .get_mut(action)
+                .and_then(|fault| fault.applies().then(|| fault.what.clone()))
+        })
+    }
 }
 
 /// EC2's throttling of one action: a token bucket of `burst` requests refilled at `per_second`.
@@ -198,6 +222,12 @@ impl Proxy {
     /// Answers `action` with an EC2 error instead of forwarding it.
     pub fn fail(&self, action: &str, fault: Fault) {
         self.lock().faults.insert(action.to_owned(), fault);
+    }
+
+    /// Answers the requests of `action` whose body contains `needle` (e.g. an account ID in an
+    /// AssumeRole's RoleArn) with `fault`; the others go through.
+    pub fn fail_matching(&self, action: &str, needle: &str, fault: Fault) {
+        self.lock().matching.push((action.to_owned(), needle.to_owned(), fault));
     }
 
     /// Throttles `action` the way EC2 does: a token bucket of `burst` requests, refilled at
@@ -297,20 +327,10 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         .or_else(|| form_value(&String::from_utf8_lossy(&body), "Action"))
         .unwrap_or_default();
 
-    let misbehaviour = {
-        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.actions.push(action.clone());
-        let empty = state.buckets.get_mut(&action).is_some_and(|bucket| !bucket.take());
-        if empty {
-            *state.throttled.entry(action.clone()).or_insert(0) += 1;
-            Some(Fault::throttled())
-        } else {
-            state
-                .faults
-                .get_mut(&action)
-                .and_then(|fault| fault.applies().then(|| fault.what.clone()))
-        }
-    };
+    let misbehaviour = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .arrived(&action, &String::from_utf8_lossy(&body));
     let mut client = client;
     match misbehaviour {
         Some(Misbehaviour::Error { status, code, message }) => {

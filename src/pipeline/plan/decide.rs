@@ -140,6 +140,7 @@ fn image_entry(
         image_id: image.image_id.clone(),
         region: image.region.clone(),
         account_id: image.account_id.clone(),
+        account_name: image.account_name.clone(),
         name: image.name.clone(),
         creation_date: image.creation_date,
         state: image.state.clone(),

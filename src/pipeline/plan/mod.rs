@@ -268,6 +268,9 @@ pub struct ImagePlan {
     pub region: String,
     /// The account, when amictl works through `--role-arn`.
     pub account_id: Option<String>,
+    /// Its name, where the organization gives it (`--org`).
+    #[serde(default)]
+    pub account_name: Option<String>,
     pub name: Option<String>,
     pub creation_date: Option<Timestamp>,
     pub state: Option<String>,

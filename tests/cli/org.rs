@@ -1,0 +1,212 @@
+//! An organization's worth of accounts: `--org` and `--accounts` through `--role-name`, shards
+//! for CI matrices, one AssumeRole per account. moto serves Organizations and STS: images are
+//! made in member accounts through assumed roles, as amictl reaches them.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::TestEnv;
+use crate::support::assert_refused_before_any_request;
+use crate::support::proxy::{Fault, Proxy};
+
+const REGIONS: &str = "eu-west-1,us-west-2";
+
+/// (account ID, region) of each image in describe's rows, or a plan's.
+fn places(rows: &Value) -> BTreeSet<(String, String)> {
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|i| {
+            (
+                i["account_id"].as_str().expect("an account").to_owned(),
+                i["region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn accounts_of(rows: &Value) -> BTreeSet<String> {
+    places(rows).into_iter().map(|(account, _)| account).collect()
+}
+
+/// An organization of three member accounts with an image in each of [`REGIONS`], and one
+/// image of the caller's own, on a server of its own (Organizations state is per server).
+struct Organization {
+    env: TestEnv,
+    members: Vec<(String, String)>,
+    /// (account, region) of every member image.
+    expected: BTreeSet<(String, String)>,
+    /// The caller's own account, where its image is.
+    home: TestEnv,
+}
+
+impl Organization {
+    fn new() -> Organization {
+        let env = TestEnv::on_its_own_server();
+        let members = env.organization(&["prod", "staging", "dev"]);
+        let mut expected = BTreeSet::new();
+        for (id, _) in &members {
+            for region in REGIONS.split(',') {
+                let there = env.elsewhere(region).as_role(&format!("arn:aws:iam::{id}:role/amictl"));
+                there.create_image(&there.run_instance(None), &format!("org-{id}"), &[]);
+                expected.insert((id.clone(), region.to_owned()));
+            }
+        }
+        let home = env.elsewhere("eu-west-1");
+        home.create_image(&home.run_instance(None), "own-1", &[]);
+        Organization {
+            env,
+            members,
+            expected,
+            home,
+        }
+    }
+}
+
+const ORG: [&str; 5] = ["--org", "--role-name", "amictl", "--regions", REGIONS];
+
+#[test]
+fn an_organization_is_worked_account_by_account_through_one_role_each() {
+    let Organization {
+        env, members, expected, ..
+    } = Organization::new();
+    let proxy = Proxy::start(&env.endpoint);
+
+    let described = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["describe", "-o", "json"])
+        .args(ORG)
+        .run();
+    let assumed = proxy.count("AssumeRole");
+    let table = env.amictl().arg("describe").args(ORG).run();
+    let planned = env
+        .amictl()
+        .args(["cleanup", "--all", "--dry-run", "-o", "json"])
+        .args(ORG)
+        .run();
+    let listed = env
+        .amictl()
+        .args(["describe", "-o", "json", "--role-name", "amictl", "--regions", REGIONS])
+        .args(["--accounts", &members[0].0, "--include-self"])
+        .run();
+
+    let rows = described.assert_code(0).json();
+    assert_eq!(
+        places(&rows),
+        expected,
+        "every member account in both regions, not the caller's"
+    );
+    let names: BTreeSet<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["account_name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["dev", "prod", "staging"]),
+        "the organization's names"
+    );
+    assert_eq!(
+        assumed,
+        members.len(),
+        "one AssumeRole per account for two regions: {:?}",
+        proxy.counts()
+    );
+    assert_eq!(proxy.count("ListAccounts"), 1);
+    assert!(table.assert_code(0).stdout.contains("(staging)"), "{}", table.stdout);
+    assert_eq!(places(&planned.assert_code(0).json()["images"]), expected);
+    let listed: BTreeSet<String> = listed
+        .assert_code(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["account_id"].as_str().unwrap_or("own").to_owned())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([members[0].0.clone(), "own".to_owned()]));
+}
+
+#[test]
+fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
+    let Organization { env, members, home, .. } = Organization::new();
+
+    let shards: Vec<Value> = ["1/2", "2/2"]
+        .iter()
+        .map(|shard| {
+            env.amictl()
+                .args(["describe", "-o", "json", "--shard", shard])
+                .args(ORG)
+                .run()
+                .assert_code(0)
+                .json()
+        })
+        .collect();
+    // One account's role can't be assumed (a service control policy, say).
+    let refused = Proxy::start(&env.endpoint);
+    refused.fail_matching("AssumeRole", &members[1].0, Fault::always(Fault::unauthorized()));
+    let partial = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", refused.url())
+        .args(["describe", "-o", "json"])
+        .args(ORG)
+        .run();
+
+    let (first, second) = (accounts_of(&shards[0]), accounts_of(&shards[1]));
+    assert!(
+        first.is_disjoint(&second),
+        "no account in two shards: {first:?} {second:?}"
+    );
+    let all: BTreeSet<String> = first.union(&second).cloned().collect();
+    assert_eq!(
+        all,
+        members.iter().map(|(id, _)| id.clone()).collect(),
+        "the shards cover every account"
+    );
+    partial.assert_code(1);
+    let others: BTreeSet<String> = [&members[0].0, &members[2].0].into_iter().cloned().collect();
+    assert_eq!(accounts_of(&partial.json()), others, "the others are listed");
+    assert!(
+        partial.stderr.contains(&members[1].0),
+        "names the account: {}",
+        partial.stderr
+    );
+
+    env.amictl()
+        .args(["cleanup", "--all", "--yes"])
+        .args(ORG)
+        .run()
+        .assert_code(0);
+    let left = env.amictl().args(["describe", "-o", "json"]).args(ORG).run();
+    assert!(
+        left.assert_code(0).json().as_array().unwrap().is_empty(),
+        "{}",
+        left.stdout
+    );
+    assert_eq!(home.image_ids().len(), 1, "the caller's own image stays");
+}
+
+#[test]
+fn bad_account_options_are_refused_before_any_request() {
+    let file = std::env::temp_dir().join(format!("amictl-accounts-{}.txt", std::process::id()));
+    std::fs::write(&file, "111122223333\n# staging\n12345\n").unwrap();
+    let file_arg = file.to_str().unwrap().to_owned();
+    let bad_line = format!("{file_arg}:3:");
+    assert_refused_before_any_request(
+        &["describe"],
+        &[
+            (&["--org"], "--role-name"),
+            (&["--accounts", "111122223333"], "--role-name"),
+            (&["--accounts", "1111", "--role-name", "r"], "not an AWS account ID"),
+            (&["--accounts-file", &file_arg, "--role-name", "r"], &bad_line),
+            (&["--org", "--role-name", "r", "--shard", "3/2"], "names no part"),
+            (&["--org", "--role-name", "r", "--shard", "0/2"], "names no part"),
+            (&["--role-name", "amictl"], "--org"),
+            (&["--org", "--role-name", "a b"], "not an IAM role name"),
+            (&["--shard", "1/2"], "--org"),
+        ],
+    );
+    std::fs::remove_file(file).unwrap();
+}
