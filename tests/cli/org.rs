@@ -174,11 +174,31 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
         partial.stderr
     );
 
+    // A plan saved across the organization is applied through the same accounts.
+    let saved = crate::support::Scratch::new("org-plan");
+    let plan = saved.path().join("plan.json");
+    let plan = plan.to_str().unwrap();
     env.amictl()
-        .args(["cleanup", "--all", "--yes"])
+        .args(["cleanup", "--all", "--save-plan", plan])
         .args(ORG)
         .run()
         .assert_code(0);
+    let applied = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--apply-plan",
+            plan,
+            "--yes",
+            "--org",
+            "--role-name",
+            "amictl",
+            "-o",
+            "json",
+        ])
+        .run();
+    let report = applied.assert_code(0).json();
+    assert_eq!(report["summary"]["images_deregistered"], 6, "{}", applied.stderr);
     let left = env.amictl().args(["describe", "-o", "json"]).args(ORG).run();
     assert!(
         left.assert_code(0).json().as_array().unwrap().is_empty(),
