@@ -234,6 +234,10 @@ pub struct DescribeArgs {
     #[arg(long, value_name = "USD", default_value = "0.05")]
     pub snapshot_price: Price,
 
+    /// Accounts × regions read at once, for the whole run
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
     #[command(flatten)]
     pub regions: ScopeArgs,
 }
@@ -405,7 +409,7 @@ pub struct CopyArgs {
 /// How the removal commands carry a plan out and count its savings.
 #[derive(Debug, Args)]
 pub struct ExecutionArgs {
-    /// Requests in flight at once
+    /// Accounts × regions read, and removals in flight, at once, for the whole run
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use futures::StreamExt;
 use jiff::SignedDuration;
 
 use super::Context;
@@ -40,15 +41,25 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
         Source::Flags => Some(settings(&args)?),
         _ => None,
     };
-    let planned = futures::future::join_all(contexts.iter().map(|ctx| async {
-        match (&source, &flags) {
-            (Source::Saved(saved), _) => saved_plan_rechecked(ctx, saved).await,
-            (Source::File { file, home }, _) => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
-            (Source::Flags, Some(rules)) => new_plan(ctx, std::slice::from_ref(rules)).await,
-            (Source::Flags, None) => unreachable!("flags are resolved above"),
+    // At most --concurrency accounts × regions read at once, however many the run has.
+    let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
+    let planned: Vec<_> = futures::stream::iter(contexts.iter().map(|ctx| {
+        let (source, flags, counter) = (&source, &flags, &counter);
+        async move {
+            let planned = match (source, flags) {
+                (Source::Saved(saved), _) => saved_plan_rechecked(ctx, saved).await,
+                (Source::File { file, home }, _) => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
+                (Source::Flags, Some(rules)) => new_plan(ctx, std::slice::from_ref(rules)).await,
+                (Source::Flags, None) => unreachable!("flags are resolved above"),
+            };
+            counter.inc();
+            planned
         }
     }))
+    .buffered(usize::from(args.execution.concurrency))
+    .collect()
     .await;
+    counter.finish();
     let mut plans = Vec::new();
     let mut failures = Vec::new();
     let mut notes = BTreeSet::new();

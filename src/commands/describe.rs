@@ -1,6 +1,7 @@
 //! `amictl describe`: images, their snapshots, sizes, permissions and storage cost.
 
 use comfy_table::{Color, Table};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::Context;
@@ -27,6 +28,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         || !args.regions.role_arns.is_empty();
     let detailed = args.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
     let named = args.image_ids.clone();
+    let args_concurrency = args.concurrency;
     let query = ImageQuery {
         // The account's own images unless the user named images or owners.
         owners: if args.owners.is_empty() && args.image_ids.is_empty() {
@@ -67,29 +69,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         });
     }
 
-    let answers = futures::future::join_all(contexts.iter().map(|ctx| ctx.ec2.describe_images(&query))).await;
-    let mut images = Vec::new();
-    let mut failures = Vec::new();
-    for (ctx, answer) in contexts.iter().zip(answers) {
-        match answer {
-            Ok(found) => images.extend(found),
-            // Named images live in one region or another: not being in this one is no failure.
-            Err(Error::NotFound { .. }) if !named.is_empty() => {}
-            Err(err) => {
-                let region = ctx.ec2.region();
-                let message = err.to_string();
-                let place = match ctx.ec2.account_id() {
-                    Some(account) => format!("account {account}, {region}"),
-                    None => region.to_owned(),
-                };
-                failures.push(if message.contains(region) && ctx.ec2.account_id().is_none() {
-                    message
-                } else {
-                    format!("{place}: {message}")
-                });
-            }
-        }
-    }
+    let (mut images, mut failures) = read_everywhere(contexts, &query, !named.is_empty(), args_concurrency).await;
     images.sort_by(Image::newest_first);
     let found: std::collections::HashSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let missing: Vec<&str> = named
@@ -115,6 +95,47 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     } else {
         Err(Error::Failed(failures.join("; ")).into())
     }
+}
+
+/// The images of every context, at most `concurrency` contexts at once, and what failed where
+/// (a named image missing from a region is no failure: it lives in another).
+async fn read_everywhere(
+    contexts: &[Context<'_>],
+    query: &ImageQuery,
+    named: bool,
+    concurrency: u16,
+) -> (Vec<Image>, Vec<String>) {
+    let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
+    let answers: Vec<_> = futures::stream::iter(contexts.iter().map(|ctx| {
+        let counter = &counter;
+        async move {
+            let answer = ctx.ec2.describe_images(query).await;
+            counter.inc();
+            answer
+        }
+    }))
+    .buffered(usize::from(concurrency))
+    .collect()
+    .await;
+    counter.finish();
+    let mut images = Vec::new();
+    let mut failures = Vec::new();
+    for (ctx, answer) in contexts.iter().zip(answers) {
+        match answer {
+            Ok(found) => images.extend(found),
+            Err(Error::NotFound { .. }) if named => {}
+            Err(err) => {
+                let region = ctx.ec2.region();
+                let message = err.to_string();
+                failures.push(match ctx.ec2.account_id() {
+                    Some(account) => format!("account {account}, {region}: {message}"),
+                    None if message.contains(region) => message,
+                    None => format!("{region}: {message}"),
+                });
+            }
+        }
+    }
+    (images, failures)
 }
 
 /// No images, for a run with no account to look in (an empty `--shard`).

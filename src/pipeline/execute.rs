@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tokio::sync::Semaphore;
 
 use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
@@ -59,7 +60,17 @@ type Done = (Option<(usize, Outcome)>, Vec<(SnapshotId, Outcome)>);
 /// that several planned images use go last, once all of those images are gone. Ctrl-C stops
 /// new images from starting; an image already deregistered still gets its snapshots deleted,
 /// so nothing is left that a re-run could not find.
-pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Counter, interrupt: &Interrupt) {
+///
+/// `slots` bounds the tasks in flight across every part of a run (all its accounts and
+/// regions): `--concurrency` is one limit for the whole run.
+pub async fn execute(
+    ec2: &Ec2,
+    plan: &mut Plan,
+    how: Execution,
+    slots: &Semaphore,
+    counter: &Counter,
+    interrupt: &Interrupt,
+) {
     let concurrency = how.concurrency.max(1);
     let owners = snapshot_owners(plan);
     let mut tasks: Vec<Task> = plan
@@ -92,7 +103,10 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
     );
 
     let done: Vec<Done> = futures::stream::iter(tasks)
-        .map(|task| run_task(ec2, task, how, counter, interrupt))
+        .map(|task| async move {
+            let _slot = slots.acquire().await;
+            run_task(ec2, task, how, counter, interrupt).await
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -120,6 +134,7 @@ pub async fn execute(ec2: &Ec2, plan: &mut Plan, how: Execution, counter: &Count
         .map(|id| {
             let gone = &gone;
             async move {
+                let _slot = slots.acquire().await;
                 if interrupt.is_stopped() {
                     return (id, interrupted());
                 }
@@ -363,7 +378,15 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &Semaphore::new(4),
+            &quiet_counter(),
+            &Interrupt::never(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::Done));
@@ -387,7 +410,15 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &Semaphore::new(4),
+            &quiet_counter(),
+            &Interrupt::never(),
+        )
+        .await;
 
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
         assert_eq!(delete.num_calls(), 2);
@@ -405,7 +436,15 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &Semaphore::new(4),
+            &quiet_counter(),
+            &Interrupt::never(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
@@ -430,7 +469,15 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+        execute(
+            &ec2,
+            &mut plan,
+            PATIENT,
+            &Semaphore::new(4),
+            &quiet_counter(),
+            &Interrupt::never(),
+        )
+        .await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
@@ -465,7 +512,15 @@ mod tests {
             let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
             let mut plan = one_image_plan();
 
-            execute(&ec2, &mut plan, PATIENT, &quiet_counter(), &Interrupt::never()).await;
+            execute(
+                &ec2,
+                &mut plan,
+                PATIENT,
+                &Semaphore::new(4),
+                &quiet_counter(),
+                &Interrupt::never(),
+            )
+            .await;
 
             let fate = plan.images[0].recycle_bin.clone().unwrap_or_default();
             assert!(fate.starts_with(says), "{fate}");

@@ -54,6 +54,8 @@ pub async fn carry_out(
         concurrency: carry.concurrency,
         in_use_patience: IN_USE_PATIENCE,
     };
+    // One limit for the whole run, however many accounts and regions its parts are in.
+    let slots = tokio::sync::Semaphore::new(carry.concurrency.max(1));
     // The first Ctrl-C stops new work; the report then says what was done and what was not.
     let _handling = interrupt.handle();
     let mut parts: Vec<Plan> = clients
@@ -65,7 +67,7 @@ pub async fn carry_out(
             clients
                 .iter()
                 .zip(parts.iter_mut())
-                .map(|(ec2, part)| execute(ec2, part, how, &counter, interrupt)),
+                .map(|(ec2, part)| execute(ec2, part, how, &slots, &counter, interrupt)),
         );
         tokio::pin!(work);
         tokio::select! {

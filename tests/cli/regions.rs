@@ -235,3 +235,31 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
     assert!(one.image_ids().is_empty() && two.image_ids().is_empty());
     assert!(one.snapshot_ids().is_empty() && two.snapshot_ids().is_empty());
 }
+
+#[test]
+fn many_regions_are_read_at_most_concurrency_at_a_time() {
+    let env = TestEnv::new();
+    let proxy = crate::support::proxy::Proxy::start(&env.endpoint);
+    // Each answer takes a while, so that reads overlap as much as amictl lets them.
+    proxy.fail(
+        "DescribeImages",
+        crate::support::proxy::Fault::always(crate::support::proxy::Misbehaviour::Delay(
+            std::time::Duration::from_millis(150),
+        )),
+    );
+    let regions = "us-east-1,us-east-2,us-west-1,us-west-2,eu-west-1,eu-west-2,eu-west-3,eu-central-1";
+
+    let run = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["describe", "--regions", regions, "--concurrency", "3", "-o", "json"])
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(proxy.count("DescribeImages"), 8);
+    let most = proxy.most_at_once("DescribeImages");
+    assert!(
+        (2..=3).contains(&most),
+        "side by side, never more than three at once: {most}"
+    );
+}

@@ -134,8 +134,38 @@ struct State {
     faults: HashMap<String, Fault>,
     /// Faults for the requests of an action whose body holds a text (e.g. one account's ID).
     matching: Vec<(String, String, Fault)>,
+    /// Requests of each action being answered now, and the most there ever were at once.
+    in_flight: HashMap<String, (usize, usize)>,
     buckets: HashMap<String, Bucket>,
     throttled: HashMap<String, usize>,
+}
+
+/// One request being answered, counted in `State::in_flight` until dropped.
+struct InFlight<'a> {
+    state: &'a Mutex<State>,
+    action: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(state: &'a Mutex<State>, action: &str) -> InFlight<'a> {
+        let mut locked = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (now, most) = locked.in_flight.entry(action.to_owned()).or_insert((0, 0));
+        *now += 1;
+        *most = (*most).max(*now);
+        InFlight {
+            state,
+            action: action.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut locked = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((now, _)) = locked.in_flight.get_mut(&self.action) {
+            *now -= 1;
+        }
+    }
 }
 
 impl State {
@@ -249,6 +279,11 @@ impl Proxy {
         self.lock().throttled.get(action).copied().unwrap_or(0)
     }
 
+    /// The most requests for `action` the proxy was answering at once.
+    pub fn most_at_once(&self, action: &str) -> usize {
+        self.lock().in_flight.get(action).map_or(0, |(_, most)| *most)
+    }
+
     /// How many requests for `action` arrived (failed ones included).
     pub fn count(&self, action: &str) -> usize {
         self.lock().actions.iter().filter(|a| *a == action).count()
@@ -331,6 +366,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .arrived(&action, &String::from_utf8_lossy(&body));
+    let _answering = InFlight::start(state, &action);
     let mut client = client;
     match misbehaviour {
         Some(Misbehaviour::Error { status, code, message }) => {
