@@ -17,6 +17,10 @@ Scenarios (medians of --runs runs):
                floor is one region's)
   plan N,M     `amictl cleanup --all --dry-run` over N and over M images: the planning step's own
                time (amictl logs it at -v), which must grow linearly with the account
+  accounts N,M `amictl describe --org --role-name R --regions us-east-1,eu-west-1` over an
+               organization of N and of M member accounts (10 images in each account and
+               region): wall time and peak RSS, which must grow with the accounts, not faster;
+               through the counting proxy, one AssumeRole per account and one ListAccounts
   start-up     `amictl --version` and a usage error
   memory       peak RSS of `amictl describe` over --memory-images images
 
@@ -128,6 +132,39 @@ class Moto:
         snapshots = dict(re.findall(r"<snapshotId>(snap-[0-9a-f]+)</snapshotId>.*?<imageId>(ami-[0-9a-f]+)</imageId>", listing, re.S))
         by_image = {image: snap for snap, image in snapshots.items()}
         return [(image, by_image.get(image)) for image in images]
+
+    def organization(self, accounts, images, regions):
+        """An organization (the caller's account its management account) of `accounts` member
+        accounts, each with `images` images in each region, made through an assumed role
+        `bench` as amictl will reach them; returns the members' IDs."""
+        import boto3
+
+        session = boto3.session.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name=REGION)
+        orgs = session.client("organizations", endpoint_url=self.url)
+        orgs.create_organization(FeatureSet="ALL")
+        members = [
+            orgs.create_account(AccountName=f"bench-{n}", Email=f"bench-{n}@example.com")["CreateAccountStatus"]["AccountId"]
+            for n in range(accounts)
+        ]
+        sts = session.client("sts", endpoint_url=self.url)
+
+        def fill(member):
+            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{member}:role/bench", RoleSessionName="seed")["Credentials"]
+            for region in regions:
+                ec2 = boto3.session.Session(
+                    aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"],
+                    aws_session_token=creds["SessionToken"],
+                    region_name=region,
+                ).client("ec2", endpoint_url=self.url)
+                instance = ec2.run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1)
+                instance_id = instance["Instances"][0]["InstanceId"]
+                for i in range(images):
+                    ec2.create_image(InstanceId=instance_id, Name=f"bench-{member}-{i}")
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(fill, members))
+        return members
 
     def stop(self):
         self.process.terminate()
@@ -246,6 +283,8 @@ def main():
                         help="image counts per region for the rate limits scenario in two regions at once ('' skips it)")
     parser.add_argument("--rate-scale", type=float, default=1.0,
                         help="refill rates times this (EC2's: 5/s for DeregisterImage and DeleteSnapshot, 20/s for Describe*); 10 keeps the ratios and shortens the run")
+    parser.add_argument("--accounts", default="5,40",
+                        help="two organization sizes for the accounts scenario, each in two regions ('' skips it)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--amictl", required=True)
     parser.add_argument("--aws", required=True)
@@ -403,6 +442,31 @@ def main():
             small, large = plan_sizes
             growth = (planned[large] / planned[small]) / (large / small)
             checks.append((f"plan: time per image at {large} / at {small}", growth, "<= 1.5", growth <= 1.5))
+
+        sizes = [int(x) for x in args.accounts.split(",") if x]
+        measured = {}
+        regions = [REGION, "eu-west-1"]
+        for accounts in sizes:
+            moto.reset()
+            moto.organization(accounts, 10, regions)
+            argv = [amictl, "-o", "json", "describe", "--org", "--role-name", "bench", "--regions", ",".join(regions)]
+            runs = [timed(argv, moto.url, rss=True) for _ in range(args.runs)]
+            timed(argv, proxy.url)
+            requests = proxy.take()
+            wall, peak = median([w for w, _ in runs]), max(p or 0 for _, p in runs)
+            measured[accounts] = (wall, peak)
+            rows.append((f"accounts {accounts}", f"amictl ({accounts} x {len(regions)} regions)", wall,
+                         {k: v for k, v in requests.items() if k in ("AssumeRole", "ListAccounts", "DescribeImages")}, peak))
+            checks.append((f"accounts {accounts}: AssumeRole per account", requests.get("AssumeRole", 0) / accounts, "== 1",
+                           requests.get("AssumeRole") == accounts and requests.get("ListAccounts") == 1))
+        if len(sizes) == 2:
+            small, large = sizes
+            (t_small, m_small), (t_large, m_large) = measured[small], measured[large]
+            per_account = (t_large / large) / (t_small / small)
+            checks.append((f"accounts: time per account at {large} / at {small}", per_account, "<= 1.0", per_account <= 1.0))
+            memory = m_large / m_small if m_small else float("nan")
+            checks.append((f"accounts: peak RSS at {large} / at {small} (x{large // small} accounts)", memory, "<= 2.0",
+                           memory <= 2.0))
 
         version = [timed([amictl, "--version"], moto.url)[0] for _ in range(21)]
         usage = [timed([amictl, "describe", "ami-bad"], moto.url)[0] for _ in range(21)]
