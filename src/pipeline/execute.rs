@@ -370,6 +370,19 @@ mod tests {
         in_use_patience: Duration::from_secs(5),
     };
 
+    /// Carries the plan out patiently, four at a time, quietly, with no Ctrl-C.
+    async fn carry(ec2: &Ec2, plan: &mut Plan) {
+        execute(
+            ec2,
+            plan,
+            PATIENT,
+            &Semaphore::new(4),
+            &quiet_counter(),
+            &Interrupt::never(),
+        )
+        .await;
+    }
+
     #[tokio::test]
     async fn a_snapshot_in_use_by_another_image_is_kept_not_failed() {
         let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
@@ -378,15 +391,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &Semaphore::new(4),
-            &quiet_counter(),
-            &Interrupt::never(),
-        )
-        .await;
+        carry(&ec2, &mut plan).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::Done));
@@ -410,15 +415,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &Semaphore::new(4),
-            &quiet_counter(),
-            &Interrupt::never(),
-        )
-        .await;
+        carry(&ec2, &mut plan).await;
 
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::Done));
         assert_eq!(delete.num_calls(), 2);
@@ -436,15 +433,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &Semaphore::new(4),
-            &quiet_counter(),
-            &Interrupt::never(),
-        )
-        .await;
+        carry(&ec2, &mut plan).await;
         plan.summarize(0.05);
 
         assert!(matches!(plan.images[0].result, Some(Outcome::Failed(_))));
@@ -469,15 +458,7 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
         let mut plan = one_image_plan();
 
-        execute(
-            &ec2,
-            &mut plan,
-            PATIENT,
-            &Semaphore::new(4),
-            &quiet_counter(),
-            &Interrupt::never(),
-        )
-        .await;
+        carry(&ec2, &mut plan).await;
         plan.summarize(0.05);
 
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
@@ -512,15 +493,7 @@ mod tests {
             let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
             let mut plan = one_image_plan();
 
-            execute(
-                &ec2,
-                &mut plan,
-                PATIENT,
-                &Semaphore::new(4),
-                &quiet_counter(),
-                &Interrupt::never(),
-            )
-            .await;
+            carry(&ec2, &mut plan).await;
 
             let fate = plan.images[0].recycle_bin.clone().unwrap_or_default();
             assert!(fate.starts_with(says), "{fate}");
