@@ -97,10 +97,11 @@ impl AccountsAsked {
         // A shard of a small organization may hold no account: nothing to do there, which a
         // CI matrix job must not take for a failure.
         if targets.is_empty() && self.shard.is_none() {
-            return Err(Error::Failed(
-                "no account to work in: --exclude-accounts leaves none (and --org leaves out the caller's own without --include-self)"
-                    .to_owned(),
-            ));
+            return Err(Error::Failed(if self.exclude.is_empty() {
+                "no account to work in: the organization lists no active account but the caller's own, which --org leaves out without --include-self".to_owned()
+            } else {
+                "no account to work in: --exclude-accounts leaves none".to_owned()
+            }));
         }
         Ok(targets.into_iter().map(|(_, target)| target).collect())
     }

@@ -212,8 +212,15 @@ impl CopyRow {
         self.tags.clone_from(&image.tags);
     }
 
+    /// The region failed, for this reason; the table says it too (a job summary has no stderr).
     fn fail(mut self, why: impl std::fmt::Display) -> CopyRow {
-        self.error = Some(why.to_string());
+        let why = why.to_string();
+        self.what = if self.image_id.is_some() {
+            format!("copied, then failed: {why}").into()
+        } else {
+            format!("failed: {why}").into()
+        };
+        self.error = Some(why);
         self
     }
 }
@@ -456,20 +463,12 @@ async fn one_region(reach: &Reach<'_>, job: &Job<'_>, region: &Region, lines: &P
         return row;
     }
     if let Some(why) = plan::region_refusal(region, &job.source_region, job.regions.as_deref()) {
-        row.what = "failed".into();
         return row.fail(why);
     }
     let ctx = reach.region(region);
     match copy_into(&ctx, job, region, &mut row, lines).await {
         Ok(()) => row,
-        Err(err) => {
-            row.what = if row.image_id.is_some() {
-                "copied, then failed".into()
-            } else {
-                "failed".into()
-            };
-            row.fail(err)
-        }
+        Err(err) => row.fail(err),
     }
 }
 
