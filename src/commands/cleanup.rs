@@ -296,7 +296,7 @@ pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
     }
     let name = |account: Option<&str>| account.unwrap_or("the caller's own").to_owned();
     Err(Error::Usage(format!(
-        "the plan covers the accounts {} and --role-arn names {}: pass one --role-arn per account of the plan",
+        "the plan covers the accounts {} and --role-arn names {}: pass one --role-arn per account of the plan, or the --org / --accounts and --role-name it was made with",
         needed.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", "),
         given.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", ")
     )))
