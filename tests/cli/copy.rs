@@ -100,15 +100,18 @@ fn copies_go_to_each_region_with_name_and_tags_a_bogus_region_fails_alone_and_a_
         assert_eq!(env.elsewhere(region).snapshot_tags(snapshot)["cost"], "images");
     }
 
+    // A re-run with one more tag: no second copy, and the earlier copies get the tag.
     let again = copy(&env, &image, "eu-west-1,us-west-2,us-east-1")
-        .args(["--copy-tags", "--tag", "env=prod"])
+        .args(["--copy-tags", "--tag", "env=prod", "--tag", "release=2"])
         .run();
 
     let rerun = again.assert_code(0).json();
     for region in ["eu-west-1", "us-west-2"] {
         assert_eq!(row(&rerun, region)["existing"], true);
         assert_eq!(row(&rerun, region)["image_id"], row(&copies, region)["image_id"]);
-        assert_eq!(images_in(&env, region).len(), 1, "no second copy in {region}");
+        let there = images_in(&env, region);
+        assert_eq!(there.len(), 1, "no second copy in {region}");
+        assert_eq!(there[0].2.get("release").map(String::as_str), Some("2"), "{region}");
     }
     let home = row(&rerun, "us-east-1");
     assert_eq!(
