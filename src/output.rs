@@ -178,6 +178,15 @@ impl Printer {
         Ok(())
     }
 
+    /// A JSON array written element by element, for results too big to hold whole (`-o json`
+    /// across an organization): see [`JsonArray`].
+    pub fn json_array(&self) -> JsonArray<'_> {
+        JsonArray {
+            printer: self,
+            started: false,
+        }
+    }
+
     /// A result's tables on stderr, whatever the format: a plan shown before asking.
     pub fn show_on_stderr<T: Render>(&self, result: &T) {
         for table in result.tables(self) {
@@ -278,6 +287,51 @@ impl Printer {
             eprintln!("{message}");
         }
     }
+}
+
+/// One JSON array on stdout, written an element at a time as it is known, laid out as
+/// `serde_json`'s pretty printer lays out a whole array: nothing holds every element.
+pub struct JsonArray<'p> {
+    printer: &'p Printer,
+    started: bool,
+}
+
+impl JsonArray<'_> {
+    pub fn push<T: Serialize>(&mut self, element: &T) -> anyhow::Result<()> {
+        let text = array_element(&serde_json::to_string_pretty(element)?, !self.started);
+        self.started = true;
+        self.write(text.as_bytes())
+    }
+
+    /// Closes the array (`[]` if nothing was pushed).
+    pub fn finish(self) -> anyhow::Result<()> {
+        let end: &[u8] = if self.started { b"\n]\n" } else { b"[]\n" };
+        self.write(end)
+    }
+
+    fn write(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.printer.to_stdout(|| {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes)?;
+            stdout.flush()?;
+            Ok(())
+        })
+    }
+}
+
+/// One element of a pretty JSON array, after the `[` (the first) or a `,`: its lines indented
+/// two spaces. JSON strings hold no raw line breaks, so every line is the element's layout.
+fn array_element(pretty: &str, first: bool) -> String {
+    let mut out = String::with_capacity(pretty.len() + 64);
+    out.push_str(if first { "[\n" } else { ",\n" });
+    for (i, line) in pretty.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str("  ");
+        out.push_str(line);
+    }
+    out
 }
 
 /// A progress bar of done / total on stderr, on a terminal only and not with `--quiet`.
@@ -452,6 +506,20 @@ pub fn yes_no(value: Option<bool>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_array_reads_as_the_whole_array_would() {
+        let rows = vec![
+            serde_json::json!({"image_id": "ami-1", "tags": {"a": "b"}, "list": [1, 2]}),
+            serde_json::json!({"image_id": "ami-2", "note": "two\nlines"}),
+        ];
+        let mut streamed = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            streamed.push_str(&array_element(&serde_json::to_string_pretty(row).unwrap(), i == 0));
+        }
+        streamed.push_str("\n]");
+        assert_eq!(streamed, serde_json::to_string_pretty(&rows).unwrap());
+    }
 
     #[test]
     fn ages_use_the_largest_unit_that_fits() {

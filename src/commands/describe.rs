@@ -25,7 +25,8 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     let several = contexts.len() > 1
         || args.regions.all_regions
         || !args.regions.regions.is_empty()
-        || !args.regions.role_arns.is_empty();
+        || !args.regions.role_arns.is_empty()
+        || args.regions.role_name.is_some();
     let detailed = args.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
     let named = args.image_ids.clone();
     let args_concurrency = args.concurrency;
@@ -69,13 +70,59 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         });
     }
 
-    let (mut images, mut failures) = read_everywhere(contexts, &query, !named.is_empty(), args_concurrency).await;
-    images.sort_by(Image::newest_first);
-    let found: std::collections::HashSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
+    everywhere(contexts, &query, &named, args_concurrency, now).await
+}
+
+/// Several accounts or regions. JSON streams: each account × region's images (newest first)
+/// as they come, in the order of the accounts and regions, so that an organization's worth is
+/// never held whole. A table needs every row to lay itself out: all, newest first.
+async fn everywhere(
+    contexts: &[Context<'_>],
+    query: &ImageQuery,
+    named: &[ImageId],
+    concurrency: u16,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    let first = &contexts[0];
+    let mut found: std::collections::HashSet<ImageId> = std::collections::HashSet::new();
+    let mut note_found = |images: &[Image]| {
+        found.extend(
+            images
+                .iter()
+                .filter(|i| named.contains(&i.image_id))
+                .map(|i| i.image_id.clone()),
+        );
+    };
+    let mut failures = if first.printer.format() == OutputFormat::Json {
+        let mut array = first.printer.json_array();
+        let failures = read_everywhere(contexts, query, !named.is_empty(), concurrency, |images| {
+            note_found(&images);
+            images.iter().try_for_each(|image| array.push(&Staged::of(image, now)))
+        })
+        .await?;
+        array.finish()?;
+        failures
+    } else {
+        let mut images = Vec::new();
+        let failures = read_everywhere(contexts, query, !named.is_empty(), concurrency, |found| {
+            note_found(&found);
+            images.extend(found);
+            Ok(())
+        })
+        .await?;
+        images.sort_by(Image::newest_first);
+        first.printer.print(&Described {
+            images,
+            view: View::List,
+            several: true,
+            now,
+        })?;
+        failures
+    };
     let missing: Vec<&str> = named
         .iter()
+        .filter(|id| !found.contains(*id))
         .map(ImageId::as_str)
-        .filter(|id| !found.contains(id))
         .collect();
     if !missing.is_empty() {
         failures.push(format!(
@@ -84,12 +131,6 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
             contexts.len()
         ));
     }
-    first.printer.print(&Described {
-        images,
-        view: View::List,
-        several: true,
-        now,
-    })?;
     if failures.is_empty() {
         Ok(())
     } else {
@@ -97,32 +138,33 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
     }
 }
 
-/// The images of every context, at most `concurrency` contexts at once, and what failed where
+/// Reads the images of every context, at most `concurrency` contexts at once, and hands each
+/// context's (newest first) to `sink` in the order of the contexts; returns what failed where
 /// (a named image missing from a region is no failure: it lives in another).
 async fn read_everywhere(
     contexts: &[Context<'_>],
     query: &ImageQuery,
     named: bool,
     concurrency: u16,
-) -> (Vec<Image>, Vec<String>) {
+    mut sink: impl FnMut(Vec<Image>) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<String>> {
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
-    let answers: Vec<_> = futures::stream::iter(contexts.iter().map(|ctx| {
+    let mut answers = futures::stream::iter(contexts.iter().map(|ctx| {
         let counter = &counter;
         async move {
             let answer = ctx.ec2.describe_images(query).await;
             counter.inc();
-            answer
+            (ctx, answer)
         }
     }))
-    .buffered(usize::from(concurrency))
-    .collect()
-    .await;
-    counter.finish();
-    let mut images = Vec::new();
+    .buffered(usize::from(concurrency));
     let mut failures = Vec::new();
-    for (ctx, answer) in contexts.iter().zip(answers) {
+    while let Some((ctx, answer)) = answers.next().await {
         match answer {
-            Ok(found) => images.extend(found),
+            Ok(mut found) => {
+                found.sort_by(Image::newest_first);
+                sink(found)?;
+            }
             Err(Error::NotFound { .. }) if named => {}
             Err(err) => {
                 let region = ctx.ec2.region();
@@ -135,7 +177,8 @@ async fn read_everywhere(
             }
         }
     }
-    (images, failures)
+    counter.finish();
+    Ok(failures)
 }
 
 /// No images, for a run with no account to look in (an empty `--shard`).
@@ -169,13 +212,19 @@ struct Staged<'a> {
     protected: bool,
 }
 
+impl<'a> Staged<'a> {
+    fn of(image: &'a Image, now: jiff::Timestamp) -> Staged<'a> {
+        Staged {
+            image,
+            stage: image.stage(now),
+            protected: image.protection(now).reason().is_some(),
+        }
+    }
+}
+
 impl Serialize for Described {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.images.iter().map(|image| Staged {
-            image,
-            stage: image.stage(self.now),
-            protected: image.protection(self.now).reason().is_some(),
-        }))
+        serializer.collect_seq(self.images.iter().map(|image| Staged::of(image, self.now)))
     }
 }
 

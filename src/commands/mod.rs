@@ -17,6 +17,8 @@ mod stages;
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
+
 use crate::cli::{Cli, Command, ExecutionArgs, GlobalArgs, PolicyCommand, ScopeArgs};
 use crate::ec2::{self, ConnectOptions, Ec2, Session, ThisInstance};
 use crate::error::Error;
@@ -234,6 +236,7 @@ impl<'run> Connect<'run> {
             timeout: self.global.timeout.map(|t| t.0),
             role: None,
             account_name: None,
+            http_client: None,
             max_rate: self.global.max_rate.map(|r| r.0),
         }
     }
@@ -304,8 +307,11 @@ impl<'run> Connect<'run> {
     /// the enabled ones with `--all-regions`, else the one region of the options). Each
     /// account's credentials are got once (one AssumeRole), whatever the number of regions.
     async fn contexts(&self, scope: &Scope) -> Result<Vec<Context<'run>>, Error> {
+        // The caller's own session: it lists the organization, and its HTTP client (one
+        // connection pool, one TLS setup) serves every account's session.
+        let home = Session::start(&self.options(None)).await?;
         let targets: Vec<accounts::Target> = match &scope.accounts {
-            Some(asked) => asked.targets(&Session::start(&self.options(None)).await?).await?,
+            Some(asked) => asked.targets(&home).await?,
             None if scope.roles.is_empty() => vec![accounts::Target { role: None, name: None }],
             None => scope
                 .roles
@@ -316,31 +322,46 @@ impl<'run> Connect<'run> {
                 })
                 .collect(),
         };
-        let mut contexts = Vec::new();
+        let mut sessions = Vec::with_capacity(targets.len());
         for target in targets {
             let options = ConnectOptions {
                 role: target.role,
                 account_name: target.name,
+                http_client: home.http_client(),
                 ..self.options(None)
             };
-            let session = Session::start(&options).await?;
-            let regions: Vec<Option<Region>> = if scope.all_regions {
-                session
-                    .client(None)
-                    .enabled_regions()
-                    .await?
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            } else if scope.regions.is_empty() {
-                vec![None]
-            } else {
-                scope.regions.iter().cloned().map(Some).collect()
-            };
-            for region in regions {
+            sessions.push(Session::start(&options).await?);
+        }
+        // With --all-regions each account says which regions it has enabled (opt-in regions
+        // differ between accounts): a few accounts asked at once.
+        let regions: Vec<Result<Vec<Option<Region>>, Error>> =
+            futures::stream::iter(sessions.iter().map(|session| async {
+                if scope.all_regions {
+                    Ok(session
+                        .client(None)
+                        .enabled_regions()
+                        .await?
+                        .into_iter()
+                        .map(Some)
+                        .collect())
+                } else if scope.regions.is_empty() {
+                    Ok(vec![None])
+                } else {
+                    Ok(scope.regions.iter().cloned().map(Some).collect())
+                }
+            }))
+            .buffered(ACCOUNTS_AT_ONCE)
+            .collect()
+            .await;
+        let mut contexts = Vec::new();
+        for (session, regions) in sessions.iter().zip(regions) {
+            for region in regions? {
                 contexts.push(self.context(session.client(region)));
             }
         }
         Ok(contexts)
     }
 }
+
+/// Accounts asked for their enabled regions at once (`--all-regions`).
+const ACCOUNTS_AT_ONCE: usize = 8;

@@ -82,6 +82,9 @@ pub struct ConnectOptions {
     pub role: Option<RoleArn>,
     /// The account's name, where the organization gives it (`--org`), for labelling.
     pub account_name: Option<String>,
+    /// The HTTP client of an earlier session, shared: one connection pool and TLS setup for a
+    /// run over many accounts, rather than one each.
+    pub http_client: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>,
     /// `--max-rate`: requests a second per action, at most.
     pub max_rate: Option<f64>,
 }
@@ -151,6 +154,9 @@ impl Session {
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
+        if let Some(client) = &options.http_client {
+            loader = loader.http_client(client.clone());
+        }
         // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
@@ -183,6 +189,11 @@ impl Session {
     /// The session's own region.
     pub fn region(&self) -> &Region {
         &self.region
+    }
+
+    /// Its HTTP client, for the other sessions of the run to share.
+    pub fn http_client(&self) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+        self.config.http_client()
     }
 
     /// The clients of one region (`None`: the session's own).
