@@ -20,7 +20,9 @@ Scenarios (medians of --runs runs):
   accounts N,M `amictl describe --org --role-name R --regions us-east-1,eu-west-1` over an
                organization of N and of M member accounts (10 images in each account and
                region): wall time and peak RSS, which must grow with the accounts, not faster;
-               through the counting proxy, one AssumeRole per account and one ListAccounts
+               through the counting proxy, one AssumeRole per account and one ListAccounts; and
+               the JSON's peak RSS with 10 and 60 images per account and region (it is written
+               as it is read: it must not grow with the images)
   start-up     `amictl --version` and a usage error
   memory       peak RSS of `amictl describe` over --memory-images images
 
@@ -467,6 +469,18 @@ def main():
             memory = m_large / m_small if m_small else float("nan")
             checks.append((f"accounts: peak RSS at {large} / at {small} (x{large // small} accounts)", memory, "<= 2.0",
                            memory <= 2.0))
+            # JSON is written as each account x region is read: memory must not grow with the images.
+            peaks = {}
+            for images in (10, 60):
+                moto.reset()
+                moto.organization(small * 2, images, regions)
+                argv = [amictl, "-o", "json", "describe", "--org", "--role-name", "bench", "--regions", ",".join(regions)]
+                runs = [timed(argv, moto.url, rss=True) for _ in range(args.runs)]
+                peaks[images] = max(p or 0 for _, p in runs)
+                rows.append((f"accounts {small * 2}", f"amictl -o json ({images} images each)", median([w for w, _ in runs]),
+                             None, peaks[images]))
+            growth = peaks[60] / peaks[10] if peaks[10] else float("nan")
+            checks.append(("accounts: JSON peak RSS with 6x the images", growth, "<= 1.1", growth <= 1.1))
 
         version = [timed([amictl, "--version"], moto.url)[0] for _ in range(21)]
         usage = [timed([amictl, "describe", "ami-bad"], moto.url)[0] for _ in range(21)]
