@@ -30,7 +30,7 @@ use toml::Spanned;
 use crate::error::Error;
 use crate::pipeline::plan::{GroupBy, Policy, Rules};
 use crate::pipeline::selection::Selection;
-use crate::types::{Age, ImageId, NameGlob, Region, Tag};
+use crate::types::{Age, ImageId, NameGlob, Region, Tag, each_once};
 
 /// The name of the rule that cleans up orphaned snapshots (`[orphans]`).
 pub const ORPHANS: &str = "orphans";
@@ -106,20 +106,15 @@ impl PolicyFile {
 
     /// Every region a policy runs in, the run's own (`home`) for those that name none.
     pub fn regions(&self, home: &Region) -> Vec<Region> {
-        let mut regions: Vec<Region> = Vec::new();
-        for (_, named) in &self.policies {
-            let these = if named.is_empty() {
+        each_once(self.policies.iter().flat_map(|(_, named)| {
+            if named.is_empty() {
                 std::slice::from_ref(home)
             } else {
                 named.as_slice()
-            };
-            for region in these {
-                if !regions.contains(region) {
-                    regions.push(region.clone());
-                }
             }
-        }
-        regions
+            .iter()
+            .cloned()
+        }))
     }
 }
 
@@ -210,12 +205,7 @@ impl PolicyText {
             disable,
             ..Policy::default()
         };
-        let mut regions: Vec<Region> = Vec::new();
-        for region in self.regions {
-            if !regions.contains(&region) {
-                regions.push(region);
-            }
-        }
+        let regions = each_once(self.regions);
         Ok((
             Rules {
                 name: Some(name),

@@ -810,7 +810,7 @@ fn deprecation_within_horizon(now: jiff::Timestamp, at: jiff::Timestamp) -> Resu
 }
 
 /// An AWS region name such as `us-east-1` or `us-gov-west-1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Region(String);
 
 impl Region {
@@ -966,6 +966,12 @@ impl FromStr for KmsKey {
         }
         Ok(kms)
     }
+}
+
+/// Each item once, in the order first given: a region or an image named twice is worked once.
+pub fn each_once<T: Clone + Eq + std::hash::Hash>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().filter(|item| seen.insert(item.clone())).collect()
 }
 
 /// Keeps error messages one line long when someone pastes a novel into an option.

@@ -233,13 +233,12 @@ async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<Strin
 
 /// The images any of the rules selects, each once.
 fn candidates(rules: &[Rules], images: &[Image], now: jiff::Timestamp) -> Vec<ImageId> {
-    let mut seen = BTreeSet::new();
-    rules
-        .iter()
-        .flat_map(|r| r.selection.pick(images, now))
-        .filter(|i| seen.insert(i.image_id.as_str()))
-        .map(|i| i.image_id.clone())
-        .collect()
+    crate::types::each_once(
+        rules
+            .iter()
+            .flat_map(|r| r.selection.pick(images, now))
+            .map(|i| i.image_id.clone()),
+    )
 }
 
 /// Reads a plan saved with `--save-plan`, of this version of the format, whose regions are

@@ -63,13 +63,7 @@ impl Scope {
     /// The scope the command line asks for: a region named twice is worked once, and of two
     /// roles in one account only the first is used (the same images would be planned twice).
     fn resolve(args: &ScopeArgs, printer: &Printer) -> Result<Scope, Error> {
-        let mut seen = BTreeSet::new();
-        let regions = args
-            .regions
-            .iter()
-            .filter(|r| seen.insert(r.as_str().to_owned()))
-            .cloned()
-            .collect();
+        let regions = crate::types::each_once(args.regions.iter().cloned());
         let mut accounts = BTreeSet::new();
         let mut roles = Vec::new();
         for role in &args.role_arns {

@@ -191,8 +191,7 @@ async fn report(
 
 /// Each image once, in the order named.
 fn unique(ids: &[ImageId]) -> Vec<ImageId> {
-    let mut seen = std::collections::HashSet::new();
-    ids.iter().filter(|id| seen.insert(*id)).cloned().collect()
+    crate::types::each_once(ids.iter().cloned())
 }
 
 /// The named images, deprecated and disabled ones included.

@@ -32,15 +32,8 @@ pub struct Selection {
 impl Selection {
     /// Exactly these images, each once, in the order given.
     pub fn of_ids(ids: &[ImageId]) -> Selection {
-        let mut unique: Vec<ImageId> = Vec::with_capacity(ids.len());
-        let mut seen = std::collections::HashSet::new();
-        for id in ids {
-            if seen.insert(id) {
-                unique.push(id.clone());
-            }
-        }
         Selection {
-            image_ids: unique,
+            image_ids: crate::types::each_once(ids.iter().cloned()),
             ..Selection::default()
         }
     }

@@ -82,12 +82,7 @@ impl Request {
         let targets = if args.all_regions {
             Targets::All
         } else {
-            let mut seen = std::collections::BTreeSet::new();
-            let regions: Vec<Region> = args
-                .to_regions
-                .into_iter()
-                .filter(|r| seen.insert(r.as_str().to_owned()))
-                .collect();
+            let regions = crate::types::each_once(args.to_regions);
             if let Some(why) = plan::kms_refusal(&args.kms_key_ids, &regions) {
                 return Err(Error::Usage(why));
             }
