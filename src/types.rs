@@ -422,6 +422,11 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// The tags as the map EC2 requests take (a key given twice: the last value).
+    pub fn map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
+        tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
+    }
+
     /// Tags amictl writes must not use `aws:` keys, which AWS reserves for itself.
     pub fn check_writable<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> Result<(), String> {
         match tags.into_iter().find(|t| t.key.starts_with("aws:")) {
@@ -569,6 +574,16 @@ impl Placeholder {
         ("source_name", Placeholder::SourceName),
         ("source_region", Placeholder::SourceRegion),
     ];
+
+    /// `{date}` at `now`: UTC `YYYY-MM-DD`.
+    pub fn date_of(now: jiff::Timestamp) -> String {
+        now.strftime("%Y-%m-%d").to_string()
+    }
+
+    /// `{timestamp}` at `now`: UTC `YYYYMMDD-HHMMSS`.
+    pub fn timestamp_of(now: jiff::Timestamp) -> String {
+        now.strftime("%Y%m%d-%H%M%S").to_string()
+    }
 
     /// How the name writes it, e.g. `{date}`.
     pub fn written(self) -> String {

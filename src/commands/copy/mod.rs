@@ -94,8 +94,8 @@ impl Request {
             name: args.name,
             description: args.description.map(|d| d.as_str().to_owned()),
             copy_tags: args.copy_tags,
-            tags: tag_map(&args.tags),
-            snapshot_tags: tag_map(&args.snapshot_tags),
+            tags: Tag::map(&args.tags),
+            snapshot_tags: Tag::map(&args.snapshot_tags),
             copy_permissions: args.copy_permissions,
             encrypt: args.encrypt,
             kms_keys: args.kms_key_ids,
@@ -137,10 +137,6 @@ impl Request {
     fn waits(&self) -> bool {
         self.wait || self.copy_permissions
     }
-}
-
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
 }
 
 pub async fn run(reach: &Reach<'_>, request: &Request) -> anyhow::Result<()> {
@@ -429,8 +425,8 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
 
 fn name_value(placeholder: Placeholder, source: &Image, now: jiff::Timestamp) -> Result<String, String> {
     match placeholder {
-        Placeholder::Date => Ok(now.strftime("%Y-%m-%d").to_string()),
-        Placeholder::Timestamp => Ok(now.strftime("%Y%m%d-%H%M%S").to_string()),
+        Placeholder::Date => Ok(Placeholder::date_of(now)),
+        Placeholder::Timestamp => Ok(Placeholder::timestamp_of(now)),
         Placeholder::SourceRegion => Ok(source.region.clone()),
         Placeholder::SourceName => source
             .name

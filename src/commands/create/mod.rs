@@ -24,7 +24,7 @@ use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEn
 use crate::error::Error;
 use crate::model::{Image, Instance};
 use crate::output::{Printer, Render, elapsed, yes_no};
-use crate::types::{ImageId, InstanceId, SnapshotId};
+use crate::types::{ImageId, InstanceId, SnapshotId, Tag};
 use adoption::{adopt_retried, duplicate_name, taken};
 use naming::{check_args, image_name, image_tags};
 use reboot::{announce_reboot, confirm_rebooting_this_machine};
@@ -166,11 +166,7 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
         description: args.description.as_ref().map(|d| d.as_str().to_owned()),
         no_reboot: args.no_reboot,
         image_tags: image_tags(&instance, args),
-        snapshot_tags: args
-            .snapshot_tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
+        snapshot_tags: Tag::map(&args.snapshot_tags),
     };
     announce_reboot(ctx.printer, args, target);
     let mut result = Created {

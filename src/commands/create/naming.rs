@@ -49,8 +49,8 @@ pub fn image_name(args: &CreateArgs, instance: &Instance, now: Timestamp, printe
 
 pub fn placeholder_value(placeholder: Placeholder, instance: &Instance, now: Timestamp) -> Result<String, String> {
     match placeholder {
-        Placeholder::Date => Ok(now.strftime("%Y-%m-%d").to_string()),
-        Placeholder::Timestamp => Ok(now.strftime("%Y%m%d-%H%M%S").to_string()),
+        Placeholder::Date => Ok(Placeholder::date_of(now)),
+        Placeholder::Timestamp => Ok(Placeholder::timestamp_of(now)),
         Placeholder::InstanceId => Ok(instance.instance_id.clone()),
         Placeholder::InstanceName => instance.name().map(str::to_owned).ok_or_else(|| {
             format!(
@@ -76,6 +76,6 @@ pub fn image_tags(instance: &Instance, args: &CreateArgs) -> BTreeMap<String, St
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }
-    tags.extend(args.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
+    tags.extend(Tag::map(&args.tags));
     tags
 }
