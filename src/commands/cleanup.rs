@@ -70,10 +70,7 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
                 notes.extend(said);
             }
             Err(err) if contexts.len() == 1 => return Err(err.into()),
-            Err(err) => failures.push(match ctx.ec2.account_id() {
-                Some(account) => format!("account {account}, {}: {err}", ctx.ec2.region()),
-                None => format!("{}: {err}", ctx.ec2.region()),
-            }),
+            Err(err) => failures.push(format!("{}: {err}", ctx.ec2.place())),
         }
     }
     for note in notes {

@@ -167,13 +167,15 @@ async fn read_everywhere(
             }
             Err(Error::NotFound { .. }) if named => {}
             Err(err) => {
-                let region = ctx.ec2.region();
+                // An error that names its region already needs no prefix in the caller's account.
                 let message = err.to_string();
-                failures.push(match ctx.ec2.account_id() {
-                    Some(account) => format!("account {account}, {region}: {message}"),
-                    None if message.contains(region) => message,
-                    None => format!("{region}: {message}"),
-                });
+                failures.push(
+                    if ctx.ec2.account_id().is_none() && message.contains(ctx.ec2.region()) {
+                        message
+                    } else {
+                        format!("{}: {message}", ctx.ec2.place())
+                    },
+                );
             }
         }
     }

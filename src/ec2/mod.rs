@@ -241,6 +241,15 @@ impl Ec2 {
         &self.region
     }
 
+    /// Where this client works, as a failure names it: `account 111122223333, eu-west-1`, or
+    /// the region alone in the caller's own account.
+    pub fn place(&self) -> String {
+        match &self.account_id {
+            Some(account) => format!("account {account}, {}", self.region),
+            None => self.region.clone(),
+        }
+    }
+
     /// The account of the assumed role, when amictl works through `--role-arn`.
     pub fn account_id(&self) -> Option<&str> {
         self.account_id.as_deref()
