@@ -263,7 +263,7 @@ impl<'run> Connect<'run> {
                 (scope, cleanup::Source::Saved(plan))
             }
             (None, Some(file)) => {
-                let home: Region = (self.reach(None).await?.home().ec2.region().parse()).map_err(Error::Usage)?;
+                let home = ec2::resolve_region(&self.options(None)).await?;
                 let scope = Scope {
                     regions: file.regions(&home),
                     all_regions: false,
@@ -318,6 +318,11 @@ impl<'run> Connect<'run> {
         };
         let mut sessions = Vec::with_capacity(targets.len());
         for target in targets {
+            // The caller's own account is the home session itself.
+            if target.role.is_none() {
+                sessions.push(home.clone());
+                continue;
+            }
             let options = ConnectOptions {
                 role: target.role,
                 account_name: target.name,

@@ -301,7 +301,7 @@ fn one_try() -> aws_sdk_ec2::config::Builder {
 
 /// `--region`, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's region. The instance
 /// metadata service is deliberately not asked: off EC2 it would cost a timeout on every run.
-async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
+pub async fn resolve_region(options: &ConnectOptions) -> Result<Region, Error> {
     if let Some(region) = &options.region {
         return Ok(region.clone());
     }
