@@ -611,6 +611,10 @@ pub struct EnableArgs {
     /// Give back the launch permissions amictl recorded when it disabled the images
     #[arg(long)]
     pub restore_permissions: bool,
+
+    /// Give back a recorded public launch permission too (every AWS account could launch the image)
+    #[arg(long, requires = "restore_permissions")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

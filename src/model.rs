@@ -187,12 +187,22 @@ impl Image {
         self.last_launched_time.or(self.creation_date)
     }
 
-    /// When amictl disabled the image (its tag), if it did and the image is still disabled.
+    /// When amictl disabled the image (its tag), if it did and the image is still disabled by
+    /// that disable. The time is distrusted, as a stranger's value, where EC2 shows it can't
+    /// belong to the disable in force: an instance launched since (a disabled image launches
+    /// nothing, so it was enabled in between), or a time before the image existed (a tag
+    /// carried over from another image). `amictl enable` removes it; an enable and a new
+    /// disable by another tool, with no launch in between, EC2 doesn't show.
     pub fn disabled_by_amictl_at(&self) -> Option<Timestamp> {
         if self.state.as_deref() != Some("disabled") {
             return None;
         }
-        self.tags.get(DISABLED_AT_TAG)?.parse().ok()
+        let at: Timestamp = self.tags.get(DISABLED_AT_TAG)?.parse().ok()?;
+        // EC2 keeps launch times to the second (or coarser): a launch in the disable's own
+        // second counts as after it, which errs on the side of keeping.
+        let launched_since = (self.last_launched_time).is_some_and(|launched| launched.as_second() >= at.as_second());
+        let before_it_existed = self.creation_date.is_some_and(|created| created > at);
+        (!launched_since && !before_it_existed).then_some(at)
     }
 
     /// The image's place on the way out, in a word or two: `disabled`, `deprecated`,
@@ -442,14 +452,34 @@ impl Snapshot {
     /// (`Copied for DestinationAmi ami-… from SourceAmi ami-…`). `None` for snapshots made
     /// any other way, which cleanup never touches as orphans.
     pub fn made_for_image(&self) -> Option<ImageId> {
-        let description = self.description.as_deref()?;
-        let rest = if let Some(rest) = description.strip_prefix("Created by CreateImage(") {
-            rest.split_once(") for ")?.1
-        } else {
-            description.strip_prefix("Copied for DestinationAmi ")?
-        };
-        let id = rest.split_whitespace().next()?;
-        id.parse().ok()
+        image_of_snapshot_description(self.description.as_deref()?)
+    }
+}
+
+/// The image a snapshot was made for, from the description EC2 gives the snapshots of
+/// CreateImage and CopyImage.
+fn image_of_snapshot_description(description: &str) -> Option<ImageId> {
+    let rest = if let Some(rest) = description.strip_prefix("Created by CreateImage(") {
+        rest.split_once(") for ")?.1
+    } else {
+        description.strip_prefix("Copied for DestinationAmi ")?
+    };
+    let id = rest.split_whitespace().next()?;
+    id.parse().ok()
+}
+
+/// A snapshot in the Recycle Bin: restorable until it leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinnedSnapshot {
+    pub snapshot_id: SnapshotId,
+    pub description: Option<String>,
+    pub recycle_bin_exit_time: Option<Timestamp>,
+}
+
+impl BinnedSnapshot {
+    /// The image it was made for (its description says), as [`Snapshot::made_for_image`].
+    pub fn made_for_image(&self) -> Option<ImageId> {
+        image_of_snapshot_description(self.description.as_deref()?)
     }
 }
 
@@ -581,48 +611,101 @@ impl LaunchPermissions {
             .collect()
     }
 
-    /// The permissions recorded in an image's tags; `None` when it has no record.
-    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<LaunchPermissions> {
+    /// The permissions recorded in an image's tags; `Ok(None)` when it has no record. The
+    /// record is read as a stranger's input: every word must be `public`, an account ID, an
+    /// organization ARN or an OU ARN, or the whole record is refused (`Err` names the word).
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Result<Option<LaunchPermissions>, String> {
         let mut words = Vec::new();
         let mut index = 0;
         while let Some(value) = tags.get(&permissions_tag_key(index)) {
             words.extend(value.split_whitespace());
             index += 1;
         }
+        if let Some(stray) = tags
+            .keys()
+            .filter(|k| k.starts_with(PERMISSIONS_TAG))
+            .find(|k| (0..index).all(|i| permissions_tag_key(i) != **k))
+        {
+            return Err(format!("tag {stray} doesn't follow on from the tags before it"));
+        }
         if index == 0 {
-            return None;
+            return Ok(None);
         }
         let mut permissions = LaunchPermissions::default();
         for word in words {
             if word == "public" {
                 permissions.public = true;
-            } else if word.contains(":organization/") {
+            } else if word.parse::<crate::types::AccountId>().is_ok() {
+                permissions.accounts.push(word.to_owned());
+            } else if word.parse::<crate::types::OrgArn>().is_ok() {
                 permissions.organization_arns.push(word.to_owned());
-            } else if word.contains(":ou/") {
+            } else if word.parse::<crate::types::OuArn>().is_ok() {
                 permissions.organizational_unit_arns.push(word.to_owned());
             } else {
-                permissions.accounts.push(word.to_owned());
+                return Err(format!(
+                    "'{word}' is neither public, an account ID, an organization ARN nor an OU ARN"
+                ));
             }
         }
-        Some(permissions)
+        Ok(Some(permissions.deduplicated()))
     }
 
-    /// The spill-over keys a record of `used` tags leaves free (EC2 takes at most 50 tags).
-    pub fn spill_keys_after(used: usize) -> Vec<String> {
-        (used..50).map(permissions_tag_key).collect()
+    /// Every grant of either, each once (a record merged with the grants an image has now).
+    #[must_use]
+    pub fn union(&self, other: &LaunchPermissions) -> LaunchPermissions {
+        LaunchPermissions {
+            public: self.public || other.public,
+            accounts: self.accounts.iter().chain(&other.accounts).cloned().collect(),
+            organization_arns: (self.organization_arns.iter())
+                .chain(&other.organization_arns)
+                .cloned()
+                .collect(),
+            organizational_unit_arns: (self.organizational_unit_arns.iter())
+                .chain(&other.organizational_unit_arns)
+                .cloned()
+                .collect(),
+        }
+        .deduplicated()
+    }
+
+    fn deduplicated(self) -> LaunchPermissions {
+        LaunchPermissions {
+            public: self.public,
+            accounts: crate::types::each_once(self.accounts),
+            organization_arns: crate::types::each_once(self.organization_arns),
+            organizational_unit_arns: crate::types::each_once(self.organizational_unit_arns),
+        }
+    }
+
+    /// Why the record can't be written next to the image's other tags (EC2 takes at most 50
+    /// tags a resource), or `None` when it fits. `disabled_at`: the disable time's tag too.
+    pub fn record_fits(&self, tags: &BTreeMap<String, String>) -> Option<String> {
+        let others = tags.keys().filter(|k| !Self::is_record_key(k)).count();
+        let needed = self.to_tags().len() + 1;
+        (others + needed > TAGS_PER_RESOURCE).then(|| {
+            format!(
+                "recording its {} launch permission(s) takes {needed} tags, and it has {others} others: EC2 takes {TAGS_PER_RESOURCE} a resource; remove some tags, or some grants with `amictl permissions remove`",
+                self.words().len()
+            )
+        })
+    }
+
+    /// Whether a tag key belongs to amictl's record of a disable.
+    pub fn is_record_key(key: &str) -> bool {
+        key == DISABLED_AT_TAG || key.starts_with(PERMISSIONS_TAG)
     }
 
     /// The keys of every tag of a record amictl made on this image.
     pub fn recorded_tag_keys(tags: &BTreeMap<String, String>) -> Vec<String> {
-        tags.keys()
-            .filter(|k| *k == DISABLED_AT_TAG || k.starts_with(PERMISSIONS_TAG))
-            .cloned()
-            .collect()
+        tags.keys().filter(|k| Self::is_record_key(k)).cloned().collect()
     }
 }
 
 /// The longest value EC2 takes for a tag.
 const TAG_VALUE_LIMIT: usize = 256;
+
+/// The most tags EC2 takes on one resource.
+const TAGS_PER_RESOURCE: usize = 50;
 
 fn permissions_tag_key(index: usize) -> String {
     match index {
@@ -777,11 +860,72 @@ mod tests {
         assert!(tags.len() > 1, "over 256 characters spill into more tags: {tags:?}");
         assert!(tags.values().all(|v| v.len() <= 256));
         assert!(tags.contains_key("amictl:launch-permissions-2"));
-        assert_eq!(LaunchPermissions::from_tags(&tags), Some(permissions));
+        assert_eq!(LaunchPermissions::from_tags(&tags), Ok(Some(permissions)));
 
         let none = LaunchPermissions::default();
         assert!(none.to_tags().is_empty());
-        assert_eq!(LaunchPermissions::from_tags(&BTreeMap::new()), None, "no record");
+        assert_eq!(LaunchPermissions::from_tags(&BTreeMap::new()), Ok(None), "no record");
+    }
+
+    #[test]
+    fn a_record_is_read_as_a_strangers_input() {
+        let record = |values: &[(&str, &str)]| {
+            let tags: BTreeMap<String, String> =
+                values.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            LaunchPermissions::from_tags(&tags)
+        };
+        for hostile in [
+            "111122223333 $(curl evil)",
+            "1111",
+            "arn:aws:iam::111122223333:root",
+            "all",
+        ] {
+            assert!(record(&[("amictl:launch-permissions", hostile)]).is_err(), "{hostile}");
+        }
+        assert!(
+            record(&[("amictl:launch-permissions-3", "111122223333")]).is_err(),
+            "a spill-over tag with nothing before it"
+        );
+        let twice = record(&[("amictl:launch-permissions", "111122223333 111122223333 public")])
+            .unwrap()
+            .unwrap();
+        assert_eq!((twice.public, twice.accounts.len()), (true, 1));
+    }
+
+    #[test]
+    fn a_merged_record_keeps_every_grant_of_both_once() {
+        let earlier = LaunchPermissions {
+            accounts: (0..30).map(|i| format!("1111222233{i:02}")).collect(),
+            ..LaunchPermissions::default()
+        };
+        let now = LaunchPermissions {
+            accounts: vec!["111122223301".to_owned(), "444455556666".to_owned()],
+            ..LaunchPermissions::default()
+        };
+        let merged = earlier.union(&now);
+        assert_eq!(merged.accounts.len(), 31);
+        assert_eq!(merged.accounts.last().map(String::as_str), Some("444455556666"));
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_the_tag_limit_is_refused() {
+        let grants = LaunchPermissions {
+            accounts: vec!["111122223333".to_owned()],
+            ..LaunchPermissions::default()
+        };
+        let mut tags: BTreeMap<String, String> = (0..48).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        assert_eq!(grants.record_fits(&tags), None, "48 + record + time = 50");
+        tags.insert("k48".to_owned(), "v".to_owned());
+        let why = grants.record_fits(&tags).unwrap();
+        assert!(why.contains("EC2 takes 50"), "{why}");
+        tags.remove("k48");
+        tags.insert(PERMISSIONS_TAG.to_owned(), "old".to_owned());
+        tags.insert(DISABLED_AT_TAG.to_owned(), "old".to_owned());
+        assert_eq!(
+            grants.record_fits(&tags),
+            None,
+            "an old record's tags are replaced, not added to"
+        );
     }
 
     #[test]
@@ -803,6 +947,15 @@ mod tests {
             image.disabled_by_amictl_at(),
             Some("2026-11-01T00:00:00Z".parse().unwrap())
         );
+        image.last_launched_time = Some("2026-11-02T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            image.disabled_by_amictl_at(),
+            None,
+            "launched after it: enabled since, so the time is an earlier disable's"
+        );
+        image.last_launched_time = None;
+        image.creation_date = Some("2026-11-05T00:00:00Z".parse().unwrap());
+        assert_eq!(image.disabled_by_amictl_at(), None, "a time before the image existed");
     }
 
     #[test]

@@ -427,15 +427,31 @@ impl Tag {
         tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
     }
 
-    /// Tags amictl writes must not use `aws:` keys, which AWS reserves for itself.
+    /// Tags a user asks amictl to write must not use `aws:` keys, which AWS reserves for
+    /// itself, nor `amictl:` ones, amictl's own records (a disable's time and launch
+    /// permissions, a copy's source), which it reads back later.
     pub fn check_writable<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> Result<(), String> {
-        match tags.into_iter().find(|t| t.key.starts_with("aws:")) {
-            Some(tag) => Err(format!(
-                "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
-                tag.key
-            )),
-            None => Ok(()),
+        for tag in tags {
+            if tag.key.starts_with("aws:") {
+                return Err(format!(
+                    "tag key '{}' starts with aws:, which AWS reserves for itself; choose another key",
+                    tag.key
+                ));
+            }
+            if Tag::is_amictls(&tag.key) {
+                return Err(format!(
+                    "tag key '{}' starts with amictl:, which amictl keeps for its own records (a disable's launch permissions, a copy's source); choose another key",
+                    tag.key
+                ));
+            }
         }
+        Ok(())
+    }
+
+    /// Whether a tag key is one of amictl's own records (`amictl:`), never copied from
+    /// elsewhere nor written at a user's word.
+    pub fn is_amictls(key: &str) -> bool {
+        key.starts_with("amictl:")
     }
 }
 

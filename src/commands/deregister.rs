@@ -74,7 +74,10 @@ async fn named(
         .await?;
     }
 
-    let refused = plan.images.iter().filter(|i| i.action == ImageAction::Keep).count();
+    // A disabled image asked to be disabled is `unchanged`: no refusal.
+    let refused = (plan.images.iter())
+        .filter(|i| i.action == ImageAction::Keep && !i.unchanged)
+        .count();
     if refused > 0 {
         return Err(Error::Failed(format!("{refused} image(s) were not {verb} (see REASON)")).into());
     }

@@ -153,6 +153,7 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
         Command::Enable(args) => {
             let change = stages::StageChange::Enable {
                 restore_permissions: args.restore_permissions,
+                yes: args.yes,
             };
             stages::run(&connect.one(None).await?, &args.images.image_ids, change).await
         }

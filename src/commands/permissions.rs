@@ -193,6 +193,22 @@ pub(super) async fn check_block_public_access(ctx: &Context<'_>) -> Result<(), E
     }
 }
 
+/// Why EC2 can't make the image public, where it can't: encrypted snapshots.
+pub(super) fn refuses_public(image: &Image) -> Option<String> {
+    let encrypted: Vec<&str> = image
+        .block_devices
+        .iter()
+        .filter(|d| d.encrypted == Some(true))
+        .filter_map(|d| d.snapshot_id.as_ref().map(SnapshotId::as_str))
+        .collect();
+    (!encrypted.is_empty()).then(|| {
+        format!(
+            "its snapshots {} are encrypted, and EC2 can't make an image with encrypted snapshots public; share it with --account instead",
+            encrypted.join(", ")
+        )
+    })
+}
+
 async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<(), Error> {
     let ec2 = &ctx.ec2;
     let id = &image.image_id;
@@ -210,17 +226,8 @@ async fn apply(ctx: &Context<'_>, request: &Request, image: &Image) -> Result<()
             change_snapshots(ctx, request, image, Change::Revoke, &grants.accounts).await
         }
         Action::Public => {
-            let encrypted: Vec<&str> = image
-                .block_devices
-                .iter()
-                .filter(|d| d.encrypted == Some(true))
-                .filter_map(|d| d.snapshot_id.as_ref().map(SnapshotId::as_str))
-                .collect();
-            if !encrypted.is_empty() {
-                return Err(Error::Failed(format!(
-                    "its snapshots {} are encrypted, and EC2 can't make an image with encrypted snapshots public; share it with --account instead",
-                    encrypted.join(", ")
-                )));
+            if let Some(why) = refuses_public(image) {
+                return Err(Error::Failed(why));
             }
             let public = Grants {
                 public: true,

@@ -12,18 +12,20 @@ use serde::Serialize;
 use super::Context;
 use crate::ec2::{Grants, ImageQuery};
 use crate::error::Error;
-use crate::model::{Image, LaunchPermissions};
+use crate::model::{DISABLED_AT_TAG, Image, LaunchPermissions, PERMISSIONS_TAG};
 use crate::output::{Printer, Render};
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 
 /// What to do to each image.
 #[derive(Debug, Clone, Copy)]
 pub enum StageChange {
     /// Deprecate at this time; `None`: cancel the deprecation.
     Deprecate(Option<Timestamp>),
-    /// EnableImage; with `true`, also give back the launch permissions amictl recorded.
+    /// EnableImage; with `restore_permissions`, also give back the launch permissions amictl
+    /// recorded (a public one only with `yes`).
     Enable {
         restore_permissions: bool,
+        yes: bool,
     },
     /// Deregistration protection on (with the cooldown or not).
     Protect {
@@ -92,6 +94,21 @@ pub struct StageReport {
 pub async fn run(ctx: &Context<'_>, ids: &[ImageId], change: StageChange) -> anyhow::Result<()> {
     let ids = unique(ids);
     let before = named_images(ctx, &ids).await?;
+    if let StageChange::Enable {
+        restore_permissions: true,
+        yes: false,
+    } = change
+        && let Some(public) = before
+            .iter()
+            .find(|image| LaunchPermissions::from_tags(&image.tags).is_ok_and(|r| r.is_some_and(|r| r.public)))
+    {
+        // Refused before anything changes, as `permissions public` is without --yes.
+        return Err(Error::Usage(format!(
+            "the record of {} gives public launch permission back: every AWS account could launch it; pass --yes if that is what you want",
+            public.image_id
+        ))
+        .into());
+    }
     let now = ctx.printer.now();
     let mut results = Vec::new();
     for image in &before {
@@ -110,7 +127,10 @@ pub async fn run(ctx: &Context<'_>, ids: &[ImageId], change: StageChange) -> any
     report(ctx, &ids, results, now).await
 }
 
-/// Restores images from the Recycle Bin.
+/// Restores images from the Recycle Bin, each on its own: an ID that is registered already is
+/// `unchanged`, one that is neither registered nor in the bin fails alone (exit 1), and a
+/// binned image's snapshots in the bin are restored first (EC2 can't restore an image whose
+/// snapshots are gone).
 pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
     let ids = unique(ids);
     let Some(binned) = ctx.ec2.recycle_bin_entries(&ids).await? else {
@@ -120,22 +140,13 @@ pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let registered = ctx.ec2.describe_images(&query(&ids)).await.unwrap_or_default();
-    let missing: Vec<&str> = ids
-        .iter()
-        .filter(|id| !binned.iter().any(|b| &b.image_id == *id) && !registered.iter().any(|i| &i.image_id == *id))
-        .map(ImageId::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::NotFound {
-            what: format!(
-                "image {} (neither registered nor in the Recycle Bin)",
-                missing.join(", ")
-            ),
-            region: ctx.ec2.region().to_owned(),
-        }
-        .into());
-    }
+    // Filtered by ID, so that one ID EC2 doesn't know fails no other.
+    let registered = ctx.ec2.images_if_any(&ids).await?;
+    let snapshots_binned = if binned.is_empty() {
+        Some(Vec::new())
+    } else {
+        ctx.ec2.snapshot_bin_entries(&[]).await?
+    };
     let mut results = Vec::new();
     for id in &ids {
         let (outcome, detail) = if registered.iter().any(|i| &i.image_id == id) {
@@ -143,11 +154,19 @@ pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
                 Outcome::Unchanged,
                 "registered already: not in the Recycle Bin".to_owned(),
             )
-        } else {
-            match ctx.ec2.restore_image(id).await {
-                Ok(()) => (Outcome::Changed, "restored from the Recycle Bin".to_owned()),
+        } else if binned.iter().any(|b| &b.image_id == id) {
+            match restore_one(ctx, id, snapshots_binned.as_deref()).await {
+                Ok(done) => (Outcome::Changed, done),
                 Err(err) => (Outcome::Failed, err.to_string()),
             }
+        } else {
+            (
+                Outcome::Failed,
+                format!(
+                    "neither registered nor in the Recycle Bin in {} (gone for good, or in another region)",
+                    ctx.ec2.region()
+                ),
+            )
         };
         results.push(StageResult {
             image_id: id.clone(),
@@ -157,6 +176,62 @@ pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
         });
     }
     report(ctx, &ids, results, ctx.printer.now()).await
+}
+
+/// Restores one image from the bin: first the snapshots in the bin that were made for it,
+/// then the image, then any snapshot its block devices name that is still in the bin.
+async fn restore_one(
+    ctx: &Context<'_>,
+    id: &ImageId,
+    snapshots_binned: Option<&[crate::model::BinnedSnapshot]>,
+) -> Result<String, Error> {
+    let mut restored: Vec<SnapshotId> = Vec::new();
+    for snapshot in snapshots_binned
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| s.made_for_image().as_ref() == Some(id))
+    {
+        ctx.ec2.restore_snapshot(&snapshot.snapshot_id).await?;
+        restored.push(snapshot.snapshot_id.clone());
+    }
+    if let Err(err) = ctx.ec2.restore_image(id).await {
+        let gone = if snapshots_binned.is_some() {
+            "; its snapshots are not in the Recycle Bin either (deleted for good?): EC2 can't restore an image without them"
+        } else {
+            ""
+        };
+        let brought_back = if restored.is_empty() {
+            String::new()
+        } else {
+            format!(" (its snapshots {} were restored)", words(&restored))
+        };
+        return Err(Error::Failed(format!("{err}{gone}{brought_back}")));
+    }
+    // A snapshot in the bin whose description doesn't name the image, but which it maps.
+    if let Some(binned) = snapshots_binned.filter(|b| !b.is_empty())
+        && let Some(image) = ctx.ec2.image(id).await?
+    {
+        let mapped: Vec<SnapshotId> = binned
+            .iter()
+            .map(|s| s.snapshot_id.clone())
+            .filter(|s| image.snapshot_ids.contains(s) && !restored.contains(s))
+            .collect();
+        for snapshot in mapped {
+            ctx.ec2.restore_snapshot(&snapshot).await?;
+            restored.push(snapshot);
+        }
+    }
+    Ok(match restored.as_slice() {
+        [] => "restored from the Recycle Bin".to_owned(),
+        _ => format!(
+            "restored from the Recycle Bin, with its snapshots {} (from the bin too)",
+            words(&restored)
+        ),
+    })
+}
+
+fn words(ids: &[SnapshotId]) -> String {
+    ids.iter().map(SnapshotId::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads the images back, prints what happened to each, and fails (exit 1) if anything did.
@@ -264,45 +339,91 @@ async fn apply(ctx: &Context<'_>, image: &Image, change: StageChange, now: Times
                 Ok(Some("protection turned off".to_owned()))
             }
         },
-        StageChange::Enable { restore_permissions } => {
-            let mut done = Vec::new();
-            if image.state.as_deref() == Some("disabled") {
-                ctx.ec2.enable_image(id).await?;
-                done.push("enabled".to_owned());
+        StageChange::Enable {
+            restore_permissions,
+            yes,
+        } => enable(ctx, image, restore_permissions, yes).await,
+    }
+}
+
+/// EnableImage where the image is disabled; with `restore_permissions`, the launch
+/// permissions amictl recorded when it disabled the image, given back after checking them as
+/// a user's own input would be (a public grant needs `yes`, and that EC2 would take it).
+/// The disable time goes in any case: it belongs to the disable that has just ended.
+async fn enable(
+    ctx: &Context<'_>,
+    image: &Image,
+    restore_permissions: bool,
+    yes: bool,
+) -> Result<Option<String>, Error> {
+    let id = &image.image_id;
+    let recorded = LaunchPermissions::from_tags(&image.tags).map_err(|bad| {
+        Error::Failed(format!(
+            "its record of launch permissions (tags {PERMISSIONS_TAG}…) can't be trusted: {bad}; nothing changed. Remove those tags, enable it and grant with `amictl permissions add`"
+        ))
+    })?;
+    let recorded = recorded.filter(|r| !r.words().is_empty());
+    if restore_permissions && let Some(record) = &recorded {
+        if record.public && !yes {
+            return Err(Error::Usage(format!(
+                "the record of {id} gives public launch permission back: every AWS account could launch it; pass --yes if that is what you want"
+            )));
+        }
+        if record.public {
+            super::permissions::check_block_public_access(ctx).await?;
+            if let Some(why) = super::permissions::refuses_public(image) {
+                return Err(Error::Failed(format!("{why}; nothing changed")));
             }
-            if restore_permissions {
-                let Some(recorded) = LaunchPermissions::from_tags(&image.tags) else {
-                    if image.tags.contains_key(crate::model::DISABLED_AT_TAG) {
-                        // amictl disabled it when nobody else could launch it.
-                        ctx.ec2
-                            .untag_image(id, &LaunchPermissions::recorded_tag_keys(&image.tags))
-                            .await?;
-                        done.push("it had no launch permissions to give back".to_owned());
-                        return Ok(Some(done.join("; ")));
-                    }
-                    return Err(Error::Failed(format!(
-                        "{}amictl has no record of its launch permissions (it did not disable it); grant them with `amictl permissions add`",
-                        if done.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{}, but ", done.join("; "))
-                        }
-                    )));
-                };
-                ctx.ec2
-                    .change_launch_permissions(id, &Grants::all_of(&recorded), &Grants::default(), false)
-                    .await?;
-                ctx.ec2
-                    .untag_image(id, &LaunchPermissions::recorded_tag_keys(&image.tags))
-                    .await?;
-                done.push(format!(
-                    "launch permissions given back ({})",
-                    recorded.words().join(", ")
-                ));
-            }
-            Ok((!done.is_empty()).then(|| done.join("; ")))
         }
     }
+    let mut done = Vec::new();
+    if image.state.as_deref() == Some("disabled") {
+        ctx.ec2.enable_image(id).await?;
+        done.push("enabled".to_owned());
+    }
+    match (restore_permissions, &recorded) {
+        (true, Some(record)) => {
+            ctx.ec2
+                .change_launch_permissions(id, &Grants::all_of(record), &Grants::default(), false)
+                .await?;
+            ctx.ec2
+                .untag_image(id, &LaunchPermissions::recorded_tag_keys(&image.tags))
+                .await?;
+            done.push(format!("launch permissions given back ({})", record.words().join(", ")));
+        }
+        (true, None) if image.tags.contains_key(DISABLED_AT_TAG) => {
+            // amictl disabled it when nobody else could launch it.
+            ctx.ec2
+                .untag_image(id, &LaunchPermissions::recorded_tag_keys(&image.tags))
+                .await?;
+            done.push("it had no launch permissions to give back".to_owned());
+        }
+        (true, None) => {
+            return Err(Error::Failed(format!(
+                "{}amictl has no record of its launch permissions (it did not disable it); grant them with `amictl permissions add`",
+                if done.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}, but ", done.join("; "))
+                }
+            )));
+        }
+        (false, recorded) => {
+            if image.tags.contains_key(DISABLED_AT_TAG) {
+                ctx.ec2.untag_image(id, &[DISABLED_AT_TAG.to_owned()]).await?;
+                if done.is_empty() {
+                    done.push("its disable time, left from an earlier disable, removed".to_owned());
+                }
+            }
+            if let Some(record) = recorded.as_ref().filter(|_| !done.is_empty()) {
+                done.push(format!(
+                    "a record of its launch permissions remains ({}): `amictl enable {id} --restore-permissions` gives them back",
+                    record.words().join(", ")
+                ));
+            }
+        }
+    }
+    Ok((!done.is_empty()).then(|| done.join("; ")))
 }
 
 /// Why nothing was sent for an image already in the asked-for stage.

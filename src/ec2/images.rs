@@ -168,6 +168,40 @@ impl Ec2 {
         }
     }
 
+    /// Those of these images that exist, in any state (DescribeImages with an `image-id`
+    /// filter: naming the IDs would fail the whole request for one that doesn't exist).
+    pub async fn images_if_any(&self, ids: &[ImageId]) -> Result<Vec<Image>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pages = self
+            .client
+            .describe_images()
+            .filters(
+                Filter::builder()
+                    .name("image-id")
+                    .set_values(Some(ids.iter().map(|i| i.as_str().to_owned()).collect()))
+                    .build(),
+            )
+            .include_deprecated(true)
+            .include_disabled(true)
+            .into_paginator()
+            .send();
+        let mut images = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.error("DescribeImages", &err))?;
+            images.extend(page.images.unwrap_or_default().into_iter().map(|i| {
+                image_from_sdk(
+                    i,
+                    &self.region,
+                    self.account_id.as_deref(),
+                    self.account_name.as_deref(),
+                )
+            }));
+        }
+        Ok(images)
+    }
+
     /// The account's own images with exactly this name (EC2 allows one; other endpoints may not check).
     pub async fn own_images_named(&self, name: &str) -> Result<Vec<Image>, Error> {
         let query = ImageQuery {
@@ -193,9 +227,14 @@ impl Ec2 {
     }
 
     /// Deregisters an image. One already gone is not an error: a re-run finishes the job.
+    ///
+    /// EC2 answers `InvalidAMIID.Unavailable` both for an image deregistered already and for
+    /// one that exists in a state that can't be changed; only the first is "already gone", so
+    /// the image is looked up before the answer is read either way.
     pub async fn deregister_image(&self, id: &ImageId) -> Result<Deregistered, Error> {
         let stream = self.streams.of("DeregisterImage");
-        self.streams
+        let unavailable = self
+            .streams
             .send(&stream, |config| async move {
                 let result = self
                     .client
@@ -206,14 +245,31 @@ impl Ec2 {
                     .send()
                     .await;
                 match result {
-                    Ok(_) => Ok(Deregistered::Now),
-                    Err(err) if matches!(err.code(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
-                        Ok(Deregistered::AlreadyGone)
+                    Ok(_) => Ok(None),
+                    Err(err) if err.code() == Some("InvalidAMIID.NotFound") => Ok(Some(None)),
+                    Err(err) if err.code() == Some("InvalidAMIID.Unavailable") => {
+                        Ok(Some(Some(err.message().unwrap_or("unavailable").to_owned())))
                     }
                     Err(err) => Err(self.error("DeregisterImage", &err)),
                 }
             })
-            .await
+            .await?;
+        match unavailable {
+            None => Ok(Deregistered::Now),
+            Some(None) => Ok(Deregistered::AlreadyGone),
+            Some(Some(message)) => match self.images_if_any(std::slice::from_ref(id)).await?.first() {
+                None => Ok(Deregistered::AlreadyGone),
+                Some(image) => Err(Error::Aws {
+                    action: "DeregisterImage",
+                    region: self.region.clone(),
+                    code: "InvalidAMIID.Unavailable".to_owned(),
+                    message: format!(
+                        "{message} (the image exists, {}: not deregistered)",
+                        image.state.as_deref().unwrap_or("in a state EC2 didn't name")
+                    ),
+                }),
+            },
+        }
     }
 
     fn images_not_found(&self, ids: &[ImageId]) -> Error {

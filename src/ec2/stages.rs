@@ -117,6 +117,18 @@ impl Ec2 {
         Ok(())
     }
 
+    /// RestoreSnapshotFromRecycleBin.
+    pub async fn restore_snapshot(&self, id: &crate::types::SnapshotId) -> Result<(), Error> {
+        self.stage_action("RestoreSnapshotFromRecycleBin", |once| {
+            once_or_retried!(
+                once,
+                self.client.restore_snapshot_from_recycle_bin().snapshot_id(id.as_str())
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Tags an image (CreateTags).
     pub async fn tag_image(&self, id: &ImageId, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         if tags.is_empty() {

@@ -16,7 +16,7 @@ use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
-use crate::model::{DISABLED_AT_TAG, LaunchPermissions};
+use crate::model::{DISABLED_AT_TAG, LaunchPermissions, PERMISSIONS_TAG};
 use crate::output::Counter;
 use crate::types::{ImageId, SnapshotId};
 
@@ -39,7 +39,11 @@ enum Task {
     Image {
         index: usize,
         image_id: ImageId,
+        /// The snapshots only this image uses, deleted right after it.
         own_snapshots: Vec<SnapshotId>,
+        /// Whether any snapshot of it is to go (its own, or one shared with other planned
+        /// images): then the Recycle Bin is asked about it first.
+        has_snapshots_to_delete: bool,
     },
     /// DisableImage, after recording the launch permissions it removes.
     Disable {
@@ -49,8 +53,62 @@ enum Task {
     Orphan(SnapshotId),
 }
 
-/// What a task did: the image's outcome (for image tasks) and each snapshot's.
-type Done = (Option<(usize, Outcome)>, Vec<(SnapshotId, Outcome)>);
+/// What a task did: the image's outcome (for image tasks), each snapshot's, and for an image
+/// deregistered, whether the Recycle Bin holds it.
+type Done = (Option<(usize, Outcome)>, Vec<(SnapshotId, Outcome)>, Option<Binned>);
+
+/// Whether the Recycle Bin holds an image this run deregistered: read before any of its
+/// snapshots is deleted, since an image whose snapshots were deleted can't be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Binned {
+    /// A retention rule kept it, until then (where EC2 says).
+    Until(Option<jiff::Timestamp>),
+    /// Gone for good: no rule kept it.
+    No,
+    /// The endpoint has no Recycle Bin.
+    NotOffered,
+    /// The bin could not be read: its snapshots are kept, as amictl can't tell.
+    Unknown(String),
+}
+
+impl Binned {
+    /// Whether the image's snapshots may be deleted.
+    fn lets_snapshots_go(&self) -> bool {
+        matches!(self, Binned::No | Binned::NotOffered)
+    }
+
+    /// Why its snapshots are kept, where they are.
+    fn keeps_snapshots_because(&self, image: &ImageId) -> Option<Outcome> {
+        match self {
+            Binned::Until(until) => Some(Outcome::Kept(format!(
+                "its image {image} is in the Recycle Bin{}: kept so that `amictl restore {image}` can bring it back; `amictl cleanup --orphans` deletes it once the image has left the bin",
+                until.map(|t| format!(" until {t}")).unwrap_or_default()
+            ))),
+            Binned::Unknown(why) => Some(Outcome::Failed(format!(
+                "not deleted: could not tell whether its image {image} is in the Recycle Bin ({why}); an image whose snapshots are deleted can't be restored. `amictl cleanup --orphans` deletes it once the bin can be read"
+            ))),
+            Binned::No | Binned::NotOffered => None,
+        }
+    }
+
+    /// The report's word on the image.
+    fn fate(&self, image: &ImageId, kept_snapshots: bool) -> Option<String> {
+        match self {
+            Binned::Until(until) => Some(format!(
+                "{} (`amictl restore {image}`){}",
+                until.map_or_else(|| "in the Recycle Bin".to_owned(), |t| format!("restorable until {t}")),
+                if kept_snapshots {
+                    "; its snapshots are kept until then, `--orphans` deletes them after"
+                } else {
+                    ""
+                }
+            )),
+            Binned::No => Some("gone for good (no Recycle Bin rule covers it)".to_owned()),
+            Binned::Unknown(why) => Some(format!("the Recycle Bin could not be read ({why})")),
+            Binned::NotOffered => None,
+        }
+    }
+}
 
 /// Carries out the plan's deregistrations and deletions, recording each result in it.
 /// Keeps going after a failure: every failure is recorded, nothing is left half-said.
@@ -81,6 +139,7 @@ pub async fn execute(
             ImageAction::Deregister => Some(Task::Image {
                 index,
                 image_id: image.image_id.clone(),
+                has_snapshots_to_delete: image.snapshots.iter().any(|s| s.action == SnapshotAction::Delete),
                 own_snapshots: image
                     .snapshots
                     .iter()
@@ -111,18 +170,24 @@ pub async fn execute(
         .collect()
         .await;
     let mut snapshot_results: BTreeMap<SnapshotId, Outcome> = BTreeMap::new();
-    for (image, snapshots) in done {
+    let mut bin: BTreeMap<ImageId, Binned> = BTreeMap::new();
+    for (image, snapshots, binned) in done {
         if let Some((index, outcome)) = image {
+            if let Some(binned) = binned {
+                bin.insert(plan.images[index].image_id.clone(), binned);
+            }
             plan.images[index].result = Some(outcome);
         }
         snapshot_results.extend(snapshots);
     }
 
-    // Shared snapshots: only once every planned image that uses them is gone.
+    // Shared snapshots: only once every planned image that uses them is gone for good (an
+    // image in the Recycle Bin needs them to be restored).
     let gone: BTreeSet<ImageId> = plan
         .images
         .iter()
         .filter(|i| matches!(i.result, Some(Outcome::Done | Outcome::AlreadyGone)))
+        .filter(|i| bin.get(&i.image_id).is_none_or(Binned::lets_snapshots_go))
         .map(|i| i.image_id.clone())
         .collect();
     let shared: Vec<SnapshotId> = owners
@@ -148,23 +213,7 @@ pub async fn execute(
         .await;
     snapshot_results.extend(shared_results);
 
-    for image in &mut plan.images {
-        let image_gone = gone.contains(&image.image_id);
-        for snapshot in image
-            .snapshots
-            .iter_mut()
-            .filter(|s| s.action == SnapshotAction::Delete)
-        {
-            snapshot.result = Some(match snapshot_results.get(&snapshot.snapshot_id) {
-                Some(outcome) => outcome.clone(),
-                None if interrupt.is_stopped() => interrupted(),
-                None if image_gone => {
-                    Outcome::NotAttempted("another image that uses it was not deregistered".to_owned())
-                }
-                None => Outcome::NotAttempted("its image was not deregistered".to_owned()),
-            });
-        }
-    }
+    record_snapshot_results(plan, &snapshot_results, &owners, &gone, &bin, interrupt.is_stopped());
     for snapshot in plan
         .orphan_snapshots
         .iter_mut()
@@ -172,38 +221,99 @@ pub async fn execute(
     {
         snapshot.result = snapshot_results.get(&snapshot.snapshot_id).cloned();
     }
-    say_whether_restorable(ec2, plan).await;
+    say_whether_restorable(ec2, plan, &bin).await;
+}
+
+/// Writes each image's snapshot results into the plan: what was done, or why not (kept for
+/// an image in the Recycle Bin that uses it, interrupted, or its image not deregistered).
+fn record_snapshot_results(
+    plan: &mut Plan,
+    snapshot_results: &BTreeMap<SnapshotId, Outcome>,
+    owners: &BTreeMap<SnapshotId, Vec<ImageId>>,
+    gone: &BTreeSet<ImageId>,
+    bin: &BTreeMap<ImageId, Binned>,
+    interrupted_now: bool,
+) {
+    // A snapshot several planned images use is held by whichever of them is in the bin.
+    let holder = |snapshot: &SnapshotId| {
+        owners
+            .get(snapshot)
+            .into_iter()
+            .flatten()
+            .find_map(|owner| bin.get(owner).and_then(|binned| binned.keeps_snapshots_because(owner)))
+    };
+    for image in &mut plan.images {
+        let image_gone = gone.contains(&image.image_id);
+        for snapshot in image
+            .snapshots
+            .iter_mut()
+            .filter(|s| s.action == SnapshotAction::Delete)
+        {
+            snapshot.result = Some(
+                match (
+                    snapshot_results.get(&snapshot.snapshot_id),
+                    holder(&snapshot.snapshot_id),
+                ) {
+                    (Some(outcome), _) => outcome.clone(),
+                    (None, Some(kept)) => kept,
+                    (None, None) if interrupted_now => interrupted(),
+                    (None, None) if image_gone => {
+                        Outcome::NotAttempted("another image that uses it was not deregistered".to_owned())
+                    }
+                    (None, None) => Outcome::NotAttempted("its image was not deregistered".to_owned()),
+                },
+            );
+        }
+    }
 }
 
 /// Whether each image deregistered now can still be restored: the Recycle Bin holds it (a
-/// retention rule covers it) until a time, or it is gone for good. Said only where the
-/// endpoint can say; a failed read of it fails nothing that was done.
-async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan) {
-    let deregistered: Vec<ImageId> = plan
+/// retention rule covers it) until a time, or it is gone for good. The images whose snapshots
+/// were to go were looked up before those were deleted (`bin`); the others are read here in
+/// one request, where the endpoint can say; a failed read of it fails nothing that was done.
+async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan, bin: &BTreeMap<ImageId, Binned>) {
+    let unread: Vec<ImageId> = plan
         .images
         .iter()
         .filter(|i| i.action == ImageAction::Deregister && i.result == Some(Outcome::Done))
+        .filter(|i| !bin.contains_key(&i.image_id))
         .map(|i| i.image_id.clone())
         .collect();
-    if deregistered.is_empty() {
-        return;
-    }
-    let binned = match ec2.recycle_bin_entries(&deregistered).await {
-        Ok(Some(binned)) => binned,
-        Ok(None) => return,
-        Err(err) => {
-            tracing::debug!("could not read the Recycle Bin after deregistering: {err}");
-            return;
+    let mut read: BTreeMap<ImageId, Binned> = BTreeMap::new();
+    if !unread.is_empty() {
+        match ec2.recycle_bin_entries(&unread).await {
+            Ok(Some(binned)) => {
+                for id in unread {
+                    let entry = binned.iter().find(|b| b.image_id == id);
+                    read.insert(id, entry.map_or(Binned::No, |e| Binned::Until(e.recycle_bin_exit_time)));
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::debug!("could not read the Recycle Bin after deregistering: {err}"),
         }
-    };
-    for image in plan.images.iter_mut().filter(|i| deregistered.contains(&i.image_id)) {
-        image.recycle_bin = Some(match binned.iter().find(|b| b.image_id == image.image_id) {
-            Some(entry) => match entry.recycle_bin_exit_time {
-                Some(until) => format!("restorable until {until} (`amictl restore {}`)", image.image_id),
-                None => format!("in the Recycle Bin (`amictl restore {}`)", image.image_id),
-            },
-            None => "gone for good (no Recycle Bin rule covers it)".to_owned(),
+    }
+    for image in plan.images.iter_mut().filter(|i| {
+        i.action == ImageAction::Deregister && matches!(i.result, Some(Outcome::Done | Outcome::AlreadyGone))
+    }) {
+        let Some(binned) = bin.get(&image.image_id).or_else(|| read.get(&image.image_id)) else {
+            continue;
+        };
+        let kept = image.snapshots.iter().any(|s| {
+            s.action == SnapshotAction::Delete && matches!(s.result, Some(Outcome::Kept(_) | Outcome::Failed(_)))
         });
+        image.recycle_bin = binned.fate(&image.image_id, kept);
+    }
+}
+
+/// Whether the Recycle Bin holds an image just deregistered.
+async fn bin_check(ec2: &Ec2, id: &ImageId) -> Binned {
+    match ec2.recycle_bin_entries(std::slice::from_ref(id)).await {
+        Ok(Some(entries)) => match entries.iter().find(|e| &e.image_id == id) {
+            Some(entry) => Binned::Until(entry.recycle_bin_exit_time),
+            None => Binned::No,
+        },
+        Ok(None) => Binned::NotOffered,
+        Err(err) => Binned::Unknown(err.to_string()),
     }
 }
 
@@ -225,30 +335,31 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
     match task {
         Task::Disable { index, image_id } => {
             if interrupt.is_stopped() {
-                return (Some((index, interrupted())), Vec::new());
+                return (Some((index, interrupted())), Vec::new(), None);
             }
             let outcome = match disable_recording(ec2, &image_id).await {
                 Ok(()) => Outcome::Done,
                 Err(err) => Outcome::Failed(err.to_string()),
             };
             counter.inc();
-            (Some((index, outcome)), Vec::new())
+            (Some((index, outcome)), Vec::new(), None)
         }
         Task::Orphan(id) => {
             if interrupt.is_stopped() {
-                return (None, vec![(id, interrupted())]);
+                return (None, vec![(id, interrupted())], None);
             }
             let outcome = delete_with_patience(ec2, &id, &BTreeSet::new(), how.in_use_patience).await;
             counter.inc();
-            (None, vec![(id, outcome)])
+            (None, vec![(id, outcome)], None)
         }
         Task::Image {
             index,
             image_id,
             own_snapshots,
+            has_snapshots_to_delete,
         } => {
             if interrupt.is_stopped() {
-                return (Some((index, interrupted())), Vec::new());
+                return (Some((index, interrupted())), Vec::new(), None);
             }
             let outcome = match ec2.deregister_image(&image_id).await {
                 Ok(Deregistered::Now) => Outcome::Done,
@@ -256,8 +367,18 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
                 Err(err) => Outcome::Failed(err.to_string()),
             };
             counter.inc();
+            if !matches!(outcome, Outcome::Done | Outcome::AlreadyGone) || !has_snapshots_to_delete {
+                return (Some((index, outcome)), Vec::new(), None);
+            }
+            // Before any of its snapshots goes: an image the Recycle Bin holds needs them.
+            let binned = bin_check(ec2, &image_id).await;
             let mut snapshots = Vec::new();
-            if matches!(outcome, Outcome::Done | Outcome::AlreadyGone) {
+            if let Some(kept) = binned.keeps_snapshots_because(&image_id) {
+                for id in own_snapshots {
+                    counter.inc();
+                    snapshots.push((id, kept.clone()));
+                }
+            } else {
                 let this_image = BTreeSet::from([image_id]);
                 for id in own_snapshots {
                     let deleted = delete_with_patience(ec2, &id, &this_image, how.in_use_patience).await;
@@ -265,21 +386,58 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
                     snapshots.push((id, deleted));
                 }
             }
-            (Some((index, outcome)), snapshots)
+            (Some((index, outcome)), snapshots, Some(binned))
         }
     }
 }
 
 /// Records the image's launch permissions (and when) in its tags, then disables it, which
 /// removes them: `amictl enable --restore-permissions` gives them back from the record.
+///
+/// The record survives any sequence of disables and enables: a record left by an earlier
+/// disable (enabled since without `--restore-permissions`) is merged with the grants the
+/// image has now, never overwritten by them. It is read back before DisableImage is sent:
+/// nothing is disabled whose record isn't safely written, and one that can't be (a record
+/// that is not amictl's to trust, or more tags than EC2 takes) stops that image alone.
 async fn disable_recording(ec2: &Ec2, id: &ImageId) -> Result<(), Error> {
-    let permissions = ec2.launch_permissions(id).await?;
-    let mut record = permissions.to_tags();
+    let refused = |why: String| Error::Failed(format!("not disabled: {why}"));
+    let image = ec2
+        .image(id)
+        .await?
+        .ok_or_else(|| refused("the image no longer exists".to_owned()))?;
+    let earlier = LaunchPermissions::from_tags(&image.tags).map_err(|bad| {
+        refused(format!(
+            "its record of launch permissions (tags {PERMISSIONS_TAG}…) can't be trusted: {bad}; correct or remove those tags"
+        ))
+    })?;
+    let current = ec2.launch_permissions(id).await?;
+    let merged = earlier.unwrap_or_default().union(&current);
+    if let Some(why) = merged.record_fits(&image.tags) {
+        return Err(refused(why));
+    }
+    let mut record = merged.to_tags();
     // A longer record from an earlier disable must not outlive this one.
-    ec2.untag_image(id, &LaunchPermissions::spill_keys_after(record.len()))
-        .await?;
+    let stale: Vec<String> = LaunchPermissions::recorded_tag_keys(&image.tags)
+        .into_iter()
+        .filter(|k| k != DISABLED_AT_TAG && !record.contains_key(k))
+        .collect();
+    ec2.untag_image(id, &stale).await?;
     record.insert(DISABLED_AT_TAG.to_owned(), jiff::Timestamp::now().to_string());
     ec2.tag_image(id, &record).await?;
+    let written = ec2
+        .image(id)
+        .await?
+        .ok_or_else(|| refused("the image no longer exists".to_owned()))?;
+    let read_back = LaunchPermissions::from_tags(&written.tags)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if read_back != merged || written.tags.get(DISABLED_AT_TAG) != record.get(DISABLED_AT_TAG) {
+        return Err(refused(format!(
+            "its launch permissions ({}) did not read back from its tags as written; run the same command again",
+            merged.words().join(" ")
+        )));
+    }
     ec2.disable_image(id).await
 }
 
@@ -445,17 +603,41 @@ mod tests {
         assert_eq!(plan.summary.failures, 1);
     }
 
-    #[tokio::test]
-    async fn what_is_already_gone_is_not_an_error() {
-        let deregister = mock!(Client::deregister_image).then_error(|| {
+    fn unavailable() -> aws_smithy_mocks::Rule {
+        mock!(Client::deregister_image).then_error(|| {
             aws_sdk_ec2::operation::deregister_image::DeregisterImageError::generic(aws_error(
                 "InvalidAMIID.Unavailable",
                 "The image id '[ami-00000001]' is no longer available",
             ))
-        });
+        })
+    }
+
+    /// DescribeImages filtered by `image-id`: the image in `state`, or (`None`) nothing.
+    fn looked_up(state: Option<&'static str>) -> aws_smithy_mocks::Rule {
+        use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+        mock!(Client::describe_images)
+            .match_requests(|req| req.filters().iter().any(|f| f.name() == Some("image-id")))
+            .then_output(move || {
+                let images = state.map(|state| {
+                    aws_sdk_ec2::types::Image::builder()
+                        .image_id("ami-00000001")
+                        .state(aws_sdk_ec2::types::ImageState::from(state))
+                        .build()
+                });
+                DescribeImagesOutput::builder()
+                    .set_images(Some(images.into_iter().collect()))
+                    .build()
+            })
+    }
+
+    #[tokio::test]
+    async fn what_is_already_gone_is_not_an_error() {
+        let deregister = unavailable();
+        let gone = looked_up(None);
         let delete = mock!(Client::delete_snapshot)
             .then_error(|| DeleteSnapshotError::generic(aws_error("InvalidSnapshot.NotFound", "gone")));
-        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete]);
+        let bin = empty_recycle_bin();
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &gone, &delete, &bin]);
         let mut plan = one_image_plan();
 
         carry(&ec2, &mut plan).await;
@@ -464,6 +646,64 @@ mod tests {
         assert_eq!(plan.images[0].result, Some(Outcome::AlreadyGone));
         assert_eq!(plan.images[0].snapshots[0].result, Some(Outcome::AlreadyGone));
         assert_eq!(plan.summary.failures, 0);
+    }
+
+    /// EC2's `InvalidAMIID.Unavailable` also answers an image that exists in a state that
+    /// can't be changed: that one is not gone, and its snapshots stay.
+    #[tokio::test]
+    async fn unavailable_but_still_there_is_a_failure_not_already_gone() {
+        let deregister = unavailable();
+        let there = looked_up(Some("pending"));
+        let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+        let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &there, &delete]);
+        let mut plan = one_image_plan();
+
+        carry(&ec2, &mut plan).await;
+
+        match &plan.images[0].result {
+            Some(Outcome::Failed(why)) => assert!(why.contains("the image exists, pending"), "{why}"),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert_eq!(delete.num_calls(), 0, "its snapshots stay");
+    }
+
+    /// An image in the Recycle Bin needs its snapshots to be restored: they are kept, and a
+    /// bin that can't be read keeps them too (a failure to say, not a guess).
+    #[tokio::test]
+    async fn the_snapshots_of_an_image_in_the_recycle_bin_or_an_unreadable_bin_stay() {
+        use aws_sdk_ec2::operation::list_images_in_recycle_bin::{
+            ListImagesInRecycleBinError, ListImagesInRecycleBinOutput,
+        };
+        use aws_sdk_ec2::types::ImageRecycleBinInfo;
+        let binned = mock!(Client::list_images_in_recycle_bin).then_output(|| {
+            ListImagesInRecycleBinOutput::builder()
+                .images(ImageRecycleBinInfo::builder().image_id("ami-00000001").build())
+                .build()
+        });
+        let denied = mock!(Client::list_images_in_recycle_bin).then_error(|| {
+            ListImagesInRecycleBinError::generic(aws_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform: ec2:ListImagesInRecycleBin",
+            ))
+        });
+        for (bin, kept) in [(binned, true), (denied, false)] {
+            let deregister = mock!(Client::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
+            let delete = mock!(Client::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+            let ec2 = mock_ec2(RuleMode::MatchAny, &[&deregister, &delete, &bin]);
+            let mut plan = one_image_plan();
+
+            carry(&ec2, &mut plan).await;
+
+            assert_eq!(plan.images[0].result, Some(Outcome::Done));
+            assert_eq!(delete.num_calls(), 0, "never deleted while the image may need it");
+            match (&plan.images[0].snapshots[0].result, kept) {
+                (Some(Outcome::Kept(why)), true) => assert!(why.contains("is in the Recycle Bin"), "{why}"),
+                (Some(Outcome::Failed(why)), false) => {
+                    assert!(why.contains("could not tell whether its image"), "{why}");
+                }
+                (other, _) => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

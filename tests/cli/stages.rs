@@ -336,3 +336,204 @@ fn an_endpoint_without_the_action_is_said_in_one_line_after_one_try() {
     assert_eq!(proxy.count("EnableImageDeprecation"), 1, "one try, no retries");
     assert!(image_json(&env, &image)["deprecation_time"].is_null());
 }
+
+const SECOND: &str = "444455556666";
+const THIRD: &str = "777788889999";
+
+fn sorted_accounts(env: &TestEnv, image: &str) -> Vec<String> {
+    let mut accounts: Vec<String> = launch_accounts(env, image)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    accounts.sort();
+    accounts
+}
+
+/// disable, a plain enable, a grant re-added by hand, disable again: the second disable
+/// merges with the first's record instead of overwriting it, so every account that could
+/// launch the image before can launch it again.
+#[test]
+fn the_permission_record_survives_disable_enable_and_disable_again() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "record-1", &[]);
+    env.share_image(&image, PARTNER);
+    env.share_image(&image, SECOND);
+
+    env.amictl()
+        .args(["disable", &image, "--include-shared"])
+        .run()
+        .assert_code(0);
+    let enabled = env.amictl().args(["enable", &image, "-o", "json"]).run();
+    let detail = enabled.assert_code(0).json()[0]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("a record of its launch permissions remains"),
+        "{detail}"
+    );
+    assert!(detail.contains("--restore-permissions"), "{detail}");
+    let tags = image_json(&env, &image)["tags"].clone();
+    assert!(tags.get("amictl:disabled-at").is_none(), "the disable is over: {tags}");
+    assert!(tags.get("amictl:launch-permissions").is_some(), "{tags}");
+
+    // Someone grants one account again by hand; then the image is disabled once more.
+    env.share_image(&image, THIRD);
+    env.amictl()
+        .args(["disable", &image, "--include-shared"])
+        .run()
+        .assert_code(0);
+    assert_eq!(
+        sorted_accounts(&env, &image),
+        Vec::<String>::new(),
+        "EC2 removed them all"
+    );
+
+    let restored = env
+        .amictl()
+        .args(["enable", &image, "--restore-permissions", "-o", "json"])
+        .run();
+    assert_eq!(restored.assert_code(0).json()[0]["state"], "available");
+    assert_eq!(sorted_accounts(&env, &image), [PARTNER, SECOND, THIRD]);
+    let tags = image_json(&env, &image)["tags"].clone();
+    assert!(
+        tags.as_object().unwrap().keys().all(|k| !k.starts_with("amictl:")),
+        "the record is gone once given back: {tags}"
+    );
+}
+
+#[test]
+fn disabling_a_disabled_image_is_unchanged_and_no_error() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "twice-1", &[]);
+    env.amictl().args(["disable", &image]).run().assert_code(0);
+
+    let again = env.amictl().args(["disable", &image, "-o", "json"]).run();
+
+    let plan = again.assert_code(0).json();
+    assert_eq!(plan["images"][0]["action"], "keep", "{plan}");
+    assert_eq!(plan["images"][0]["unchanged"], true, "{plan}");
+    let cleanup = env
+        .amictl()
+        .args(["cleanup", &image, "--disable", "--yes", "-o", "json"])
+        .run();
+    assert_eq!(cleanup.assert_code(0).json()["images"][0]["unchanged"], true);
+}
+
+/// A record is read back as a stranger's input: a word that is no grant refuses the whole
+/// record before anything changes, and a public grant needs --yes as `permissions public` does.
+#[test]
+fn a_record_is_checked_before_anything_is_given_back() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "hostile-1", &[]);
+    env.amictl().args(["disable", &image]).run().assert_code(0);
+
+    env.tag(&image, "amictl:launch-permissions", "111122223333 $(touch /tmp/x)");
+    let hostile = env.amictl().args(["enable", &image, "--restore-permissions"]).run();
+    hostile.assert_code(1);
+    assert!(hostile.stderr.contains("can't be trusted"), "{}", hostile.stderr);
+    assert_eq!(image_json(&env, &image)["state"], "disabled", "nothing changed");
+
+    env.tag(&image, "amictl:launch-permissions", "public");
+    let public = env.amictl().args(["enable", &image, "--restore-permissions"]).run();
+    public.assert_code(2);
+    assert!(public.stderr.contains("--yes"), "{}", public.stderr);
+    assert_eq!(image_json(&env, &image)["state"], "disabled", "nothing changed");
+
+    env.amictl()
+        .args(["enable", &image, "--restore-permissions", "--yes"])
+        .run()
+        .assert_code(0);
+    assert_eq!(image_json(&env, &image)["public"], true);
+}
+
+/// A disable time from an earlier disable is not trusted for the disable in force: after
+/// another tool enabled the image, someone launched it, and the tool disabled it again, the
+/// image was disabled a moment ago, not when amictl's tag says.
+#[test]
+fn a_stale_disable_time_selects_nothing() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "stale-1", &[]);
+    env.amictl().args(["disable", &image]).run().assert_code(0);
+    env.enable_image(&image);
+    env.run_instance_from(&image);
+    env.disable_image(&image);
+
+    let plan = env
+        .amictl()
+        .args(["cleanup", "--disabled-for", "0s", "--dry-run", "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+
+    assert_eq!(plan["images"], serde_json::json!([]), "{plan}");
+}
+
+#[test]
+fn a_record_that_does_not_fit_ec2s_tag_limit_disables_nothing() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "crowded-1", &[]);
+    env.share_image(&image, PARTNER);
+    // 49 tags, then the record (one tag) and the disable time: 51.
+    for i in 0..49 {
+        env.tag(&image, &format!("k{i}"), "v");
+    }
+
+    let run = env
+        .amictl()
+        .args(["disable", &image, "--include-shared", "-o", "json"])
+        .run();
+
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let result = run.json()["images"][0]["result"].clone();
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(result["reason"].as_str().unwrap().contains("EC2 takes 50"), "{result}");
+    assert_eq!(
+        launch_accounts(&env, &image),
+        serde_json::json!([PARTNER]),
+        "nothing removed"
+    );
+    assert_eq!(image_json(&env, &image)["state"], "available", "not disabled");
+}
+
+/// `amictl:` keys are amictl's records: refused at a user's word, never copied.
+#[test]
+fn amictl_tag_keys_are_refused_and_never_copied() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(Some("web"));
+    env.tag(&instance, "amictl:disabled-at", "2020-01-01T00:00:00Z");
+    let refused = env
+        .amictl()
+        .args([
+            "create",
+            "--instance-id",
+            &instance,
+            "--tag",
+            "amictl:disabled-at=2020-01-01T00:00:00Z",
+        ])
+        .run();
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("amictl:"), "{}", refused.stderr);
+
+    let created = env
+        .amictl()
+        .args([
+            "-o",
+            "json",
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "copied-tags-1",
+        ])
+        .args(["--no-reboot", "--copy-instance-tags"])
+        .run()
+        .assert_code(0)
+        .json();
+    assert_eq!(created["tags"]["Name"], "web");
+    assert!(created["tags"].get("amictl:disabled-at").is_none(), "{created}");
+}

@@ -553,6 +553,103 @@ impl TestEnv {
         })
     }
 
+    /// A Region-level Recycle Bin retention rule in this test's region (moto's default
+    /// account) for `resource` (`image` or `snapshot`): what is deleted from now on waits in
+    /// the bin for `days`. The test server's stand-in for the rbin service's CreateRule.
+    pub fn retention_rule(&self, resource: &str, days: u32) {
+        use std::io::Write;
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("the test server");
+        let request = format!(
+            "POST /amictl-test/retention-rule?account=123456789012&region={}&resource={resource}&days={days} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.region
+        );
+        stream.write_all(request.as_bytes()).expect("a retention rule sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+            "{answer}"
+        );
+    }
+
+    /// The image IDs in the region's Recycle Bin.
+    pub fn binned_images(&self) -> Vec<String> {
+        let client = self.client();
+        block_on(async move {
+            let listed = client
+                .list_images_in_recycle_bin()
+                .send()
+                .await
+                .expect("ListImagesInRecycleBin");
+            listed
+                .images()
+                .iter()
+                .filter_map(|i| i.image_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// The snapshot IDs in the region's Recycle Bin.
+    pub fn binned_snapshots(&self) -> Vec<String> {
+        let client = self.client();
+        block_on(async move {
+            let listed = client
+                .list_snapshots_in_recycle_bin()
+                .send()
+                .await
+                .expect("ListSnapshotsInRecycleBin");
+            listed
+                .snapshots()
+                .iter()
+                .filter_map(|s| s.snapshot_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// Tags a resource (an image, an instance) behind amictl's back: the console, another tool.
+    pub fn tag(&self, resource: &str, key: &str, value: &str) {
+        let client = self.client();
+        let (resource, key, value) = (resource.to_owned(), key.to_owned(), value.to_owned());
+        block_on(async move {
+            client
+                .create_tags()
+                .resources(resource)
+                .tags(Tag::builder().key(key).value(value).build())
+                .send()
+                .await
+                .expect("CreateTags");
+        });
+    }
+
+    /// Enables an image behind amictl's back (the console's Enable).
+    pub fn enable_image(&self, image_id: &str) {
+        let client = self.client();
+        let image_id = image_id.to_owned();
+        block_on(async move {
+            client
+                .enable_image()
+                .image_id(image_id)
+                .send()
+                .await
+                .expect("EnableImage");
+        });
+    }
+
+    /// Deletes a snapshot behind amictl's back.
+    pub fn delete_snapshot(&self, snapshot_id: &str) {
+        let client = self.client();
+        let snapshot_id = snapshot_id.to_owned();
+        block_on(async move {
+            client
+                .delete_snapshot()
+                .snapshot_id(snapshot_id)
+                .send()
+                .await
+                .expect("DeleteSnapshot");
+        });
+    }
+
     /// Deregisters an image behind amictl's back, leaving its snapshots.
     pub fn deregister(&self, image_id: &str) {
         let client = self.client();

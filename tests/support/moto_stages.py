@@ -18,12 +18,23 @@ documents each action:
   Encrypted / KmsKeyId to the copy's snapshot (DescribeSnapshots and the image's block device
   mappings show them). The copy is `pending` for a while, as EC2's are: COPY_SECONDS, or the
   number of seconds in the source image's `amictl-test:copy-seconds` tag (a knob for tests).
+- The Recycle Bin. A retention rule (made with `POST /amictl-test/retention-rule?account=…&
+  region=…&resource=image|snapshot&days=N`, standing in for the rbin service's CreateRule, a
+  Region-level rule) makes DeregisterImage move the image into the bin, and DeleteSnapshot the
+  snapshot, for that many days; without one they are gone for good. ListImagesInRecycleBin and
+  ListSnapshotsInRecycleBin answer from the bin (ImageIds / SnapshotIds filter it; entries past
+  their exit time are gone). RestoreSnapshotFromRecycleBin brings a snapshot back;
+  RestoreImageFromRecycleBin an image, but only while its snapshot exists outside the bin: AWS's
+  Recycle Bin guide says an AMI whose snapshots were deleted can't be recovered (the guide names
+  no error code; this server answers `InvalidSnapshot.NotFound`).
 
 Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 """
 
 import datetime
+import json
 import sys
+import urllib.parse
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
@@ -119,23 +130,12 @@ moto_disable = backend_class.disable_image
 moto_describe = backend_class.describe_images
 
 
-def deregister_image(self, ami_id):
-    ami = self.amis.get(ami_id)
-    if ami is not None and protected(ami):
-        raise EC2ClientError(
-            "OperationNotPermitted",
-            f"The image {ami_id} can't be deregistered: deregistration protection is enabled for it.",
-        )
-    return moto_deregister(self, ami_id)
-
-
 def disable_image(self, ami_id):
     moto_disable(self, ami_id)
     # A disabled image is private: every launch permission goes.
     self.amis[ami_id].launch_permissions = []
 
 
-backend_class.deregister_image = deregister_image
 backend_class.disable_image = disable_image
 
 moto_describe_response = AmisResponse.describe_images
@@ -220,6 +220,172 @@ instance_models.InstanceBackend.run_instances = run_instances
 
 for name in ("deprecation_time", "deregistration_protection", "last_launched_time", "copy_ready_at"):
     setattr(ami_models.Ami, name, None)
+
+
+# --- The Recycle Bin -------------------------------------------------------------------------
+
+RETENTION_RULES = {}  # (account, region, "image" | "snapshot") -> days
+
+
+def retention_days(backend, resource):
+    return RETENTION_RULES.get((backend.account_id, backend.region_name, resource))
+
+
+def binned(backend, kind):
+    """The bin of one kind in this account and region, without what has left it for good."""
+    name = f"amictl_bin_{kind}"
+    if not hasattr(backend, name):
+        setattr(backend, name, {})
+    bin_ = getattr(backend, name)
+    for key in [k for k, entry in bin_.items() if entry["exit"] <= now()]:
+        del bin_[key]
+    return bin_
+
+
+def into_bin(backend, kind, key, resource, days):
+    entered = now()
+    binned(backend, kind)[key] = {
+        "resource": resource,
+        "enter": entered,
+        "exit": entered + datetime.timedelta(days=days),
+    }
+
+
+def deregister_into_bin(self, ami_id):
+    days = retention_days(self, "image")
+    ami = self.amis.get(ami_id)
+    if ami is not None and protected(ami):
+        raise EC2ClientError(
+            "OperationNotPermitted",
+            f"The image {ami_id} can't be deregistered: deregistration protection is enabled for it.",
+        )
+    if ami is None or days is None:
+        return moto_deregister(self, ami_id)
+    self.amis.pop(ami_id)
+    self.deleted_amis.append(ami_id)
+    into_bin(self, "image", ami_id, ami, days)
+
+
+backend_class.deregister_image = deregister_into_bin
+
+ebs_backend_class = __import__("moto.ec2.models.elastic_block_store", fromlist=["x"]).EBSBackend
+moto_delete_snapshot = ebs_backend_class.delete_snapshot
+
+
+def delete_snapshot_into_bin(self, snapshot_id):
+    snapshot = moto_delete_snapshot(self, snapshot_id)
+    days = retention_days(self, "snapshot")
+    if days is not None:
+        into_bin(self, "snapshot", snapshot_id, snapshot, days)
+    return snapshot
+
+
+ebs_backend_class.delete_snapshot = delete_snapshot_into_bin
+
+
+def list_images_in_recycle_bin(self):
+    wanted = set(self._get_param("ImageIds", []) or [])
+    images = []
+    for ami_id, entry in binned(self.ec2_backend, "image").items():
+        if wanted and ami_id not in wanted:
+            continue
+        ami = entry["resource"]
+        images.append(
+            {
+                "ImageId": ami_id,
+                "Name": ami.name,
+                "Description": ami.description,
+                "RecycleBinEnterTime": entry["enter"],
+                "RecycleBinExitTime": entry["exit"],
+            }
+        )
+    return ActionResult({"Images": images})
+
+
+def list_snapshots_in_recycle_bin(self):
+    wanted = set(self._get_param("SnapshotIds", []) or [])
+    snapshots = []
+    for snapshot_id, entry in binned(self.ec2_backend, "snapshot").items():
+        if wanted and snapshot_id not in wanted:
+            continue
+        snapshot = entry["resource"]
+        snapshots.append(
+            {
+                "SnapshotId": snapshot_id,
+                "Description": snapshot.description,
+                "VolumeId": snapshot.volume.id if snapshot.volume else None,
+                "RecycleBinEnterTime": entry["enter"],
+                "RecycleBinExitTime": entry["exit"],
+            }
+        )
+    return ActionResult({"Snapshots": snapshots})
+
+
+def restore_snapshot_from_recycle_bin(self):
+    snapshot_id = self._get_param("SnapshotId")
+    self.error_on_dryrun()
+    entry = binned(self.ec2_backend, "snapshot").pop(snapshot_id, None)
+    if entry is None:
+        raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist in the Recycle Bin.")
+    self.ec2_backend.snapshots[snapshot_id] = entry["resource"]
+    return ActionResult({"SnapshotId": snapshot_id, "State": "completed"})
+
+
+def restore_image_from_recycle_bin(self):
+    ami_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    bin_ = binned(backend, "image")
+    entry = bin_.get(ami_id)
+    if entry is None:
+        raise EC2ClientError("InvalidAMIID.NotFound", f"The image id '[{ami_id}]' is not in the Recycle Bin.")
+    ami = entry["resource"]
+    snapshot = getattr(ami, "ebs_snapshot", None)
+    if snapshot is not None and snapshot.id not in backend.snapshots:
+        raise EC2ClientError(
+            "InvalidSnapshot.NotFound",
+            f"The image {ami_id} can't be restored: its snapshot {snapshot.id} does not exist.",
+        )
+    del bin_[ami_id]
+    backend.amis[ami_id] = ami
+    if ami_id in backend.deleted_amis:
+        backend.deleted_amis.remove(ami_id)
+    return ActionResult({"Return": True})
+
+
+AmisResponse.list_images_in_recycle_bin = list_images_in_recycle_bin
+AmisResponse.list_snapshots_in_recycle_bin = list_snapshots_in_recycle_bin
+AmisResponse.restore_snapshot_from_recycle_bin = restore_snapshot_from_recycle_bin
+AmisResponse.restore_image_from_recycle_bin = restore_image_from_recycle_bin
+
+
+def control(environ, start_response):
+    """`POST /amictl-test/retention-rule?account=&region=&resource=image|snapshot&days=N`."""
+    query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+    try:
+        key = (query["account"], query["region"], query["resource"])
+        if query["resource"] not in ("image", "snapshot"):
+            raise KeyError("resource")
+        RETENTION_RULES[key] = float(query["days"])
+    except (KeyError, ValueError) as err:
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [json.dumps({"error": f"bad or missing {err}"}).encode()]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"rule": list(key), "days": RETENTION_RULES[key]}).encode()]
+
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+moto_dispatch = DomainDispatcherApplication.__call__
+
+
+def dispatch(self, environ, start_response):
+    if environ.get("PATH_INFO", "").startswith("/amictl-test/retention-rule"):
+        return control(environ, start_response)
+    return moto_dispatch(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = dispatch
 
 if __name__ == "__main__":
     from moto.server import main

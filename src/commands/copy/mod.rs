@@ -58,17 +58,6 @@ pub struct Request {
 impl Request {
     pub fn from_args(args: CopyArgs) -> Result<Request, Error> {
         Tag::check_writable(args.tags.iter().chain(&args.snapshot_tags)).map_err(Error::Usage)?;
-        if let Some(tag) = args
-            .tags
-            .iter()
-            .chain(&args.snapshot_tags)
-            .find(|t| t.key.starts_with("amictl:"))
-        {
-            return Err(Error::Usage(format!(
-                "tag key '{}' starts with amictl:, which amictl keeps for its own records (a copy's source among them); choose another key",
-                tag.key
-            )));
-        }
         if let Some(p) = args
             .name
             .as_ref()

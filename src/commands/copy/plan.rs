@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::ec2::RegionInfo;
 use crate::model::{Image, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
-use crate::types::{ImageId, KmsKey, Region};
+use crate::types::{ImageId, KmsKey, Region, Tag};
 
 /// EC2 takes at most 50 tags on a resource.
 const MAX_TAGS: usize = 50;
@@ -82,7 +82,7 @@ pub fn copy_tags(
             source
                 .tags
                 .iter()
-                .filter(|(key, _)| !key.starts_with("aws:") && !key.starts_with("amictl:"))
+                .filter(|(key, _)| !key.starts_with("aws:") && !Tag::is_amictls(key))
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }

@@ -72,7 +72,8 @@ pub fn image_tags(instance: &Instance, args: &CreateArgs) -> BTreeMap<String, St
             instance
                 .tags
                 .iter()
-                .filter(|(key, _)| !key.starts_with("aws:"))
+                // AWS's own, and amictl's records, which would be false of the image.
+                .filter(|(key, _)| !key.starts_with("aws:") && !Tag::is_amictls(key))
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }

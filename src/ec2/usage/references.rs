@@ -11,8 +11,8 @@ use futures::StreamExt;
 use super::super::errors::{not_offered, send_probing};
 use super::super::{Ec2, one_try};
 use crate::error::Error;
-use crate::model::{BinnedImage, ImageUser, RecycleBin, UserKind};
-use crate::types::ImageId;
+use crate::model::{BinnedImage, BinnedSnapshot, ImageUser, RecycleBin, UserKind};
+use crate::types::{ImageId, SnapshotId};
 
 /// DescribeImageReferences takes at most this many images.
 const IMAGES_PER_READ: usize = 10;
@@ -179,6 +179,43 @@ impl Ec2 {
             }
         }
         Ok(Some(entries))
+    }
+}
+
+impl Ec2 {
+    /// The snapshots in the Recycle Bin (only these, when `ids` names any), with what they
+    /// were made for; `None` where the endpoint doesn't have the Recycle Bin.
+    pub async fn snapshot_bin_entries(&self, ids: &[SnapshotId]) -> Result<Option<Vec<BinnedSnapshot>>, Error> {
+        let mut entries = Vec::new();
+        let mut probe = true;
+        let mut token: Option<String> = None;
+        loop {
+            let mut request = self.client.list_snapshots_in_recycle_bin().set_next_token(token.take());
+            request = if ids.is_empty() {
+                request.max_results(1000)
+            } else {
+                request.set_snapshot_ids(Some(ids.iter().map(|i| i.as_str().to_owned()).collect()))
+            };
+            let page = match send_probing(probe, |once| once_or_retried!(once, request.clone())).await {
+                Ok(page) => page,
+                Err(err) if probe && not_offered(&err).is_some() => return Ok(None),
+                Err(err) => return Err(self.error("ListSnapshotsInRecycleBin", &err)),
+            };
+            probe = false;
+            entries.extend(page.snapshots().iter().filter_map(|s| {
+                Some(BinnedSnapshot {
+                    snapshot_id: SnapshotId::from_ec2(s.snapshot_id()?),
+                    description: s.description().map(str::to_owned),
+                    recycle_bin_exit_time: s
+                        .recycle_bin_exit_time()
+                        .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
+                })
+            }));
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(Some(entries)),
+            }
+        }
     }
 }
 

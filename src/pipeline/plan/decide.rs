@@ -44,7 +44,7 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
                 kept_by_keep.get(image.image_id.as_str()),
                 now,
             );
-            let entry = image_entry(
+            let mut entry = image_entry(
                 image,
                 inventory,
                 rule,
@@ -52,12 +52,13 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
                 reason,
                 kept_by_keep.contains_key(image.image_id.as_str()),
             );
+            entry.unchanged = rule.policy.disable && image.state.as_deref() == Some("disabled");
             match at.get(image.image_id.as_str()) {
                 None => {
                     at.insert(image.image_id.as_str(), decided.len());
                     decided.push((entry, image, index));
                 }
-                Some(&slot) if gentler(&entry, &decided[slot].0) => decided[slot] = (entry, image, index),
+                Some(&slot) if stands_instead(&entry, &decided[slot].0) => decided[slot] = (entry, image, index),
                 Some(_) => {}
             }
         }
@@ -117,8 +118,19 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
     }
 }
 
-/// Whether `new` should stand instead of `old` for an image two policies select: keeping
-/// beats disabling beats deregistering, and a reason a reviewer must see beats `--keep`.
+/// Whether `new` should stand instead of `old` for an image two policies select. A policy
+/// whose stage the image is in already has no vote (a disable policy doesn't keep a disabled
+/// image from the policy that deregisters what has been disabled long enough); among the
+/// others, keeping beats disabling beats deregistering, and a reason a reviewer must see beats
+/// `--keep`.
+fn stands_instead(new: &ImagePlan, old: &ImagePlan) -> bool {
+    match (old.unchanged, new.unchanged) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => gentler(new, old),
+    }
+}
+
 fn gentler(new: &ImagePlan, old: &ImagePlan) -> bool {
     let rank = |entry: &ImagePlan| match entry.action {
         ImageAction::Keep => 0,
@@ -149,6 +161,7 @@ fn image_entry(
         reason,
         kept_by_policy: kept_by_keep,
         policy: rule.name.clone(),
+        unchanged: false,
         used_by: inventory
             .usage
             .users
@@ -373,6 +386,48 @@ mod tests {
             selection,
             policy,
         }
+    }
+
+    /// A policy that disables, meeting an image disabled already, has no vote: the policy
+    /// that deregisters what has been disabled long enough decides.
+    #[test]
+    fn a_policy_whose_stage_the_image_is_in_already_has_no_vote() {
+        let mut disabled = image("ami-00000001", "ci-1", "2026-01-01T00:00:00Z");
+        disabled.state = Some("disabled".to_owned());
+        disabled.tags.insert(
+            crate::model::DISABLED_AT_TAG.to_owned(),
+            "2026-02-01T00:00:00Z".to_owned(),
+        );
+        let inventory = of(&[disabled]);
+        let disable_ci = rule(
+            "ci",
+            all(),
+            Policy {
+                disable: true,
+                ..cleanup_policy()
+            },
+        );
+        let deregister_disabled = rule(
+            "retired",
+            Selection {
+                disabled_for: Some(SignedDuration::from_hours(24 * 14)),
+                ..Selection::default()
+            },
+            cleanup_policy(),
+        );
+
+        for rules in [
+            [disable_ci.clone(), deregister_disabled.clone()],
+            [deregister_disabled.clone(), disable_ci.clone()],
+        ] {
+            let plan = plan_rules(&inventory, &rules, now());
+            assert_eq!(actions(&plan), [("ami-00000001", ImageAction::Deregister)], "{plan:#?}");
+            assert_eq!(plan.images[0].policy.as_deref(), Some("retired"));
+        }
+
+        let alone = plan_rules(&inventory, std::slice::from_ref(&disable_ci), now());
+        assert_eq!(actions(&alone), [("ami-00000001", ImageAction::Keep)]);
+        assert!(alone.images[0].unchanged, "disabled already: unchanged, no refusal");
     }
 
     #[test]

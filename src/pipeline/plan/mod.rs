@@ -285,6 +285,10 @@ pub struct ImagePlan {
     /// The policy of a policy file whose decision this is; `None` with flags.
     #[serde(default)]
     pub policy: Option<String>,
+    /// In the stage its policy asks for already (a disabled image, to disable): nothing to
+    /// do, which is no refusal, and no vote when another policy selects it too.
+    #[serde(default)]
+    pub unchanged: bool,
     /// What can launch it.
     pub used_by: Vec<ImageUser>,
     /// Who else may launch it: `public`, accounts, organizations, OUs.
