@@ -304,10 +304,10 @@ async fn apply(ctx: &Context<'_>, image: &Image, change: StageChange, now: Times
     let id = &image.image_id;
     match change {
         StageChange::Deprecate(Some(at)) => {
-            // EC2 keeps deprecation times to the minute.
+            // EC2 keeps deprecation times to the minute, rounding seconds to the nearest one.
             if image
                 .deprecation_time
-                .is_some_and(|t| t.as_second() / 60 == at.as_second() / 60)
+                .is_some_and(|t| nearest_minute(t) == nearest_minute(at))
             {
                 return Ok(None);
             }
@@ -424,6 +424,11 @@ async fn enable(
         }
     }
     Ok((!done.is_empty()).then(|| done.join("; ")))
+}
+
+/// The minute EC2 keeps for a deprecation time: seconds rounded to the nearest minute.
+fn nearest_minute(at: Timestamp) -> i64 {
+    (at.as_second() + 30).div_euclid(60)
 }
 
 /// Why nothing was sent for an image already in the asked-for stage.

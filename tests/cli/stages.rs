@@ -265,6 +265,23 @@ fn asking_for_the_stage_an_image_is_in_is_no_error() {
     }
     let again = env.amictl().args(["protect", &image, "-o", "json"]).run();
     assert_eq!(again.assert_code(0).json()[0]["outcome"], "unchanged");
+    // EC2 rounds a deprecation time's seconds to the nearest minute: 00:00:45 is kept as
+    // 00:01:00, and asking for 00:00:45 again changes nothing.
+    let minute = jiff::Timestamp::now().as_second() / 60 * 60;
+    let at = jiff::Timestamp::from_second(minute + 30 * 86_400 + 45)
+        .unwrap()
+        .to_string();
+    for expected in ["changed", "unchanged"] {
+        let deprecate = env
+            .amictl()
+            .args(["deprecate", &image, "--at", &at, "-o", "json"])
+            .run();
+        assert_eq!(deprecate.assert_code(0).json()[0]["outcome"], expected, "{at}");
+    }
+    env.amictl()
+        .args(["deprecate", &image, "--cancel"])
+        .run()
+        .assert_code(0);
     let cancel = env.amictl().args(["deprecate", &image, "--cancel", "-o", "json"]).run();
     assert_eq!(cancel.assert_code(0).json()[0]["outcome"], "unchanged");
     let enable = env.amictl().args(["enable", &image, "-o", "json"]).run();
