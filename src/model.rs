@@ -69,6 +69,8 @@ pub struct BlockDevice {
     pub volume_size_gib: Option<i64>,
     pub volume_type: Option<String>,
     pub encrypted: Option<bool>,
+    /// The KMS key (an ARN, as EC2 reports it) its snapshot is encrypted with.
+    pub kms_key_id: Option<String>,
     pub delete_on_termination: Option<bool>,
     /// Instance-store volumes (`ephemeral0` …) have a virtual name instead of a snapshot.
     pub virtual_name: Option<String>,
@@ -107,6 +109,9 @@ pub struct Image {
     pub deprecation_time: Option<Timestamp>,
     /// The instance the image was made from, where the endpoint says.
     pub source_instance_id: Option<String>,
+    /// For a copy: the image it was copied from, and that image's region, as EC2 reports them.
+    pub source_image_id: Option<String>,
+    pub source_image_region: Option<String>,
     /// Why the image is in its state (e.g. why it `failed`).
     pub state_reason: Option<String>,
     /// `disabled`, or how it is enabled (an image with it on can't be deregistered), as EC2
@@ -552,6 +557,7 @@ impl Image {
                 volume_size_gib: Some(8),
                 volume_type: Some("gp3".to_owned()),
                 encrypted: Some(false),
+                kms_key_id: None,
                 delete_on_termination: Some(true),
                 virtual_name: None,
             }],
@@ -560,6 +566,8 @@ impl Image {
             tags: BTreeMap::new(),
             deprecation_time: None,
             source_instance_id: None,
+            source_image_id: None,
+            source_image_region: None,
             state_reason: None,
             deregistration_protection: None,
             last_launched_time: None,
@@ -753,6 +761,7 @@ mod tests {
             volume_size_gib: snapshot.map(|_| 8),
             volume_type: None,
             encrypted: None,
+            kms_key_id: None,
             delete_on_termination: None,
             virtual_name: virtual_name.map(str::to_owned),
         }

@@ -323,6 +323,8 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>, acc
             .collect::<BTreeMap<_, _>>(),
         deprecation_time: image.deprecation_time.and_then(|d| d.parse().ok()),
         source_instance_id: image.source_instance_id,
+        source_image_id: image.source_image_id,
+        source_image_region: image.source_image_region,
         state_reason: image.state_reason.and_then(|r| r.message),
         deregistration_protection: image.deregistration_protection,
         last_launched_time: image.last_launched_time.and_then(|d| d.parse().ok()),
@@ -343,6 +345,7 @@ fn block_device_from_sdk(mapping: sdk::BlockDeviceMapping) -> BlockDevice {
             .and_then(|e| e.volume_type.as_ref())
             .map(|t| t.as_str().to_owned()),
         encrypted: ebs.as_ref().and_then(|e| e.encrypted),
+        kms_key_id: ebs.as_ref().and_then(|e| e.kms_key_id.clone()),
         delete_on_termination: ebs.as_ref().and_then(|e| e.delete_on_termination),
         virtual_name: mapping.virtual_name,
     }

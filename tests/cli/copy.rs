@@ -201,7 +201,9 @@ fn each_region_is_encrypted_with_its_own_key() {
         .snapshots
         .unwrap_or_default();
         assert_eq!(found[0].encrypted, Some(true), "{region}");
-        assert_eq!(found[0].kms_key_id.as_deref(), Some(key), "{region}");
+        // EC2 reports the key's ARN (the test server's stand-in for the key behind an alias).
+        let arn = format!("arn:aws:kms:{region}:123456789012:key/{}", key.replace('/', "-"));
+        assert_eq!(found[0].kms_key_id.as_deref(), Some(arn.as_str()), "{region}");
     }
 }
 
@@ -309,5 +311,53 @@ fn bad_copy_requests_are_refused_before_any_request() {
             (&["--copy-to-regions", "nowhere"], "not an AWS region"),
             (&["--name", "{source_region}"], "is for `amictl copy`"),
         ],
+    );
+}
+
+/// An earlier copy is the one asked for only if EC2 says it was copied from this source and
+/// it is encrypted as asked now; otherwise that region fails, saying why and what to do.
+#[test]
+fn a_rerun_reuses_only_a_copy_that_is_what_was_asked_for() {
+    let env = source();
+    let image = source_image(&env, "sealed-again-1", &[]);
+    let plain = copy(&env, &image, "eu-west-1")
+        .args(["--wait"])
+        .run()
+        .assert_code(0)
+        .json();
+    let plain_copy = row(&plain, "eu-west-1")["image_id"].as_str().unwrap().to_owned();
+
+    let encrypted = copy(&env, &image, "eu-west-1").args(["--encrypt"]).run();
+
+    encrypted.assert_code(1);
+    let error = row(&encrypted.json(), "eu-west-1")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains(&plain_copy) && error.contains("unencrypted"), "{error}");
+    assert!(error.contains("amictl deregister"), "{error}");
+    assert_eq!(images_in(&env, "eu-west-1").len(), 1, "nothing copied twice");
+
+    // A copy of another image, carrying this source's tags: EC2 says where it came from.
+    let other = source_image(&env, "other-1", &[]);
+    let elsewhere = copy(&env, &other, "us-west-2")
+        .args(["--wait"])
+        .run()
+        .assert_code(0)
+        .json();
+    let impostor = row(&elsewhere, "us-west-2")["image_id"].as_str().unwrap().to_owned();
+    let target = env.elsewhere("us-west-2");
+    target.tag(&impostor, "amictl:source-image-id", &image);
+
+    let tricked = copy(&env, &image, "us-west-2").run();
+
+    tricked.assert_code(1);
+    let error = row(&tricked.json(), "us-west-2")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains(&format!("EC2 says it was copied from {other}")),
+        "{error}"
     );
 }

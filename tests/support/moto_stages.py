@@ -159,9 +159,12 @@ def copy_image(self):
         if target is None:
             raise EC2ClientError("InvalidParameterValue", f"'{spec.get('ResourceType')}' can't be tagged by CopyImage.")
         self.ec2_backend.create_tags([target], tags)
+    # EC2 reports each copy's source (DescribeImages' SourceImageId and SourceImageRegion).
+    ami.source_image_id = source_id
+    ami.source_image_region = source_region
     if str(self._get_param("Encrypted", "false")).lower() == "true":
         ami.ebs_snapshot.encrypted = True
-        ami.ebs_snapshot.kms_key_id = self._get_param("KmsKeyId") or "alias/aws/ebs"
+        ami.ebs_snapshot.kms_key_id = key_arn(self, self._get_param("KmsKeyId") or "alias/aws/ebs")
     if seconds > 0:
         ami.state = "pending"
         ami.copy_ready_at = now() + datetime.timedelta(seconds=seconds)
@@ -181,10 +184,22 @@ moto_copy_response = AmisResponse.copy_image
 AmisResponse.copy_image = copy_image
 
 
+def key_arn(response, key):
+    """The key ARN EC2 reports for a key named by ID, alias or ARN (an alias stands for a key
+    of its own name here: the test server has no KMS to resolve it)."""
+    if key.startswith("arn:"):
+        return key
+    name = key.replace("alias/", "alias-")
+    return f"arn:aws:kms:{response.region}:{response.current_account}:key/{name}"
+
+
 def block_device_mappings(self):
     mappings = moto_block_device_mappings.fget(self)
     for mapping in mappings:
-        mapping["Ebs"]["Encrypted"] = bool(getattr(self.ebs_snapshot, "encrypted", False))
+        encrypted = bool(getattr(self.ebs_snapshot, "encrypted", False))
+        mapping["Ebs"]["Encrypted"] = encrypted
+        if encrypted:
+            mapping["Ebs"]["KmsKeyId"] = self.ebs_snapshot.kms_key_id
     return mappings
 
 
@@ -218,7 +233,14 @@ def run_instances(self, image_id, *args, **kwargs):
 
 instance_models.InstanceBackend.run_instances = run_instances
 
-for name in ("deprecation_time", "deregistration_protection", "last_launched_time", "copy_ready_at"):
+for name in (
+    "deprecation_time",
+    "deregistration_protection",
+    "last_launched_time",
+    "copy_ready_at",
+    "source_image_id",
+    "source_image_region",
+):
     setattr(ami_models.Ami, name, None)
 
 

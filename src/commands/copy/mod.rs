@@ -463,7 +463,14 @@ async fn copy_into(
     let request = job.request;
     let earlier = ec2.copies_of(&job.source.image_id, &job.source_region).await?;
     let named = ec2.own_images_named(&job.spec.name).await?;
-    let image = match plan::decide(&earlier, &named, &job.spec.name, region) {
+    let kms_key = plan::kms_key_for(&request.kms_keys, region);
+    let wanted = plan::Wanted {
+        source: &job.source.image_id,
+        source_region: &job.source_region,
+        encrypt: request.encrypt,
+        kms_key,
+    };
+    let image = match plan::decide(&earlier, &named, &job.spec.name, region, &wanted) {
         Step::Refuse(why) => return Err(Error::Failed(why)),
         Step::Reuse(image) => {
             row.existing = true;
@@ -476,10 +483,13 @@ async fn copy_into(
             {
                 super::permissions::check_block_public_access(ctx).await?;
             }
-            let spec = CopySpec {
-                kms_key_id: plan::kms_key_for(&request.kms_keys, region).map(str::to_owned),
+            let mut spec = CopySpec {
+                kms_key_id: kms_key.map(str::to_owned),
                 ..job.spec.clone()
             };
+            if let Some(key) = kms_key {
+                spec.image_tags.insert(plan::KMS_KEY_TAG.to_owned(), key.to_owned());
+            }
             if request.dry_run {
                 ec2.copy_image_dry_run(&spec).await?;
                 row.what = "can be copied (dry run)".into();

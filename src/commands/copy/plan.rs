@@ -36,9 +36,20 @@ pub fn region_refusal(region: &Region, source_region: &str, regions: Option<&[Re
     }
 }
 
+/// What a copy in one region must be for an earlier one to be reused.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub source: &'a ImageId,
+    pub source_region: &'a str,
+    /// `--encrypt`: every EBS volume of the copy encrypted…
+    pub encrypt: bool,
+    /// …with this key (`None`: the account's default one).
+    pub kms_key: Option<&'a str>,
+}
+
 /// The step in one region, from the copies made there before (found by their source tags)
 /// and the account's images there with the copy's name.
-pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region) -> Step {
+pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region, wanted: &Wanted<'_>) -> Step {
     let failed = |image: &Image| matches!(image.state.as_deref(), Some("failed" | "error" | "invalid"));
     // Newest first: the most recent copy that is not a failure is the one to keep using.
     let mut earlier: Vec<&Image> = earlier.iter().collect();
@@ -50,6 +61,9 @@ pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region) -
                 "the copy in {region} ({}) is disabled; enable it (`amictl enable`) or deregister it, then copy again",
                 copy.image_id
             ));
+        }
+        if let Some(why) = not_what_was_asked(copy, region, wanted) {
+            return Step::Refuse(why);
         }
         return Step::Reuse(Box::new((*copy).clone()));
     }
@@ -67,6 +81,71 @@ pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region) -
         failed_before: earlier.iter().map(|image| image.image_id.clone()).collect(),
     }
 }
+
+/// Why an earlier copy (found by amictl's tags, which anyone can write) is not the copy asked
+/// for now: EC2 reports another source for it, or it isn't encrypted as asked.
+fn not_what_was_asked(copy: &Image, region: &Region, wanted: &Wanted<'_>) -> Option<String> {
+    let id = &copy.image_id;
+    let deregister = format!("deregister it (`amictl deregister {id} --region {region}`) and copy again");
+    if let Some(source) = copy.source_image_id.as_deref()
+        && (source != wanted.source.as_str()
+            || copy
+                .source_image_region
+                .as_deref()
+                .is_some_and(|r| r != wanted.source_region))
+    {
+        return Some(format!(
+            "{id} in {region} carries amictl's tags of a copy of {} ({}), but EC2 says it was copied from {source}{}: it is not a copy of this source; remove its amictl:source-* tags, or {deregister}",
+            wanted.source,
+            wanted.source_region,
+            copy.source_image_region
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    if !wanted.encrypt {
+        return None;
+    }
+    let volumes: Vec<_> = copy.block_devices.iter().filter(|d| d.is_ebs()).collect();
+    if let Some(plain) = volumes.iter().find(|d| d.encrypted != Some(true)) {
+        return Some(format!(
+            "the copy made before in {region} ({id}) has an unencrypted volume ({}), and --encrypt asks for an encrypted copy; {deregister}",
+            plain.device_name.as_deref().unwrap_or("a device")
+        ));
+    }
+    let asked = wanted.kms_key?;
+    let recorded = copy.tags.get(KMS_KEY_TAG).map(String::as_str);
+    for device in volumes {
+        let used = device.kms_key_id.as_deref().unwrap_or("the account's default key");
+        let same = match key_id_of(asked) {
+            // A key ID or key ARN: EC2's answer tells.
+            Some(asked_id) => device.kms_key_id.as_deref().and_then(key_id_of) == Some(asked_id),
+            // An alias: EC2 reports the key behind it, which only KMS could tell; amictl's
+            // record of the key asked for at the copy stands in.
+            None => recorded == Some(asked),
+        };
+        if !same {
+            return Some(format!(
+                "the copy made before in {region} ({id}) is encrypted with {used}{}, not the key asked for ({asked}); {deregister}",
+                recorded.map(|r| format!(" (asked as {r})")).unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+/// The key ID in a key ID or key ARN (`arn:…:key/ID`); `None` for an alias.
+fn key_id_of(key: &str) -> Option<&str> {
+    if key.starts_with("alias/") || key.contains(":alias/") {
+        return None;
+    }
+    Some(key.rsplit_once(":key/").map_or(key, |(_, id)| id))
+}
+
+/// On a copy amictl made with a key named: the key as asked (`--kms-key-id`), for a re-run
+/// that names it by alias, which EC2's answer (the key's ARN) doesn't show.
+pub const KMS_KEY_TAG: &str = "amictl:kms-key-id";
 
 /// The copy's tags: the source's own with `--copy-tags` (not AWS's `aws:` tags, nor amictl's
 /// records of the source's stage, which would be false of the copy), then `--tag`, then the two
@@ -196,27 +275,108 @@ mod tests {
         let other = image("ami-00000000000000003", "available", "2026-10-01T00:00:00Z");
 
         assert_eq!(
-            decide(&[failed.clone(), pending.clone()], &[], "web", &eu),
+            decide(&[failed.clone(), pending.clone()], &[], "web", &eu, &plain()),
             Step::Reuse(Box::new(pending.clone())),
             "the newest copy that did not fail"
         );
         assert_eq!(
-            decide(std::slice::from_ref(&failed), std::slice::from_ref(&failed), "web", &eu),
+            decide(
+                std::slice::from_ref(&failed),
+                std::slice::from_ref(&failed),
+                "web",
+                &eu,
+                &plain()
+            ),
             Step::Copy {
                 failed_before: vec![failed.image_id.clone()]
             },
             "a failed copy is copied again; its name is its own"
         );
-        assert_eq!(decide(&[], &[], "web", &eu), Step::Copy { failed_before: vec![] });
+        assert_eq!(
+            decide(&[], &[], "web", &eu, &plain()),
+            Step::Copy { failed_before: vec![] }
+        );
         let disabled = image("ami-00000000000000004", "disabled", "2026-11-03T00:00:00Z");
-        let Step::Refuse(why) = decide(&[pending.clone(), disabled], &[], "web", &eu) else {
+        let Step::Refuse(why) = decide(&[pending.clone(), disabled], &[], "web", &eu, &plain()) else {
             panic!("a disabled copy is neither reused nor copied again");
         };
         assert!(why.contains("is disabled"), "{why}");
-        let Step::Refuse(why) = decide(&[], &[other], "web", &eu) else {
+        let Step::Refuse(why) = decide(&[], &[other], "web", &eu, &plain()) else {
             panic!("a name taken by an image that is no copy of the source");
         };
         assert!(why.contains("ami-00000000000000003") && why.contains("--name"), "{why}");
+    }
+
+    const SOURCE: &str = "ami-0123456789abcdef0";
+
+    fn plain() -> Wanted<'static> {
+        static ID: std::sync::LazyLock<ImageId> = std::sync::LazyLock::new(|| ImageId::from_ec2(SOURCE));
+        Wanted {
+            source: &ID,
+            source_region: "us-east-1",
+            encrypt: false,
+            kms_key: None,
+        }
+    }
+
+    /// amictl's tags can be written by anyone; what EC2 reports of a copy, and how it is
+    /// encrypted, decide whether it is the copy asked for now.
+    #[test]
+    fn an_earlier_copy_is_reused_only_if_ec2_says_it_is_one_and_it_is_encrypted_as_asked() {
+        let eu = region("eu-west-1");
+        let mut copy = image("ami-00000000000000001", "available", "2026-11-01T00:00:00Z");
+        copy.source_image_id = Some(SOURCE.to_owned());
+        copy.source_image_region = Some("us-east-1".to_owned());
+        assert!(matches!(
+            decide(std::slice::from_ref(&copy), &[], "web", &eu, &plain()),
+            Step::Reuse(_)
+        ));
+
+        let mut impostor = copy.clone();
+        impostor.source_image_id = Some("ami-0fedcba9876543210".to_owned());
+        let Step::Refuse(why) = decide(&[impostor], &[], "web", &eu, &plain()) else {
+            panic!("EC2 names another source");
+        };
+        assert!(
+            why.contains("EC2 says it was copied from ami-0fedcba9876543210"),
+            "{why}"
+        );
+
+        let encrypt = |key: Option<&'static str>| Wanted {
+            encrypt: true,
+            kms_key: key,
+            ..plain()
+        };
+        let Step::Refuse(why) = decide(std::slice::from_ref(&copy), &[], "web", &eu, &encrypt(None)) else {
+            panic!("an unencrypted copy, --encrypt asked");
+        };
+        assert!(
+            why.contains("unencrypted") && why.contains("amictl deregister"),
+            "{why}"
+        );
+
+        let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        copy.block_devices[0].encrypted = Some(true);
+        copy.block_devices[0].kms_key_id = Some(arn.to_owned());
+        for (asked, reused) in [
+            (None, true),
+            (Some(arn), true),
+            (Some("1234abcd-12ab-34cd-56ef-1234567890ab"), true),
+            (Some("0000abcd-12ab-34cd-56ef-1234567890ab"), false),
+            (Some("alias/images"), false),
+        ] {
+            let step = decide(std::slice::from_ref(&copy), &[], "web", &eu, &encrypt(asked));
+            assert_eq!(matches!(step, Step::Reuse(_)), reused, "{asked:?}: {step:?}");
+        }
+        copy.tags.insert(KMS_KEY_TAG.to_owned(), "alias/images".to_owned());
+        let step = decide(
+            std::slice::from_ref(&copy),
+            &[],
+            "web",
+            &eu,
+            &encrypt(Some("alias/images")),
+        );
+        assert!(matches!(step, Step::Reuse(_)), "the alias asked for then: {step:?}");
     }
 
     #[test]
