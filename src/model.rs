@@ -421,6 +421,9 @@ pub type ImageUsers = BTreeMap<ImageId, std::collections::BTreeSet<ImageUser>>;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsageMap {
     pub users: ImageUsers,
+    /// What creates volumes from each snapshot (launch template versions and launch
+    /// configurations whose block device mappings name it).
+    pub snapshot_users: BTreeMap<SnapshotId, std::collections::BTreeSet<ImageUser>>,
     /// Consumers whose image could not be told, e.g. an SSM parameter that can't be read.
     pub unchecked: Vec<String>,
     /// Checks the endpoint doesn't offer, for a note on stderr (the scans cover them).

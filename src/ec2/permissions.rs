@@ -215,16 +215,45 @@ impl Ec2 {
         }
     }
 
+    /// Who may create volumes from each of these snapshots (one DescribeSnapshotAttribute
+    /// each, a few at once, paced: EC2 has no batched read of them). Only those shared with
+    /// someone are in the answer.
+    pub async fn snapshot_sharing_of(
+        &self,
+        ids: &[SnapshotId],
+    ) -> Result<BTreeMap<SnapshotId, SnapshotSharing>, Error> {
+        let reads: Vec<Result<SnapshotSharing, Error>> = futures::stream::iter(ids)
+            .map(|id| self.snapshot_volume_permissions(id))
+            .buffer_unordered(CONCURRENT_READS)
+            .collect()
+            .await;
+        let mut shared = BTreeMap::new();
+        for read in reads {
+            let sharing = read?;
+            if sharing.is_shared() {
+                shared.insert(sharing.snapshot_id.clone(), sharing);
+            }
+        }
+        Ok(shared)
+    }
+
     /// Who may create volumes from (and so copy) a snapshot: everyone (public) or accounts.
     pub async fn snapshot_volume_permissions(&self, snapshot_id: &SnapshotId) -> Result<SnapshotSharing, Error> {
+        let stream = self.streams.of("DescribeSnapshotAttribute");
         let output = self
-            .client
-            .describe_snapshot_attribute()
-            .snapshot_id(snapshot_id.as_str())
-            .attribute(SnapshotAttributeName::CreateVolumePermission)
-            .send()
-            .await
-            .map_err(|err| self.error("DescribeSnapshotAttribute", &err))?;
+            .streams
+            .send(&stream, |config| async move {
+                self.client
+                    .describe_snapshot_attribute()
+                    .snapshot_id(snapshot_id.as_str())
+                    .attribute(SnapshotAttributeName::CreateVolumePermission)
+                    .customize()
+                    .config_override(config)
+                    .send()
+                    .await
+                    .map_err(|err| self.error("DescribeSnapshotAttribute", &err))
+            })
+            .await?;
         let grants = output.create_volume_permissions();
         Ok(SnapshotSharing {
             snapshot_id: snapshot_id.clone(),

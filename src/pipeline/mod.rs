@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
 use crate::output::Printer;
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 use execute::{Execution, execute};
 use plan::{Inventory, Plan};
 
@@ -110,8 +110,11 @@ pub async fn carry_out(
 pub struct Reads {
     /// The account's snapshots and the Recycle Bin, for orphans.
     pub orphans: bool,
-    /// Who else may launch each candidate (not needed when shared images may go).
+    /// Who else may launch each candidate (not needed when shared images may go), and who
+    /// else may create volumes from the snapshots that may go.
     pub launch_permissions: bool,
+    /// What creates volumes from snapshots, where snapshots may be deleted (theirs or orphans).
+    pub snapshot_consumers: bool,
 }
 
 impl Reads {
@@ -121,24 +124,20 @@ impl Reads {
         Reads {
             orphans: policy.orphans,
             launch_permissions: !policy.include_shared,
+            snapshot_consumers: policy.delete_snapshots || policy.orphans,
         }
     }
 
     /// What a plan of several policies needs: what any of them needs.
     pub fn for_rules(rules: &[plan::Rules]) -> Reads {
-        rules.iter().fold(
+        rules.iter().fold(Reads::default(), |reads, rule| {
+            let more = Reads::for_policy(&rule.policy);
             Reads {
-                orphans: false,
-                launch_permissions: false,
-            },
-            |reads, rule| {
-                let more = Reads::for_policy(&rule.policy);
-                Reads {
-                    orphans: reads.orphans || more.orphans,
-                    launch_permissions: reads.launch_permissions || more.launch_permissions,
-                }
-            },
-        )
+                orphans: reads.orphans || more.orphans,
+                launch_permissions: reads.launch_permissions || more.launch_permissions,
+                snapshot_consumers: reads.snapshot_consumers || more.snapshot_consumers,
+            }
+        })
     }
 }
 
@@ -172,8 +171,17 @@ pub async fn read_inventory(
             Ok(std::collections::BTreeMap::new())
         }
     };
-    let (usage, (snapshots, recycle_bin), shared) =
-        futures::try_join!(Box::pin(ec2.usage_map(candidates)), snapshots, shared)?;
+    let (usage, (snapshots, recycle_bin), shared) = futures::try_join!(
+        Box::pin(ec2.usage_map(candidates, reads.snapshot_consumers)),
+        snapshots,
+        shared
+    )?;
+    let snapshot_sharing = if reads.launch_permissions && reads.snapshot_consumers {
+        ec2.snapshot_sharing_of(&snapshots_that_may_go(&images, candidates, &snapshots))
+            .await?
+    } else {
+        std::collections::BTreeMap::new()
+    };
     let mut notes = usage.not_offered.clone();
     if reads.orphans && recycle_bin == RecycleBin::NotOffered {
         notes.push(
@@ -185,8 +193,29 @@ pub async fn read_inventory(
         images,
         usage,
         shared,
+        snapshot_sharing,
         snapshots,
         recycle_bin,
         notes,
     })
+}
+
+/// The snapshots a plan might delete: the candidates', and those made for an image that no
+/// longer exists (orphans, decided in the plan; the few this takes in besides cost a read).
+fn snapshots_that_may_go(
+    images: &[Image],
+    candidates: &[ImageId],
+    snapshots: &[crate::model::Snapshot],
+) -> Vec<SnapshotId> {
+    let wanted: std::collections::HashSet<&ImageId> = candidates.iter().collect();
+    let existing: std::collections::HashSet<&ImageId> = images.iter().map(|i| &i.image_id).collect();
+    let of_candidates = images
+        .iter()
+        .filter(|i| wanted.contains(&i.image_id))
+        .flat_map(|i| i.snapshot_ids.iter().cloned());
+    let orphaned = snapshots
+        .iter()
+        .filter(|s| s.made_for_image().is_some_and(|image| !existing.contains(&image)))
+        .map(|s| s.snapshot_id.clone());
+    crate::types::each_once(of_candidates.chain(orphaned))
 }

@@ -424,9 +424,14 @@ fn the_scans_stay_a_few_pages_for_500_candidate_images() {
         Some(500),
         "launch permissions: one read per candidate (EC2 has no batched read), never more"
     );
+    assert_eq!(
+        counts.get("DescribeSnapshotAttribute").copied(),
+        Some(500),
+        "create-volume permissions: one read per snapshot that may go, never more"
+    );
     let known: usize = counts
         .iter()
-        .filter(|(action, _)| *action != "DescribeImageAttribute")
+        .filter(|(action, _)| !matches!(action.as_str(), "DescribeImageAttribute" | "DescribeSnapshotAttribute"))
         .map(|(_, n)| n)
         .sum();
     assert!(known <= 15, "{counts:?}");
@@ -473,4 +478,118 @@ fn a_scan_the_caller_may_not_make_stops_the_run_before_any_change() {
         assert!(mutations.is_empty(), "nothing was changed: {mutations:?}");
     }
     assert_eq!(env.image_ids(), before);
+}
+
+/// Snapshots have consumers too: a launch template version or launch configuration whose
+/// block device mapping creates a volume from an image's snapshot, and accounts the snapshot
+/// is shared with (or everyone). Such a snapshot stays when its image goes, in a cleanup, in
+/// `deregister --delete-snapshots` and as an orphan, naming why.
+#[test]
+fn a_snapshot_something_else_needs_stays_when_its_image_goes() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let template_image = env.create_image(&instance, "snapcons-template", &[]);
+    let mapped = env.create_image(&instance, "snapcons-mapped", &[]);
+    let configured = env.create_image(&instance, "snapcons-configured", &[]);
+    let shared = env.create_image(&instance, "snapcons-shared", &[]);
+    let control = env.create_image(&instance, "snapcons-control", &[]);
+    let snapshot = |image: &str| env.snapshot_of(image);
+    let (mapped_snap, configured_snap, shared_snap, control_snap) = (
+        snapshot(&mapped),
+        snapshot(&configured),
+        snapshot(&shared),
+        snapshot(&control),
+    );
+    env.create_launch_template_with_snapshot("data-volume", &template_image, &mapped_snap);
+    env.create_launch_configuration_with_snapshot("data-lc", &template_image, &configured_snap);
+    env.share_snapshot(&shared_snap, false, &[ACCOUNT]);
+
+    let report = env
+        .amictl()
+        .args([
+            "cleanup",
+            &mapped,
+            &configured,
+            &shared,
+            &control,
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run()
+        .assert_code(0)
+        .json();
+
+    for (image, why) in [
+        (&mapped, "launch template data-volume"),
+        (&configured, "launch configuration data-lc"),
+        (&shared, "shared with 111122223333"),
+    ] {
+        let entry = entry(&report, image);
+        assert_eq!(entry["result"]["status"], "done", "the image goes: {entry}");
+        let kept = &entry["snapshots"][0];
+        assert_eq!(kept["action"], "keep", "{entry}");
+        assert!(kept["reason"].as_str().unwrap().contains(why), "{why}: {kept}");
+    }
+    assert_eq!(entry(&report, &control)["snapshots"][0]["result"]["status"], "done");
+    let left = env.snapshot_ids();
+    for kept in [&mapped_snap, &configured_snap, &shared_snap] {
+        assert!(left.contains(kept), "{kept} stays");
+    }
+    assert!(!left.contains(&control_snap));
+
+    // Now orphans: still kept for the same reasons, until the user says otherwise.
+    let orphans = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run()
+        .assert_code(0)
+        .json();
+    let listed = orphans["orphan_snapshots"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{orphans}");
+    assert!(listed.iter().all(|s| s["action"] == "keep"), "{orphans}");
+    let forced = env
+        .amictl()
+        .args([
+            "cleanup",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--allow-in-use",
+            "--include-shared",
+        ])
+        .args(["--yes", "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    assert_eq!(forced["summary"]["snapshots_deleted"], 3, "{forced}");
+}
+
+#[test]
+fn deregister_delete_snapshots_keeps_a_snapshot_a_template_maps() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let template_image = env.create_image(&instance, "dsnap-template", &[]);
+    let mapped = env.create_image(&instance, "dsnap-mapped", &[]);
+    let mapped_snap = env.snapshot_of(&mapped);
+    env.create_launch_template_with_snapshot("dsnap-volume", &template_image, &mapped_snap);
+
+    let report = env
+        .amictl()
+        .args(["deregister", &mapped, "--delete-snapshots", "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+
+    assert_eq!(report["images"][0]["result"]["status"], "done");
+    assert_eq!(report["images"][0]["snapshots"][0]["action"], "keep", "{report}");
+    assert!(env.snapshot_ids().contains(&mapped_snap));
 }

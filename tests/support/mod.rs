@@ -397,6 +397,67 @@ impl TestEnv {
         })
     }
 
+    /// A launch template whose image is `image_id` and whose block device mapping creates a
+    /// second volume from `snapshot_id` (a snapshot some other image was made with).
+    pub fn create_launch_template_with_snapshot(&self, name: &str, image_id: &str, snapshot_id: &str) -> String {
+        let client = self.client();
+        let (name, image_id, snapshot_id) = (name.to_owned(), image_id.to_owned(), snapshot_id.to_owned());
+        block_on(async move {
+            client
+                .create_launch_template()
+                .launch_template_name(name)
+                .launch_template_data(
+                    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                        .image_id(image_id)
+                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                        .block_device_mappings(
+                            aws_sdk_ec2::types::LaunchTemplateBlockDeviceMappingRequest::builder()
+                                .device_name("/dev/sdf")
+                                .ebs(
+                                    aws_sdk_ec2::types::LaunchTemplateEbsBlockDeviceRequest::builder()
+                                        .snapshot_id(snapshot_id)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("CreateLaunchTemplate")
+                .launch_template()
+                .and_then(|t| t.launch_template_id())
+                .expect("a template ID")
+                .to_owned()
+        })
+    }
+
+    /// A launch configuration whose block device mapping creates a volume from the snapshot.
+    pub fn create_launch_configuration_with_snapshot(&self, name: &str, image_id: &str, snapshot_id: &str) {
+        let client = self.autoscaling();
+        let (name, image_id, snapshot_id) = (name.to_owned(), image_id.to_owned(), snapshot_id.to_owned());
+        block_on(async move {
+            client
+                .create_launch_configuration()
+                .launch_configuration_name(name)
+                .image_id(image_id)
+                .instance_type("t3.micro")
+                .block_device_mappings(
+                    aws_sdk_autoscaling::types::BlockDeviceMapping::builder()
+                        .device_name("/dev/sdf")
+                        .ebs(
+                            aws_sdk_autoscaling::types::Ebs::builder()
+                                .snapshot_id(snapshot_id)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("CreateLaunchConfiguration");
+        });
+    }
+
     /// A new version of a template naming another image, made its default: the version
     /// before it is then neither `$Latest` nor `$Default`.
     pub fn new_default_template_version(&self, template_id: &str, image_id: &str) {

@@ -46,25 +46,44 @@ impl Ec2 {
     }
 
     /// The images Auto Scaling launch configurations name.
-    pub(super) async fn launch_configurations_using(&self) -> Result<Vec<(String, ImageUser)>, Error> {
+    /// Every launch configuration's image, and the snapshots its block device mappings create
+    /// volumes from, each with the configuration as the user.
+    pub(super) async fn launch_configurations_using(&self) -> Result<LaunchConfigurationUses, Error> {
         let mut pages = self
             .autoscaling
             .describe_launch_configurations()
             .into_paginator()
             .page_size(100)
             .send();
-        let mut found = Vec::new();
+        let mut found = LaunchConfigurationUses::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;
             for configuration in page.launch_configurations() {
-                if let (Some(image), Some(name)) = (configuration.image_id(), configuration.launch_configuration_name())
+                let Some(name) = configuration.launch_configuration_name() else {
+                    continue;
+                };
+                let user = ImageUser::new(UserKind::LaunchConfiguration, name);
+                if let Some(image) = configuration.image_id() {
+                    found.images.push((image.to_owned(), user.clone()));
+                }
+                for snapshot in configuration
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
                 {
-                    found.push((image.to_owned(), ImageUser::new(UserKind::LaunchConfiguration, name)));
+                    found.snapshots.push((snapshot.to_owned(), user.clone()));
                 }
             }
         }
         Ok(found)
     }
+}
+
+/// What launch configurations name: images, and snapshots to create volumes from.
+#[derive(Debug, Default)]
+pub(super) struct LaunchConfigurationUses {
+    pub images: Vec<(String, ImageUser)>,
+    pub snapshots: Vec<(String, ImageUser)>,
 }
 
 fn pin(spec: &LaunchTemplateSpecification) -> TemplatePin {

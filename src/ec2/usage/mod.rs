@@ -33,7 +33,7 @@ use templates::TemplatePin;
 use super::Ec2;
 use crate::error::Error;
 use crate::model::{ImageUser, UsageMap, UserKind};
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 
 /// DescribeInstances takes at most this many values in one filter.
 const FILTER_VALUES: usize = 200;
@@ -65,10 +65,44 @@ impl<'a> ImageRef<'a> {
     }
 }
 
+/// The snapshots that launch template versions (those a consumer can launch: `$Latest`,
+/// `$Default`, and versions groups and fleets pin) and launch configurations create volumes
+/// from: deleting one breaks their next launch.
+fn snapshot_users(
+    templates: &templates::TemplateVersions,
+    consumers: &[Consumer],
+    configurations: Vec<(String, ImageUser)>,
+) -> BTreeMap<SnapshotId, BTreeSet<ImageUser>> {
+    let mut users: BTreeMap<SnapshotId, BTreeSet<ImageUser>> = BTreeMap::new();
+    let mut add = |snapshot: &str, user: ImageUser| {
+        users.entry(SnapshotId::from_ec2(snapshot)).or_default().insert(user);
+    };
+    for version in templates.latest_and_default() {
+        for snapshot in &version.snapshots {
+            add(snapshot, ImageUser::new(UserKind::LaunchTemplate, version.id()));
+        }
+    }
+    for consumer in consumers {
+        for pin in &consumer.pins {
+            if let Some(version) = templates.resolve(pin) {
+                for snapshot in &version.snapshots {
+                    add(snapshot, consumer.user.clone().via(version.label()));
+                }
+            }
+        }
+    }
+    for (snapshot, user) in configurations {
+        add(&snapshot, user);
+    }
+    users
+}
+
 impl Ec2 {
-    /// What can launch each of these images, and what could not be checked.
-    pub async fn usage_map(&self, image_ids: &[ImageId]) -> Result<UsageMap, Error> {
-        if image_ids.is_empty() {
+    /// What can launch each of these images, what creates volumes from snapshots (with
+    /// `snapshots`: the candidates' or orphans' snapshots may be deleted), and what could not
+    /// be checked.
+    pub async fn usage_map(&self, image_ids: &[ImageId], snapshots: bool) -> Result<UsageMap, Error> {
+        if image_ids.is_empty() && !snapshots {
             return Ok(UsageMap::default());
         }
         let (instances, configurations, templates, consumers, parameters, references) = futures::try_join!(
@@ -85,8 +119,12 @@ impl Ec2 {
         let pinned = templates.missing(consumers.iter().flat_map(|c| &c.pins));
         let templates = templates.with(self.template_versions(&pinned).await?);
 
-        let mut found: Vec<(String, ImageUser)> =
-            instances.into_iter().chain(configurations).chain(references).collect();
+        let snapshot_users = snapshot_users(&templates, &consumers, configurations.snapshots);
+        let mut found: Vec<(String, ImageUser)> = instances
+            .into_iter()
+            .chain(configurations.images)
+            .chain(references)
+            .collect();
         let mut unchecked = Vec::new();
         for (name, image) in &parameters {
             match image {
@@ -150,6 +188,7 @@ impl Ec2 {
         unchecked.dedup();
         Ok(UsageMap {
             users,
+            snapshot_users,
             unchecked,
             not_offered,
         })
@@ -349,7 +388,10 @@ mod tests {
         let ec2 = mock_ec2(RuleMode::MatchAny, &rules.iter().collect::<Vec<_>>());
 
         let usage = ec2
-            .usage_map(&ids(&["ami-00000001", "ami-00000002", "ami-00000003", "ami-00000009"]))
+            .usage_map(
+                &ids(&["ami-00000001", "ami-00000002", "ami-00000003", "ami-00000009"]),
+                true,
+            )
             .await
             .unwrap();
 
@@ -396,7 +438,7 @@ mod tests {
         };
         let ec2 = mock_ec2(RuleMode::MatchAny, &rules.iter().collect::<Vec<_>>());
 
-        let usage = ec2.usage_map(&ids(&["ami-00000001"; 25])).await.unwrap();
+        let usage = ec2.usage_map(&ids(&["ami-00000001"; 25]), false).await.unwrap();
 
         assert!(usage.users.is_empty());
         assert_eq!(rules[lacking_calls].num_calls(), 1, "one try, not one per ten images");

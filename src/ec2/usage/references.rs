@@ -149,6 +149,10 @@ impl Ec2 {
     /// The images in the Recycle Bin (only these, when `ids` names any), with when each
     /// entered and leaves it; `None` where the endpoint doesn't have the Recycle Bin.
     pub async fn recycle_bin_entries(&self, ids: &[ImageId]) -> Result<Option<Vec<BinnedImage>>, Error> {
+        use std::sync::atomic::Ordering;
+        if self.no_recycle_bin.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let mut entries = Vec::new();
         // Only the very first request is the probe.
         let mut probe = true;
@@ -167,7 +171,10 @@ impl Ec2 {
                 let result = send_probing(probe, |once| once_or_retried!(once, request.clone())).await;
                 let page = match result {
                     Ok(page) => page,
-                    Err(err) if probe && not_offered(&err).is_some() => return Ok(None),
+                    Err(err) if probe && not_offered(&err).is_some() => {
+                        self.no_recycle_bin.store(true, Ordering::Relaxed);
+                        return Ok(None);
+                    }
                     Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
                 };
                 probe = false;

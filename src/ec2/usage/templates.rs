@@ -30,6 +30,8 @@ pub struct Version {
     pub number: i64,
     pub default: bool,
     pub image: String,
+    /// The snapshots its block device mappings create volumes from.
+    pub snapshots: Vec<String>,
 }
 
 impl Version {
@@ -54,6 +56,14 @@ impl Version {
                 .and_then(|d| d.image_id())
                 .unwrap_or_default()
                 .to_owned(),
+            snapshots: version
+                .launch_template_data()
+                .map(aws_sdk_ec2::types::ResponseLaunchTemplateData::block_device_mappings)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -252,6 +262,7 @@ mod tests {
             number,
             default,
             image: image.to_owned(),
+            snapshots: Vec::new(),
         }
     }
 

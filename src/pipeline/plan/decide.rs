@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, Rules, SnapshotAction, SnapshotPlan, UNCHECKED};
 use crate::model::{Backing, Image, RecycleBin, Snapshot};
 use crate::pipeline::selection::Selection;
-use crate::types::ImageId;
+use crate::types::{ImageId, SnapshotId};
 
 /// Decides what happens to each image the selection picks and its snapshots, and (with
 /// `orphans`) to the snapshots whose image is gone.
@@ -78,7 +78,13 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
             .iter()
             .filter_map(|device| {
                 let id = device.snapshot_id.as_ref()?;
-                let (action, reason) = snapshot_fate(id.as_str(), &entry, policy, &references, &leaving);
+                let (action, reason) = match snapshot_fate(id.as_str(), &entry, policy, &references, &leaving) {
+                    (SnapshotAction::Delete, reason) => match needed_elsewhere(inventory, id, policy) {
+                        Some(why) => (SnapshotAction::Keep, why),
+                        None => (SnapshotAction::Delete, reason),
+                    },
+                    kept => kept,
+                };
                 Some(SnapshotPlan {
                     snapshot_id: id.clone(),
                     region: entry.region.clone(),
@@ -322,8 +328,39 @@ fn snapshot_fate(
     }
 }
 
+/// Why a snapshot no image of the plan keeps is still needed: a launch template version or
+/// launch configuration creates volumes from it (kept unless `--allow-in-use`), or other
+/// accounts may create volumes from it (kept unless `--include-shared`), as for images.
+fn needed_elsewhere(inventory: &Inventory, id: &SnapshotId, policy: &Policy) -> Option<String> {
+    if !policy.allow_in_use
+        && let Some(users) = inventory.usage.snapshot_users.get(id).filter(|u| !u.is_empty())
+    {
+        let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+        return Some(format!(
+            "{} creates volumes from it; --allow-in-use deletes it anyway",
+            users.join(", ")
+        ));
+    }
+    if !policy.include_shared
+        && let Some(sharing) = inventory.snapshot_sharing.get(id)
+    {
+        let whom = if sharing.public {
+            "public: any AWS account may create volumes from it".to_owned()
+        } else {
+            format!(
+                "shared with {}: they may create volumes from it",
+                sharing.accounts.join(", ")
+            )
+        };
+        return Some(format!("{whom}; --include-shared deletes it anyway"));
+    }
+    None
+}
+
 /// Snapshots made for an image that no longer exists (nor waits in the Recycle Bin), which no
 /// existing image references, complete and old enough not to belong to an image in the making.
+/// One that something else still needs (a template, a configuration, another account) is
+/// listed as kept, with the reason.
 fn orphans(
     inventory: &Inventory,
     images: &[ImagePlan],
@@ -354,13 +391,20 @@ fn orphans(
         .filter_map(|s| {
             let image = s.made_for_image()?;
             let gone = !existing.contains(image.as_str()) && !in_recycle_bin.contains(image.as_str());
+            let (action, reason) = match needed_elsewhere(inventory, &s.snapshot_id, policy) {
+                Some(why) => (SnapshotAction::Keep, why),
+                None => (
+                    SnapshotAction::Delete,
+                    format!("made for {image}, which no longer exists"),
+                ),
+            };
             gone.then(|| SnapshotPlan {
                 snapshot_id: s.snapshot_id.clone(),
                 region: s.region.clone(),
                 account_id: s.account_id.clone(),
                 size_gib: s.size_gib,
-                action: SnapshotAction::Delete,
-                reason: format!("made for {image}, which no longer exists"),
+                action,
+                reason,
                 result: None,
                 policy: None,
             })

@@ -36,6 +36,9 @@ pub struct Inventory {
     pub usage: UsageMap,
     /// Who besides the owner may launch each candidate (read unless shared images may go).
     pub shared: BTreeMap<ImageId, LaunchPermissions>,
+    /// Who besides the owner may create volumes from each snapshot that may go (read unless
+    /// shared images and snapshots may go).
+    pub snapshot_sharing: BTreeMap<SnapshotId, crate::ec2::SnapshotSharing>,
     /// The account's snapshots; read only when orphans are looked for.
     pub snapshots: Vec<Snapshot>,
     /// Images in the Recycle Bin: their snapshots are not orphans.
