@@ -82,6 +82,7 @@ impl PolicyFile {
                 delete_snapshots: true,
                 ..Policy::default()
             },
+            regions: Vec::new(),
         });
         Ok(PolicyFile { policies, orphans })
     }
@@ -102,6 +103,25 @@ impl PolicyFile {
             .collect();
         rules.extend(self.orphans.clone());
         rules
+    }
+
+    /// The policies as a saved plan records them, each with the regions it ran in (the run's
+    /// own, `home`, for those that name none), then the orphans' rule (every region).
+    pub fn recorded(&self, home: &str) -> Vec<Rules> {
+        let mut recorded: Vec<Rules> = self
+            .policies
+            .iter()
+            .map(|(rules, regions)| Rules {
+                regions: if regions.is_empty() {
+                    vec![home.to_owned()]
+                } else {
+                    regions.iter().map(ToString::to_string).collect()
+                },
+                ..rules.clone()
+            })
+            .collect();
+        recorded.extend(self.orphans.clone());
+        recorded
     }
 
     /// Every region a policy runs in, the run's own (`home`) for those that name none.
@@ -211,6 +231,7 @@ impl PolicyText {
                 name: Some(name),
                 selection,
                 policy,
+                regions: Vec::new(),
             },
             regions,
         ))

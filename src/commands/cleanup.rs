@@ -84,17 +84,28 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
         Source::Saved(saved) => {
             let mut plan = Plan::merge(plans, &saved.selection, &saved.policy);
             plan.policies.clone_from(&saved.policies);
+            let visited: BTreeSet<(&str, Option<&str>)> = contexts
+                .iter()
+                .map(|ctx| (ctx.ec2.region(), ctx.ec2.account_id()))
+                .collect();
+            plan.add_unvisited(saved, &visited);
             plan
         }
-        Source::File { file, .. } => {
+        Source::File { file, home } => {
             let mut plan = Plan::merge(plans, &Selection::default(), &Policy::default());
-            plan.policies = file.policies.iter().map(|(rules, _)| rules.clone()).collect();
-            plan.policies.extend(file.orphans.clone());
+            plan.policies = file.recorded(home);
             plan
         }
     };
     plan.show_kept = args.show_kept;
     carry(contexts, &args, &mut plan).await?;
+    if plan.dry_run && plan.summary.failures > 0 {
+        return Err(Error::Failed(format!(
+            "{} entries of the saved plan are in accounts or regions this run did not reach (see RESULT)",
+            plan.summary.failures
+        ))
+        .into());
+    }
     if !failures.is_empty() {
         return Err(Error::Failed(format!("regions left out: {}", failures.join("; "))).into());
     }
@@ -197,6 +208,7 @@ fn settings(args: &CleanupArgs) -> Result<Rules, Error> {
         name: None,
         selection,
         policy,
+        regions: Vec::new(),
     })
 }
 
@@ -310,7 +322,10 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
         )));
     }
     let now = ctx.printer.now();
-    let rules = saved.rules();
+    // Each policy where it ran when the plan was made, not in every region of the plan.
+    let rules: Vec<Rules> = (saved.rules().into_iter())
+        .filter(|rule| rule.runs_in(ctx.ec2.region()))
+        .collect();
     let candidates = candidates(&rules, &images, now);
     let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(&rules)).await?;
     let mut plan = recheck(&saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()), &inventory, now);

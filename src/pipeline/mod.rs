@@ -81,10 +81,26 @@ pub async fn carry_out(
             }
         }
     }
-    // The parts' entries, with their results, back into the plan; the rest of it stays.
+    // The parts' entries, with their results, back into the plan; the rest of it stays, and
+    // so do entries of an account or region no client reached (a saved plan's, reported).
+    let reached = |region: &str, account: Option<&str>| {
+        clients
+            .iter()
+            .any(|c| c.region() == region && c.account_id() == account)
+    };
     let done = Plan::merge(parts, &plan.selection, &plan.policy);
+    let unreached_images: Vec<_> = (plan.images.iter())
+        .filter(|i| !reached(&i.region, i.account_id.as_deref()))
+        .cloned()
+        .collect();
+    let unreached_orphans: Vec<_> = (plan.orphan_snapshots.iter())
+        .filter(|s| !reached(&s.region, s.account_id.as_deref()))
+        .cloned()
+        .collect();
     plan.images = done.images;
+    plan.images.extend(unreached_images);
     plan.orphan_snapshots = done.orphan_snapshots;
+    plan.orphan_snapshots.extend(unreached_orphans);
     counter.finish();
     plan.summarize(carry.snapshot_price);
     printer

@@ -199,6 +199,7 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
         .run();
     let report = applied.assert_code(0).json();
     assert_eq!(report["summary"]["images_deregistered"], 6, "{}", applied.stderr);
+
     let left = env.amictl().args(["describe", "-o", "json"]).args(ORG).run();
     assert!(
         left.assert_code(0).json().as_array().unwrap().is_empty(),
@@ -206,6 +207,35 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
         left.stdout
     );
     assert_eq!(home.image_ids().len(), 1, "the caller's own image stays");
+    // Applied through fewer accounts than it was made in: what no session reached is
+    // reported, and the run exits 1, rather than the entries silently dropped.
+    for (id, _) in &members {
+        let there = env
+            .elsewhere("eu-west-1")
+            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
+        there.create_image(&there.run_instance(None), &format!("again-{id}"), &[]);
+    }
+    env.amictl()
+        .args(["cleanup", "--all", "--save-plan", plan])
+        .args(ORG)
+        .run()
+        .assert_code(0);
+    let part = env
+        .amictl()
+        .args(["cleanup", "--apply-plan", plan, "--yes", "--accounts", &members[0].0])
+        .args(["--role-name", "amictl", "-o", "json"])
+        .run();
+    part.assert_code(1);
+    let report = part.json();
+    let unreached: Vec<&Value> = (report["images"].as_array().unwrap().iter())
+        .filter(|i| {
+            i["result"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("did not reach"))
+        })
+        .collect();
+    assert_eq!(unreached.len(), 2, "the two other accounts' images: {report}");
+    assert_eq!(report["summary"]["images_deregistered"], 1);
 }
 
 #[test]

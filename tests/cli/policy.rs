@@ -167,3 +167,43 @@ fn policy_mistakes_are_usage_errors_with_their_line_before_any_request() {
     );
     assert_eq!(tripwire.connections(), 0, "nothing was sent");
 }
+
+/// A saved plan remembers where each policy ran: applying it asks a policy again only in its
+/// own regions, so a policy of another region can't veto what was reviewed.
+#[test]
+fn a_saved_plan_asks_each_policy_only_in_its_own_regions() {
+    let env = TestEnv::on_its_own_server();
+    let here = env.elsewhere("eu-west-1");
+    let old = here.create_image(&here.run_instance(None), "nightly-1", &[]);
+    let (dir, file) = policy_file(
+        "[policies.nightly]\nname = \"nightly-*\"\nregions = [\"eu-west-1\"]\n\n\
+         [policies.keepall]\nname = \"nightly-*\"\nkeep = 5\nregions = [\"us-west-2\"]\n",
+    );
+    let saved = dir.path().join("plan.json");
+    here.amictl()
+        .args(["cleanup", "--policy", file.to_str().unwrap()])
+        .args(["--save-plan", saved.to_str().unwrap()])
+        .run()
+        .assert_code(0);
+    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let nightly = (recorded["policies"].as_array().unwrap().iter())
+        .find(|p| p["name"] == "nightly")
+        .unwrap();
+    assert_eq!(nightly["regions"], serde_json::json!(["eu-west-1"]), "{recorded}");
+
+    let applied = here
+        .amictl()
+        .args([
+            "cleanup",
+            "--apply-plan",
+            saved.to_str().unwrap(),
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    let report = applied.assert_code(0).json();
+    assert_eq!(plan_entry(&report, &old)["result"]["status"], "done", "{report}");
+    assert!(here.image_ids().is_empty());
+}

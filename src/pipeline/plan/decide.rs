@@ -17,6 +17,7 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
         name: None,
         selection: selection.clone(),
         policy: policy.clone(),
+        regions: Vec::new(),
     }];
     let mut plan = plan_rules(inventory, &rules, now);
     plan.policies = Vec::new();
@@ -429,6 +430,7 @@ mod tests {
             name: Some(name.to_owned()),
             selection,
             policy,
+            regions: Vec::new(),
         }
     }
 

@@ -181,6 +181,17 @@ pub struct Rules {
     pub name: Option<String>,
     pub selection: Selection,
     pub policy: Policy,
+    /// The regions the policy runs in, as a saved plan records them (`--apply-plan` asks it
+    /// there only); empty: every region of the run.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+impl Rules {
+    /// Whether the policy runs in this region.
+    pub fn runs_in(&self, region: &str) -> bool {
+        self.regions.is_empty() || self.regions.iter().any(|r| r == region)
+    }
 }
 
 /// What the user asked for, besides which images. A saved plan records it.
@@ -398,6 +409,7 @@ impl Plan {
                 name: None,
                 selection: self.selection.clone(),
                 policy: self.policy.clone(),
+                regions: Vec::new(),
             }]
         } else {
             self.policies.clone()
@@ -426,6 +438,44 @@ impl Plan {
         }
     }
 
+    /// The saved plan's entries in an account and region this run did not reach (no session
+    /// for the account, or its reading failed), added as failures: a plan applied only in
+    /// part must say so and exit 1, never drop what it didn't visit.
+    pub fn add_unvisited(&mut self, saved: &Plan, visited: &BTreeSet<(&str, Option<&str>)>) {
+        let unvisited = |region: &str, account: Option<&str>| {
+            let reached = visited.contains(&(region, account));
+            (!reached).then(|| {
+                Outcome::Failed(format!(
+                    "not carried out: this run did not reach {} in {region}; apply the plan with the accounts it was made in (--org / --accounts with --role-name, or --role-arn)",
+                    account.map_or_else(|| "the caller's own account".to_owned(), |a| format!("account {a}"))
+                ))
+            })
+        };
+        for image in &saved.images {
+            if image.action == ImageAction::Keep && image.snapshots.iter().all(|s| s.action == SnapshotAction::Keep) {
+                continue;
+            }
+            if let Some(failed) = unvisited(&image.region, image.account_id.as_deref()) {
+                self.images.push(ImagePlan {
+                    result: Some(failed),
+                    ..image.clone()
+                });
+            }
+        }
+        for snapshot in saved
+            .orphan_snapshots
+            .iter()
+            .filter(|s| s.action == SnapshotAction::Delete)
+        {
+            if let Some(failed) = unvisited(&snapshot.region, snapshot.account_id.as_deref()) {
+                self.orphan_snapshots.push(SnapshotPlan {
+                    result: Some(failed),
+                    ..snapshot.clone()
+                });
+            }
+        }
+    }
+
     /// The accounts the plan's entries live in (`None`: the caller's own).
     pub fn entry_accounts(&self) -> BTreeSet<Option<&str>> {
         self.images
@@ -446,7 +496,9 @@ impl Plan {
     /// Counts what was done, or before (or without) execution, what would be done.
     /// A snapshot listed under several images counts once.
     pub fn summarize(&mut self, price_per_gib_month: f64) {
-        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
+        // A dry run's entries may carry results too (a saved plan's entries no run reached).
+        let executed = !self.dry_run
+            && (self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some()));
         let counts = |action_taken: bool, result: Option<&Outcome>| {
             if executed {
                 result == Some(&Outcome::Done)

@@ -13,7 +13,11 @@ use crate::types::{ImageId, SnapshotId};
 /// carried out. An entry edited in by hand, or turned from keep to deregister, is kept with
 /// the reason; nothing beyond the saved plan is ever added.
 pub fn recheck(saved: &Plan, inventory: &Inventory, now: Timestamp) -> Plan {
-    let fresh = plan_rules(inventory, &saved.rules(), now);
+    // Each policy where it ran when the plan was made (a region's part: that region).
+    let rules: Vec<_> = (saved.rules().into_iter())
+        .filter(|rule| saved.regions.iter().any(|region| rule.runs_in(region)))
+        .collect();
+    let fresh = plan_rules(inventory, &rules, now);
     let mut fresh_images: BTreeMap<ImageId, ImagePlan> =
         fresh.images.into_iter().map(|i| (i.image_id.clone(), i)).collect();
     let existing: BTreeSet<&str> = inventory.images.iter().map(|i| i.image_id.as_str()).collect();
