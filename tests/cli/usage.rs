@@ -95,7 +95,12 @@ fn an_auto_scaling_group_pinned_to_an_old_template_version_keeps_its_image() {
     let scene = Scene::new("pinned");
     let env = &scene.env;
     let template = env.create_launch_template("web", &scene.consumed);
-    env.new_default_template_version(&template, &scene.other_image("web-current"));
+    // Eleven versions after it: DescribeImageReferences looks at a template's 10 newest
+    // versions only (its default version-depth), so the pin is amictl's own scan's to find.
+    let current = scene.other_image("web-current");
+    for _ in 0..11 {
+        env.new_default_template_version(&template, &current);
+    }
     let subnet = env.subnet();
     let groups = env.autoscaling();
     let spec = aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
