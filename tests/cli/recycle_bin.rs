@@ -173,3 +173,101 @@ fn restore_works_id_by_id_on_binned_registered_lost_and_unknown_images() {
         "still in the bin, for whatever can still be done"
     );
 }
+
+const ACCOUNTS: [&str; 3] = ["111122223333", "444455556666", "777788889999"];
+const BY_HAND: &str = "222233334444";
+
+fn accounts(env: &TestEnv, image: &str) -> Vec<String> {
+    let shown = env
+        .amictl()
+        .args(["permissions", "show", image, "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+    let mut accounts: Vec<String> = shown["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    accounts.sort();
+    accounts
+}
+
+fn ok(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let run = env.amictl().args(args).args(["-o", "json"]).run();
+    assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    run.json()
+}
+
+/// One image through every stage, twice, in different orders, with changes made behind
+/// amictl's back between them: each walk ends exactly as its report said (restorable, and
+/// restored; or gone for good), and every account that could launch the image before can
+/// launch it again after `enable --restore-permissions`.
+#[test]
+fn two_walks_through_every_stage_end_as_their_reports_said() {
+    // First walk: a retention rule keeps deregistered images.
+    let env = TestEnv::new();
+    env.retention_rule("image", 7);
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "walk-a", &[]);
+    let snapshot = env.snapshot_of(&image);
+    for account in ACCOUNTS {
+        env.share_image(&image, account);
+    }
+    ok(&env, &["deprecate", &image, "--in", "30d"]);
+    ok(&env, &["protect", &image]);
+    ok(&env, &["unprotect", &image]);
+    ok(&env, &["disable", &image, "--include-shared"]);
+    // The console enables it and grants one more account; amictl disables it again.
+    env.enable_image(&image);
+    env.share_image(&image, BY_HAND);
+    ok(&env, &["disable", &image, "--include-shared"]);
+    assert!(accounts(&env, &image).is_empty(), "EC2 removed every grant");
+    ok(&env, &["enable", &image, "--restore-permissions"]);
+    let mut everyone: Vec<String> = ACCOUNTS.iter().chain(&[BY_HAND]).map(|a| (*a).to_owned()).collect();
+    everyone.sort();
+    assert_eq!(accounts(&env, &image), everyone);
+    let report = ok(&env, &["cleanup", &image, "--include-shared", "--yes"]);
+    let fate = report["images"][0]["recycle_bin"].as_str().unwrap().to_owned();
+    assert!(fate.starts_with("restorable until"), "{fate}");
+    assert!(env.binned_images().contains(&image) && env.snapshot_ids().contains(&snapshot));
+    let restored = ok(&env, &["restore", &image]);
+    assert_eq!(restored[0]["state"], "available", "as the report said: {fate}");
+    assert_eq!(accounts(&env, &image), everyone, "still launchable by every account");
+
+    // Second walk, another order, no retention rule: disabled first, enabled with its
+    // permissions, deprecated, disabled by a cleanup, then deregistered for good.
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "walk-b", &[]);
+    let snapshot = env.snapshot_of(&image);
+    for account in ACCOUNTS {
+        env.share_image(&image, account);
+    }
+    ok(&env, &["disable", &image, "--include-shared"]);
+    ok(&env, &["disable", &image, "--include-shared"]); // again: unchanged
+    ok(&env, &["enable", &image, "--restore-permissions"]);
+    assert_eq!(accounts(&env, &image), ACCOUNTS);
+    ok(&env, &["deprecate", &image, "--in", "1d"]);
+    ok(&env, &["cleanup", &image, "--disable", "--include-shared", "--yes"]);
+    // The console enables and disables it again: the disable time amictl recorded still
+    // stands (no launch in between), so the cleanup of what amictl disabled takes it.
+    env.enable_image(&image);
+    env.disable_image(&image);
+    let report = ok(&env, &["cleanup", "--disabled-for", "0s", "--include-shared", "--yes"]);
+    assert_eq!(report["images"][0]["image_id"], image.as_str(), "{report}");
+    assert_eq!(
+        report["images"][0]["recycle_bin"],
+        "gone for good (no Recycle Bin rule covers it)"
+    );
+    assert!(!env.image_ids().contains(&image) && env.binned_images().is_empty());
+    assert!(!env.snapshot_ids().contains(&snapshot), "its snapshot went with it");
+    let gone = env.amictl().args(["restore", &image]).run();
+    gone.assert_code(1);
+    assert!(
+        gone.stderr.contains("neither registered nor in the Recycle Bin"),
+        "{}",
+        gone.stderr
+    );
+}
