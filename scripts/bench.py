@@ -5,13 +5,15 @@ Scenarios (medians of --runs runs):
   describe N   `amictl -o json describe` vs `aws ec2 describe-images --owners self` vs one
                raw DescribeImages request (the floor)
   cleanup N    `amictl cleanup --all --yes` vs the requests it cannot do without (each image's
-               launch permissions, then DeregisterImage + DeleteSnapshot) fired by 8 workers
-               straight at the server (the floor) vs a shell loop
+               launch permissions and each snapshot's create-volume permissions, then
+               DeregisterImage, whether the Recycle Bin holds the image, and DeleteSnapshot)
+               fired by 8 workers straight at the server (the floor) vs a shell loop
                of `aws ec2 deregister-image` + `aws ec2 delete-snapshot` (timed on a sample
                and scaled to N)
   rate limits  `amictl cleanup --all --yes` of N images behind a proxy that throttles like EC2
                (a token bucket per action: DeregisterImage and DeleteSnapshot 100 burst, 5/s;
-               DescribeImageAttribute 100 burst, 20/s; --rate-scale multiplies the refills), with
+               one for the reads, DescribeImageAttribute, DescribeSnapshotAttribute and
+               ListImagesInRecycleBin, 100 burst, 20/s; --rate-scale multiplies the refills), with
                the floor no client can beat, the throttled share, and with AWS_RETRY_MODE=adaptive
                (and N images in each of two regions at once: each region has its own buckets, so the
                floor is one region's)
@@ -93,9 +95,12 @@ class Ec2:
 class Moto:
     def __init__(self, venv):
         self.port = free_port()
-        env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false")
+        # moto with what EC2 has and moto lacks (the Recycle Bin among it), as the tests run it.
+        support = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support")
+        env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false", AMICTL_TEST_SUPPORT=support)
+        launcher = "import os, sys; sys.path.insert(0, os.environ['AMICTL_TEST_SUPPORT']); import moto_stages; from moto.server import main; main(sys.argv[1:])"
         self.process = subprocess.Popen(
-            [os.path.join(venv, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            [os.path.join(venv, "bin", "python"), "-c", launcher, "-H", "127.0.0.1", "-p", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -178,7 +183,7 @@ class CountingProxy:
     second)}) it throttles those actions the way EC2 does, with a token bucket per region and
     action, answering RequestLimitExceeded when one is empty."""
 
-    def __init__(self, upstream_port, buckets=None):
+    def __init__(self, upstream_port, buckets=None, shared=None):
         counts = self.counts = Counter()
         throttled = self.throttled = Counter()
         lock = threading.Lock()
@@ -186,6 +191,8 @@ class CountingProxy:
         tokens = {}
 
         def take(region, action):
+            # Actions EC2 meters together share one bucket (`shared`: action -> bucket name).
+            action = (shared or {}).get(action, action)
             if action not in buckets:
                 return True
             burst, rate = buckets[action]
@@ -340,15 +347,22 @@ def main():
                     for image, _ in share:
                         client.call("DescribeImageAttribute", ImageId=image, Attribute="launchPermission")
 
+                def snapshot_reader(share):
+                    client = Ec2(moto.port)
+                    for _, snapshot in share:
+                        client.call("DescribeSnapshotAttribute", SnapshotId=snapshot, Attribute="createVolumePermission")
+
                 def worker(share):
                     client = Ec2(moto.port)
                     for image, snapshot in share:
                         client.call("DeregisterImage", ImageId=image)
                         if snapshot:
+                            client.call("ListImagesInRecycleBin", **{"ImageId.1": image})
                             client.call("DeleteSnapshot", SnapshotId=snapshot)
 
                 with concurrent.futures.ThreadPoolExecutor(8) as pool:
                     list(pool.map(reader, [pairs[w::8] for w in range(8)]))
+                    list(pool.map(snapshot_reader, [pairs[w::8] for w in range(8)]))
                     list(pool.map(worker, [pairs[w::8] for w in range(8)]))
                 f.append(time.perf_counter() - start)
             moto.reset()
@@ -366,7 +380,8 @@ def main():
             am, fm = median(a), median(f)
             rows += [
                 (f"cleanup {n}", "amictl", am, counted, None),
-                ("", "8 raw workers (floor)", fm, {"DescribeImageAttribute": n, "DeregisterImage": n, "DeleteSnapshot": n}, None),
+                ("", "8 raw workers (floor)", fm, {"DescribeImageAttribute": n, "DescribeSnapshotAttribute": n, "DeregisterImage": n,
+                                                   "ListImagesInRecycleBin": n, "DeleteSnapshot": n}, None),
                 ("", f"aws CLI loop (x{n // args.cli_sample} of {args.cli_sample})", loop, {"DeregisterImage": n, "DeleteSnapshot": n}, None),
             ]
             checks += [
@@ -382,16 +397,19 @@ def main():
             adds its rows and checks."""
             scale = args.rate_scale
             writes_rate, reads_rate, burst = 5 * scale, 20 * scale, 100
-            # Regions have buckets of their own: the floor is one region's.
-            floor = max(0, n - burst) / reads_rate + max(0, n - burst) / writes_rate
+            # Regions have buckets of their own: the floor is one region's. Two reads an image
+            # come before the writes (launch and create-volume permissions); the Recycle Bin
+            # read after each DeregisterImage shares the reads' bucket, well within its refill.
+            floor = max(0, 2 * n - burst) / reads_rate + max(0, n - burst) / writes_rate
             moto.reset()
             for region in regions:
                 moto.seed(n, region=region)
             limited = CountingProxy(moto.port, {
                 "DeregisterImage": (burst, writes_rate),
                 "DeleteSnapshot": (burst, writes_rate),
-                "DescribeImageAttribute": (burst, reads_rate),
-            })
+                "reads": (burst, reads_rate),
+            }, shared={action: "reads" for action in
+                       ("DescribeImageAttribute", "DescribeSnapshotAttribute", "ListImagesInRecycleBin")})
             env = dict(ENV, AWS_ENDPOINT_URL=limited.url)
             if mode:
                 env["AWS_RETRY_MODE"] = mode

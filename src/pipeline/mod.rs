@@ -166,12 +166,21 @@ pub async fn read_inventory(
     candidates: &[ImageId],
     reads: Reads,
 ) -> Result<Inventory, Error> {
+    // The account's snapshots (for orphans), then who else may create volumes from those
+    // that may go: alongside the other reads.
     let snapshots = async {
-        if reads.orphans {
-            futures::try_join!(ec2.own_snapshots(), ec2.recycle_bin())
+        let (snapshots, recycle_bin) = if reads.orphans {
+            futures::try_join!(ec2.own_snapshots(), ec2.recycle_bin())?
         } else {
-            Ok((Vec::new(), RecycleBin::NotOffered))
-        }
+            (Vec::new(), RecycleBin::NotOffered)
+        };
+        let sharing = if reads.launch_permissions && reads.snapshot_consumers {
+            ec2.snapshot_sharing_of(&snapshots_that_may_go(&images, candidates, &snapshots))
+                .await?
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        Ok::<_, Error>((snapshots, recycle_bin, sharing))
     };
     let shared = async {
         if reads.launch_permissions {
@@ -187,17 +196,11 @@ pub async fn read_inventory(
             Ok(std::collections::BTreeMap::new())
         }
     };
-    let (usage, (snapshots, recycle_bin), shared) = futures::try_join!(
+    let (usage, (snapshots, recycle_bin, snapshot_sharing), shared) = futures::try_join!(
         Box::pin(ec2.usage_map(candidates, reads.snapshot_consumers)),
         snapshots,
         shared
     )?;
-    let snapshot_sharing = if reads.launch_permissions && reads.snapshot_consumers {
-        ec2.snapshot_sharing_of(&snapshots_that_may_go(&images, candidates, &snapshots))
-            .await?
-    } else {
-        std::collections::BTreeMap::new()
-    };
     let mut notes = usage.not_offered.clone();
     if reads.orphans && recycle_bin == RecycleBin::NotOffered {
         notes.push(
