@@ -15,7 +15,7 @@ use crate::types::{ImageId, SnapshotId};
 pub fn recheck(saved: &Plan, inventory: &Inventory, now: Timestamp) -> Plan {
     // Each policy where it ran when the plan was made (a region's part: that region).
     let rules: Vec<_> = (saved.rules().into_iter())
-        .filter(|rule| saved.regions.iter().any(|region| rule.runs_in(region)))
+        .filter(|rule| saved.regions.is_empty() || saved.regions.iter().any(|region| rule.runs_in(region)))
         .collect();
     let fresh = plan_rules(inventory, &rules, now);
     let mut fresh_images: BTreeMap<ImageId, ImagePlan> =
