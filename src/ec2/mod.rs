@@ -105,8 +105,9 @@ pub struct Ec2 {
     account_name: Option<String>,
     /// The paced actions of this account and region, each with its own rate.
     streams: std::sync::Arc<pace::Streams>,
-    /// Set once the endpoint has said it has no Recycle Bin: not asked again.
-    no_recycle_bin: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the endpoint has said of the Recycle Bin: unknown yet, offered (it answered), or
+    /// not offered (then not asked again).
+    recycle_bin: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
 /// How one account is reached: its SDK configuration and credentials (assumed once, for a
@@ -229,7 +230,7 @@ impl Session {
             account_name: self.account_name.clone(),
             region: region.as_str().to_owned(),
             streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
-            no_recycle_bin: std::sync::Arc::default(),
+            recycle_bin: std::sync::Arc::default(),
         }
     }
 }
@@ -292,7 +293,7 @@ impl Ec2 {
             account_id: None,
             account_name: None,
             streams: std::sync::Arc::new(pace::Streams::new(None, None, OPERATION_TIMEOUT)),
-            no_recycle_bin: std::sync::Arc::default(),
+            recycle_bin: std::sync::Arc::default(),
         }
     }
 }

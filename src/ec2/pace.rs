@@ -35,6 +35,13 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 
 use crate::error::Error;
 
+/// The reads made once per image or snapshot (launch permissions, create-volume
+/// permissions, whether the Recycle Bin holds an image just deregistered): EC2 meters its
+/// non-mutating actions from one bucket, so they are one stream with one learned rate. Two
+/// streams on one bucket would each learn half its refill, and the one left alone would crawl.
+pub const PER_ITEM_READS: &str =
+    "per-image read (DescribeImageAttribute, DescribeSnapshotAttribute, ListImagesInRecycleBin)";
+
 /// How far back the refill is measured: long enough for a tight measure, short enough to
 /// follow an account whose other tools start or stop drawing on the bucket.
 const WINDOW: Duration = Duration::from_secs(10);

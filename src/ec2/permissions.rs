@@ -116,7 +116,7 @@ impl Ec2 {
 
     /// Who besides the owner may launch the image. Only the owner may read this.
     pub async fn launch_permissions(&self, image_id: &ImageId) -> Result<LaunchPermissions, Error> {
-        let stream = self.streams.of("DescribeImageAttribute");
+        let stream = self.streams.of(super::pace::PER_ITEM_READS);
         let output = self
             .streams
             .send(&stream, |config| async move {
@@ -239,7 +239,7 @@ impl Ec2 {
 
     /// Who may create volumes from (and so copy) a snapshot: everyone (public) or accounts.
     pub async fn snapshot_volume_permissions(&self, snapshot_id: &SnapshotId) -> Result<SnapshotSharing, Error> {
-        let stream = self.streams.of("DescribeSnapshotAttribute");
+        let stream = self.streams.of(super::pace::PER_ITEM_READS);
         let output = self
             .streams
             .send(&stream, |config| async move {

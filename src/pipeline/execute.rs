@@ -307,11 +307,9 @@ async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan, bin: &BTreeMap<Image
 
 /// Whether the Recycle Bin holds an image just deregistered.
 async fn bin_check(ec2: &Ec2, id: &ImageId) -> Binned {
-    match ec2.recycle_bin_entries(std::slice::from_ref(id)).await {
-        Ok(Some(entries)) => match entries.iter().find(|e| &e.image_id == id) {
-            Some(entry) => Binned::Until(entry.recycle_bin_exit_time),
-            None => Binned::No,
-        },
+    match ec2.recycle_bin_entry(id).await {
+        Ok(Some(Some(entry))) => Binned::Until(entry.recycle_bin_exit_time),
+        Ok(Some(None)) => Binned::No,
         Ok(None) => Binned::NotOffered,
         Err(err) => Binned::Unknown(err.to_string()),
     }

@@ -150,7 +150,7 @@ impl Ec2 {
     /// entered and leaves it; `None` where the endpoint doesn't have the Recycle Bin.
     pub async fn recycle_bin_entries(&self, ids: &[ImageId]) -> Result<Option<Vec<BinnedImage>>, Error> {
         use std::sync::atomic::Ordering;
-        if self.no_recycle_bin.load(Ordering::Relaxed) {
+        if self.recycle_bin.load(Ordering::Relaxed) == BIN_NOT_OFFERED {
             return Ok(None);
         }
         let mut entries = Vec::new();
@@ -172,12 +172,13 @@ impl Ec2 {
                 let page = match result {
                     Ok(page) => page,
                     Err(err) if probe && not_offered(&err).is_some() => {
-                        self.no_recycle_bin.store(true, Ordering::Relaxed);
+                        self.recycle_bin.store(BIN_NOT_OFFERED, Ordering::Relaxed);
                         return Ok(None);
                     }
                     Err(err) => return Err(self.error("ListImagesInRecycleBin", &err)),
                 };
                 probe = false;
+                self.recycle_bin.store(BIN_OFFERED, Ordering::Relaxed);
                 entries.extend(page.images().iter().filter_map(BinnedImage::from_ec2));
                 match page.next_token() {
                     Some(next) if !next.is_empty() => token = Some(next.to_owned()),
@@ -189,7 +190,43 @@ impl Ec2 {
     }
 }
 
+/// What an endpoint has said of the Recycle Bin ([`Ec2`]'s `recycle_bin`; 0: nothing yet).
+const BIN_OFFERED: u8 = 1;
+const BIN_NOT_OFFERED: u8 = 2;
+
 impl Ec2 {
+    /// Whether the Recycle Bin holds this image (`Ok(None)`: the endpoint has no bin). Asked
+    /// once per image a cleanup deregisters: once the endpoint is known to have the bin, paced
+    /// as the account's ListImagesInRecycleBin stream, so that a throttled read waits for its
+    /// slot rather than backing off.
+    pub async fn recycle_bin_entry(&self, id: &ImageId) -> Result<Option<Option<BinnedImage>>, Error> {
+        use std::sync::atomic::Ordering;
+        if self.recycle_bin.load(Ordering::Relaxed) != BIN_OFFERED {
+            let entries = self.recycle_bin_entries(std::slice::from_ref(id)).await?;
+            return Ok(entries.map(|found| found.into_iter().find(|e| &e.image_id == id)));
+        }
+        let stream = self.streams.of(super::super::pace::PER_ITEM_READS);
+        let page = self
+            .streams
+            .send(&stream, |config| async move {
+                self.client
+                    .list_images_in_recycle_bin()
+                    .image_ids(id.as_str())
+                    .customize()
+                    .config_override(config)
+                    .send()
+                    .await
+                    .map_err(|err| self.error("ListImagesInRecycleBin", &err))
+            })
+            .await?;
+        Ok(Some(
+            page.images()
+                .iter()
+                .filter_map(BinnedImage::from_ec2)
+                .find(|e| &e.image_id == id),
+        ))
+    }
+
     /// The snapshots in the Recycle Bin (only these, when `ids` names any), with what they
     /// were made for; `None` where the endpoint doesn't have the Recycle Bin.
     pub async fn snapshot_bin_entries(&self, ids: &[SnapshotId]) -> Result<Option<Vec<BinnedSnapshot>>, Error> {
