@@ -207,3 +207,30 @@ fn a_saved_plan_asks_each_policy_only_in_its_own_regions() {
     assert_eq!(plan_entry(&report, &old)["result"]["status"], "done", "{report}");
     assert!(here.image_ids().is_empty());
 }
+
+/// Two policies meet an image amictl disabled two weeks ago (here: just now, with
+/// `disabled-for = "0s"`): the one that disables has nothing to do, so it has no vote, and the
+/// one that deregisters what has been disabled long enough decides.
+#[test]
+fn a_policy_whose_stage_the_image_is_in_already_has_no_vote() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "ci-old-1", &[("env", "ci")]);
+    env.amictl().args(["disable", &image]).run().assert_code(0);
+    let (_dir, file) = policy_file(
+        "[policies.ci]\ntags = [\"env=ci\"]\nstage = \"disable\"\n\n\
+         [policies.retired]\ndisabled-for = \"0s\"\n",
+    );
+
+    let report = env
+        .amictl()
+        .args(["cleanup", "--policy", file.to_str().unwrap(), "--yes", "-o", "json"])
+        .run()
+        .assert_code(0)
+        .json();
+
+    let entry = plan_entry(&report, &image);
+    assert_eq!(entry["action"], "deregister", "{report}");
+    assert_eq!(entry["policy"], "retired");
+    assert!(env.image_ids().is_empty());
+}
