@@ -145,7 +145,13 @@ pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
     let snapshots_binned = if binned.is_empty() {
         Some(Vec::new())
     } else {
-        ctx.ec2.snapshot_bin_entries(&[]).await?
+        // Without this read the images are still tried: EC2 says if one lacks its snapshots.
+        ctx.ec2.snapshot_bin_entries(&[]).await.unwrap_or_else(|err| {
+            ctx.printer.warn(format!(
+                "could not list the snapshots in the Recycle Bin ({err}); restoring the images alone"
+            ));
+            None
+        })
     };
     let mut results = Vec::new();
     for id in &ids {
