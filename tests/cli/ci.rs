@@ -215,3 +215,67 @@ fn the_workflows_in_docs_ci_are_valid_yaml_using_the_action() {
         assert!(uses_action, "each workflow installs amictl with the action: {workflow}");
     }
 }
+
+/// The action's run step, run as GitHub runs a `shell: bash` step (the script in a file,
+/// `bash --noprofile --norc -eo pipefail`), with `AMICTL_ARGS` as the input, against a stub
+/// `amictl` on PATH that writes each argument it gets on a line of its own.
+fn run_step(args: &str, scratch: &Path) -> (std::process::Output, Vec<String>, PathBuf) {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("action.yml")).unwrap();
+    let action = &yaml(&[text])[0];
+    let step = action["runs"]["steps"][1]["run"].as_str().unwrap().to_owned();
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let received = scratch.join("received");
+    let stub = bin.join("amictl");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/usr/bin/env bash\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{}'\n",
+            received.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&stub).status().unwrap();
+    let script = scratch.join("step.sh");
+    std::fs::write(&script, step).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail"])
+        .arg(&script)
+        .env("AMICTL_ARGS", args)
+        .env("PATH", path)
+        .current_dir(scratch)
+        .output()
+        .expect("bash");
+    let got = std::fs::read_to_string(&received)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
+    (output, got, scratch.join("pwned"))
+}
+
+/// A branch name or pull request title in `args` can't run anything: quoting works as a user
+/// expects, and `;`, `$(…)`, backticks and `$VAR` reach amictl as the text they are.
+#[test]
+fn the_action_passes_args_to_amictl_without_running_anything_in_them() {
+    let scratch = Scratch::new("action-args");
+    let hostile = "describe --name 'web *' --tag \"team=a b\" x;touch pwned $(touch pwned) `touch pwned` $HOME";
+
+    let (output, got, pwned) = run_step(hostile, scratch.path());
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        got,
+        [
+            "describe", "--name", "web *", "--tag", "team=a b", "x;touch", "pwned", "$(touch", "pwned)", "`touch",
+            "pwned`", "$HOME",
+        ]
+    );
+    assert!(!pwned.exists(), "nothing in the value was run");
+
+    // An unmatched quote fails the step, naming it, and amictl is not run.
+    std::fs::remove_file(scratch.path().join("received")).unwrap();
+    let (broken, got, _) = run_step("describe --name 'web", scratch.path());
+    let said = String::from_utf8_lossy(&broken.stderr);
+    assert!(!broken.status.success() && said.contains("quote"), "{said}");
+    assert!(got.is_empty(), "amictl was not run: {got:?}");
+}
