@@ -163,11 +163,38 @@ fn is_lower_alnum(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// The AWS partitions, by the prefix of their regions' names, longest first; a region no
+/// prefix matches is in `aws`. The one place amictl knows them (the SDK's own partition data
+/// is private to its endpoint resolvers): ARNs it builds and ARNs it accepts follow it.
+const PARTITIONS: &[(&str, &str)] = &[
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-gov-", "aws-us-gov"),
+    ("eusc-", "aws-eusc"),
+    ("cn-", "aws-cn"),
+];
+
+/// The partition a region is in (`aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, `aws-iso-b`,
+/// `aws-iso-e`, `aws-iso-f`, `aws-eusc`): the second field of every ARN there.
+pub fn partition_of(region: &str) -> &'static str {
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}
+
+/// Whether an ARN's partition field names a partition.
+fn is_partition(partition: &str) -> bool {
+    partition == "aws" || PARTITIONS.iter().any(|(_, p)| *p == partition)
+}
+
 /// `arn:<partition>:organizations::<12 digits>:<rest>` → rest.
 fn organizations_arn_rest(s: &str) -> Option<&str> {
     let rest = s.strip_prefix("arn:")?;
     let (partition, rest) = rest.split_once(':')?;
-    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+    if !is_partition(partition) {
         return None;
     }
     let rest = rest.strip_prefix("organizations::")?;
@@ -270,7 +297,7 @@ impl FromStr for RoleArn {
         let parse = || {
             let rest = s.strip_prefix("arn:")?;
             let (partition, rest) = rest.split_once(':')?;
-            if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+            if !is_partition(partition) {
                 return None;
             }
             let (account, role) = rest.strip_prefix("iam::")?.split_once(':')?;
@@ -298,11 +325,7 @@ impl FromStr for RoleArn {
 impl RoleArn {
     /// The role `name` (with its path, if any) in `account`, in the partition of `region`.
     pub fn in_account(account: &AccountId, name: &RoleName, region: &Region) -> RoleArn {
-        let partition = match region.as_str() {
-            r if r.starts_with("cn-") => "aws-cn",
-            r if r.starts_with("us-gov-") => "aws-us-gov",
-            _ => "aws",
-        };
+        let partition = partition_of(region.as_str());
         RoleArn {
             arn: format!("arn:{partition}:iam::{account}:role/{}", name.0),
             account: account.clone(),
@@ -1208,6 +1231,25 @@ mod tests {
             arn("us-gov-west-1").as_str(),
             "arn:aws-us-gov:iam::111122223333:role/ops/amictl"
         );
+        for (region, partition) in [
+            ("us-east-1", "aws"),
+            ("il-central-1", "aws"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-east-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("us-isof-south-1", "aws-iso-f"),
+            ("eusc-de-east-1", "aws-eusc"),
+        ] {
+            let built = arn(region);
+            assert_eq!(
+                built.as_str(),
+                format!("arn:{partition}:iam::111122223333:role/ops/amictl"),
+                "{region}"
+            );
+            assert!(built.as_str().parse::<RoleArn>().is_ok(), "{region}: accepted back");
+        }
         assert!(arn("eu-west-1").as_str().parse::<RoleArn>().is_ok(), "a valid ARN");
         for bad in ["", "a b", "x//y", &"r".repeat(65)] {
             assert!(bad.parse::<RoleName>().is_err(), "{bad:?} was accepted");

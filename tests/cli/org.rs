@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::TestEnv;
 use crate::support::assert_refused_before_any_request;
-use crate::support::proxy::{Fault, Proxy};
+use crate::support::proxy::{Fault, Misbehaviour, Proxy};
 
 const REGIONS: &str = "eu-west-1,us-west-2";
 
@@ -259,4 +259,47 @@ fn bad_account_options_are_refused_before_any_request() {
         ],
     );
     std::fs::remove_file(file).unwrap();
+}
+
+/// The role ARN asked of STS is in the partition of the region: the proxy refuses exactly the
+/// AssumeRole whose RoleArn is the right one for each partition, with a message amictl passes
+/// on, so each run shows the ARN it sent.
+#[test]
+fn the_role_arn_asked_of_sts_is_in_the_regions_partition() {
+    let env = TestEnv::new();
+    let account = "111122223333";
+    for (region, partition) in [
+        ("us-east-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        ("us-iso-east-1", "aws-iso"),
+        ("us-isob-east-1", "aws-iso-b"),
+        ("eu-isoe-west-1", "aws-iso-e"),
+        ("us-isof-south-1", "aws-iso-f"),
+        ("eusc-de-east-1", "aws-eusc"),
+    ] {
+        let proxy = Proxy::start(&env.endpoint);
+        let arn = format!("arn:{partition}:iam::{account}:role/amictl");
+        // As the query body carries it: URL-encoded, and ending where the next field starts.
+        let encoded = arn.replace(':', "%3A").replace('/', "%2F") + "&";
+        proxy.fail_matching(
+            "AssumeRole",
+            &format!("RoleArn={encoded}"),
+            Fault::always(Misbehaviour::Error {
+                status: 403,
+                code: "AccessDenied".to_owned(),
+                message: format!("asked for {arn}"),
+            }),
+        );
+        let run = TestEnv::amictl_at(proxy.url())
+            .env("AWS_REGION", region)
+            .args(["describe", "--accounts", account, "--role-name", "amictl", "-o", "json"])
+            .run();
+        assert!(
+            run.stderr.contains(&format!("asked for {arn}")),
+            "{region}: {}",
+            run.stderr
+        );
+        assert_eq!(proxy.count("AssumeRole"), 1, "{region}");
+    }
 }

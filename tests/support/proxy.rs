@@ -375,11 +375,20 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
                     "application/x-amz-json-1.1",
                     format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
                 )
-            } else {
+            } else if String::from_utf8_lossy(&body).contains("Version=2016-11-15") {
+                // EC2's own XML errors.
                 (
                     "text/xml",
                     format!(
                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
+                    ),
+                )
+            } else {
+                // The other query services' (STS, Auto Scaling).
+                (
+                    "text/xml",
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>amictl-test</RequestId></ErrorResponse>"
                     ),
                 )
             };
