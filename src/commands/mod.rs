@@ -132,12 +132,14 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
         Command::Deregister(args) => deregister::run(&connect.one(None).await?, args).await,
         Command::Describe(args) => {
             let scope = Scope::resolve(&args.regions, printer)?;
-            let contexts = connect.contexts(&scope).await?;
+            let (contexts, unreached) = connect.contexts(&scope).await?;
             if contexts.is_empty() {
-                printer.note("no account in this shard: nothing to describe");
-                return describe::nothing(printer);
+                if unreached.is_empty() {
+                    printer.note("no account in this shard: nothing to describe");
+                }
+                return with_unreached(describe::nothing(printer), &unreached, printer);
             }
-            describe::run(&contexts, args).await
+            with_unreached(describe::run(&contexts, args).await, &unreached, printer)
         }
         Command::Permissions(command) => permissions::run(&connect.one(None).await?, command).await,
         Command::Disable(args) => deregister::disable(&connect.one(None).await?, args).await,
@@ -275,12 +277,14 @@ impl<'run> Connect<'run> {
             }
             (None, None) => (asked, cleanup::Source::Flags),
         };
-        let contexts = self.contexts(&scope).await?;
+        let (contexts, unreached) = self.contexts(&scope).await?;
         if contexts.is_empty() {
-            self.printer.note("no account in this shard: nothing to clean up");
-            return cleanup::nothing(self.printer);
+            if unreached.is_empty() {
+                self.printer.note("no account in this shard: nothing to clean up");
+            }
+            return with_unreached(cleanup::nothing(self.printer), &unreached, self.printer);
         }
-        cleanup::run(&contexts, args, source).await
+        with_unreached(cleanup::run(&contexts, args, source).await, &unreached, self.printer)
     }
 
     /// One context, in the region the options (or the instance) name.
@@ -301,7 +305,9 @@ impl<'run> Connect<'run> {
     /// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or
     /// the enabled ones with `--all-regions`, else the one region of the options). Each
     /// account's credentials are got once (one AssumeRole), whatever the number of regions.
-    async fn contexts(&self, scope: &Scope) -> Result<Vec<Context<'run>>, Error> {
+    /// An account whose regions can't be read (its role refused, DescribeRegions denied)
+    /// fails alone: it is returned among the unreached, named, and the others are worked.
+    async fn contexts(&self, scope: &Scope) -> Result<(Vec<Context<'run>>, Vec<String>), Error> {
         // The caller's own session: it lists the organization, and its HTTP client (one
         // connection pool, one TLS setup) serves every account's session.
         let home = Session::start(&self.options(None)).await?;
@@ -354,12 +360,37 @@ impl<'run> Connect<'run> {
             .collect()
             .await;
         let mut contexts = Vec::new();
+        let mut unreached = Vec::new();
         for (session, regions) in sessions.iter().zip(regions) {
-            for region in regions? {
-                contexts.push(self.context(session.client(region)));
+            match regions {
+                Ok(regions) => {
+                    for region in regions {
+                        contexts.push(self.context(session.client(region)));
+                    }
+                }
+                Err(err) => unreached.push(format!(
+                    "{}: its regions could not be read: {err}",
+                    session.client(None).place()
+                )),
             }
         }
-        Ok(contexts)
+        Ok((contexts, unreached))
+    }
+}
+
+/// A run's outcome, with the accounts it could not reach: those fail it (exit 1), named, after
+/// the others' output; a failure of the run's own is said first.
+fn with_unreached(result: anyhow::Result<()>, unreached: &[String], printer: &Printer) -> anyhow::Result<()> {
+    if unreached.is_empty() {
+        return result;
+    }
+    let unreached = unreached.join("; ");
+    match result {
+        Ok(()) => Err(Error::Failed(unreached).into()),
+        Err(err) => {
+            printer.warn(format!("also left out: {unreached}"));
+            Err(err)
+        }
     }
 }
 

@@ -303,3 +303,42 @@ fn the_role_arn_asked_of_sts_is_in_the_regions_partition() {
         assert_eq!(proxy.count("AssumeRole"), 1, "{region}");
     }
 }
+
+/// With `--all-regions` each account is asked for its regions first: an account whose role
+/// is refused fails alone there too, named, and the others' images in every region are listed.
+#[test]
+fn a_refused_account_fails_alone_with_all_regions_too() {
+    let Organization {
+        env, members, expected, ..
+    } = Organization::new();
+    let refused = Proxy::start(&env.endpoint);
+    refused.fail_matching("AssumeRole", &members[1].0, Fault::always(Fault::unauthorized()));
+
+    let run = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", refused.url())
+        .args([
+            "describe",
+            "-o",
+            "json",
+            "--org",
+            "--role-name",
+            "amictl",
+            "--all-regions",
+        ])
+        .run();
+
+    run.assert_code(1);
+    let others: BTreeSet<(String, String)> = expected
+        .into_iter()
+        .filter(|(account, _)| *account != members[1].0)
+        .collect();
+    assert_eq!(places(&run.json()), others, "the others' images, in every region");
+    let said: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(said.len(), 1, "{}", run.stderr);
+    assert!(
+        said[0].contains(&members[1].0) && said[0].contains("UnauthorizedOperation"),
+        "{}",
+        said[0]
+    );
+}
