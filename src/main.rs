@@ -81,6 +81,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     for tip in tips {
         message = format!("{message} ({tip})");
     }
-    eprintln!("{message}");
+    // clap echoes the value it refused: an endpoint URL's password must not show.
+    eprintln!("{}", types::scrub_userinfo(&message));
     ExitCode::from(error::EXIT_USAGE)
 }

@@ -223,7 +223,7 @@ impl Printer {
     /// A warning on stderr, unless `--quiet`.
     pub fn warn(&self, message: impl Display) {
         if !self.quiet {
-            eprintln!("warning: {message}");
+            eprintln!("warning: {}", crate::types::scrub_userinfo(&message.to_string()));
         }
     }
 
@@ -284,7 +284,7 @@ impl Printer {
     /// A note on stderr, unless `--quiet`.
     pub fn note(&self, message: impl Display) {
         if !self.quiet {
-            eprintln!("{message}");
+            eprintln!("{}", crate::types::scrub_userinfo(&message.to_string()));
         }
     }
 }
@@ -460,7 +460,7 @@ fn markdown_text(text: &str) -> String {
 
 /// The error that ended the run, on stderr whatever `--quiet` says.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", crate::types::scrub_userinfo(&format!("{err:#}")));
 }
 
 fn use_color(choice: ColorChoice, stdout_is_terminal: bool) -> bool {

@@ -920,7 +920,7 @@ impl FromStr for EndpointUrl {
         let bad = |why: &str| {
             format!(
                 "'{}' is not an endpoint URL: {why}; expected e.g. https://ec2.us-east-1.amazonaws.com",
-                shorten(s)
+                shorten(&without_userinfo(s))
             )
         };
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
@@ -934,9 +934,48 @@ impl FromStr for EndpointUrl {
     }
 }
 
+/// Shown without any `user:password@` it carries: the URL goes to the SDK whole
+/// ([`EndpointUrl::as_str`]), never into a message or a log.
 impl fmt::Display for EndpointUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&without_userinfo(&self.0))
+    }
+}
+
+/// Any text with every URL's `user:password@` taken out: the last guard of every line amictl
+/// writes to stderr (errors, warnings, notes, clap's usage errors, which echo the value).
+pub fn scrub_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    static USERINFO: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s'\x22@]*@").expect("a valid pattern")
+    });
+    USERINFO.replace_all(text, "$1")
+}
+
+/// An endpoint URL as it may be shown: without the `user:password@` it may carry. Text that
+/// isn't a URL loses everything from `://` to the last `@` before the path, to be safe.
+pub fn without_userinfo(url: &str) -> String {
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.username().is_empty() && parsed.password().is_none() {
+            return url.to_owned();
+        }
+        if parsed.set_username("").is_ok() && parsed.set_password(None).is_ok() {
+            let shown = parsed.to_string();
+            return if url.ends_with('/') {
+                shown
+            } else {
+                shown.trim_end_matches('/').to_owned()
+            };
+        }
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -1041,6 +1080,22 @@ fn shorten(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn userinfo_never_shows() {
+        assert_eq!(without_userinfo("http://u:p@10.0.0.1:4566"), "http://10.0.0.1:4566");
+        assert_eq!(without_userinfo("https://u@host/path/"), "https://host/path/");
+        assert_eq!(without_userinfo("http://host:80"), "http://host:80");
+        assert_eq!(without_userinfo("http://u:p@"), "http://");
+        assert_eq!(
+            scrub_userinfo("invalid value 'http://ops:s3cret@' and https://a:b@h/x"),
+            "invalid value 'http://' and https://h/x"
+        );
+        let url: EndpointUrl = "http://ops:s3cret@127.0.0.1:9".parse().unwrap();
+        assert_eq!(url.to_string(), "http://127.0.0.1:9");
+        assert_eq!(url.as_str(), "http://ops:s3cret@127.0.0.1:9", "the SDK gets it whole");
+    }
+
     use super::*;
 
     #[test]

@@ -99,7 +99,7 @@ impl From<&ExecutionArgs> for Carry {
 pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
     if !matches!(command, Command::Completions { .. } | Command::Man | Command::Policy(_)) {
-        warn_of_plain_http(&global, printer);
+        check_endpoints(&global, printer)?;
     }
     let connect = Connect {
         global: &global,
@@ -205,13 +205,23 @@ impl<'run> Reach<'run> {
     }
 }
 
-/// Once per run: an endpoint that is plain http on another machine sends requests unencrypted.
-fn warn_of_plain_http(global: &GlobalArgs, printer: &Printer) {
+/// Once per run, before any request: an STS endpoint on plain http to another machine is
+/// refused (its answers are credentials) unless `--allow-http-sts`; any other endpoint that
+/// is plain http on another machine is warned about (requests cross the network unencrypted).
+fn check_endpoints(global: &GlobalArgs, printer: &Printer) -> Result<(), Error> {
+    if let Some(sts) = ec2::plain_http_sts_endpoint()
+        && !global.allow_http_sts
+    {
+        return Err(Error::Usage(format!(
+            "the STS endpoint {sts} is plain http on another machine, and STS answers with credentials: use https, or pass --allow-http-sts if that network is yours"
+        )));
+    }
     for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref()) {
         printer.warn(format!(
             "the endpoint {endpoint} is plain http on another machine: requests cross the network unencrypted; use https"
         ));
     }
+    Ok(())
 }
 
 /// Makes the contexts of a run from the global options.

@@ -342,10 +342,21 @@ pub fn plain_http_endpoints(endpoint_url: Option<&EndpointUrl>) -> Vec<String> {
         .into_iter()
         .chain(from_environment.map(|(_, value)| value))
         .filter(|url| is_plain_http_off_this_machine(url))
+        .map(|url| crate::types::without_userinfo(&url))
         .collect();
     endpoints.sort();
     endpoints.dedup();
     endpoints
+}
+
+/// The STS endpoint the environment sets, when it is plain http on another machine: its
+/// answers are credentials, so amictl refuses it unless told otherwise.
+pub fn plain_http_sts_endpoint() -> Option<String> {
+    ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .filter(|url| is_plain_http_off_this_machine(url))
+        .map(|url| crate::types::without_userinfo(&url))
 }
 
 fn is_plain_http_off_this_machine(url: &str) -> bool {
@@ -369,7 +380,10 @@ fn endpoint_for_messages(endpoint_url: Option<&EndpointUrl>, region: &Region) ->
     ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+        .map_or_else(
+            || format!("https://ec2.{region}.amazonaws.com"),
+            |url| crate::types::without_userinfo(&url),
+        )
 }
 
 #[cfg(test)]

@@ -406,3 +406,71 @@ fn completions_and_the_man_page_need_no_region_or_credentials() {
     assert!(man.stdout.contains("permissions"));
     Amictl::new().args(["completions", "tcsh"]).run().assert_code(2);
 }
+
+/// Credentials in an endpoint URL (`user:password@`) never show: not in errors, warnings or
+/// logs, whichever way the URL came in.
+#[test]
+fn an_endpoint_urls_userinfo_never_shows() {
+    let url = refused_url();
+    let with_secret = url.replacen("http://", "http://amictl:s3cret-word@", 1);
+    let off_machine = "http://ops:s3cret-word@10.255.255.1:4566";
+
+    let runs = [
+        TestEnv::amictl_at(&url)
+            .args(["-vv", "--endpoint-url", &with_secret, "describe"])
+            .run(),
+        TestEnv::amictl_at(&with_secret).args(["-vv", "describe"]).run(),
+        TestEnv::amictl_at(&url)
+            .env("AWS_ENDPOINT_URL_SSM", off_machine)
+            .args(["describe"])
+            .run(),
+        TestEnv::amictl_at(&url)
+            .args(["--endpoint-url", "http://ops:s3cret-word@", "describe"])
+            .run(),
+    ];
+
+    for run in &runs {
+        assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+        assert!(!run.stdout.contains("s3cret"), "{}", run.stdout);
+    }
+    assert!(
+        runs[0].stderr.contains(&url.replacen("http://", "", 1)),
+        "{}",
+        runs[0].stderr
+    );
+    assert!(
+        runs[2].stderr.contains("http://10.255.255.1:4566"),
+        "{}",
+        runs[2].stderr
+    );
+    assert_eq!(runs[3].code, 2, "{}", runs[3].stderr);
+}
+
+/// STS answers with credentials: an STS endpoint on plain http to another machine is refused
+/// before any request, unless the user says the network is theirs.
+#[test]
+fn a_plain_http_sts_endpoint_off_this_machine_is_refused_unless_allowed() {
+    let tripwire = Tripwire::new();
+
+    let refused = TestEnv::amictl_at(&tripwire.url())
+        .env("AWS_ENDPOINT_URL_STS", "http://10.255.255.1:4566")
+        .args(["describe"])
+        .run();
+    let allowed = TestEnv::amictl_at(&refused_url())
+        .env("AWS_ENDPOINT_URL_STS", "http://10.255.255.1:4566")
+        .args(["--allow-http-sts", "describe"])
+        .run();
+
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("STS endpoint http://10.255.255.1:4566") && refused.stderr.contains("--allow-http-sts"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(tripwire.connections(), 0, "nothing was sent");
+    assert!(
+        allowed.stderr.contains("cannot reach"),
+        "went on to EC2: {}",
+        allowed.stderr
+    );
+}
