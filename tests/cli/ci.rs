@@ -96,21 +96,147 @@ fn publish(releases: &Path, version: &str, checksum: Option<&str>) {
     std::fs::write(dir.join(format!("{archive}.sha256")), line).unwrap();
 }
 
-/// Runs scripts/install as the action does, against `url`, into `scratch/VERSION`.
+/// Runs scripts/install as the action does, against `url`, into `scratch/VERSION`, with a
+/// PATH of the system's tools only (no `gh`: provenance can't be checked).
 fn install(url: &str, version: &str, scratch: &Path) -> (std::process::Output, PathBuf, PathBuf) {
+    install_with(url, version, scratch, &[], "/usr/bin:/bin")
+}
+
+/// scripts/install with more settings and a PATH of its own.
+fn install_with(
+    url: &str,
+    version: &str,
+    scratch: &Path,
+    settings: &[(&str, &str)],
+    path: &str,
+) -> (std::process::Output, PathBuf, PathBuf) {
     let (os, arch, _) = platform();
     let bin = scratch.join(version).join("bin");
     let github_path = scratch.join(format!("{version}.path"));
-    let output = Command::new(Path::new(ROOT).join("scripts/install"))
+    let output = Command::new("bash")
+        .arg(Path::new(ROOT).join("scripts/install"))
         .env("AMICTL_VERSION", version)
         .env("AMICTL_DOWNLOAD_URL", url)
         .env("AMICTL_INSTALL_DIR", &bin)
         .env("GITHUB_PATH", &github_path)
         .env("RUNNER_OS", os)
         .env("RUNNER_ARCH", arch)
+        .env("PATH", path)
+        .env_remove("AMICTL_PROVENANCE")
+        .envs(settings.iter().copied())
         .output()
         .expect("scripts/install");
     (output, bin, github_path)
+}
+
+/// A stand-in for the GitHub CLI that knows which archives the release workflow attested (their
+/// SHA-256s, a line each, in `attested`), as GitHub's attestation store would: its
+/// `gh attestation verify FILE --repo … --signer-workflow …` answers from that list, and it
+/// writes each call to `calls`. Returns the directory to put first on PATH.
+fn stub_gh(scratch: &Path, attested: &Path, calls: &Path) -> PathBuf {
+    let dir = scratch.join("gh-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "#!/bin/bash\n[ \"$1 $2\" = 'attestation verify' ] || exit 1\n[ \"$3\" = --help ] && exit 0\n\
+         printf '%s\\n' \"$*\" >> '{calls}'\n\
+         digest=$(sha256sum \"$3\" | awk '{{print $1}}')\n\
+         grep -qx \"$digest\" '{attested}' && exit 0\n\
+         echo \"no attestations found for $3\" >&2\nexit 1\n",
+        calls = calls.display(),
+        attested = attested.display()
+    );
+    std::fs::write(dir.join("gh"), script).unwrap();
+    Command::new("chmod").arg("+x").arg(dir.join("gh")).status().unwrap();
+    dir
+}
+
+/// The SHA-256 of a published archive.
+fn digest_of(releases: &Path, version: &str) -> String {
+    let (_, _, target) = platform();
+    let archive = releases.join(version).join(format!("amictl-{version}-{target}.tar.gz"));
+    let out = Command::new("sha256sum").arg(archive).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A release asset replaced together with its checksum passes the checksum, not the
+/// provenance: the installer refuses it, installing nothing; where provenance can't be checked
+/// it says so and what it did check, and `require` refuses. Tags are checked before any
+/// download.
+#[test]
+fn the_installer_verifies_provenance_and_refuses_a_replaced_release() {
+    let scratch = Scratch::new("provenance");
+    let releases = scratch.path().join("releases");
+    publish(&releases, "v9.9.9", None);
+    publish(&releases, "v9.9.6", None); // replaced: archive and checksum agree, nobody attested it
+    let attested = scratch.path().join("attested");
+    std::fs::write(&attested, format!("{}\n", digest_of(&releases, "v9.9.9"))).unwrap();
+    let calls = scratch.path().join("calls");
+    let gh = stub_gh(scratch.path(), &attested, &calls);
+    let with_gh = format!("{}:/usr/bin:/bin", gh.display());
+    let server = FileServer::serve(&releases);
+    let said = |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+
+    let (genuine, bin, _) = install_with(&server.url, "v9.9.9", scratch.path(), &[], &with_gh);
+    assert!(genuine.status.success(), "{}", said(&genuine));
+    assert!(
+        said(&genuine).contains("provenance: attested by amictl/amictl's release workflow"),
+        "{}",
+        said(&genuine)
+    );
+    assert!(bin.join("amictl").exists());
+    let asked = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        asked.contains("--repo amictl/amictl --signer-workflow amictl/amictl/.github/workflows/release.yml"),
+        "{asked}"
+    );
+
+    let (replaced, replaced_bin, _) = install_with(&server.url, "v9.9.6", scratch.path(), &[], &with_gh);
+    assert_eq!(replaced.status.code(), Some(1), "{}", said(&replaced));
+    assert!(
+        said(&replaced).contains("has no valid attestation"),
+        "{}",
+        said(&replaced)
+    );
+    assert!(!replaced_bin.join("amictl").exists(), "nothing installed");
+
+    let (unchecked, _, _) = install(&server.url, "v9.9.6", scratch.path());
+    assert!(unchecked.status.success(), "{}", said(&unchecked));
+    assert!(
+        said(&unchecked)
+            .contains("provenance not checked: the GitHub CLI (gh) is not installed; verified only the SHA-256"),
+        "{}",
+        said(&unchecked)
+    );
+    let elsewhere = scratch.path().join("required");
+    let (required, required_bin, _) = install_with(
+        &server.url,
+        "v9.9.9",
+        &elsewhere,
+        &[("AMICTL_PROVENANCE", "require")],
+        "/usr/bin:/bin",
+    );
+    assert_eq!(required.status.code(), Some(1));
+    assert!(
+        said(&required).contains("could not check the provenance"),
+        "{}",
+        said(&required)
+    );
+    assert!(!required_bin.join("amictl").exists(), "nothing installed");
+
+    for bad in ["v1.2", "v1.2.3/../../x", "v1.2.3?x=1", "v01.2.3", "v1.2.3-", "1.2.3"] {
+        let (refused, _, _) = install(&server.url, bad, scratch.path());
+        assert_eq!(refused.status.code(), Some(1), "{bad}");
+        assert!(
+            said(&refused).contains("not a release tag"),
+            "{bad}: {}",
+            said(&refused)
+        );
+    }
 }
 
 #[test]
