@@ -82,6 +82,6 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         message = format!("{message} ({tip})");
     }
     // clap echoes the value it refused: an endpoint URL's password must not show.
-    eprintln!("{}", types::scrub_userinfo(&message));
+    eprintln!("{}", output::for_stderr(&message));
     ExitCode::from(error::EXIT_USAGE)
 }

@@ -213,7 +213,7 @@ impl Printer {
 
     /// A cell in a colour, when colour is on.
     pub fn colored(&self, text: impl Display, color: Option<Color>) -> Cell {
-        let cell = Cell::new(text);
+        let cell = Cell::new(for_terminal(&text.to_string()));
         match color {
             Some(color) if self.color => cell.fg(color),
             _ => cell,
@@ -223,7 +223,7 @@ impl Printer {
     /// A warning on stderr, unless `--quiet`.
     pub fn warn(&self, message: impl Display) {
         if !self.quiet {
-            eprintln!("warning: {}", crate::types::scrub_userinfo(&message.to_string()));
+            eprintln!("warning: {}", for_stderr(&message.to_string()));
         }
     }
 
@@ -284,7 +284,7 @@ impl Printer {
     /// A note on stderr, unless `--quiet`.
     pub fn note(&self, message: impl Display) {
         if !self.quiet {
-            eprintln!("{}", crate::types::scrub_userinfo(&message.to_string()));
+            eprintln!("{}", for_stderr(&message.to_string()));
         }
     }
 }
@@ -460,7 +460,32 @@ fn markdown_text(text: &str) -> String {
 
 /// The error that ended the run, on stderr whatever `--quiet` says.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {}", crate::types::scrub_userinfo(&format!("{err:#}")));
+    eprintln!("error: {}", for_stderr(&format!("{err:#}")));
+}
+
+/// Text from outside (an image's name, description or tags, another account's, an endpoint's
+/// message) as a terminal may show it: control characters (escape sequences that would move
+/// the cursor, retitle the window or hide text) written out as `\u{1b}`; line breaks stay.
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A line for stderr: safe for a terminal, and without any URL's `user:password@`.
+pub fn for_stderr(text: &str) -> String {
+    for_terminal(&crate::types::scrub_userinfo(text)).into_owned()
 }
 
 fn use_color(choice: ColorChoice, stdout_is_terminal: bool) -> bool {

@@ -267,3 +267,23 @@ fn a_disabled_image_is_listed_as_disabled_when_asked() {
     assert_eq!(listed[0]["image_id"], disabled.as_str());
     assert_eq!(listed[0]["state"], "disabled");
 }
+
+/// Text from outside (a tag value anyone with CreateTags can write, another account's image
+/// description) can carry terminal control sequences: XML keeps out ESC itself, but not the
+/// 8-bit C1 controls (CSI U+009B, OSC U+009D) that terminals also obey. The table writes them
+/// out, never sends them to the terminal; JSON keeps the value exactly.
+#[test]
+fn escape_sequences_in_tags_never_reach_the_terminal() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let hostile = "\u{9d}0;pwned\u{9c}\u{9b}2Jgone";
+    let image = env.create_image(&instance, "escapes-1", &[("note", hostile)]);
+
+    let table = env.amictl().args(["describe", &image]).run();
+    let json = env.amictl().args(["describe", &image, "-o", "json"]).run();
+
+    let stdout = &table.assert_code(0).stdout;
+    assert!(!stdout.contains('\u{9b}') && !stdout.contains('\u{9d}'), "{stdout:?}");
+    assert!(stdout.contains("\\u{9d}0;pwned"), "{stdout}");
+    assert_eq!(json.assert_code(0).json()[0]["tags"]["note"], hostile);
+}
