@@ -391,7 +391,8 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
             None
         }
     };
-    let image_tags = plan::copy_tags(&source, request.copy_tags, &request.tags).map_err(Error::Failed)?;
+    let records_key = request.encrypt && !request.kms_keys.is_empty();
+    let image_tags = plan::copy_tags(&source, request.copy_tags, &request.tags, records_key).map_err(Error::Failed)?;
     let spec = CopySpec {
         source_image_id: source.image_id.clone(),
         source_region: ec2.region().to_owned(),
@@ -648,7 +649,7 @@ mod tests {
     fn job(request: &Request) -> Job<'_> {
         let mut source = Image::for_tests(SOURCE);
         source.region = "us-east-1".to_owned();
-        let image_tags = plan::copy_tags(&source, false, &request.tags).unwrap();
+        let image_tags = plan::copy_tags(&source, false, &request.tags, false).unwrap();
         Job {
             request,
             spec: CopySpec {

@@ -154,6 +154,7 @@ pub fn copy_tags(
     source: &Image,
     copy_source_tags: bool,
     tags: &BTreeMap<String, String>,
+    records_key: bool,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut wanted = BTreeMap::new();
     if copy_source_tags {
@@ -168,11 +169,14 @@ pub fn copy_tags(
     wanted.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     wanted.insert(SOURCE_IMAGE_TAG.to_owned(), source.image_id.to_string());
     wanted.insert(SOURCE_REGION_TAG.to_owned(), source.region.clone());
-    if wanted.len() > MAX_TAGS {
+    // With a KMS key named, each copy also records the key asked for (KMS_KEY_TAG).
+    let total = wanted.len() + usize::from(records_key);
+    if total > MAX_TAGS {
         return Err(format!(
-            "the copies would have {} tags, and EC2 takes at most {MAX_TAGS} (2 of them amictl's record of the source); \
+            "the copies would have {total} tags, and EC2 takes at most {MAX_TAGS} ({} of them amictl's record of the source{}); \
              copy fewer of the source's tags, or pass fewer --tag",
-            wanted.len()
+            total - (wanted.len() - 2),
+            if records_key { " and the key" } else { "" }
         ));
     }
     Ok(wanted)
@@ -394,7 +398,7 @@ mod tests {
         .collect();
         let given = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
 
-        let tags = copy_tags(&source, true, &given).unwrap();
+        let tags = copy_tags(&source, true, &given, false).unwrap();
 
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
@@ -406,9 +410,20 @@ mod tests {
                 ("team", "web"),
             ]
         );
-        assert_eq!(copy_tags(&source, false, &BTreeMap::new()).unwrap().len(), 2);
+        assert_eq!(copy_tags(&source, false, &BTreeMap::new(), false).unwrap().len(), 2);
         let many: BTreeMap<String, String> = (0..49).map(|i| (format!("k{i}"), "v".to_owned())).collect();
-        assert!(copy_tags(&source, false, &many).unwrap_err().contains("at most 50"));
+        assert!(
+            copy_tags(&source, false, &many, false)
+                .unwrap_err()
+                .contains("at most 50")
+        );
+        let just_fits: BTreeMap<String, String> = (0..48).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+        assert!(copy_tags(&source, false, &just_fits, false).is_ok());
+        let key_too = copy_tags(&source, false, &just_fits, true).unwrap_err();
+        assert!(
+            key_too.contains("51 tags") && key_too.contains("and the key"),
+            "{key_too}"
+        );
     }
 
     #[test]
