@@ -62,8 +62,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<HumanDuration>,
 
-    /// Allow an STS endpoint (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) on plain http to another machine, whose answers are credentials [default: refused]
-    #[arg(long, global = true)]
+    /// Allow an STS endpoint (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) on plain http to another machine, whose answers are credentials, e.g. a test server in CI [default: refused]
+    #[arg(long, global = true, env = "AMICTL_ALLOW_HTTP_STS", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_http_sts: bool,
 
     /// At most this many requests a second of each bulk action (deregister, delete, read permissions), leaving EC2's rate limits to the account's other tools [default: as fast as EC2 allows, learned from its answers]

@@ -213,7 +213,7 @@ fn check_endpoints(global: &GlobalArgs, printer: &Printer) -> Result<(), Error> 
         && !global.allow_http_sts
     {
         return Err(Error::Usage(format!(
-            "the STS endpoint {sts} is plain http on another machine, and STS answers with credentials: use https, or pass --allow-http-sts if that network is yours"
+            "the STS endpoint {sts} is plain http on another machine, and STS answers with credentials: use https, or pass --allow-http-sts (AMICTL_ALLOW_HTTP_STS=1) if that network is yours, e.g. a test server in CI"
         )));
     }
     for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref()) {

@@ -460,6 +460,16 @@ fn a_plain_http_sts_endpoint_off_this_machine_is_refused_unless_allowed() {
         .env("AWS_ENDPOINT_URL_STS", "http://10.255.255.1:4566")
         .args(["--allow-http-sts", "describe"])
         .run();
+    let allowed_by_environment = TestEnv::amictl_at(&refused_url())
+        .env("AWS_ENDPOINT_URL_STS", "http://10.255.255.1:4566")
+        .env("AMICTL_ALLOW_HTTP_STS", "1")
+        .args(["describe"])
+        .run();
+    assert!(
+        allowed_by_environment.stderr.contains("cannot reach"),
+        "{}",
+        allowed_by_environment.stderr
+    );
 
     refused.assert_code(2);
     assert!(
