@@ -248,7 +248,8 @@ async fn report(
     now: Timestamp,
 ) -> anyhow::Result<()> {
     // What EC2 holds now; an image that can't be read back shows without it.
-    let after = ctx.ec2.describe_images(&query(ids)).await.unwrap_or_default();
+    // Filtered by ID: one that is gone (a restore that failed) hides no other.
+    let after = ctx.ec2.images_if_any(ids).await.unwrap_or_default();
     for result in &mut results {
         result.after = after
             .iter()

@@ -167,6 +167,10 @@ fn restore_works_id_by_id_on_binned_registered_lost_and_unknown_images() {
         "{results}"
     );
     assert!(run.stderr.contains("2 images were not changed"), "{}", run.stderr);
+    assert_eq!(
+        results[0]["state"], "available",
+        "read back, whatever the other IDs: {results}"
+    );
     assert!(env.image_ids().contains(&binned));
     assert!(
         env.binned_images().contains(&lost),
