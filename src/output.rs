@@ -271,13 +271,19 @@ impl Printer {
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
-    /// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
+    /// Asks a yes/no question on the terminal; only `y` or `yes` is a yes. The answer is read
+    /// on a thread of its own, so the runtime goes on polling Ctrl-C meanwhile: Ctrl-C at the
+    /// question ends the run at once (exit 130), nothing changed.
     #[allow(clippy::unused_self)] // questions go through the printer, which owns stderr
-    pub fn ask(&self, question: &str) -> std::io::Result<bool> {
+    pub async fn ask(&self, question: &str) -> std::io::Result<bool> {
         eprint!("{question} [y/N] ");
         std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).map(|_| answer)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
     }
 

@@ -148,7 +148,7 @@ async fn carry(contexts: &[Context<'_>], args: &CleanupArgs, plan: &mut Plan) ->
 
     plan.summarize(args.execution.snapshot_price.0);
     if plan.has_work() && !args.yes {
-        confirm(ctx, plan)?;
+        confirm(ctx, plan).await?;
     }
     let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
     carry_out(
@@ -361,7 +361,7 @@ fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
 
 /// `--yes` was not given: a person at a terminal is asked; anything else (CI) is shown the
 /// plan and refused, with nothing sent.
-fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
+async fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
     let summary = &plan.summary;
     let mut parts = Vec::new();
     if summary.images_deregistered > 0 || summary.snapshots_deleted > 0 {
@@ -388,7 +388,7 @@ fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
         )));
     }
     let question = format!("{}{}?", what[..1].to_uppercase(), &what[1..]);
-    match ctx.printer.ask(&question) {
+    match ctx.printer.ask(&question).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::Usage("nothing was changed".to_owned())),
         Err(e) => Err(Error::Usage(format!(

@@ -572,3 +572,62 @@ fn the_table_shows_what_changes_and_counts_what_keep_keeps_in_one_line() {
     let again = plan(&["-o", "json"]).assert_code(0).json();
     assert_eq!(again["images"], json["images"], "a re-run plans the same");
 }
+
+/// At a terminal, a cleanup without --yes asks before changing anything; Ctrl-C at that
+/// question ends the run at once with exit 130 (the answer is read off the runtime, which
+/// keeps listening for Ctrl-C), and nothing is changed. The terminal is a pseudo-terminal
+/// made by Python's `pty` (from the test venv): amictl is its session's foreground process,
+/// so Ctrl-C typed there reaches it as a terminal's would.
+#[test]
+fn ctrl_c_at_the_question_exits_130_at_once_with_nothing_changed() {
+    let env = TestEnv::new();
+    let image = env.create_image(&env.run_instance(None), "asked-1", &[]);
+    let script = r#"
+import os, pty, select, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen, deadline = b"", time.time() + 60
+while b"[y/N]" not in seen and time.time() < deadline:
+    if select.select([fd], [], [], 0.5)[0]:
+        try:
+            seen += os.read(fd, 4096)
+        except OSError:
+            break
+asked = time.time()
+os.write(fd, b"\x03")
+code = None
+while code is None and time.time() < asked + 10:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        code = os.waitstatus_to_exitcode(status)
+    else:
+        time.sleep(0.05)
+if code is None:
+    os.kill(pid, signal.SIGKILL)
+print(b"[y/N]" in seen, code, round(time.time() - asked, 1))
+"#;
+    let output = std::process::Command::new(crate::support::python())
+        .args(["-c", script, env!("CARGO_BIN_EXE_amictl"), "cleanup", &image])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("AWS_REGION", &env.region)
+        .env("AWS_ACCESS_KEY_ID", "AKIDAMICTLTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "amictl-test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("python's pty");
+    let said = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<&str> = said.split_whitespace().collect();
+
+    assert_eq!(fields.first(), Some(&"True"), "the question was asked: {said}");
+    assert_eq!(
+        fields.get(1),
+        Some(&"130"),
+        "Ctrl-C at the question: exit 130 at once: {said}"
+    );
+    assert!(env.image_ids().contains(&image), "nothing was changed");
+}

@@ -148,7 +148,7 @@ impl Render for Created {
 async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
     check_args(args)?;
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
-        confirm_rebooting_this_machine(ctx.printer, &target.instance_id)?;
+        confirm_rebooting_this_machine(ctx.printer, &target.instance_id).await?;
     }
     let started = ctx.printer.now();
     let ec2 = &ctx.ec2;

@@ -9,7 +9,7 @@ use super::Target;
 
 /// Without `--yes`, a person at a terminal is asked before EC2 reboots the machine they are
 /// on; anything else is refused with nothing sent.
-pub fn confirm_rebooting_this_machine(printer: &Printer, id: &InstanceId) -> Result<(), Error> {
+pub async fn confirm_rebooting_this_machine(printer: &Printer, id: &InstanceId) -> Result<(), Error> {
     let refusal = format!(
         "EC2 reboots the instance it images, and {id} is this very machine: pass --yes to let it reboot \
          (sessions on it will drop), or --no-reboot (the image's file-system integrity is then not guaranteed)"
@@ -17,9 +17,12 @@ pub fn confirm_rebooting_this_machine(printer: &Printer, id: &InstanceId) -> Res
     if !printer.can_ask() {
         return Err(Error::Usage(refusal));
     }
-    match printer.ask(&format!(
-        "EC2 will reboot this very machine ({id}) to image it, and your session will drop. Go ahead?"
-    )) {
+    match printer
+        .ask(&format!(
+            "EC2 will reboot this very machine ({id}) to image it, and your session will drop. Go ahead?"
+        ))
+        .await
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::Usage("nothing was created".to_owned())),
         Err(err) => Err(Error::Usage(format!("could not read an answer ({err}); {refusal}"))),
