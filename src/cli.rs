@@ -398,7 +398,7 @@ pub struct CopyArgs {
     pub wait: bool,
 
     /// Give up waiting after this long (e.g. 45m, 2h)
-    #[arg(long, value_name = "DURATION", default_value = "60m")]
+    #[arg(long, value_name = "DURATION", default_value = "60m", requires = "wait")]
     pub wait_timeout: HumanDuration,
 
     /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
@@ -722,4 +722,50 @@ pub struct PermissionsReset {
     /// Also remove every create-volume permission from the images' snapshots
     #[arg(long)]
     pub snapshots: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// clap's own consistency checks of the whole command tree (conflicts, requirements,
+    /// groups and defaults that name arguments that exist).
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_wait_timeout_needs_wait() {
+        for command in [
+            [
+                "amictl",
+                "copy",
+                "ami-12345678",
+                "--to-regions",
+                "eu-west-1",
+                "--wait-timeout",
+                "5m",
+            ]
+            .as_slice(),
+            [
+                "amictl",
+                "create",
+                "--instance-id",
+                "i-12345678",
+                "--wait-timeout",
+                "5m",
+            ]
+            .as_slice(),
+        ] {
+            let refused = Cli::try_parse_from(command).expect_err("--wait-timeout without --wait");
+            assert_eq!(
+                refused.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{command:?}"
+            );
+        }
+    }
 }
