@@ -347,22 +347,17 @@ async fn apply(ctx: &Context<'_>, image: &Image, change: StageChange, now: Times
             }
         },
         StageChange::Enable {
-            restore_permissions,
-            yes,
-        } => enable(ctx, image, restore_permissions, yes).await,
+            restore_permissions, ..
+        } => enable(ctx, image, restore_permissions).await,
     }
 }
 
 /// EnableImage where the image is disabled; with `restore_permissions`, the launch
 /// permissions amictl recorded when it disabled the image, given back after checking them as
-/// a user's own input would be (a public grant needs `yes`, and that EC2 would take it).
+/// a user's own input would be (a public grant needs `--yes`, checked in `run`, and that EC2
+/// would take it).
 /// The disable time goes in any case: it belongs to the disable that has just ended.
-async fn enable(
-    ctx: &Context<'_>,
-    image: &Image,
-    restore_permissions: bool,
-    yes: bool,
-) -> Result<Option<String>, Error> {
+async fn enable(ctx: &Context<'_>, image: &Image, restore_permissions: bool) -> Result<Option<String>, Error> {
     let id = &image.image_id;
     let recorded = LaunchPermissions::from_tags(&image.tags).map_err(|bad| {
         Error::Failed(format!(
@@ -370,17 +365,11 @@ async fn enable(
         ))
     })?;
     let recorded = recorded.filter(|r| !r.words().is_empty());
-    if restore_permissions && let Some(record) = &recorded {
-        if record.public && !yes {
-            return Err(Error::Usage(format!(
-                "the record of {id} gives public launch permission back: every AWS account could launch it; pass --yes if that is what you want"
-            )));
-        }
-        if record.public {
-            super::permissions::check_block_public_access(ctx).await?;
-            if let Some(why) = super::permissions::refuses_public(image) {
-                return Err(Error::Failed(format!("{why}; nothing changed")));
-            }
+    // A public record without --yes was refused in `run`, before any image changed.
+    if restore_permissions && recorded.as_ref().is_some_and(|r| r.public) {
+        super::permissions::check_block_public_access(ctx).await?;
+        if let Some(why) = super::permissions::refuses_public(image) {
+            return Err(Error::Failed(format!("{why}; nothing changed")));
         }
     }
     let mut done = Vec::new();

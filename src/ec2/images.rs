@@ -123,14 +123,7 @@ impl Ec2 {
             );
             let sdk_images = page.images.unwrap_or_default();
             images.reserve(sdk_images.len());
-            for image in sdk_images.into_iter().map(|i| {
-                image_from_sdk(
-                    i,
-                    &self.region,
-                    self.account_id.as_deref(),
-                    self.account_name.as_deref(),
-                )
-            }) {
+            for image in sdk_images.into_iter().map(|i| self.image_of(i)) {
                 seen.insert(image.image_id.clone());
                 if query.matches(&image) {
                     images.push(image);
@@ -190,14 +183,7 @@ impl Ec2 {
         let mut images = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeImages", &err))?;
-            images.extend(page.images.unwrap_or_default().into_iter().map(|i| {
-                image_from_sdk(
-                    i,
-                    &self.region,
-                    self.account_id.as_deref(),
-                    self.account_name.as_deref(),
-                )
-            }));
+            images.extend(page.images.unwrap_or_default().into_iter().map(|i| self.image_of(i)));
         }
         Ok(images)
     }
@@ -270,6 +256,16 @@ impl Ec2 {
                 }),
             },
         }
+    }
+
+    /// amictl's image from the SDK's, labelled with this client's region and account.
+    fn image_of(&self, image: sdk::Image) -> Image {
+        image_from_sdk(
+            image,
+            &self.region,
+            self.account_id.as_deref(),
+            self.account_name.as_deref(),
+        )
     }
 
     fn images_not_found(&self, ids: &[ImageId]) -> Error {

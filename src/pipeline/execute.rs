@@ -16,7 +16,7 @@ use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
-use crate::model::{DISABLED_AT_TAG, LaunchPermissions, PERMISSIONS_TAG};
+use crate::model::{BinnedImage, DISABLED_AT_TAG, LaunchPermissions, PERMISSIONS_TAG};
 use crate::output::Counter;
 use crate::types::{ImageId, SnapshotId};
 
@@ -72,6 +72,11 @@ enum Binned {
 }
 
 impl Binned {
+    /// What the bin's answer about one image says: its entry, or none (gone for good).
+    fn of(entry: Option<&BinnedImage>) -> Binned {
+        entry.map_or(Binned::No, |e| Binned::Until(e.recycle_bin_exit_time))
+    }
+
     /// Whether the image's snapshots may be deleted.
     fn lets_snapshots_go(&self) -> bool {
         matches!(self, Binned::No | Binned::NotOffered)
@@ -285,7 +290,7 @@ async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan, bin: &BTreeMap<Image
             Ok(Some(binned)) => {
                 for id in unread {
                     let entry = binned.iter().find(|b| b.image_id == id);
-                    read.insert(id, entry.map_or(Binned::No, |e| Binned::Until(e.recycle_bin_exit_time)));
+                    read.insert(id, Binned::of(entry));
                 }
             }
             Ok(None) => {}
@@ -308,8 +313,7 @@ async fn say_whether_restorable(ec2: &Ec2, plan: &mut Plan, bin: &BTreeMap<Image
 /// Whether the Recycle Bin holds an image just deregistered.
 async fn bin_check(ec2: &Ec2, id: &ImageId) -> Binned {
     match ec2.recycle_bin_entry(id).await {
-        Ok(Some(Some(entry))) => Binned::Until(entry.recycle_bin_exit_time),
-        Ok(Some(None)) => Binned::No,
+        Ok(Some(entry)) => Binned::of(entry.as_ref()),
         Ok(None) => Binned::NotOffered,
         Err(err) => Binned::Unknown(err.to_string()),
     }
