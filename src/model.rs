@@ -61,6 +61,164 @@ impl Backing {
     }
 }
 
+/// An image's state as EC2 reports it (DescribeImages `State`), parsed once where the
+/// service layer reads it. The one definition of which states are launchable, on their way
+/// somewhere (transient) and failed. A state this version doesn't know is kept as EC2 said it
+/// and is none of those: amictl doesn't act on what it can't read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum ImageState {
+    Pending,
+    Available,
+    Invalid,
+    Deregistered,
+    Transient,
+    Failed,
+    Error,
+    Disabled,
+    Other(String),
+}
+
+impl ImageState {
+    pub fn parse(state: &str) -> ImageState {
+        match state {
+            "pending" => ImageState::Pending,
+            "available" => ImageState::Available,
+            "invalid" => ImageState::Invalid,
+            "deregistered" => ImageState::Deregistered,
+            "transient" => ImageState::Transient,
+            "failed" => ImageState::Failed,
+            "error" => ImageState::Error,
+            "disabled" => ImageState::Disabled,
+            other => ImageState::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageState::Pending => "pending",
+            ImageState::Available => "available",
+            ImageState::Invalid => "invalid",
+            ImageState::Deregistered => "deregistered",
+            ImageState::Transient => "transient",
+            ImageState::Failed => "failed",
+            ImageState::Error => "error",
+            ImageState::Disabled => "disabled",
+            ImageState::Other(other) => other,
+        }
+    }
+
+    /// Instances can launch from it.
+    pub fn is_launchable(&self) -> bool {
+        *self == ImageState::Available
+    }
+
+    /// On its way to another state (being made, copied or changed): wait, don't judge.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ImageState::Pending | ImageState::Transient)
+    }
+
+    /// It will never become available: a failed creation or copy.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, ImageState::Failed | ImageState::Error | ImageState::Invalid)
+    }
+
+    /// Waiting for it ends here without it becoming available: failed, or gone.
+    pub fn is_dead_end(&self) -> bool {
+        self.is_failed() || *self == ImageState::Deregistered
+    }
+}
+
+impl From<String> for ImageState {
+    fn from(state: String) -> ImageState {
+        ImageState::parse(&state)
+    }
+}
+
+impl From<ImageState> for String {
+    fn from(state: ImageState) -> String {
+        state.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for ImageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An image's place on the way out: disabled, deprecated, deprecating (a deprecation time to
+/// come), else its state. Shown as that word (`-` where EC2 gave no state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Stage {
+    Disabled,
+    Deprecated,
+    Deprecating,
+    State(ImageState),
+    Unknown,
+}
+
+impl Stage {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Stage::Disabled => "disabled",
+            Stage::Deprecated => "deprecated",
+            Stage::Deprecating => "deprecating",
+            Stage::State(state) => state.as_str(),
+            Stage::Unknown => "-",
+        }
+    }
+}
+
+impl From<Stage> for String {
+    fn from(stage: Stage) -> String {
+        stage.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snapshot's state (DescribeSnapshots `State`); only `completed` is whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    Other(String),
+}
+
+impl SnapshotState {
+    pub fn parse(state: &str) -> SnapshotState {
+        match state {
+            "pending" => SnapshotState::Pending,
+            "completed" => SnapshotState::Completed,
+            "error" => SnapshotState::Error,
+            other => SnapshotState::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SnapshotState::Pending => "pending",
+            SnapshotState::Completed => "completed",
+            SnapshotState::Error => "error",
+            SnapshotState::Other(other) => other,
+        }
+    }
+}
+
+impl From<SnapshotState> for String {
+    fn from(state: SnapshotState) -> String {
+        state.as_str().to_owned()
+    }
+}
+
 /// One entry of an image's block device mapping.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDevice {
@@ -94,7 +252,7 @@ pub struct Image {
     pub account_name: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<ImageState>,
     pub owner_id: Option<String>,
     pub creation_date: Option<Timestamp>,
     pub backing: Backing,
@@ -199,7 +357,7 @@ impl Image {
     /// carried over from another image). `amictl enable` removes it; an enable and a new
     /// disable by another tool, with no launch in between, EC2 doesn't show.
     pub fn disabled_by_amictl_at(&self) -> Option<Timestamp> {
-        if self.state.as_deref() != Some("disabled") {
+        if self.state != Some(ImageState::Disabled) {
             return None;
         }
         let at: Timestamp = self.tags.get(DISABLED_AT_TAG)?.parse().ok()?;
@@ -210,15 +368,21 @@ impl Image {
         (!launched_since && !before_it_existed).then_some(at)
     }
 
-    /// The image's place on the way out, in a word or two: `disabled`, `deprecated`,
-    /// `deprecating` (a deprecation time to come), else its state.
-    pub fn stage(&self, now: Timestamp) -> String {
-        match self.state.as_deref() {
-            Some("disabled") => "disabled".to_owned(),
-            Some("available") | None if self.is_deprecated(now) => "deprecated".to_owned(),
-            Some("available") | None if self.deprecation_time.is_some() => "deprecating".to_owned(),
-            state => state.unwrap_or("-").to_owned(),
+    /// The image's place on the way out (see [`Stage`]).
+    pub fn stage(&self, now: Timestamp) -> Stage {
+        let available = self.state.as_ref().is_none_or(ImageState::is_launchable);
+        match &self.state {
+            Some(ImageState::Disabled) => Stage::Disabled,
+            _ if available && self.is_deprecated(now) => Stage::Deprecated,
+            _ if available && self.deprecation_time.is_some() => Stage::Deprecating,
+            Some(state) => Stage::State(state.clone()),
+            None => Stage::Unknown,
         }
+    }
+
+    /// Whether EC2 says it is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.state == Some(ImageState::Disabled)
     }
 }
 
@@ -449,8 +613,7 @@ pub struct Snapshot {
     pub account_id: Option<String>,
     pub size_gib: Option<i64>,
     pub description: Option<String>,
-    /// `pending`, `completed`, `error` …
-    pub state: Option<String>,
+    pub state: Option<SnapshotState>,
     pub start_time: Option<Timestamp>,
 }
 
@@ -547,7 +710,7 @@ impl Image {
             account_name: None,
             name: Some(format!("name-{image_id}")),
             description: None,
-            state: Some("available".to_owned()),
+            state: Some(ImageState::Available),
             owner_id: Some("123456789012".to_owned()),
             creation_date: Some("2026-01-01T00:00:00Z".parse().expect("a timestamp")),
             backing: Backing::Ebs,
@@ -778,7 +941,7 @@ mod tests {
             account_id: None,
             size_gib: Some(8),
             description: Some(description.to_owned()),
-            state: Some("completed".to_owned()),
+            state: Some(SnapshotState::Completed),
             start_time: None,
         };
         assert_eq!(
@@ -944,13 +1107,13 @@ mod tests {
     fn the_stage_is_disabled_then_deprecated_then_the_state() {
         let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
         let mut image = Image::for_tests("ami-12345678");
-        assert_eq!(image.stage(now), "available");
+        assert_eq!(image.stage(now), Stage::State(ImageState::Available));
         image.deprecation_time = Some("2026-12-28T12:00:00Z".parse().unwrap());
-        assert_eq!(image.stage(now), "deprecating");
+        assert_eq!(image.stage(now), Stage::Deprecating);
         image.deprecation_time = Some("2026-10-28T12:00:00Z".parse().unwrap());
-        assert_eq!(image.stage(now), "deprecated");
-        image.state = Some("disabled".to_owned());
-        assert_eq!(image.stage(now), "disabled");
+        assert_eq!(image.stage(now), Stage::Deprecated);
+        image.state = Some(ImageState::Disabled);
+        assert_eq!(image.stage(now), Stage::Disabled);
         assert_eq!(image.disabled_by_amictl_at(), None, "not without amictl's tag");
         image
             .tags

@@ -56,7 +56,7 @@ impl PolicyFile {
     }
 
     /// Checks the text of a policy file; an error is the byte offset it is at, and what is wrong.
-    fn parse(text: &str) -> Result<PolicyFile, (usize, String)> {
+    pub fn parse(text: &str) -> Result<PolicyFile, (usize, String)> {
         let file: FileText = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().replace('\n', "; ");
             (e.span().map_or(0, |s| s.start), message)

@@ -1,10 +1,9 @@
 //! Every parser of what users type: none may panic, and what parses must mean what it says.
 #![no_main]
 
-include!("amictl.rs");
-
+use amictl::pipeline::plan;
+use amictl::types::*;
 use libfuzzer_sys::fuzz_target;
-use types::*;
 
 fuzz_target!(|input: &str| {
     if let Ok(id) = input.parse::<ImageId>() {
@@ -30,10 +29,10 @@ fuzz_target!(|input: &str| {
     if let Ok(price) = input.parse::<Price>() {
         assert!(price.0.is_finite() && price.0 >= 0.0);
     }
-    if let Ok(template) = input.parse::<NameTemplate>() {
-        if let Ok(name) = template.expand(|_| Ok("web-1".to_owned())) {
-            assert!(check_image_name(&name).is_ok(), "{name:?}");
-        }
+    if let Ok(template) = input.parse::<NameTemplate>()
+        && let Ok(name) = template.expand(|_| Ok("web-1".to_owned()))
+    {
+        assert!(check_image_name(&name).is_ok(), "{name:?}");
     }
     let _ = input.parse::<Description>();
     if let Ok(duration) = input.parse::<HumanDuration>() {

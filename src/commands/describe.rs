@@ -8,7 +8,7 @@ use super::Context;
 use crate::cli::DescribeArgs;
 use crate::ec2::ImageQuery;
 use crate::error::Error;
-use crate::model::{Backing, BinnedImage, Image, LaunchPermissions};
+use crate::model::{Backing, BinnedImage, Image, ImageState, LaunchPermissions, Stage};
 use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
 use crate::types::{ImageId, Owner, Price, SnapshotId};
 
@@ -209,7 +209,7 @@ struct Staged<'a> {
     #[serde(flatten)]
     image: &'a Image,
     /// `available`, `deprecating`, `deprecated`, `disabled`, or another state.
-    stage: String,
+    stage: Stage,
     /// Whether deregistration protection keeps it now (a running cooldown counts).
     protected: bool,
 }
@@ -340,7 +340,7 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff:
         row.extend([
             printer.colored(&image.image_id, None),
             printer.colored(image.name.as_deref().unwrap_or("-"), None),
-            printer.colored(stage_cell(image, now), state_color(image.state.as_deref())),
+            printer.colored(stage_cell(image, now), state_color(image.state.as_ref())),
             printer.colored(image.backing.as_str(), None),
             printer.colored(
                 match image.public {
@@ -383,7 +383,7 @@ fn detail_tables(
         ("Image ID", image.image_id.to_string()),
         ("Name", dash(image.name.as_deref())),
         ("Description", dash(image.description.as_deref())),
-        ("State", dash(image.state.as_deref())),
+        ("State", dash(image.state.as_ref().map(ImageState::as_str))),
         ("Owner", dash(image.owner_id.as_deref())),
         ("Created", created(printer, image)),
         ("Backing", image.backing.explanation().to_owned()),
@@ -402,7 +402,7 @@ fn detail_tables(
                 .deprecation_time
                 .map_or_else(|| "not scheduled".to_owned(), |t| t.to_string()),
         ),
-        ("Stage", image.stage(printer.now())),
+        ("Stage", image.stage(printer.now()).to_string()),
         ("Deregistration protection", image.protection(printer.now()).label()),
         ("Last launched", last_launched(image, printer.now())),
     ];
@@ -459,12 +459,16 @@ fn created(printer: &Printer, image: &Image) -> String {
         .map_or_else(|| "-".to_owned(), |t| date_and_age(t, printer.now()))
 }
 
-fn state_color(state: Option<&str>) -> Option<Color> {
-    match state? {
-        "available" => Some(Color::Green),
-        "pending" | "transient" => Some(Color::Yellow),
-        "failed" | "error" | "invalid" | "deregistered" | "disabled" => Some(Color::Red),
-        _ => None,
+fn state_color(state: Option<&ImageState>) -> Option<Color> {
+    let state = state?;
+    if state.is_launchable() {
+        Some(Color::Green)
+    } else if state.is_transient() {
+        Some(Color::Yellow)
+    } else if state.is_dead_end() || *state == ImageState::Disabled {
+        Some(Color::Red)
+    } else {
+        None
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Context;
 use crate::ec2::{Grants, ImageQuery};
 use crate::error::Error;
-use crate::model::{DISABLED_AT_TAG, Image, LaunchPermissions, PERMISSIONS_TAG};
+use crate::model::{DISABLED_AT_TAG, Image, ImageState, LaunchPermissions, PERMISSIONS_TAG, Stage};
 use crate::output::{Printer, Render};
 use crate::types::{ImageId, SnapshotId};
 
@@ -59,8 +59,8 @@ pub struct StageResult {
 #[derive(Debug, Serialize)]
 pub struct After {
     pub name: Option<String>,
-    pub state: Option<String>,
-    pub stage: String,
+    pub state: Option<ImageState>,
+    pub stage: Stage,
     pub deprecation_time: Option<Timestamp>,
     pub deregistration_protection: Option<String>,
     pub protected: bool,
@@ -373,7 +373,7 @@ async fn enable(ctx: &Context<'_>, image: &Image, restore_permissions: bool) -> 
         }
     }
     let mut done = Vec::new();
-    if image.state.as_deref() == Some("disabled") {
+    if image.is_disabled() {
         ctx.ec2.enable_image(id).await?;
         done.push("enabled".to_owned());
     }
@@ -434,7 +434,7 @@ fn already(image: &Image, change: StageChange) -> String {
         StageChange::Deprecate(None) => "no deprecation scheduled".to_owned(),
         StageChange::Protect { .. } => "protected already".to_owned(),
         StageChange::Unprotect => "not protected (or its cooldown runs already)".to_owned(),
-        StageChange::Enable { .. } => format!("{} already", image.state.as_deref().unwrap_or("enabled")),
+        StageChange::Enable { .. } => format!("{} already", image.state.as_ref().map_or("enabled", ImageState::as_str)),
     }
 }
 
@@ -470,18 +470,18 @@ impl Render for StageReport {
 
 /// The stage, with the deprecation time where one is set.
 pub fn stage_text(image: &Image, now: Timestamp) -> String {
-    with_deprecation(image.stage(now), image.deprecation_time)
+    with_deprecation(&image.stage(now), image.deprecation_time)
 }
 
-fn with_deprecation(stage: String, deprecation_time: Option<Timestamp>) -> String {
+fn with_deprecation(stage: &Stage, deprecation_time: Option<Timestamp>) -> String {
     match deprecation_time {
-        Some(at) if stage == "deprecating" || stage == "deprecated" => format!("{stage} ({at})"),
-        _ => stage,
+        Some(at) if matches!(stage, Stage::Deprecating | Stage::Deprecated) => format!("{stage} ({at})"),
+        _ => stage.to_string(),
     }
 }
 
 impl After {
     fn stage_text(&self) -> String {
-        with_deprecation(self.stage.clone(), self.deprecation_time)
+        with_deprecation(&self.stage, self.deprecation_time)
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{self as sdk, Filter};
 
 use super::Ec2;
 use crate::error::Error;
-use crate::model::{Backing, BlockDevice, Image};
+use crate::model::{Backing, BlockDevice, Image, ImageState};
 use crate::types::{ImageId, NameGlob, Owner, SnapshotId, Tag};
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
@@ -251,7 +251,10 @@ impl Ec2 {
                     code: "InvalidAMIID.Unavailable".to_owned(),
                     message: format!(
                         "{message} (the image exists, {}: not deregistered)",
-                        image.state.as_deref().unwrap_or("in a state EC2 didn't name")
+                        image
+                            .state
+                            .as_ref()
+                            .map_or("in a state EC2 didn't name", ImageState::as_str)
                     ),
                 }),
             },
@@ -301,7 +304,7 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>, acc
         image_id: ImageId::from_ec2(image.image_id.unwrap_or_default()),
         name: image.name,
         description: image.description,
-        state: image.state.map(|s| s.as_str().to_owned()),
+        state: image.state.map(|s| ImageState::parse(s.as_str())),
         owner_id: image.owner_id,
         creation_date: image.creation_date.and_then(|d| d.parse().ok()),
         backing,

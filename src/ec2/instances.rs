@@ -8,6 +8,10 @@ use crate::error::Error;
 use crate::model::Instance;
 use crate::types::InstanceId;
 
+/// The instance states of instances that exist or will (an image they were launched from is
+/// in use); a `terminated` instance is only a record.
+pub const NOT_TERMINATED: [&str; 5] = ["pending", "running", "shutting-down", "stopping", "stopped"];
+
 impl Ec2 {
     /// The instance with this ID; not found is an error naming it and the region.
     pub async fn describe_instance(&self, id: &InstanceId) -> Result<Instance, Error> {

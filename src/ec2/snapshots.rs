@@ -6,6 +6,7 @@ use aws_sdk_ec2::types as sdk;
 use super::Ec2;
 use crate::error::Error;
 use crate::model::Snapshot;
+use crate::model::SnapshotState;
 use crate::types::SnapshotId;
 
 /// What DeleteSnapshot did. A snapshot in use is a fate, not a failure.
@@ -74,7 +75,7 @@ fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str, account_id: Option<
         snapshot_id: SnapshotId::from_ec2(snapshot.snapshot_id().unwrap_or_default()),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),
-        state: snapshot.state().map(|s| s.as_str().to_owned()),
+        state: snapshot.state().map(|s| SnapshotState::parse(s.as_str())),
         start_time: snapshot
             .start_time()
             .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::Ec2;
 use crate::error::Error;
-use crate::model::Image;
+use crate::model::{Image, ImageState};
 use crate::output::elapsed;
 use crate::types::ImageId;
 
@@ -67,12 +67,12 @@ impl Ec2 {
             };
             match looked {
                 Ok(Some(image)) => {
-                    let state = image.state.clone().unwrap_or_else(|| "unknown".to_owned());
+                    let state = image.state.as_ref().map_or("unknown", ImageState::as_str);
                     progress(
-                        &state,
+                        state,
                         &format!("waiting for {id}: {state}, {}", elapsed(start.elapsed())),
                     );
-                    let how = if matches!(state.as_str(), "failed" | "error" | "invalid" | "deregistered") {
+                    let how = if image.state.as_ref().is_some_and(ImageState::is_dead_end) {
                         Some(Ending::Failed)
                     } else if done(&image) {
                         Some(Ending::Done)

@@ -266,7 +266,7 @@ mod tests {
             &[("amictl:disabled-at", "2026-11-01T00:00:00Z")],
         );
         assert!(!by_disabling.matches(&disabled, now), "enabled again since");
-        disabled.state = Some("disabled".to_owned());
+        disabled.state = Some(crate::model::ImageState::Disabled);
         assert!(by_disabling.matches(&disabled, now));
         disabled
             .tags

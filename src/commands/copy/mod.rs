@@ -19,7 +19,7 @@ use super::{Context, Reach};
 use crate::cli::CopyArgs;
 use crate::ec2::{CopySpec, Ending, Grants, RegionInfo, WaitPolicy};
 use crate::error::Error;
-use crate::model::Image;
+use crate::model::{Image, ImageState};
 use crate::output::{Printer, ProgressLines, Render, elapsed};
 use crate::types::{ImageId, KmsKey, NameTemplate, Placeholder, Region, SnapshotId, Tag};
 use plan::Step;
@@ -156,7 +156,7 @@ pub struct CopyRow {
     pub source_image_id: ImageId,
     pub source_region: String,
     pub name: String,
-    pub state: Option<String>,
+    pub state: Option<ImageState>,
     pub tags: BTreeMap<String, String>,
     pub snapshot_ids: Vec<SnapshotId>,
     /// Made before this run (or the source itself, in its own region).
@@ -213,7 +213,7 @@ impl Copies {
             let going: Vec<String> = self
                 .rows
                 .iter()
-                .filter(|r| r.state.as_deref() == Some("pending"))
+                .filter(|r| r.state.as_ref().is_some_and(ImageState::is_transient))
                 .filter_map(|r| Some(format!("{} in {}", r.image_id.as_ref()?, r.region)))
                 .collect();
             return Some(Error::Interrupted(if going.is_empty() {
@@ -273,7 +273,7 @@ pub fn copy_table(rows: &[CopyRow], printer: &Printer) -> Option<Table> {
             printer.colored(&row.region, None),
             printer.colored(row.image_id.as_ref().map_or("-", ImageId::as_str), None),
             printer.colored(&row.name, None),
-            printer.colored(row.state.as_deref().unwrap_or("-"), None),
+            printer.colored(row.state.as_ref().map_or("-", ImageState::as_str), None),
             printer.colored(&row.what, color),
         ]);
     }
@@ -336,12 +336,12 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         what: format!("image {}", request.source),
         region: ec2.region().to_owned(),
     })?;
-    if source.state.as_deref() != Some("available") {
+    if !source.state.as_ref().is_some_and(ImageState::is_launchable) {
         return Err(Error::Failed(format!(
             "image {} is {}; EC2 copies available images only{}",
             source.image_id,
-            source.state.as_deref().unwrap_or("in an unknown state"),
-            if source.state.as_deref() == Some("pending") {
+            source.state.as_ref().map_or("in an unknown state", ImageState::as_str),
+            if source.state.as_ref().is_some_and(ImageState::is_transient) {
                 ": wait for it (`amictl describe` shows its state), then copy"
             } else {
                 ""
@@ -498,7 +498,7 @@ async fn copy_into(
             }
             let id = ec2.copy_image(&spec).await?;
             row.image_id = Some(id.clone());
-            row.state = Some("pending".to_owned());
+            row.state = Some(ImageState::Pending);
             row.what = if failed_before.is_empty() {
                 "copied".into()
             } else {
@@ -525,7 +525,7 @@ async fn copy_into(
         return Ok(());
     }
     finish_tags(ctx, job, &image, row).await?;
-    let image = if request.waits() && image.state.as_deref() != Some("available") {
+    let image = if request.waits() && !image.state.as_ref().is_some_and(ImageState::is_launchable) {
         match wait_for(ctx, job, &image.image_id, region, lines).await? {
             Some(image) => {
                 row.update_from(&image);
@@ -537,7 +537,7 @@ async fn copy_into(
         image
     };
     if let Some(grants) = job.grants.as_ref().filter(|g| !g.is_empty())
-        && image.state.as_deref() == Some("available")
+        && image.state.as_ref().is_some_and(ImageState::is_launchable)
     {
         ec2.change_launch_permissions(&image.image_id, grants, &Grants::default(), false)
             .await
@@ -587,7 +587,7 @@ async fn wait_for(
         .watch_image(
             id,
             WaitPolicy::with_timeout(timeout),
-            |image| image.state.as_deref() == Some("available"),
+            |image| image.state.as_ref().is_some_and(ImageState::is_launchable),
             ctx.interrupt.stopped(),
             |state, message| progress.update(state, &format!("{region}: {message}")),
         )
@@ -597,8 +597,8 @@ async fn wait_for(
     let state = end
         .image
         .as_ref()
-        .and_then(|i| i.state.clone())
-        .unwrap_or_else(|| "unknown".to_owned());
+        .and_then(|i| i.state.as_ref())
+        .map_or_else(|| "unknown".to_owned(), ToString::to_string);
     match end.how {
         Ending::Done => Ok(end.image),
         Ending::Interrupted => Ok(None),
@@ -736,7 +736,7 @@ mod tests {
         assert_eq!(copy.num_calls(), 1);
         assert_eq!(tags.num_calls(), 0, "CopyImage tagged it");
         assert_eq!(row.image_id.as_ref().map(ImageId::as_str), Some(COPY));
-        assert_eq!(row.state.as_deref(), Some("pending"));
+        assert_eq!(row.state, Some(ImageState::Pending));
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::ec2::RegionInfo;
-use crate::model::{Image, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
+use crate::model::{Image, ImageState, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
 use crate::types::{ImageId, KmsKey, Region, Tag};
 
 /// EC2 takes at most 50 tags on a resource.
@@ -50,12 +50,12 @@ pub struct Wanted<'a> {
 /// The step in one region, from the copies made there before (found by their source tags)
 /// and the account's images there with the copy's name.
 pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region, wanted: &Wanted<'_>) -> Step {
-    let failed = |image: &Image| matches!(image.state.as_deref(), Some("failed" | "error" | "invalid"));
+    let failed = |image: &Image| image.state.as_ref().is_some_and(ImageState::is_failed);
     // Newest first: the most recent copy that is not a failure is the one to keep using.
     let mut earlier: Vec<&Image> = earlier.iter().collect();
     earlier.sort_by(|a, b| Image::newest_first(a, b));
     if let Some(copy) = earlier.iter().find(|image| !failed(image)) {
-        if copy.state.as_deref() == Some("disabled") {
+        if copy.is_disabled() {
             // Someone retired it: copying again would undo that behind their back.
             return Step::Refuse(format!(
                 "the copy in {region} ({}) is disabled; enable it (`amictl enable`) or deregister it, then copy again",
@@ -246,7 +246,7 @@ mod tests {
 
     fn image(id: &str, state: &str, created: &str) -> Image {
         let mut image = Image::for_tests(id);
-        image.state = Some(state.to_owned());
+        image.state = Some(ImageState::parse(state));
         image.creation_date = Some(created.parse().unwrap());
         image
     }

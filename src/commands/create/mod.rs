@@ -22,7 +22,7 @@ use super::{Context, Reach, copy};
 use crate::cli::CreateArgs;
 use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
-use crate::model::{Image, Instance};
+use crate::model::{Image, ImageState, Instance};
 use crate::output::{Printer, Render, elapsed, yes_no};
 use crate::types::{ImageId, InstanceId, SnapshotId, Tag};
 use adoption::{adopt_retried, duplicate_name, taken};
@@ -109,7 +109,7 @@ struct Created {
     description: Option<String>,
     instance_id: String,
     no_reboot: bool,
-    state: Option<String>,
+    state: Option<ImageState>,
     tags: BTreeMap<String, String>,
     snapshot_ids: Vec<SnapshotId>,
     /// When EC2 deprecates it (`--deprecate-in`).
@@ -137,7 +137,7 @@ impl Render for Created {
             &self.name,
             &self.instance_id,
             yes_no(Some(!self.no_reboot)),
-            self.state.as_deref().unwrap_or("-"),
+            self.state.as_ref().map_or("-", ImageState::as_str),
         ]);
         let mut tables = vec![table];
         tables.extend(copy::copy_table(&self.copies, printer));
@@ -202,14 +202,14 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     };
     let image_id = created.image_id.clone();
     result.image_id = Some(image_id.to_string());
-    result.state = Some("pending".to_owned());
+    result.state = Some(ImageState::Pending);
 
     // From here on the image exists: every failure is reported after printing its ID.
     let mut failure = None;
     // Copying to other regions needs the image available: creating it waits for that.
     if args.wait || !args.copy_to_regions.is_empty() {
         match watch_image(ctx, &image_id, policy, |image| {
-            image.state.as_deref() == Some("available")
+            image.state.as_ref().is_some_and(ImageState::is_launchable)
         })
         .await
         {
@@ -295,7 +295,7 @@ async fn tag_snapshots_later(
 
 /// The error a wait that did not end in `done` exits with, after the result is printed.
 fn wait_failure(result: &Created, id: &ImageId, end: &WaitEnd, timeout: Duration) -> Option<Error> {
-    let state = result.state.as_deref().unwrap_or("unknown");
+    let state = result.state.as_ref().map_or("unknown", ImageState::as_str);
     match end.how {
         Ending::Done => None,
         Ending::Failed => {
@@ -525,7 +525,7 @@ mod tests {
             .expect("created");
 
         assert_eq!(outcome.result.image_id.as_deref(), Some(IMAGE));
-        assert_eq!(outcome.result.state.as_deref(), Some("failed"));
+        assert_eq!(outcome.result.state, Some(ImageState::Failed));
         let failure = outcome.failure.expect("a failed wait is a failure");
         assert_eq!(failure.exit_code(), 1);
         assert_eq!(
@@ -550,7 +550,7 @@ mod tests {
             .expect("created");
 
         assert_eq!(outcome.result.image_id.as_deref(), Some(IMAGE));
-        assert_eq!(outcome.result.state.as_deref(), Some("pending"));
+        assert_eq!(outcome.result.state, Some(ImageState::Pending));
         let failure = outcome.failure.expect("a timeout is a failure").to_string();
         assert!(
             failure.starts_with(&format!("gave up waiting for image {IMAGE}")),

@@ -206,7 +206,7 @@ impl Ec2 {
 
     /// One paginated scan, paced as the account's DescribeInstances stream.
     async fn instances_using_chunk(&self, image_ids: &[ImageId]) -> Result<Vec<(String, ImageUser)>, Error> {
-        let not_terminated = ["pending", "running", "shutting-down", "stopping", "stopped"].map(str::to_owned);
+        let not_terminated = super::instances::NOT_TERMINATED.map(str::to_owned);
         let stream = self.streams.of("DescribeInstances");
         let mut found = Vec::new();
         let mut token: Option<String> = None;

@@ -69,11 +69,7 @@ impl Ec2 {
     async fn references_of(&self, image_ids: &[ImageId], probe: bool) -> Result<Vec<(String, ImageUser)>, Probe> {
         let not_terminated = ResourceTypeOption::builder()
             .option_name(ImageReferenceOptionName::StateName)
-            .set_option_values(Some(
-                ["pending", "running", "shutting-down", "stopping", "stopped"]
-                    .map(str::to_owned)
-                    .to_vec(),
-            ))
+            .set_option_values(Some(crate::ec2::instances::NOT_TERMINATED.map(str::to_owned).to_vec()))
             .build();
         let kinds = [
             ImageReferenceResourceType::Ec2LaunchTemplate,

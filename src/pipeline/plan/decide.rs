@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, Rules, SnapshotAction, SnapshotPlan, UNCHECKED};
-use crate::model::{Backing, Image, RecycleBin, Snapshot};
+use crate::model::{Backing, Image, ImageState, RecycleBin, Snapshot, SnapshotState};
 use crate::pipeline::selection::Selection;
 use crate::types::{ImageId, SnapshotId};
 
@@ -53,7 +53,7 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
                 reason,
                 kept_by_keep.contains_key(image.image_id.as_str()),
             );
-            entry.unchanged = rule.policy.disable && image.state.as_deref() == Some("disabled");
+            entry.unchanged = rule.policy.disable && image.is_disabled();
             match at.get(image.image_id.as_str()) {
                 None => {
                     at.insert(image.image_id.as_str(), decided.len());
@@ -184,7 +184,7 @@ fn image_entry(
 
 /// Whether an image can be launched now: only those count for `--keep`.
 fn launchable(image: &Image) -> bool {
-    image.state.as_deref().is_none_or(|s| s == "available")
+    image.state.as_ref().is_none_or(ImageState::is_launchable)
 }
 
 /// The images `--keep` keeps, with the reason: the newest launchable ones of each group
@@ -222,7 +222,7 @@ fn decide(
     kept: Option<&String>,
     now: Timestamp,
 ) -> (ImageAction, String) {
-    if let Some(state @ ("pending" | "transient")) = image.state.as_deref() {
+    if let Some(state) = image.state.as_ref().filter(|state| state.is_transient()) {
         return (
             ImageAction::Keep,
             format!("{state}: EC2 is still making it; never removed while it is"),
@@ -235,7 +235,7 @@ fn decide(
     if let Some(why) = image.protection(now).reason() {
         return (ImageAction::Keep, why);
     }
-    if policy.disable && image.state.as_deref() == Some("disabled") {
+    if policy.disable && image.is_disabled() {
         return (ImageAction::Keep, "disabled already".to_owned());
     }
     let mut reason = selected_because.to_owned();
@@ -380,7 +380,7 @@ fn orphans(
         .map(|s| s.snapshot_id.as_str())
         .collect();
     let old_enough = |s: &Snapshot| {
-        s.state.as_deref() == Some("completed")
+        s.state == Some(SnapshotState::Completed)
             && s.start_time
                 .is_some_and(|started| now.duration_since(started) >= policy.orphans_older_than)
     };
@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn a_policy_whose_stage_the_image_is_in_already_has_no_vote() {
         let mut disabled = image("ami-00000001", "ci-1", "2026-01-01T00:00:00Z");
-        disabled.state = Some("disabled".to_owned());
+        disabled.state = Some(ImageState::Disabled);
         disabled.tags.insert(
             crate::model::DISABLED_AT_TAG.to_owned(),
             "2026-02-01T00:00:00Z".to_owned(),
@@ -814,9 +814,9 @@ mod tests {
     #[test]
     fn a_pending_image_is_never_removed_and_keep_counts_only_launchable_ones() {
         let mut pending = image("ami-00000003", "app-3", "2026-03-01T00:00:00Z");
-        pending.state = Some("pending".to_owned());
+        pending.state = Some(ImageState::Pending);
         let mut failed = image("ami-00000002", "app-2", "2026-02-01T00:00:00Z");
-        failed.state = Some("failed".to_owned());
+        failed.state = Some(ImageState::Failed);
         let good = image("ami-00000001", "app-1", "2026-01-01T00:00:00Z");
         let inventory = of(&[pending, failed, good]);
 
@@ -903,7 +903,7 @@ mod tests {
             account_id: None,
             size_gib: Some(15),
             description: Some(description.to_owned()),
-            state: Some(state.to_owned()),
+            state: Some(SnapshotState::parse(state)),
             start_time: Some(now() - SignedDuration::from_hours(age_hours)),
         };
         let mut inventory = of(&[existing]);

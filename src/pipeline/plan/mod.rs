@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::selection::Selection;
-use crate::model::{Image, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
+use crate::model::{Image, ImageState, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
 use crate::types::{ImageId, SnapshotId};
 pub use decide::{plan, plan_rules};
 pub use recheck::recheck;
@@ -287,7 +287,7 @@ pub struct ImagePlan {
     pub account_name: Option<String>,
     pub name: Option<String>,
     pub creation_date: Option<Timestamp>,
-    pub state: Option<String>,
+    pub state: Option<ImageState>,
     /// Its group for `--keep` (`--group-by`); `None` without grouping, or alone in its own.
     pub group: Option<String>,
     pub action: ImageAction,
@@ -417,6 +417,7 @@ impl Plan {
     }
 
     /// The entries of one region (of one account, with `--role-arn`).
+    #[must_use]
     pub fn of_scope(&self, region: &str, account_id: Option<&str>) -> Plan {
         let here =
             |entry_region: &str, entry_account: Option<&str>| entry_region == region && entry_account == account_id;
