@@ -76,7 +76,15 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
     for note in notes {
         contexts[0].printer.note(note);
     }
-    let mut plan = match &source {
+    let mut plan = merged(contexts, &source, flags, plans);
+    plan.show_kept = args.show_kept;
+    carry(contexts, &args, &mut plan).await?;
+    what_went_wrong(&plan, &failures)
+}
+
+/// One plan of the contexts' plans, recording what the run planned from.
+fn merged(contexts: &[Context<'_>], source: &Source, flags: Option<Rules>, plans: Vec<Plan>) -> Plan {
+    match source {
         Source::Flags => {
             let rules = flags.expect("flags are resolved above");
             Plan::merge(plans, &rules.selection, &rules.policy)
@@ -96,9 +104,12 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
             plan.policies = file.recorded(home);
             plan
         }
-    };
-    plan.show_kept = args.show_kept;
-    carry(contexts, &args, &mut plan).await?;
+    }
+}
+
+/// The run's exit: entries of a saved plan this run did not reach, regions left out, images
+/// whose consumers could not be read.
+fn what_went_wrong(plan: &Plan, failures: &[String]) -> anyhow::Result<()> {
     if plan.dry_run && plan.summary.failures > 0 {
         return Err(Error::Failed(format!(
             "{} entries of the saved plan are in accounts or regions this run did not reach (see RESULT)",

@@ -115,27 +115,9 @@ impl Binned {
     }
 }
 
-/// Carries out the plan's deregistrations and deletions, recording each result in it.
-/// Keeps going after a failure: every failure is recorded, nothing is left half-said.
-///
-/// Each image is deregistered and then, at once, the snapshots only it uses are deleted, so
-/// that the work flows like the fastest hand-written loop; orphans run alongside. Snapshots
-/// that several planned images use go last, once all of those images are gone. Ctrl-C stops
-/// new images from starting; an image already deregistered still gets its snapshots deleted,
-/// so nothing is left that a re-run could not find.
-///
-/// `slots` bounds the tasks in flight across every part of a run (all its accounts and
-/// regions): `--concurrency` is one limit for the whole run.
-pub async fn execute(
-    ec2: &Ec2,
-    plan: &mut Plan,
-    how: Execution,
-    slots: &Semaphore,
-    counter: &Counter,
-    interrupt: &Interrupt,
-) {
-    let concurrency = how.concurrency.max(1);
-    let owners = snapshot_owners(plan);
+/// The work of a plan, one task per image to deregister or disable (with the snapshots only
+/// it uses) and per orphaned snapshot to delete.
+fn tasks_of(plan: &Plan, owners: &BTreeMap<SnapshotId, Vec<ImageId>>) -> Vec<Task> {
     let mut tasks: Vec<Task> = plan
         .images
         .iter()
@@ -165,6 +147,31 @@ pub async fn execute(
             .filter(|s| s.action == SnapshotAction::Delete)
             .map(|s| Task::Orphan(s.snapshot_id.clone())),
     );
+    tasks
+}
+
+/// Carries out the plan's deregistrations and deletions, recording each result in it.
+/// Keeps going after a failure: every failure is recorded, nothing is left half-said.
+///
+/// Each image is deregistered and then, at once, the snapshots only it uses are deleted, so
+/// that the work flows like the fastest hand-written loop; orphans run alongside. Snapshots
+/// that several planned images use go last, once all of those images are gone. Ctrl-C stops
+/// new images from starting; an image already deregistered still gets its snapshots deleted,
+/// so nothing is left that a re-run could not find.
+///
+/// `slots` bounds the tasks in flight across every part of a run (all its accounts and
+/// regions): `--concurrency` is one limit for the whole run.
+pub async fn execute(
+    ec2: &Ec2,
+    plan: &mut Plan,
+    how: Execution,
+    slots: &Semaphore,
+    counter: &Counter,
+    interrupt: &Interrupt,
+) {
+    let concurrency = how.concurrency.max(1);
+    let owners = snapshot_owners(plan);
+    let tasks = tasks_of(plan, &owners);
 
     let done: Vec<Done> = futures::stream::iter(tasks)
         .map(|task| async move {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{Context, Reach};
 use crate::cli::CopyArgs;
-use crate::ec2::{CopySpec, Ending, Grants, RegionInfo, WaitPolicy};
+use crate::ec2::{CopySpec, Ec2, Ending, Grants, RegionInfo, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState};
 use crate::output::{Printer, ProgressLines, Render, elapsed};
@@ -336,49 +336,10 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         what: format!("image {}", request.source),
         region: ec2.region().to_owned(),
     })?;
-    if !source.state.as_ref().is_some_and(ImageState::is_launchable) {
-        return Err(Error::Failed(format!(
-            "image {} is {}; EC2 copies available images only{}",
-            source.image_id,
-            source.state.as_ref().map_or("in an unknown state", ImageState::as_str),
-            if source.state.as_ref().is_some_and(ImageState::is_transient) {
-                ": wait for it (`amictl describe` shows its state), then copy"
-            } else {
-                ""
-            }
-        )));
-    }
-    let now = home.printer.now();
-    let name = match &request.name {
-        None => source.name.clone().ok_or_else(|| {
-            Error::Failed(format!(
-                "image {} has no name to give its copies; pass --name",
-                source.image_id
-            ))
-        })?,
-        Some(template) => template
-            .expand(|placeholder| name_value(placeholder, &source, now))
-            .map_err(Error::Usage)?,
-    };
+    check_copyable(&source)?;
+    let name = copy_name(request, &source, home.printer.now())?;
     let grants = if request.copy_permissions {
-        let permissions = ec2.launch_permissions(&source.image_id).await?;
-        if permissions.public {
-            if !request.yes && !request.dry_run {
-                return Err(Error::Usage(format!(
-                    "{} is public, so --copy-permissions would make every copy public too; pass --yes if that is what you want",
-                    source.image_id
-                )));
-            }
-            let encrypted = request.encrypt || source.block_devices.iter().any(|d| d.encrypted == Some(true));
-            if encrypted {
-                return Err(Error::Failed(format!(
-                    "{} is public, but its copies' snapshots would be encrypted, and EC2 can't make such images public; \
-                     leave out --copy-permissions (and share with `amictl permissions add`), or --encrypt",
-                    source.image_id
-                )));
-            }
-        }
-        Some(Grants::all_of(&permissions))
+        Some(grants_to_copy(ec2, request, &source).await?)
     } else {
         None
     };
@@ -411,6 +372,61 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         grants,
         regions,
     })
+}
+
+/// EC2 copies available images only.
+fn check_copyable(source: &Image) -> Result<(), Error> {
+    if source.state.as_ref().is_some_and(ImageState::is_launchable) {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "image {} is {}; EC2 copies available images only{}",
+        source.image_id,
+        source.state.as_ref().map_or("in an unknown state", ImageState::as_str),
+        if source.state.as_ref().is_some_and(ImageState::is_transient) {
+            ": wait for it (`amictl describe` shows its state), then copy"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// The copies' name: `--name` filled in, else the source's.
+fn copy_name(request: &Request, source: &Image, now: jiff::Timestamp) -> Result<String, Error> {
+    match &request.name {
+        None => source.name.clone().ok_or_else(|| {
+            Error::Failed(format!(
+                "image {} has no name to give its copies; pass --name",
+                source.image_id
+            ))
+        }),
+        Some(template) => template
+            .expand(|placeholder| name_value(placeholder, source, now))
+            .map_err(Error::Usage),
+    }
+}
+
+/// `--copy-permissions`: the source's grants, refused where a copy can't have them (public
+/// without `--yes`; public with encrypted snapshots, which EC2 can't make public).
+async fn grants_to_copy(ec2: &Ec2, request: &Request, source: &Image) -> Result<Grants, Error> {
+    let permissions = ec2.launch_permissions(&source.image_id).await?;
+    if permissions.public {
+        if !request.yes && !request.dry_run {
+            return Err(Error::Usage(format!(
+                "{} is public, so --copy-permissions would make every copy public too; pass --yes if that is what you want",
+                source.image_id
+            )));
+        }
+        let encrypted = request.encrypt || source.block_devices.iter().any(|d| d.encrypted == Some(true));
+        if encrypted {
+            return Err(Error::Failed(format!(
+                "{} is public, but its copies' snapshots would be encrypted, and EC2 can't make such images public; \
+                 leave out --copy-permissions (and share with `amictl permissions add`), or --encrypt",
+                source.image_id
+            )));
+        }
+    }
+    Ok(Grants::all_of(&permissions))
 }
 
 fn name_value(placeholder: Placeholder, source: &Image, now: jiff::Timestamp) -> Result<String, String> {
@@ -478,46 +494,10 @@ async fn copy_into(
             row.what = "copied before".into();
             *image
         }
-        Step::Copy { failed_before } => {
-            if let Some(grants) = &job.grants
-                && grants.public
-            {
-                super::permissions::check_block_public_access(ctx).await?;
-            }
-            let mut spec = CopySpec {
-                kms_key_id: kms_key.map(str::to_owned),
-                ..job.spec.clone()
-            };
-            if let Some(key) = kms_key {
-                spec.image_tags.insert(plan::KMS_KEY_TAG.to_owned(), key.to_owned());
-            }
-            if request.dry_run {
-                ec2.copy_image_dry_run(&spec).await?;
-                row.what = "can be copied (dry run)".into();
-                return Ok(());
-            }
-            let id = ec2.copy_image(&spec).await?;
-            row.image_id = Some(id.clone());
-            row.state = Some(ImageState::Pending);
-            row.what = if failed_before.is_empty() {
-                "copied".into()
-            } else {
-                format!(
-                    "copied again ({} failed)",
-                    failed_before.iter().map(ImageId::as_str).collect::<Vec<_>>().join(", ")
-                )
-                .into()
-            };
-            // A new image can take a moment to show up: wait for it, briefly.
-            let policy = WaitPolicy::with_timeout(Duration::from_mins(1));
-            let end = ec2
-                .watch_image(&id, policy, |_| true, ctx.interrupt.stopped(), |_, _| {})
-                .await?;
-            match end.image {
-                Some(image) => image,
-                None => return Ok(()),
-            }
-        }
+        Step::Copy { failed_before } => match start_copy(ctx, job, kms_key, &failed_before, row).await? {
+            Some(image) => image,
+            None => return Ok(()),
+        },
     };
     row.image_id = Some(image.image_id.clone());
     row.update_from(&image);
@@ -544,6 +524,53 @@ async fn copy_into(
             .map_err(|err| Error::Failed(format!("its launch permissions could not be given: {err}")))?;
     }
     Ok(())
+}
+
+/// Sends CopyImage (or, with `--dry-run`, asks whether it would work) and waits briefly for
+/// the new image to show up; `None`: nothing to go on with (a dry run, or not visible yet).
+async fn start_copy(
+    ctx: &Context<'_>,
+    job: &Job<'_>,
+    kms_key: Option<&str>,
+    failed_before: &[ImageId],
+    row: &mut CopyRow,
+) -> Result<Option<Image>, Error> {
+    let ec2 = &ctx.ec2;
+    if let Some(grants) = &job.grants
+        && grants.public
+    {
+        super::permissions::check_block_public_access(ctx).await?;
+    }
+    let mut spec = CopySpec {
+        kms_key_id: kms_key.map(str::to_owned),
+        ..job.spec.clone()
+    };
+    if let Some(key) = kms_key {
+        spec.image_tags.insert(plan::KMS_KEY_TAG.to_owned(), key.to_owned());
+    }
+    if job.request.dry_run {
+        ec2.copy_image_dry_run(&spec).await?;
+        row.what = "can be copied (dry run)".into();
+        return Ok(None);
+    }
+    let id = ec2.copy_image(&spec).await?;
+    row.image_id = Some(id.clone());
+    row.state = Some(ImageState::Pending);
+    row.what = if failed_before.is_empty() {
+        "copied".into()
+    } else {
+        format!(
+            "copied again ({} failed)",
+            failed_before.iter().map(ImageId::as_str).collect::<Vec<_>>().join(", ")
+        )
+        .into()
+    };
+    // A new image can take a moment to show up: wait for it, briefly.
+    let policy = WaitPolicy::with_timeout(Duration::from_mins(1));
+    let end = ec2
+        .watch_image(&id, policy, |_| true, ctx.interrupt.stopped(), |_, _| {})
+        .await?;
+    Ok(end.image)
 }
 
 /// Puts on the tags CopyImage should have put on and an endpoint left off (or an earlier copy

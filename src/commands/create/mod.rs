@@ -205,10 +205,26 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     result.state = Some(ImageState::Pending);
 
     // From here on the image exists: every failure is reported after printing its ID.
+    let failure = follow_up(ctx, args, policy, &created, &spec, &mut result).await;
+    Ok(Outcome { result, failure })
+}
+
+/// After CreateImage: waits where asked (or reads the image back), schedules the deprecation,
+/// tags the snapshots where EC2 did not; the first thing that failed.
+async fn follow_up(
+    ctx: &Context<'_>,
+    args: &CreateArgs,
+    policy: WaitPolicy,
+    created: &CreatedImage,
+    spec: &ImageSpec,
+    result: &mut Created,
+) -> Option<Error> {
+    let ec2 = &ctx.ec2;
+    let image_id = &created.image_id;
     let mut failure = None;
     // Copying to other regions needs the image available: creating it waits for that.
     if args.wait || !args.copy_to_regions.is_empty() {
-        match watch_image(ctx, &image_id, policy, |image| {
+        match watch_image(ctx, image_id, policy, |image| {
             image.state.as_ref().is_some_and(ImageState::is_launchable)
         })
         .await
@@ -217,12 +233,12 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
                 if let Some(image) = &end.image {
                     result.update_from(image);
                 }
-                failure = wait_failure(&result, &image_id, &end, policy.timeout);
+                failure = wait_failure(result, image_id, &end, policy.timeout);
             }
             Err(err) => failure = Some(err),
         }
     } else {
-        match ec2.image(&image_id).await {
+        match ec2.image(image_id).await {
             Ok(Some(image)) => result.update_from(&image),
             Ok(None) => {}
             Err(err) => ctx.printer.warn(format!("could not read the new image back: {err}")),
@@ -230,7 +246,7 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     }
     if let (None, Some(lead)) = (&failure, args.deprecate_in) {
         let at = lead.from(ctx.printer.now());
-        match ec2.set_deprecation(&image_id, Some(at)).await {
+        match ec2.set_deprecation(image_id, Some(at)).await {
             Ok(()) => result.deprecation_time = Some(at),
             Err(err) => {
                 failure = Some(Error::Failed(format!(
@@ -240,11 +256,11 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
         }
     }
     if failure.is_none() && !created.snapshot_tags_applied {
-        failure = tag_snapshots_later(ctx, &mut result, &created, &spec.snapshot_tags)
+        failure = tag_snapshots_later(ctx, result, created, &spec.snapshot_tags)
             .await
             .err();
     }
-    Ok(Outcome { result, failure })
+    failure
 }
 
 /// Only an existing, EBS-backed instance can be imaged with CreateImage.

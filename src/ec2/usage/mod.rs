@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::Filter;
 
-use templates::TemplatePin;
+use templates::{TemplatePin, TemplateVersions};
 
 use super::Ec2;
 use crate::error::Error;
@@ -97,6 +97,32 @@ fn snapshot_users(
     users
 }
 
+/// Image fields, each with who launches it: a template's $Latest and $Default launch for the
+/// template itself, a pinned version for the consumer pinning it; an image field may name an
+/// SSM parameter instead of an image.
+fn image_fields<'a>(templates: &'a TemplateVersions, consumers: &'a [Consumer]) -> Vec<(&'a str, ImageUser)> {
+    let mut named: Vec<(&str, ImageUser)> = templates
+        .latest_and_default()
+        .map(|version| {
+            (
+                version.image.as_str(),
+                ImageUser::new(UserKind::LaunchTemplate, version.id()),
+            )
+        })
+        .collect();
+    for consumer in consumers {
+        for image in &consumer.images {
+            named.push((image.as_str(), consumer.user.clone()));
+        }
+        for pin in &consumer.pins {
+            if let Some(version) = templates.resolve(pin) {
+                named.push((version.image.as_str(), consumer.user.clone().via(version.label())));
+            }
+        }
+    }
+    named
+}
+
 impl Ec2 {
     /// What can launch each of these images, what creates volumes from snapshots (with
     /// `snapshots`: the candidates' or orphans' snapshots may be deleted), and what could not
@@ -132,28 +158,7 @@ impl Ec2 {
                 Err(why) => unchecked.push(format!("SSM parameter {name} (an image ID parameter): {why}")),
             }
         }
-        // Image fields, each with who launches it: a template's $Latest and $Default launch
-        // for the template itself, a pinned version for the consumer pinning it; an image
-        // field may name an SSM parameter instead of an image.
-        let mut named: Vec<(&str, ImageUser)> = templates
-            .latest_and_default()
-            .map(|version| {
-                (
-                    version.image.as_str(),
-                    ImageUser::new(UserKind::LaunchTemplate, version.id()),
-                )
-            })
-            .collect();
-        for consumer in &consumers {
-            for image in &consumer.images {
-                named.push((image.as_str(), consumer.user.clone()));
-            }
-            for pin in &consumer.pins {
-                if let Some(version) = templates.resolve(pin) {
-                    named.push((version.image.as_str(), consumer.user.clone().via(version.label())));
-                }
-            }
-        }
+        let named = image_fields(&templates, &consumers);
         let mut parameter_users: Vec<(&str, ImageUser)> = Vec::new();
         for (image, user) in named {
             match ImageRef::parse(image) {
@@ -311,6 +316,53 @@ mod tests {
         ids.iter().map(|i| i.parse().unwrap()).collect()
     }
 
+    /// An Auto Scaling group on template `web` version 1, with an override on version 2.
+    fn group_pinning_versions_one_and_two() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
+            let pinned = |version: &str| {
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("web")
+                    .version(version)
+                    .build()
+            };
+            let overrides = aws_sdk_autoscaling::types::LaunchTemplateOverrides::builder()
+                .launch_template_specification(pinned("2"))
+                .build();
+            DescribeAutoScalingGroupsOutput::builder()
+                .auto_scaling_groups(
+                    aws_sdk_autoscaling::types::AutoScalingGroup::builder()
+                        .auto_scaling_group_name("web-asg")
+                        .launch_template(pinned("1"))
+                        .mixed_instances_policy(
+                            aws_sdk_autoscaling::types::MixedInstancesPolicy::builder()
+                                .launch_template(
+                                    aws_sdk_autoscaling::types::LaunchTemplate::builder()
+                                        .overrides(overrides)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    /// DescribeImageReferences: an Image Builder recipe names ami-00000009.
+    fn an_image_builder_recipe_using_ami_9() -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_image_references).then_output(|| {
+            DescribeImageReferencesOutput::builder()
+                .image_references(
+                    sdk::ImageReference::builder()
+                        .image_id("ami-00000009")
+                        .resource_type(sdk::ImageReferenceResourceType::ImageBuilderImageRecipe)
+                        .arn("arn:aws:imagebuilder:eu-west-1:123456789012:image-recipe/web/1.0.0")
+                        .build(),
+                )
+                .build()
+        })
+    }
+
     #[tokio::test]
     async fn references_ec2_knows_of_count_and_a_pinned_version_gone_launches_nothing() {
         let latest = mock!(Client::describe_launch_template_versions)
@@ -344,45 +396,8 @@ mod tests {
                     "Could not find launch template version 2",
                 ))
             });
-        let group = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups).then_output(|| {
-            let pinned = |version: &str| {
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("web")
-                    .version(version)
-                    .build()
-            };
-            let overrides = aws_sdk_autoscaling::types::LaunchTemplateOverrides::builder()
-                .launch_template_specification(pinned("2"))
-                .build();
-            DescribeAutoScalingGroupsOutput::builder()
-                .auto_scaling_groups(
-                    aws_sdk_autoscaling::types::AutoScalingGroup::builder()
-                        .auto_scaling_group_name("web-asg")
-                        .launch_template(pinned("1"))
-                        .mixed_instances_policy(
-                            aws_sdk_autoscaling::types::MixedInstancesPolicy::builder()
-                                .launch_template(
-                                    aws_sdk_autoscaling::types::LaunchTemplate::builder()
-                                        .overrides(overrides)
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build()
-        });
-        let references = mock!(Client::describe_image_references).then_output(|| {
-            DescribeImageReferencesOutput::builder()
-                .image_references(
-                    sdk::ImageReference::builder()
-                        .image_id("ami-00000009")
-                        .resource_type(sdk::ImageReferenceResourceType::ImageBuilderImageRecipe)
-                        .arn("arn:aws:imagebuilder:eu-west-1:123456789012:image-recipe/web/1.0.0")
-                        .build(),
-                )
-                .build()
-        });
+        let group = group_pinning_versions_one_and_two();
+        let references = an_image_builder_recipe_using_ami_9();
         let mut rules = quiet_scans();
         rules.extend([latest, both, first, second, group, references]);
         let ec2 = mock_ec2(RuleMode::MatchAny, &rules.iter().collect::<Vec<_>>());

@@ -24,12 +24,12 @@ pub fn plan(inventory: &Inventory, selection: &Selection, policy: &Policy, now: 
     plan
 }
 
-/// One plan for several named policies (a policy file): each decides for the images it
-/// selects, and an image two policies select gets the gentler decision (kept if either keeps
-/// it; disabled rather than deregistered). Snapshots are decided once, from what the merged
-/// plan removes, so a snapshot is deleted only if every image using it leaves.
-pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Plan {
-    // Each image once, with the rule whose decision stands.
+/// Each image once, with the rule whose decision stands (its index in `rules`).
+fn decide_each_once<'a>(
+    inventory: &'a Inventory,
+    rules: &[Rules],
+    now: Timestamp,
+) -> Vec<(ImagePlan, &'a Image, usize)> {
     let mut decided: Vec<(ImagePlan, &Image, usize)> = Vec::new();
     let mut at: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, rule) in rules.iter().enumerate() {
@@ -64,7 +64,15 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
             }
         }
     }
+    decided
+}
 
+/// One plan for several named policies (a policy file): each decides for the images it
+/// selects, and an image two policies select gets the gentler decision (kept if either keeps
+/// it; disabled rather than deregistered). Snapshots are decided once, from what the merged
+/// plan removes, so a snapshot is deleted only if every image using it leaves.
+pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Plan {
+    let decided = decide_each_once(inventory, rules, now);
     let leaving: BTreeSet<String> = decided
         .iter()
         .filter(|(entry, ..)| entry.action == ImageAction::Deregister)
