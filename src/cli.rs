@@ -180,10 +180,10 @@ pub enum Command {
     Protect(ProtectArgs),
 
     /// Turn deregistration protection off (with the cooldown, the images stay protected 24 hours more)
-    Unprotect(StageImages),
+    Unprotect(ImageList),
 
     /// Restore images from the Recycle Bin
-    Restore(StageImages),
+    Restore(ImageList),
 
     /// Check a policy file for `cleanup --policy`, offline (no region, no credentials)
     #[command(subcommand)]
@@ -309,13 +309,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_reboot: bool,
 
-    /// Tag the image (repeatable)
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
-    pub tags: Vec<Tag>,
-
-    /// Tag the image's snapshots (repeatable)
-    #[arg(long = "snapshot-tag", value_name = "KEY=VALUE")]
-    pub snapshot_tags: Vec<Tag>,
+    #[command(flatten)]
+    pub tagging: TagArgs,
 
     /// Copy the instance's tags to the image (not aws: ones; --tag wins on the same key)
     #[arg(long)]
@@ -329,13 +324,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DURATION")]
     pub deprecate_in: Option<DeprecateIn>,
 
-    /// Wait until the image is available
-    #[arg(long)]
-    pub wait: bool,
-
-    /// Give up waiting after this long (e.g. 90s, 45m, 2h)
-    #[arg(long, value_name = "DURATION", default_value = "60m", requires = "wait")]
-    pub wait_timeout: HumanDuration,
+    #[command(flatten)]
+    pub waiting: WaitArgs,
 
     /// Ask EC2 whether the image could be created, without creating it
     #[arg(long)]
@@ -348,6 +338,9 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("targets").required(true).args(["to_regions", "all_regions"]))]
+#[command(mut_arg("tags", |arg| arg.help("Tag the copies (repeatable)")))]
+#[command(mut_arg("snapshot_tags", |arg| arg.help("Tag the copies' snapshots (repeatable)")))]
+#[command(mut_arg("wait", |arg| arg.help("Wait until every copy is available, with a progress line per region")))]
 pub struct CopyArgs {
     /// The image to copy (ami-…), in --region
     #[arg(value_name = "IMAGE_ID")]
@@ -373,13 +366,8 @@ pub struct CopyArgs {
     #[arg(long)]
     pub copy_tags: bool,
 
-    /// Tag the copies (repeatable)
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
-    pub tags: Vec<Tag>,
-
-    /// Tag the copies' snapshots (repeatable)
-    #[arg(long = "snapshot-tag", value_name = "KEY=VALUE")]
-    pub snapshot_tags: Vec<Tag>,
+    #[command(flatten)]
+    pub tagging: TagArgs,
 
     /// Give the copies the source's launch permissions (accounts, organizations, OUs; public needs --yes); waits for each copy to be available
     #[arg(long)]
@@ -393,13 +381,8 @@ pub struct CopyArgs {
     #[arg(long = "kms-key-id", value_name = "[REGION=]KEY", requires = "encrypt")]
     pub kms_key_ids: Vec<KmsKey>,
 
-    /// Wait until every copy is available, with a progress line per region
-    #[arg(long)]
-    pub wait: bool,
-
-    /// Give up waiting after this long (e.g. 45m, 2h)
-    #[arg(long, value_name = "DURATION", default_value = "60m", requires = "wait")]
-    pub wait_timeout: HumanDuration,
+    #[command(flatten)]
+    pub waiting: WaitArgs,
 
     /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
     #[arg(long)]
@@ -408,6 +391,55 @@ pub struct CopyArgs {
     /// Yes, make the copies public when the source is (with --copy-permissions)
     #[arg(long)]
     pub yes: bool,
+}
+
+/// Tags for new images and their snapshots (create, copy).
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Tag the image (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<Tag>,
+
+    /// Tag the image's snapshots (repeatable)
+    #[arg(long = "snapshot-tag", value_name = "KEY=VALUE")]
+    pub snapshot_tags: Vec<Tag>,
+}
+
+/// Waiting for new images to be available (create, copy).
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the image is available
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up waiting after this long (e.g. 90s, 45m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "60m", requires = "wait")]
+    pub wait_timeout: HumanDuration,
+}
+
+/// The safety rules of the commands that remove images, and their dry run (deregister,
+/// disable, cleanup).
+#[derive(Debug, Args)]
+pub struct RemovalArgs {
+    /// Remove images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
+    #[arg(long)]
+    pub allow_in_use: bool,
+
+    /// Remove images other accounts may launch (public, or shared with accounts, organizations or OUs)
+    #[arg(long)]
+    pub include_shared: bool,
+
+    /// Show the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Images named on the command line, at least one.
+#[derive(Debug, Args)]
+pub struct ImageList {
+    /// The images (ami-…)
+    #[arg(value_name = "IMAGE_ID", required = true)]
+    pub image_ids: Vec<ImageId>,
 }
 
 /// How the removal commands carry a plan out and count its savings.
@@ -423,30 +455,47 @@ pub struct ExecutionArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("allow_in_use", |arg| arg.help("Deregister images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)")))]
+#[command(mut_arg("include_shared", |arg| arg.help("Deregister images other accounts may launch (public, or shared with accounts, organizations or OUs)")))]
+#[command(mut_arg("image_ids", |arg| arg.help("The images to deregister (ami-…); naming them is the confirmation")))]
 pub struct DeregisterArgs {
-    /// The images to deregister (ami-…); naming them is the confirmation
-    #[arg(value_name = "IMAGE_ID", required = true)]
-    pub image_ids: Vec<ImageId>,
+    #[command(flatten)]
+    pub images: ImageList,
 
     /// Also delete the images' snapshots that no other image uses
     #[arg(long)]
     pub delete_snapshots: bool,
 
-    /// Deregister images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
-    #[arg(long)]
-    pub allow_in_use: bool,
-
-    /// Deregister images other accounts may launch (public, or shared with accounts, organizations or OUs)
-    #[arg(long)]
-    pub include_shared: bool,
-
-    /// Show the plan; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub removal: RemovalArgs,
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
 }
+
+/// What plans a cleanup on the command line (selectors, the policy and the regions), which a
+/// policy file or a saved plan says instead: each conflicts with `--policy` and `--apply-plan`
+/// (listed one by one, so that clap's refusal names the one given).
+const PLANNING_FLAGS: [&str; 18] = [
+    "image_ids",
+    "name",
+    "tags",
+    "older_than",
+    "all",
+    "deprecated",
+    "disabled_for",
+    "unused_for",
+    "disable",
+    "exclude_tags",
+    "keep",
+    "group_by",
+    "orphans",
+    "orphans_older_than",
+    "allow_in_use",
+    "include_shared",
+    "regions",
+    "all_regions",
+];
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
@@ -506,13 +555,8 @@ pub struct CleanupArgs {
     #[arg(long, value_name = "DURATION", default_value = "1d", requires = "orphans")]
     pub orphans_older_than: Age,
 
-    /// Remove images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
-    #[arg(long)]
-    pub allow_in_use: bool,
-
-    /// Remove images other accounts may launch (public, or shared with accounts, organizations or OUs)
-    #[arg(long)]
-    pub include_shared: bool,
+    #[command(flatten)]
+    pub removal: RemovalArgs,
 
     /// List the images kept only by --keep in the table too (JSON always lists every image)
     #[arg(long)]
@@ -522,20 +566,16 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub yes: bool,
 
-    /// Show the plan; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
     /// Write the plan as JSON to FILE and change nothing (review it, then --apply-plan)
     #[arg(long, value_name = "FILE", conflicts_with = "apply_plan")]
     pub save_plan: Option<PathBuf>,
 
     /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions", "policy"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS, conflicts_with = "policy")]
     pub apply_plan: Option<PathBuf>,
 
     /// Run the named policies of a policy file (TOML) as one plan, instead of selectors and options on the command line; `amictl policy check FILE` checks it
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image_ids", "name", "tags", "older_than", "all", "deprecated", "disabled_for", "unused_for", "disable", "exclude_tags", "keep", "group_by", "orphans", "orphans_older_than", "allow_in_use", "include_shared", "regions", "all_regions"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS)]
     pub policy: Option<PathBuf>,
 
     #[command(flatten)]
@@ -560,17 +600,10 @@ pub enum PolicyCommand {
 
 /// Images named on the command line, for the commands that move them between stages.
 #[derive(Debug, Args)]
-pub struct StageImages {
-    /// The images (ami-…)
-    #[arg(value_name = "IMAGE_ID", required = true)]
-    pub image_ids: Vec<ImageId>,
-}
-
-#[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("when").required(true).args(["at", "within", "cancel"]))]
 pub struct DeprecateArgs {
     #[command(flatten)]
-    pub images: StageImages,
+    pub images: ImageList,
 
     /// Deprecate at this time: a date (2027-01-31, midnight UTC) or RFC 3339; to come, within ten years
     #[arg(long, value_name = "TIME")]
@@ -586,22 +619,15 @@ pub struct DeprecateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("image_ids", |arg| arg.help("The images to disable (ami-…); naming them is the confirmation")))]
+#[command(mut_arg("allow_in_use", |arg| arg.help("Disable images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)")))]
+#[command(mut_arg("include_shared", |arg| arg.help("Disable images other accounts may launch (public, or shared with accounts, organizations or OUs); their permissions are recorded for enable --restore-permissions")))]
 pub struct DisableArgs {
-    /// The images to disable (ami-…); naming them is the confirmation
-    #[arg(value_name = "IMAGE_ID", required = true)]
-    pub image_ids: Vec<ImageId>,
+    #[command(flatten)]
+    pub images: ImageList,
 
-    /// Disable images even when something can launch them (instances, launch templates, Auto Scaling groups, fleets, spot requests, SSM parameters)
-    #[arg(long)]
-    pub allow_in_use: bool,
-
-    /// Disable images other accounts may launch (public, or shared with accounts, organizations or OUs); their permissions are recorded for enable --restore-permissions
-    #[arg(long)]
-    pub include_shared: bool,
-
-    /// Show the plan; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub removal: RemovalArgs,
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
@@ -610,7 +636,7 @@ pub struct DisableArgs {
 #[derive(Debug, Args)]
 pub struct EnableArgs {
     #[command(flatten)]
-    pub images: StageImages,
+    pub images: ImageList,
 
     /// Give back the launch permissions amictl recorded when it disabled the images
     #[arg(long)]
@@ -624,7 +650,7 @@ pub struct EnableArgs {
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
     #[command(flatten)]
-    pub images: StageImages,
+    pub images: ImageList,
 
     /// Keep the images protected for 24 hours after protection is turned off
     #[arg(long)]
@@ -636,7 +662,7 @@ pub struct ProtectArgs {
 #[derive(Debug, Subcommand)]
 pub enum PermissionsCommand {
     /// Show who may launch the images
-    Show(PermissionsImages),
+    Show(ImageList),
 
     /// Let accounts, organizations or OUs launch the images
     #[command(
@@ -662,16 +688,9 @@ pub enum PermissionsCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct PermissionsImages {
-    /// The images (ami-…)
-    #[arg(value_name = "IMAGE_ID", required = true)]
-    pub image_ids: Vec<ImageId>,
-}
-
-#[derive(Debug, Args)]
 pub struct PermissionsChange {
     #[command(flatten)]
-    pub images: PermissionsImages,
+    pub images: ImageList,
 
     /// An AWS account ID (12 digits; repeatable)
     #[arg(long = "account", value_name = "ID")]
@@ -697,7 +716,7 @@ pub struct PermissionsChange {
 #[derive(Debug, Args)]
 pub struct PermissionsSimpleChange {
     #[command(flatten)]
-    pub images: PermissionsImages,
+    pub images: ImageList,
 
     /// Ask EC2 whether the change would succeed; change nothing
     #[arg(long)]
@@ -766,6 +785,21 @@ mod tests {
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "{command:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_policy_or_a_saved_plan_refuses_each_planning_flag_by_its_name() {
+        for file_flag in ["--policy", "--apply-plan"] {
+            for given in [["--name", "app-*"], ["--regions", "eu-west-1"], ["--keep", "2"]] {
+                let mut command = vec!["amictl", "cleanup", file_flag, "f"];
+                command.extend(given);
+                let refused = Cli::try_parse_from(&command).expect_err("a conflict");
+                assert_eq!(refused.kind(), clap::error::ErrorKind::ArgumentConflict, "{command:?}");
+                let said = refused.render().to_string();
+                let first = said.lines().next().unwrap_or_default();
+                assert!(first.contains(given[0]) && !first.contains("--all-regions"), "{first}");
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //! The binary (src/main.rs) only calls [`main`]; the fuzz targets (fuzz/) use the parsers,
 //! the model and the plan directly.
 //!
-//! The layers, top to bottom (docs/architecture.md): `cli` (clap) → `commands` (settings,
-//! one file per verb) → `pipeline` (select, plan, execute) → `ec2` (the only module that
-//! talks to AWS) → `model` and `types` (plain data, no I/O).
+//! The layers, top to bottom (docs/architecture.md): `cli` (clap) → `settings` (what each
+//! command is asked, without clap) → `commands` (one file per verb) → `pipeline` (select,
+//! plan, execute) → `ec2` (the only module that talks to AWS) → `model` and `types` (plain
+//! data, no I/O).
 
 mod cli;
 mod commands;
@@ -16,6 +17,7 @@ pub mod model;
 mod output;
 pub mod pipeline;
 pub mod policy_file;
+mod settings;
 pub mod types;
 
 use std::process::ExitCode;
@@ -37,6 +39,15 @@ pub fn main() -> ExitCode {
     };
     logging::init(cli.global.verbose, cli.global.quiet);
     let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet);
+    // Settings are resolved (and files named on the command line read) before any request.
+    let settings = match settings::resolve(cli, printer.now()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            let err = anyhow::Error::new(err);
+            output::print_error(&err);
+            return error::exit_code_of(&err);
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -53,7 +64,7 @@ pub fn main() -> ExitCode {
                 "interrupted; what was started goes on in EC2, and the same command run again finishes the job".to_owned(),
             )
             .into()),
-            outcome = commands::run(cli, &printer, &interrupt) => outcome,
+            outcome = commands::run(settings, &printer, &interrupt) => outcome,
         }
     });
     // Whatever is still in flight (a prompt waiting on stdin) is not waited for.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::error::Error;
-use crate::pipeline::plan::{GroupBy, Policy, Rules};
+use crate::pipeline::plan::{GroupBy, Policy, Rules, RulesError};
 use crate::pipeline::selection::Selection;
 use crate::types::{Age, ImageId, NameGlob, Region, Tag, each_once};
 
@@ -71,7 +71,7 @@ impl PolicyFile {
             if name.is_empty() || name == ORPHANS {
                 return Err((at, format!("'{name}' can't name a policy; choose another name")));
             }
-            policies.push(entry.rules(name, at)?);
+            policies.push(entry.rules(&name, at)?);
         }
         let orphans = file.orphans.map(|orphans| Rules {
             name: Some(ORPHANS.to_owned()),
@@ -189,14 +189,9 @@ struct PolicyText {
 }
 
 impl PolicyText {
-    fn rules(self, name: String, at: usize) -> Result<(Rules, Vec<Region>), (usize, String)> {
+    fn rules(self, name: &str, at: usize) -> Result<(Rules, Vec<Region>), (usize, String)> {
         let disable = self.stage.as_ref().is_some_and(|s| *s.get_ref() == Stage::Disable);
-        if let (true, Some(disabled_for)) = (disable, &self.disabled_for) {
-            return Err((
-                disabled_for.span().start,
-                "disabled-for selects images already disabled, so it can't go with stage = \"disable\"".to_owned(),
-            ));
-        }
+        let disabled_for_at = self.disabled_for.as_ref().map_or(at, |d| d.span().start);
         let selection = Selection {
             image_ids: self.image_ids,
             name: self.name,
@@ -208,14 +203,6 @@ impl PolicyText {
             disabled_for: self.disabled_for.map(|d| d.into_inner().0),
             unused_for: self.unused_for.map(|d| d.0),
         };
-        if !selection.selects_images() {
-            return Err((
-                at,
-                format!(
-                    "policy '{name}' selects nothing: give image-ids, name, tags, older-than, deprecated, disabled-for, unused-for or all = true"
-                ),
-            ));
-        }
         let policy = Policy {
             keep: self.keep,
             group_by: self.group_by.0,
@@ -225,16 +212,19 @@ impl PolicyText {
             disable,
             ..Policy::default()
         };
-        let regions = each_once(self.regions);
-        Ok((
-            Rules {
-                name: Some(name),
-                selection,
-                policy,
-                regions: Vec::new(),
-            },
-            regions,
-        ))
+        let rules = Rules::build(Some(name.to_owned()), selection, policy).map_err(|err| match err {
+            RulesError::DisabledForWithDisable => (
+                disabled_for_at,
+                "disabled-for selects images already disabled, so it can't go with stage = \"disable\"".to_owned(),
+            ),
+            RulesError::SelectsNothing => (
+                at,
+                format!(
+                    "policy '{name}' selects nothing: give image-ids, name, tags, older-than, deprecated, disabled-for, unused-for or all = true"
+                ),
+            ),
+        })?;
+        Ok((rules, each_once(self.regions)))
     }
 }
 

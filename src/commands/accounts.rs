@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::cli::ScopeArgs;
 use crate::ec2::Session;
 use crate::error::Error;
 use crate::types::{AccountId, RoleArn, RoleName, Shard};
@@ -14,12 +13,13 @@ use crate::types::{AccountId, RoleArn, RoleName, Shard};
 /// The accounts asked for, as the command line says them.
 #[derive(Debug, Clone)]
 pub struct AccountsAsked {
-    org: bool,
-    listed: Vec<AccountId>,
-    exclude: Vec<AccountId>,
-    include_self: bool,
-    shard: Option<Shard>,
-    role_name: RoleName,
+    pub org: bool,
+    /// `--accounts` and the lines of `--accounts-file`.
+    pub listed: Vec<AccountId>,
+    pub exclude: Vec<AccountId>,
+    pub include_self: bool,
+    pub shard: Option<Shard>,
+    pub role_name: RoleName,
 }
 
 /// One account to work in: through a role, or (`None`) with the caller's own credentials.
@@ -31,26 +31,6 @@ pub struct Target {
 }
 
 impl AccountsAsked {
-    /// `None` without `--org`, `--accounts` or `--accounts-file`. The file is read here: a
-    /// line that is not an account ID is a usage error naming the file and line.
-    pub fn from_args(args: &ScopeArgs) -> Result<Option<AccountsAsked>, Error> {
-        let Some(role_name) = args.role_name.clone() else {
-            return Ok(None);
-        };
-        let mut listed = args.accounts.clone();
-        if let Some(file) = &args.accounts_file {
-            listed.extend(read_accounts_file(file)?);
-        }
-        Ok(Some(AccountsAsked {
-            org: args.org,
-            listed,
-            exclude: args.exclude_accounts.clone(),
-            include_self: args.include_self,
-            shard: args.shard,
-            role_name,
-        }))
-    }
-
     /// The accounts to work in, sorted by ID, each once: the organization's active ones (the
     /// caller's own left out unless `--include-self`) and the listed ones, less the excluded,
     /// cut to the shard.
@@ -112,7 +92,7 @@ impl AccountsAsked {
 }
 
 /// Account IDs, one a line; blank lines and `#` comments are skipped.
-fn read_accounts_file(path: &Path) -> Result<Vec<AccountId>, Error> {
+pub fn read_accounts_file(path: &Path) -> Result<Vec<AccountId>, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read the accounts file {}: {e}", path.display())))?;
     parse_accounts(&text).map_err(|(line, why)| Error::Usage(format!("{}:{line}: {why}", path.display())))

@@ -2,13 +2,11 @@
 //! snapshots; never what is in use, protected, or still referenced.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use jiff::SignedDuration;
 
-use super::Context;
-use crate::cli::CleanupArgs;
+use super::{Context, Scope};
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::model::Image;
@@ -18,9 +16,37 @@ use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
 use crate::policy_file::PolicyFile;
 use crate::types::{ImageId, Region, RoleArn};
 
-/// What a cleanup plans from: the flags, a policy file, or a saved plan to check again.
+/// What `cleanup` was asked: what it plans from, where, and how the plan ends.
+pub struct Settings {
+    pub plan_from: PlanFrom,
+    pub scope: Scope,
+    pub finish: Finish,
+}
+
+/// The plan's source, read and checked before any request.
+pub enum PlanFrom {
+    /// The selectors and options on the command line.
+    Flags(Rules),
+    /// `--policy FILE`.
+    File(PolicyFile),
+    /// `--apply-plan FILE`.
+    Saved(Plan),
+}
+
+/// How the plan ends: shown (`--dry-run`), saved (`--save-plan`), or carried out (`--yes`,
+/// or a yes at the terminal).
+pub struct Finish {
+    pub show_kept: bool,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub save_plan: Option<PathBuf>,
+    pub carry: Carry,
+}
+
+/// What a cleanup plans from, once the run's regions are known: the flags, a policy file, or
+/// a saved plan to check again.
 pub enum Source {
-    Flags,
+    Flags(Rules),
     /// A policy file, with the run's own region (for the policies that name no region).
     File {
         file: PolicyFile,
@@ -33,30 +59,25 @@ pub enum Source {
 /// carries it out. A region whose reading fails is reported (exit 1) without losing the
 /// others' plans. With `--apply-plan`, the contexts are the saved plan's regions; with
 /// `--policy`, the regions its policies name.
-pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) -> anyhow::Result<()> {
+pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> anyhow::Result<()> {
     if contexts.is_empty() {
         return Err(Error::Failed("no region to clean up".to_owned()).into());
     }
-    let flags = match &source {
-        Source::Flags => Some(settings(&args)?),
-        _ => None,
-    };
     // At most --concurrency accounts × regions read at once, however many the run has.
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
     let planned: Vec<_> = futures::stream::iter(contexts.iter().map(|ctx| {
-        let (source, flags, counter) = (&source, &flags, &counter);
+        let (source, counter) = (&source, &counter);
         async move {
-            let planned = match (source, flags) {
-                (Source::Saved(saved), _) => saved_plan_rechecked(ctx, saved).await,
-                (Source::File { file, home }, _) => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
-                (Source::Flags, Some(rules)) => new_plan(ctx, std::slice::from_ref(rules)).await,
-                (Source::Flags, None) => unreachable!("flags are resolved above"),
+            let planned = match source {
+                Source::Saved(saved) => saved_plan_rechecked(ctx, saved).await,
+                Source::File { file, home } => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
+                Source::Flags(rules) => new_plan(ctx, std::slice::from_ref(rules)).await,
             };
             counter.inc();
             planned
         }
     }))
-    .buffered(usize::from(args.execution.concurrency))
+    .buffered(finish.carry.concurrency)
     .collect()
     .await;
     counter.finish();
@@ -76,19 +97,16 @@ pub async fn run(contexts: &[Context<'_>], args: CleanupArgs, source: Source) ->
     for note in notes {
         contexts[0].printer.note(note);
     }
-    let mut plan = merged(contexts, &source, flags, plans);
-    plan.show_kept = args.show_kept;
-    carry(contexts, &args, &mut plan).await?;
+    let mut plan = merged(contexts, &source, plans);
+    plan.show_kept = finish.show_kept;
+    carry(contexts, finish, &mut plan).await?;
     what_went_wrong(&plan, &failures)
 }
 
 /// One plan of the contexts' plans, recording what the run planned from.
-fn merged(contexts: &[Context<'_>], source: &Source, flags: Option<Rules>, plans: Vec<Plan>) -> Plan {
+fn merged(contexts: &[Context<'_>], source: &Source, plans: Vec<Plan>) -> Plan {
     match source {
-        Source::Flags => {
-            let rules = flags.expect("flags are resolved above");
-            Plan::merge(plans, &rules.selection, &rules.policy)
-        }
+        Source::Flags(rules) => Plan::merge(plans, &rules.selection, &rules.policy),
         Source::Saved(saved) => {
             let mut plan = Plan::merge(plans, &saved.selection, &saved.policy);
             plan.policies.clone_from(&saved.policies);
@@ -140,13 +158,13 @@ pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
 }
 
 /// Shows or saves the plan, or (after confirmation) carries it out.
-async fn carry(contexts: &[Context<'_>], args: &CleanupArgs, plan: &mut Plan) -> anyhow::Result<()> {
+async fn carry(contexts: &[Context<'_>], finish: &Finish, plan: &mut Plan) -> anyhow::Result<()> {
     let ctx = &contexts[0];
 
-    if args.dry_run || args.save_plan.is_some() {
+    if finish.dry_run || finish.save_plan.is_some() {
         plan.dry_run = true;
-        plan.summarize(args.execution.snapshot_price.0);
-        if let Some(file) = &args.save_plan {
+        plan.summarize(finish.carry.snapshot_price);
+        if let Some(file) = &finish.save_plan {
             save(plan, file)?;
             ctx.printer.note(format!(
                 "plan saved to {}; carry it out with `amictl cleanup --apply-plan {} --yes`",
@@ -157,70 +175,13 @@ async fn carry(contexts: &[Context<'_>], args: &CleanupArgs, plan: &mut Plan) ->
         return ctx.printer.print(plan);
     }
 
-    plan.summarize(args.execution.snapshot_price.0);
-    if plan.has_work() && !args.yes {
+    plan.summarize(finish.carry.snapshot_price);
+    if plan.has_work() && !finish.yes {
         confirm(ctx, plan).await?;
     }
     let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
-    carry_out(
-        &clients,
-        ctx.printer,
-        ctx.interrupt,
-        plan,
-        Carry::from(&args.execution),
-        "cleaning up",
-    )
-    .await?;
+    carry_out(&clients, ctx.printer, ctx.interrupt, plan, finish.carry, "cleaning up").await?;
     Ok(())
-}
-
-/// The selection and policy the command line asks for.
-fn settings(args: &CleanupArgs) -> Result<Rules, Error> {
-    let selection = Selection {
-        image_ids: args.image_ids.clone(),
-        name: args.name.clone(),
-        tags: args.tags.clone(),
-        exclude_tags: args.exclude_tags.clone(),
-        older_than: args
-            .older_than
-            .map(|d| SignedDuration::try_from(d.0))
-            .transpose()
-            .map_err(|_| Error::Usage("--older-than is too long".to_owned()))?,
-        all: args.all,
-        deprecated: args.deprecated,
-        disabled_for: args
-            .disabled_for
-            .map(|d| SignedDuration::try_from(d.0))
-            .transpose()
-            .map_err(|_| Error::Usage("--disabled-for is too long".to_owned()))?,
-        unused_for: args
-            .unused_for
-            .map(|d| SignedDuration::try_from(d.0))
-            .transpose()
-            .map_err(|_| Error::Usage("--unused-for is too long".to_owned()))?,
-    };
-    if !selection.selects_images() && !args.orphans {
-        return Err(Error::Usage(
-            "cleanup needs a selector: image IDs, --name, --tag, --older-than, --deprecated, --disabled-for, --unused-for, --all or --orphans".to_owned(),
-        ));
-    }
-    let policy = Policy {
-        keep: args.keep,
-        group_by: args.group_by.clone(),
-        delete_snapshots: true,
-        allow_in_use: args.allow_in_use,
-        include_shared: args.include_shared,
-        orphans: args.orphans,
-        orphans_older_than: SignedDuration::try_from(args.orphans_older_than.0)
-            .map_err(|_| Error::Usage("--orphans-older-than is too long".to_owned()))?,
-        disable: args.disable,
-    };
-    Ok(Rules {
-        name: None,
-        selection,
-        policy,
-        regions: Vec::new(),
-    })
 }
 
 /// One region's plan, and what to say on stderr about what its endpoint doesn't offer.

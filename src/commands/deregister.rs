@@ -2,32 +2,31 @@
 //! when asked (and never when disabling).
 
 use super::Context;
-use crate::cli::{DeregisterArgs, DisableArgs, ExecutionArgs};
 use crate::error::Error;
 use crate::pipeline::plan::{ImageAction, Policy, plan};
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
 use crate::types::ImageId;
 
-pub async fn run(ctx: &Context<'_>, args: DeregisterArgs) -> anyhow::Result<()> {
-    let policy = Policy {
-        delete_snapshots: args.delete_snapshots,
-        allow_in_use: args.allow_in_use,
-        include_shared: args.include_shared,
-        ..Policy::default()
-    };
-    named(ctx, &args.image_ids, &policy, args.dry_run, &args.execution).await
+/// What `deregister` or `disable` was asked (`crate::settings` fills it from the command line).
+pub struct Settings {
+    pub image_ids: Vec<ImageId>,
+    /// Deregister (with or without the snapshots) or disable, and the safety rules.
+    pub policy: Policy,
+    pub dry_run: bool,
+    pub carry: Carry,
 }
 
-/// Disables the named images (recording their launch permissions); snapshots stay.
-pub async fn disable(ctx: &Context<'_>, args: DisableArgs) -> anyhow::Result<()> {
-    let policy = Policy {
-        allow_in_use: args.allow_in_use,
-        include_shared: args.include_shared,
-        disable: true,
-        ..Policy::default()
-    };
-    named(ctx, &args.image_ids, &policy, args.dry_run, &args.execution).await
+/// Plans exactly the named images under the policy, and carries the plan out unless `dry_run`.
+pub async fn run(ctx: &Context<'_>, settings: &Settings) -> anyhow::Result<()> {
+    named(
+        ctx,
+        &settings.image_ids,
+        &settings.policy,
+        settings.dry_run,
+        settings.carry,
+    )
+    .await
 }
 
 /// Plans the named images under the policy, and carries the plan out unless `dry_run`.
@@ -36,7 +35,7 @@ async fn named(
     image_ids: &[ImageId],
     policy: &Policy,
     dry_run: bool,
-    execution: &ExecutionArgs,
+    carry: Carry,
 ) -> anyhow::Result<()> {
     let images = ctx.ec2.all_own_images().await?;
     // Each image once, in the order named.
@@ -60,7 +59,7 @@ async fn named(
     let verb = if policy.disable { "disabled" } else { "deregistered" };
 
     if dry_run {
-        plan.summarize(execution.snapshot_price.0);
+        plan.summarize(carry.snapshot_price);
         ctx.printer.print(&plan)?;
     } else {
         carry_out(
@@ -68,7 +67,7 @@ async fn named(
             ctx.printer,
             ctx.interrupt,
             &mut plan,
-            Carry::from(execution),
+            carry,
             if policy.disable { "disabling" } else { "deregistering" },
         )
         .await?;

@@ -4,47 +4,37 @@ use comfy_table::{Color, Table};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::Context;
-use crate::cli::DescribeArgs;
+use super::{Context, Scope};
 use crate::ec2::ImageQuery;
 use crate::error::Error;
 use crate::model::{Backing, BinnedImage, Image, ImageState, LaunchPermissions, Stage};
 use crate::output::{OutputFormat, Printer, Render, date_and_age, yes_no};
-use crate::types::{ImageId, Owner, Price, SnapshotId};
+use crate::types::{ImageId, Price, SnapshotId};
+
+/// What `describe` was asked (`crate::settings` fills it from the command line).
+pub struct Settings {
+    pub query: ImageQuery,
+    /// `--recycle-bin`: the images in the Recycle Bin instead.
+    pub recycle_bin: bool,
+    pub snapshot_price: Price,
+    /// Accounts × regions read at once.
+    pub concurrency: usize,
+    pub scope: Scope,
+}
 
 /// Describes images in each context's region, concurrently; one region's failure is reported
 /// (exit 1) without losing the others' images.
-pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result<()> {
+pub async fn run(contexts: &[Context<'_>], args: Settings) -> anyhow::Result<()> {
     let Some(first) = contexts.first() else {
         return Err(Error::Failed("no region to describe".to_owned()).into());
     };
     if args.recycle_bin {
-        return recycle_bin(first, &args.image_ids).await;
+        return recycle_bin(first, &args.query.image_ids).await;
     }
     let now = first.printer.now();
-    let several = contexts.len() > 1
-        || args.regions.all_regions
-        || !args.regions.regions.is_empty()
-        || !args.regions.role_arns.is_empty()
-        || args.regions.role_name.is_some();
-    let detailed = args.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
-    let named = args.image_ids.clone();
-    let args_concurrency = args.concurrency;
-    let query = ImageQuery {
-        // The account's own images unless the user named images or owners.
-        owners: if args.owners.is_empty() && args.image_ids.is_empty() {
-            vec![Owner::Me]
-        } else {
-            args.owners
-        },
-        image_ids: args.image_ids,
-        name: args.name,
-        exact_name: None,
-        tags: args.tags,
-        backing: args.backing,
-        include_deprecated: args.include_deprecated,
-        include_disabled: args.include_disabled,
-    };
+    let several = contexts.len() > 1 || args.scope.asks_several();
+    let detailed = args.query.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
+    let query = args.query;
     if !several {
         let images = first.ec2.describe_images(&query).await?;
         let view = match images.as_slice() {
@@ -70,7 +60,7 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
         });
     }
 
-    everywhere(contexts, &query, &named, args_concurrency, now).await
+    everywhere(contexts, &query, args.concurrency, now).await
 }
 
 /// Several accounts or regions. JSON streams: each account × region's images (newest first)
@@ -79,11 +69,11 @@ pub async fn run(contexts: &[Context<'_>], args: DescribeArgs) -> anyhow::Result
 async fn everywhere(
     contexts: &[Context<'_>],
     query: &ImageQuery,
-    named: &[ImageId],
-    concurrency: u16,
+    concurrency: usize,
     now: jiff::Timestamp,
 ) -> anyhow::Result<()> {
     let first = &contexts[0];
+    let named = &query.image_ids;
     let mut found: std::collections::HashSet<ImageId> = std::collections::HashSet::new();
     let mut note_found = |images: &[Image]| {
         found.extend(
@@ -145,7 +135,7 @@ async fn read_everywhere(
     contexts: &[Context<'_>],
     query: &ImageQuery,
     named: bool,
-    concurrency: u16,
+    concurrency: usize,
     mut sink: impl FnMut(Vec<Image>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<String>> {
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
@@ -157,7 +147,7 @@ async fn read_everywhere(
             (ctx, answer)
         }
     }))
-    .buffered(usize::from(concurrency));
+    .buffered(concurrency);
     let mut failures = Vec::new();
     while let Some((ctx, answer)) = answers.next().await {
         match answer {

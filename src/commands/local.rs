@@ -1,24 +1,28 @@
 //! The commands that talk to nobody: `completions` and `man` (generated from the command
 //! line's definition) and `policy check`.
 
-use clap::CommandFactory;
 use comfy_table::Table;
 use serde::Serialize;
 
-use crate::cli::Cli;
 use crate::output::{Printer, Render};
 use crate::pipeline::plan::Rules;
 use crate::policy_file::PolicyFile;
 
-pub fn completions(printer: &Printer, shell: clap_complete::Shell) -> anyhow::Result<()> {
+/// `amictl completions SHELL`, from the command line's definition.
+pub fn completions(
+    printer: &Printer,
+    shell: clap_complete::Shell,
+    mut definition: clap::Command,
+) -> anyhow::Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "amictl", &mut script);
+    clap_complete::generate(shell, &mut definition, "amictl", &mut script);
     printer.raw(&script)
 }
 
-pub fn man(printer: &Printer) -> anyhow::Result<()> {
+/// `amictl man`, from the command line's definition.
+pub fn man(printer: &Printer, definition: clap::Command) -> anyhow::Result<()> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    clap_mangen::Man::new(definition).render(&mut page)?;
     printer.raw(&page)
 }
 

@@ -1,31 +1,26 @@
 //! One file per verb. Each takes its parsed arguments and a [`Context`], asks the service
 //! layer for what it needs, and hands a result to the printer.
 //!
-//! This is where the command line ends: clap's structs are resolved here into settings
-//! ([`Scope`], the pipeline's selection and policy, [`crate::pipeline::Carry`]) that the
-//! layers below take; nothing under `pipeline/`, `ec2/` or `model` knows of clap.
+//! Each command takes its settings (resolved from the command line in `crate::settings`);
+//! nothing here or below knows of clap.
 
-mod accounts;
-mod cleanup;
-mod copy;
-mod create;
-mod deregister;
-mod describe;
+pub mod accounts;
+pub mod cleanup;
+pub mod copy;
+pub mod create;
+pub mod deregister;
+pub mod describe;
 mod local;
-mod permissions;
-mod stages;
-
-use std::collections::BTreeSet;
+pub mod permissions;
+pub mod stages;
 
 use futures::StreamExt;
 
-use crate::cli::{Cli, Command, ExecutionArgs, GlobalArgs, PolicyCommand, ScopeArgs};
 use crate::ec2::{self, ConnectOptions, Ec2, Session, ThisInstance};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::output::Printer;
-use crate::pipeline::Carry;
-use crate::policy_file::PolicyFile;
+use crate::settings::{Global, Run, Settings};
 use crate::types::{Region, RoleArn};
 
 /// What a command runs with: an EC2 client (one region of one account), and the run's one
@@ -60,45 +55,23 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The scope the command line asks for: a region named twice is worked once, and of two
-    /// roles in one account only the first is used (the same images would be planned twice).
-    fn resolve(args: &ScopeArgs, printer: &Printer) -> Result<Scope, Error> {
-        let regions = crate::types::each_once(args.regions.iter().cloned());
-        let mut accounts = BTreeSet::new();
-        let mut roles = Vec::new();
-        for role in &args.role_arns {
-            if accounts.insert(role.account_id().as_str().to_owned()) {
-                roles.push(role.clone());
-            } else {
-                printer.warn(format!(
-                    "{} is in account {}, which an earlier --role-arn already covers; using that one",
-                    role.as_str(),
-                    role.account_id()
-                ));
-            }
-        }
-        Ok(Scope {
-            regions,
-            all_regions: args.all_regions,
-            roles,
-            accounts: accounts::AccountsAsked::from_args(args)?,
-        })
-    }
-}
-
-impl From<&ExecutionArgs> for Carry {
-    fn from(args: &ExecutionArgs) -> Carry {
-        Carry {
-            concurrency: usize::from(args.concurrency),
-            snapshot_price: args.snapshot_price.0,
-        }
+    /// Whether the run asks for more than the one region of one account.
+    pub fn asks_several(&self) -> bool {
+        self.all_regions || !self.regions.is_empty() || !self.roles.is_empty() || self.accounts.is_some()
     }
 }
 
 /// Runs the command the user asked for, with the run's printer and Ctrl-C.
-pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
-    let Cli { global, command } = cli;
-    if !matches!(command, Command::Completions { .. } | Command::Man | Command::Policy(_)) {
+pub async fn run(settings: Settings, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
+    let Settings {
+        global,
+        command,
+        warnings,
+    } = settings;
+    for warning in warnings {
+        printer.warn(warning);
+    }
+    if !matches!(command, Run::Completions { .. } | Run::Man { .. } | Run::CheckPolicy(_)) {
         check_endpoints(&global, printer)?;
     }
     let connect = Connect {
@@ -108,72 +81,37 @@ pub async fn run(cli: Cli, printer: &Printer, interrupt: &Interrupt) -> anyhow::
     };
     match command {
         // These talk to nobody: no region, no credentials.
-        Command::Completions { shell } => local::completions(printer, shell),
-        Command::Man => local::man(printer),
-        Command::Cleanup(args) => Box::pin(connect.cleanup(args)).await,
-        Command::Policy(PolicyCommand::Check { file }) => local::check_policy(printer, &file),
-        Command::Create(args) => {
+        Run::Completions { shell, definition } => local::completions(printer, shell, *definition),
+        Run::Man { definition } => local::man(printer, *definition),
+        Run::CheckPolicy(file) => local::check_policy(printer, &file),
+        Run::Cleanup(settings) => Box::pin(connect.cleanup(*settings)).await,
+        Run::Create(settings) => {
             // Without --instance-id, amictl images the machine it runs on: the metadata
             // service says which, and in which region, before anything else is asked.
-            let this_instance = match &args.instance_id {
+            let this_instance = match &settings.instance_id {
                 Some(_) => None,
                 None => Some(ec2::this_instance().await?),
             };
             let reach = connect.reach(this_instance.as_ref()).await?;
-            let target = create::Target::new(&args, this_instance.as_ref())
+            let target = create::Target::new(&settings, this_instance.as_ref())
                 .ok_or_else(|| Error::Usage("create needs --instance-id".to_owned()))?;
-            create::run(&reach, args, target).await
+            create::run(&reach, &settings, target).await
         }
-        Command::Copy(args) => {
-            // Checked before the credentials are even looked up.
-            let request = copy::Request::from_args(args)?;
-            copy::run(&connect.reach(None).await?, &request).await
-        }
-        Command::Deregister(args) => deregister::run(&connect.one(None).await?, args).await,
-        Command::Describe(args) => {
-            let scope = Scope::resolve(&args.regions, printer)?;
-            let (contexts, unreached) = connect.contexts(&scope).await?;
+        Run::Copy(request) => copy::run(&connect.reach(None).await?, &request).await,
+        Run::Remove(settings) => deregister::run(&connect.one(None).await?, &settings).await,
+        Run::Describe(settings) => {
+            let (contexts, unreached) = connect.contexts(&settings.scope).await?;
             if contexts.is_empty() {
                 if unreached.is_empty() {
                     printer.note("no account in this shard: nothing to describe");
                 }
                 return with_unreached(describe::nothing(printer), &unreached, printer);
             }
-            with_unreached(describe::run(&contexts, args).await, &unreached, printer)
+            with_unreached(describe::run(&contexts, *settings).await, &unreached, printer)
         }
-        Command::Permissions(command) => permissions::run(&connect.one(None).await?, command).await,
-        Command::Disable(args) => deregister::disable(&connect.one(None).await?, args).await,
-        Command::Deprecate(args) => {
-            let at = match (args.at, args.within) {
-                (Some(at), _) => Some(at.0),
-                (None, Some(within)) => Some(within.from(printer.now())),
-                (None, None) => None,
-            };
-            let ctx = connect.one(None).await?;
-            stages::run(&ctx, &args.images.image_ids, stages::StageChange::Deprecate(at)).await
-        }
-        Command::Enable(args) => {
-            let change = stages::StageChange::Enable {
-                restore_permissions: args.restore_permissions,
-                yes: args.yes,
-            };
-            stages::run(&connect.one(None).await?, &args.images.image_ids, change).await
-        }
-        Command::Protect(args) => {
-            let change = stages::StageChange::Protect {
-                cooldown: args.cooldown,
-            };
-            stages::run(&connect.one(None).await?, &args.images.image_ids, change).await
-        }
-        Command::Unprotect(args) => {
-            stages::run(
-                &connect.one(None).await?,
-                &args.image_ids,
-                stages::StageChange::Unprotect,
-            )
-            .await
-        }
-        Command::Restore(args) => stages::restore(&connect.one(None).await?, &args.image_ids).await,
+        Run::Permissions(request) => permissions::run(&connect.one(None).await?, request).await,
+        Run::Stage { image_ids, change } => stages::run(&connect.one(None).await?, &image_ids, change).await,
+        Run::Restore(image_ids) => stages::restore(&connect.one(None).await?, &image_ids).await,
     }
 }
 
@@ -208,7 +146,7 @@ impl<'run> Reach<'run> {
 /// Once per run, before any request: an STS endpoint on plain http to another machine is
 /// refused (its answers are credentials) unless `--allow-http-sts`; any other endpoint that
 /// is plain http on another machine is warned about (requests cross the network unencrypted).
-fn check_endpoints(global: &GlobalArgs, printer: &Printer) -> Result<(), Error> {
+fn check_endpoints(global: &Global, printer: &Printer) -> Result<(), Error> {
     if let Some(sts) = ec2::plain_http_sts_endpoint()
         && !global.allow_http_sts
     {
@@ -216,7 +154,7 @@ fn check_endpoints(global: &GlobalArgs, printer: &Printer) -> Result<(), Error> 
             "the STS endpoint {sts} is plain http on another machine, and STS answers with credentials: use https, or pass --allow-http-sts (AMICTL_ALLOW_HTTP_STS=1) if that network is yours, e.g. a test server in CI"
         )));
     }
-    for endpoint in ec2::plain_http_endpoints(global.endpoint_url.as_ref()) {
+    for endpoint in ec2::plain_http_endpoints(global.connect.endpoint_url.as_ref()) {
         printer.warn(format!(
             "the endpoint {endpoint} is plain http on another machine: requests cross the network unencrypted; use https"
         ));
@@ -226,7 +164,7 @@ fn check_endpoints(global: &GlobalArgs, printer: &Printer) -> Result<(), Error> 
 
 /// Makes the contexts of a run from the global options.
 struct Connect<'run> {
-    global: &'run GlobalArgs,
+    global: &'run Global,
     printer: &'run Printer,
     interrupt: &'run Interrupt,
 }
@@ -235,16 +173,8 @@ impl<'run> Connect<'run> {
     /// How to connect, as the global options say (the region and role come per context).
     fn options(&self, fallback_region: Option<Region>) -> ConnectOptions {
         ConnectOptions {
-            region: self.global.region.clone(),
-            profile: self.global.profile.clone(),
-            endpoint_url: self.global.endpoint_url.clone(),
             fallback_region,
-            max_attempts: self.global.max_attempts,
-            timeout: self.global.timeout.map(|t| t.0),
-            role: None,
-            account_name: None,
-            http_client: None,
-            max_rate: self.global.max_rate.map(|r| r.0),
+            ..self.global.connect.clone()
         }
     }
 
@@ -259,12 +189,14 @@ impl<'run> Connect<'run> {
     /// `cleanup`: a saved plan names its regions, and so does a policy file (the one region
     /// for a policy that names none); else --regions / --all-regions / the one region. Files
     /// are read and checked before anything is asked of AWS.
-    async fn cleanup(&self, args: crate::cli::CleanupArgs) -> anyhow::Result<()> {
-        let saved = args.apply_plan.as_deref().map(cleanup::load_plan).transpose()?;
-        let file = args.policy.as_deref().map(PolicyFile::load).transpose()?;
-        let asked = Scope::resolve(&args.regions, self.printer)?;
-        let (scope, source) = match (saved, file) {
-            (Some(plan), _) => {
+    async fn cleanup(&self, settings: cleanup::Settings) -> anyhow::Result<()> {
+        let cleanup::Settings {
+            plan_from,
+            scope: asked,
+            finish,
+        } = settings;
+        let (scope, source) = match plan_from {
+            cleanup::PlanFrom::Saved(plan) => {
                 if asked.accounts.is_none() {
                     cleanup::check_roles_cover(&plan, &asked.roles)?;
                 }
@@ -275,7 +207,7 @@ impl<'run> Connect<'run> {
                 };
                 (scope, cleanup::Source::Saved(plan))
             }
-            (None, Some(file)) => {
+            cleanup::PlanFrom::File(file) => {
                 let home = ec2::resolve_region(&self.options(None)).await?;
                 let scope = Scope {
                     regions: file.regions(&home),
@@ -285,7 +217,7 @@ impl<'run> Connect<'run> {
                 let home = home.to_string();
                 (scope, cleanup::Source::File { file, home })
             }
-            (None, None) => (asked, cleanup::Source::Flags),
+            cleanup::PlanFrom::Flags(rules) => (asked, cleanup::Source::Flags(rules)),
         };
         let (contexts, unreached) = self.contexts(&scope).await?;
         if contexts.is_empty() {
@@ -294,7 +226,7 @@ impl<'run> Connect<'run> {
             }
             return with_unreached(cleanup::nothing(self.printer), &unreached, self.printer);
         }
-        with_unreached(cleanup::run(&contexts, args, source).await, &unreached, self.printer)
+        with_unreached(cleanup::run(&contexts, &finish, source).await, &unreached, self.printer)
     }
 
     /// One context, in the region the options (or the instance) name.

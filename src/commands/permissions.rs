@@ -8,7 +8,6 @@ use comfy_table::{Color, Table};
 use serde::Serialize;
 
 use super::Context;
-use crate::cli::{PermissionsChange, PermissionsCommand, PermissionsImages};
 use crate::ec2::{Change, Grants, ImageQuery, SnapshotSharing, Support};
 use crate::error::Error;
 use crate::model::{Image, LaunchPermissions};
@@ -17,7 +16,7 @@ use crate::types::{ImageId, SnapshotId};
 
 /// What to do to each image.
 #[derive(Debug)]
-enum Action {
+pub enum Action {
     Show,
     Add(Grants),
     Remove(Grants),
@@ -26,71 +25,18 @@ enum Action {
     Reset,
 }
 
+/// What `permissions` was asked (`crate::settings` fills it from the command line, checked).
 #[derive(Debug)]
-struct Request {
-    action: Action,
-    image_ids: Vec<ImageId>,
+pub struct Request {
+    pub action: Action,
+    pub image_ids: Vec<ImageId>,
     /// Also change create-volume permission on the images' snapshots.
-    snapshots: bool,
-    dry_run: bool,
+    pub snapshots: bool,
+    pub dry_run: bool,
 }
 
-impl Request {
-    /// Checks what can be checked without a request.
-    fn from_command(command: PermissionsCommand) -> Result<Request, Error> {
-        let simple = |images: PermissionsImages, action, snapshots, dry_run| Request {
-            action,
-            image_ids: images.image_ids,
-            snapshots,
-            dry_run,
-        };
-        Ok(match command {
-            PermissionsCommand::Show(images) => simple(images, Action::Show, false, false),
-            PermissionsCommand::Add(change) => {
-                let (images, grants, snapshots, dry_run) = targets(change, "add")?;
-                simple(images, Action::Add(grants), snapshots, dry_run)
-            }
-            PermissionsCommand::Remove(change) => {
-                let (images, grants, snapshots, dry_run) = targets(change, "remove")?;
-                simple(images, Action::Remove(grants), snapshots, dry_run)
-            }
-            PermissionsCommand::Public(public) => {
-                if !public.yes && !public.change.dry_run {
-                    return Err(Error::Usage(
-                        "making images public lets every AWS account launch them; pass --yes if that is what you want"
-                            .to_owned(),
-                    ));
-                }
-                simple(public.change.images, Action::Public, false, public.change.dry_run)
-            }
-            PermissionsCommand::Private(change) => simple(change.images, Action::Private, false, change.dry_run),
-            PermissionsCommand::Reset(reset) => simple(
-                reset.change.images,
-                Action::Reset,
-                reset.snapshots,
-                reset.change.dry_run,
-            ),
-        })
-    }
-}
-
-fn targets(change: PermissionsChange, verb: &str) -> Result<(PermissionsImages, Grants, bool, bool), Error> {
-    let grants = Grants {
-        public: false,
-        accounts: change.accounts.iter().map(|a| a.as_str().to_owned()).collect(),
-        organization_arns: change.orgs.iter().map(|a| a.as_str().to_owned()).collect(),
-        organizational_unit_arns: change.ous.iter().map(|a| a.as_str().to_owned()).collect(),
-    };
-    if grants.is_empty() {
-        return Err(Error::Usage(format!(
-            "nothing to {verb}: name at least one --account, --org or --ou"
-        )));
-    }
-    Ok((change.images, grants, change.snapshots, change.dry_run))
-}
-
-pub async fn run(ctx: &Context<'_>, command: PermissionsCommand) -> anyhow::Result<()> {
-    let (shown, failures) = change(ctx, Request::from_command(command)?).await?;
+pub async fn run(ctx: &Context<'_>, request: Request) -> anyhow::Result<()> {
+    let (shown, failures) = change(ctx, request).await?;
     ctx.printer.print(&shown)?;
     if failures.is_empty() {
         Ok(())
@@ -402,21 +348,19 @@ mod tests {
     use aws_sdk_ec2::operation::modify_image_attribute::ModifyImageAttributeOutput;
     use aws_sdk_ec2::types as sdk;
     use aws_smithy_mocks::{Rule, RuleMode, mock};
-    use clap::Parser;
 
     use super::*;
-    use crate::cli::{Cli, Command};
     use crate::ec2::mock::mock_ec2;
 
     const IMAGE: &str = "ami-0123456789abcdef0";
 
+    /// `permissions public IMAGE --yes`.
     fn public_request() -> Request {
-        match Cli::try_parse_from(["amictl", "permissions", "public", IMAGE, "--yes"])
-            .unwrap()
-            .command
-        {
-            Command::Permissions(command) => Request::from_command(command).unwrap(),
-            _ => unreachable!("parsed a permissions command"),
+        Request {
+            action: Action::Public,
+            image_ids: vec![IMAGE.parse().unwrap()],
+            snapshots: false,
+            dry_run: false,
         }
     }
 

@@ -6,7 +6,7 @@
 //! (`plan`, no I/O), and the copy (or the earlier one), its tags, the wait and the launch
 //! permissions. A region that fails is a row of its own; the others go on.
 
-mod plan;
+pub mod plan;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -16,12 +16,11 @@ use comfy_table::{Color, Table};
 use serde::Serialize;
 
 use super::{Context, Reach};
-use crate::cli::CopyArgs;
 use crate::ec2::{CopySpec, Ec2, Ending, Grants, RegionInfo, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState};
 use crate::output::{Printer, ProgressLines, Render, elapsed};
-use crate::types::{ImageId, KmsKey, NameTemplate, Placeholder, Region, SnapshotId, Tag};
+use crate::types::{ImageId, KmsKey, NameTemplate, Placeholder, Region, SnapshotId};
 use plan::Step;
 
 /// Where to copy to.
@@ -56,45 +55,6 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn from_args(args: CopyArgs) -> Result<Request, Error> {
-        Tag::check_writable(args.tags.iter().chain(&args.snapshot_tags)).map_err(Error::Usage)?;
-        if let Some(p) = args
-            .name
-            .as_ref()
-            .and_then(|name| name.refused_placeholder(|p| p != Placeholder::InstanceName))
-        {
-            return Err(Error::Usage(format!(
-                "{} is create's; a copy's name can use {{source_name}}, {{source_region}}, {{instance_id}}, {{date}} and {{timestamp}}",
-                p.written()
-            )));
-        }
-        let targets = if args.all_regions {
-            Targets::All
-        } else {
-            let regions = crate::types::each_once(args.to_regions);
-            if let Some(why) = plan::kms_refusal(&args.kms_key_ids, &regions) {
-                return Err(Error::Usage(why));
-            }
-            Targets::Regions(regions)
-        };
-        Ok(Request {
-            source: args.image_id,
-            targets,
-            name: args.name,
-            description: args.description.map(|d| d.as_str().to_owned()),
-            copy_tags: args.copy_tags,
-            tags: Tag::map(&args.tags),
-            snapshot_tags: Tag::map(&args.snapshot_tags),
-            copy_permissions: args.copy_permissions,
-            encrypt: args.encrypt,
-            kms_keys: args.kms_key_ids,
-            wait: args.wait,
-            wait_timeout: args.wait_timeout.0,
-            dry_run: args.dry_run,
-            yes: args.yes,
-        })
-    }
-
     /// The copies `create --copy-to-regions` makes of the image it made: its name, tags and
     /// snapshot tags.
     pub fn after_create(

@@ -19,18 +19,38 @@ use comfy_table::Table;
 use serde::Serialize;
 
 use super::{Context, Reach, copy};
-use crate::cli::CreateArgs;
 use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState, Instance};
 use crate::output::{Printer, Render, elapsed, yes_no};
-use crate::types::{ImageId, InstanceId, SnapshotId, Tag};
+use crate::types::{DeprecateIn, ImageId, InstanceId, NameTemplate, Region, SnapshotId, Tag};
 use adoption::{adopt_retried, duplicate_name, taken};
-use naming::{check_args, image_name, image_tags};
+use naming::{image_name, image_tags};
 use reboot::{announce_reboot, confirm_rebooting_this_machine};
 
 /// How long to look for the snapshot IDs of an image when they must be tagged afterwards.
 const SNAPSHOT_IDS_TIMEOUT: Duration = Duration::from_mins(2);
+
+/// What `create` was asked (`crate::settings` fills it from the command line, checked).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `None`: the machine amictl runs on.
+    pub instance_id: Option<InstanceId>,
+    /// `None`: the instance's Name tag (or ID) and a timestamp.
+    pub name: Option<NameTemplate>,
+    pub description: Option<String>,
+    pub no_reboot: bool,
+    pub tags: Vec<Tag>,
+    pub snapshot_tags: Vec<Tag>,
+    pub copy_instance_tags: bool,
+    pub copy_to_regions: Vec<Region>,
+    pub deprecate_in: Option<DeprecateIn>,
+    pub wait: bool,
+    pub wait_timeout: Duration,
+    pub dry_run: bool,
+    /// Rebooting this very machine is agreed to.
+    pub yes: bool,
+}
 
 /// The instance to image: named with `--instance-id`, or the machine amictl runs on.
 #[derive(Debug, Clone)]
@@ -41,7 +61,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(args: &CreateArgs, this_instance: Option<&ThisInstance>) -> Option<Target> {
+    pub fn new(args: &Settings, this_instance: Option<&ThisInstance>) -> Option<Target> {
         match (&args.instance_id, this_instance) {
             (Some(id), _) => Some(Target {
                 instance_id: id.clone(),
@@ -56,13 +76,13 @@ impl Target {
     }
 }
 
-pub async fn run(reach: &Reach<'_>, args: CreateArgs, target: Target) -> anyhow::Result<()> {
+pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::Result<()> {
     let ctx = &reach.home();
     if args.dry_run && !args.copy_to_regions.is_empty() {
         ctx.printer
             .note("dry run: the copies to other regions are not asked about (the image they copy does not exist)");
     }
-    let mut outcome = create(ctx, &args, &target, WaitPolicy::with_timeout(args.wait_timeout.0)).await?;
+    let mut outcome = create(ctx, args, &target, WaitPolicy::with_timeout(args.wait_timeout)).await?;
     if let (Some(id), None, false) = (
         &outcome.result.image_id,
         &outcome.failure,
@@ -74,7 +94,7 @@ pub async fn run(reach: &Reach<'_>, args: CreateArgs, target: Target) -> anyhow:
             args.copy_to_regions.clone(),
             outcome.result.snapshot_tags.clone(),
             args.wait,
-            args.wait_timeout.0,
+            args.wait_timeout,
         );
         match copy::copy(reach, ctx, &request).await {
             Ok(copies) => {
@@ -145,8 +165,7 @@ impl Render for Created {
     }
 }
 
-async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
-    check_args(args)?;
+async fn create(ctx: &Context<'_>, args: &Settings, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
         confirm_rebooting_this_machine(ctx.printer, &target.instance_id).await?;
     }
@@ -163,7 +182,7 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
     let spec = ImageSpec {
         instance_id: target.instance_id.clone(),
         name,
-        description: args.description.as_ref().map(|d| d.as_str().to_owned()),
+        description: args.description.clone(),
         no_reboot: args.no_reboot,
         image_tags: image_tags(&instance, args),
         snapshot_tags: Tag::map(&args.snapshot_tags),
@@ -213,7 +232,7 @@ async fn create(ctx: &Context<'_>, args: &CreateArgs, target: &Target, policy: W
 /// tags the snapshots where EC2 did not; the first thing that failed.
 async fn follow_up(
     ctx: &Context<'_>,
-    args: &CreateArgs,
+    args: &Settings,
     policy: WaitPolicy,
     created: &CreatedImage,
     spec: &ImageSpec,
@@ -364,28 +383,27 @@ mod tests {
     use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
     use aws_sdk_ec2::types as sdk;
     use aws_smithy_mocks::{Rule, RuleMode, mock};
-    use clap::Parser;
 
     use jiff::{SignedDuration, Timestamp};
 
     use super::*;
-    use crate::cli::{Cli, Command};
     use crate::ec2::mock::{aws_error, mock_ec2};
 
     const INSTANCE: &str = "i-0123456789abcdef0";
     const IMAGE: &str = "ami-0123456789abcdef0";
 
-    fn args(extra: &[&str]) -> CreateArgs {
-        let cli = Cli::try_parse_from(
-            ["amictl", "create", "--instance-id", INSTANCE, "--name", "web-1"]
-                .iter()
-                .chain(extra),
-        )
-        .expect("valid arguments");
-        match cli.command {
-            Command::Create(args) => args,
-            _ => unreachable!("parsed a create command"),
+    /// `create --instance-id INSTANCE --name web-1`, as settings.
+    fn args() -> Settings {
+        Settings {
+            instance_id: Some(INSTANCE.parse().unwrap()),
+            name: Some("web-1".parse().unwrap()),
+            wait_timeout: Duration::from_hours(1),
+            ..Settings::default()
         }
+    }
+
+    fn waiting() -> Settings {
+        Settings { wait: true, ..args() }
     }
 
     fn target() -> Target {
@@ -505,7 +523,7 @@ mod tests {
             &create_image,
         ]);
 
-        let err = create(&ctx, &args(&[]), &target(), fast_policy())
+        let err = create(&ctx, &args(), &target(), fast_policy())
             .await
             .err()
             .expect("refused");
@@ -536,7 +554,7 @@ mod tests {
             .build();
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &no_image_named(), &created(), &lookups]);
 
-        let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
+        let outcome = create(&ctx, &waiting(), &target(), fast_policy())
             .await
             .expect("created");
 
@@ -561,7 +579,7 @@ mod tests {
             });
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &no_image_named(), &created(), &pending]);
 
-        let outcome = create(&ctx, &args(&["--wait"]), &target(), fast_policy())
+        let outcome = create(&ctx, &waiting(), &target(), fast_policy())
             .await
             .expect("created");
 
@@ -591,9 +609,7 @@ mod tests {
             });
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &lookup, &duplicate]);
 
-        let outcome = create(&ctx, &args(&[]), &target(), fast_policy())
-            .await
-            .expect("adopted");
+        let outcome = create(&ctx, &args(), &target(), fast_policy()).await.expect("adopted");
 
         assert_eq!(outcome.result.image_id.as_deref(), Some(IMAGE));
         assert!(outcome.failure.is_none());
@@ -607,7 +623,7 @@ mod tests {
         let named = unseen_then_pending();
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &duplicate]);
 
-        let err = create(&ctx, &args(&[]), &target(), fast_policy())
+        let err = create(&ctx, &args(), &target(), fast_policy())
             .await
             .err()
             .expect("not adopted");
@@ -633,7 +649,7 @@ mod tests {
             .build();
         let ctx = context(&[&instance(sdk::DeviceType::Ebs), &named, &duplicate]);
 
-        let err = create(&ctx, &args(&[]), &target(), fast_policy())
+        let err = create(&ctx, &args(), &target(), fast_policy())
             .await
             .err()
             .expect("a duplicate");
@@ -654,7 +670,14 @@ mod tests {
                 .collect(),
         };
 
-        let tags = image_tags(&instance, &args(&["--copy-instance-tags", "--tag", "team=web"]));
+        let tags = image_tags(
+            &instance,
+            &Settings {
+                copy_instance_tags: true,
+                tags: vec!["team=web".parse().unwrap()],
+                ..args()
+            },
+        );
 
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(tags, [("Name", "web"), ("team", "web")]);

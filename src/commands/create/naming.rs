@@ -5,30 +5,15 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::cli::CreateArgs;
+use super::Settings;
 use crate::error::Error;
 use crate::model::Instance;
 use crate::output::Printer;
 use crate::types::{Placeholder, Tag};
 
-/// What can be checked before any request: tag keys AWS reserves, and placeholders that are
-/// `copy`'s.
-pub fn check_args(args: &CreateArgs) -> Result<(), Error> {
-    Tag::check_writable(args.tags.iter().chain(&args.snapshot_tags)).map_err(Error::Usage)?;
-    if let Some(p) = args.name.as_ref().and_then(|name| {
-        name.refused_placeholder(|p| !matches!(p, Placeholder::SourceName | Placeholder::SourceRegion))
-    }) {
-        return Err(Error::Usage(format!(
-            "{} is for `amictl copy`; create's name can use {{date}}, {{timestamp}}, {{instance_id}} and {{instance_name}}",
-            p.written()
-        )));
-    }
-    Ok(())
-}
-
 /// `--name` with its placeholders filled in; without `--name`, the instance's Name tag (or
 /// ID) and a timestamp, said on stderr.
-pub fn image_name(args: &CreateArgs, instance: &Instance, now: Timestamp, printer: &Printer) -> Result<String, Error> {
+pub fn image_name(args: &Settings, instance: &Instance, now: Timestamp, printer: &Printer) -> Result<String, Error> {
     let default = if instance.name().is_some() {
         "{instance_name}-{timestamp}"
     } else {
@@ -65,7 +50,7 @@ pub fn placeholder_value(placeholder: Placeholder, instance: &Instance, now: Tim
 }
 
 /// `--copy-instance-tags` (without AWS's own `aws:` tags), then `--tag`, which wins.
-pub fn image_tags(instance: &Instance, args: &CreateArgs) -> BTreeMap<String, String> {
+pub fn image_tags(instance: &Instance, args: &Settings) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     if args.copy_instance_tags {
         tags.extend(

@@ -1,6 +1,6 @@
 //! Imaging an instance reboots it unless `--no-reboot`: said, and for this very machine asked.
 
-use crate::cli::CreateArgs;
+use super::Settings;
 use crate::error::Error;
 use crate::output::Printer;
 use crate::types::InstanceId;
@@ -29,7 +29,7 @@ pub async fn confirm_rebooting_this_machine(printer: &Printer, id: &InstanceId) 
     }
 }
 
-pub fn announce_reboot(printer: &Printer, args: &CreateArgs, target: &Target) {
+pub fn announce_reboot(printer: &Printer, args: &Settings, target: &Target) {
     let id = &target.instance_id;
     let would = if args.dry_run { "would" } else { "will" };
     if args.no_reboot {

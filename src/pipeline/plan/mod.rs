@@ -187,7 +187,33 @@ pub struct Rules {
     pub regions: Vec<String>,
 }
 
+/// Why a policy can't be built (each front end, flags or policy file, says it in its words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesError {
+    /// No image is selected, and orphaned snapshots aren't asked for.
+    SelectsNothing,
+    /// `disabled-for` selects images amictl disabled: disabling them again does nothing.
+    DisabledForWithDisable,
+}
+
 impl Rules {
+    /// One policy, checked as the flags and a policy file both need it: it selects something,
+    /// and its selection and action don't contradict each other.
+    pub fn build(name: Option<String>, selection: Selection, policy: Policy) -> Result<Rules, RulesError> {
+        if policy.disable && selection.disabled_for.is_some() {
+            return Err(RulesError::DisabledForWithDisable);
+        }
+        if !selection.selects_images() && !policy.orphans {
+            return Err(RulesError::SelectsNothing);
+        }
+        Ok(Rules {
+            name,
+            selection,
+            policy,
+            regions: Vec::new(),
+        })
+    }
+
     /// Whether the policy runs in this region.
     pub fn runs_in(&self, region: &str) -> bool {
         self.regions.is_empty() || self.regions.iter().any(|r| r == region)
