@@ -38,9 +38,11 @@ pub fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     logging::init(cli.global.verbose, cli.global.quiet);
-    let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet);
+    // The run's one clock: ages, plans and "in 30 days" all count from it.
+    let now = jiff::Timestamp::now();
+    let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet, now);
     // Settings are resolved (and files named on the command line read) before any request.
-    let settings = match settings::resolve(cli, printer.now()) {
+    let settings = match settings::resolve(cli, now) {
         Ok(settings) => settings,
         Err(err) => {
             let err = anyhow::Error::new(err);
@@ -64,7 +66,7 @@ pub fn main() -> ExitCode {
                 "interrupted; what was started goes on in EC2, and the same command run again finishes the job".to_owned(),
             )
             .into()),
-            outcome = commands::run(settings, &printer, &interrupt) => outcome,
+            outcome = commands::run(settings, now, &printer, &interrupt) => outcome,
         }
     });
     // Whatever is still in flight (a prompt waiting on stdin) is not waited for.

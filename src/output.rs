@@ -92,12 +92,13 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool) -> Printer {
+    /// A printer for one run, measuring ages from the run's clock, `now`.
+    pub fn new(format: OutputFormat, color: ColorChoice, quiet: bool, now: Timestamp) -> Printer {
         Printer {
             format,
             color: format == OutputFormat::Table && use_color(color, std::io::stdout().is_terminal()),
             quiet,
-            now: Timestamp::now(),
+            now,
             stdout_closed: AtomicBool::new(false),
         }
     }
@@ -106,7 +107,7 @@ impl Printer {
         self.format
     }
 
-    /// The moment ages are measured from; fixed once per run so that every row agrees.
+    /// The moment ages are shown from: the run's clock (every row agrees, and with the plan).
     pub fn now(&self) -> Timestamp {
         self.now
     }

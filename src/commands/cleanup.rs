@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
+use super::plan_view::PlanView;
 use super::{Context, Scope};
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::model::Image;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, READABLE_PLAN_FORMATS, Rules, plan_rules, recheck};
 use crate::pipeline::selection::Selection;
-use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
+use crate::pipeline::{Carry, Reads, read_inventory};
 use crate::policy_file::PolicyFile;
 use crate::types::{ImageId, Region, RoleArn};
 
@@ -98,7 +99,6 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
         contexts[0].printer.note(note);
     }
     let mut plan = merged(contexts, &source, plans);
-    plan.show_kept = finish.show_kept;
     carry(contexts, finish, &mut plan).await?;
     what_went_wrong(&plan, &failures)
 }
@@ -154,7 +154,10 @@ pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
     let mut plan = Plan::merge(Vec::new(), &Selection::default(), &Policy::default());
     plan.dry_run = true;
     plan.summarize(0.0);
-    printer.print(&plan)
+    printer.print(&PlanView {
+        plan: &plan,
+        show_kept: false,
+    })
 }
 
 /// Shows or saves the plan, or (after confirmation) carries it out.
@@ -172,16 +175,18 @@ async fn carry(contexts: &[Context<'_>], finish: &Finish, plan: &mut Plan) -> an
                 file.display()
             ));
         }
-        return ctx.printer.print(plan);
+        return ctx.printer.print(&PlanView {
+            plan,
+            show_kept: finish.show_kept,
+        });
     }
 
     plan.summarize(finish.carry.snapshot_price);
     if plan.has_work() && !finish.yes {
-        confirm(ctx, plan).await?;
+        confirm(ctx, plan, finish.show_kept).await?;
     }
     let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
-    carry_out(&clients, ctx.printer, ctx.interrupt, plan, finish.carry, "cleaning up").await?;
-    Ok(())
+    super::carry_out_and_report(&clients, ctx, plan, finish.carry, ("cleaning up", finish.show_kept)).await
 }
 
 /// One region's plan, and what to say on stderr about what its endpoint doesn't offer.
@@ -195,7 +200,7 @@ async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<Strin
             missing.join(", ")
         ));
     }
-    let now = ctx.printer.now();
+    let now = ctx.now;
     let candidates = candidates(rules, &images, now);
     let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(rules)).await?;
     let planning = std::time::Instant::now();
@@ -293,7 +298,7 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
             here.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
-    let now = ctx.printer.now();
+    let now = ctx.now;
     // Each policy where it ran when the plan was made, not in every region of the plan.
     let rules: Vec<Rules> = (saved.rules().into_iter())
         .filter(|rule| rule.runs_in(ctx.ec2.region()))
@@ -333,7 +338,7 @@ fn save(plan: &Plan, file: &Path) -> Result<(), Error> {
 
 /// `--yes` was not given: a person at a terminal is asked; anything else (CI) is shown the
 /// plan and refused, with nothing sent.
-async fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
+async fn confirm(ctx: &Context<'_>, plan: &Plan, show_kept: bool) -> Result<(), Error> {
     let summary = &plan.summary;
     let mut parts = Vec::new();
     if summary.images_deregistered > 0 || summary.snapshots_deleted > 0 {
@@ -350,9 +355,12 @@ async fn confirm(ctx: &Context<'_>, plan: &Plan) -> Result<(), Error> {
     }
     let what = parts.join(", and ");
     // Shown as a plan: "to deregister", not "deregistered".
-    ctx.printer.show_on_stderr(&Plan {
-        dry_run: true,
-        ..plan.clone()
+    ctx.printer.show_on_stderr(&PlanView {
+        plan: &Plan {
+            dry_run: true,
+            ..plan.clone()
+        },
+        show_kept,
     });
     if !ctx.printer.can_ask() {
         return Err(Error::Usage(format!(

@@ -2,10 +2,11 @@
 //! when asked (and never when disabling).
 
 use super::Context;
+use super::plan_view::PlanView;
 use crate::error::Error;
 use crate::pipeline::plan::{ImageAction, Policy, plan};
 use crate::pipeline::selection::Selection;
-use crate::pipeline::{Carry, Reads, carry_out, read_inventory};
+use crate::pipeline::{Carry, Reads, read_inventory};
 use crate::types::ImageId;
 
 /// What `deregister` or `disable` was asked (`crate::settings` fills it from the command line).
@@ -53,24 +54,20 @@ async fn named(
     for note in &inventory.notes {
         ctx.printer.note(note);
     }
-    let mut plan = plan(&inventory, &selection, policy, ctx.printer.now());
+    let mut plan = plan(&inventory, &selection, policy, ctx.now);
     plan.regions = vec![ctx.ec2.region().to_owned()];
     plan.dry_run = dry_run;
     let verb = if policy.disable { "disabled" } else { "deregistered" };
 
     if dry_run {
         plan.summarize(carry.snapshot_price);
-        ctx.printer.print(&plan)?;
+        ctx.printer.print(&PlanView {
+            plan: &plan,
+            show_kept: false,
+        })?;
     } else {
-        carry_out(
-            &[&ctx.ec2],
-            ctx.printer,
-            ctx.interrupt,
-            &mut plan,
-            carry,
-            if policy.disable { "disabling" } else { "deregistering" },
-        )
-        .await?;
+        let what = if policy.disable { "disabling" } else { "deregistering" };
+        super::carry_out_and_report(&[&ctx.ec2], ctx, &mut plan, carry, (what, false)).await?;
     }
 
     // A disabled image asked to be disabled is `unchanged`: no refusal.

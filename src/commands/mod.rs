@@ -12,16 +12,22 @@ pub mod deregister;
 pub mod describe;
 mod local;
 pub mod permissions;
+mod plan_view;
 pub mod stages;
 
 use futures::StreamExt;
+use jiff::Timestamp;
 
-use crate::ec2::{self, ConnectOptions, Ec2, Session, ThisInstance};
+use crate::ec2::{self, ConnectOptions, Ec2, Look, Session, ThisInstance};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
-use crate::output::Printer;
+use crate::model::ImageState;
+use crate::output::{Counter, Printer, elapsed};
+use crate::pipeline::plan::Plan;
+use crate::pipeline::{Carry, Progress};
 use crate::settings::{Global, Run, Settings};
-use crate::types::{Region, RoleArn};
+use crate::types::{ImageId, Region, RoleArn};
+use plan_view::PlanView;
 
 /// What a command runs with: an EC2 client (one region of one account), and the run's one
 /// printer and one Ctrl-C, which every context of a run shares.
@@ -29,6 +35,8 @@ pub struct Context<'run> {
     pub ec2: Ec2,
     pub printer: &'run Printer,
     pub interrupt: &'run Interrupt,
+    /// The run's clock: what is old, due or expired is decided as of this moment.
+    pub now: Timestamp,
 }
 
 #[cfg(test)]
@@ -38,8 +46,14 @@ impl Context<'static> {
         use crate::output::{ColorChoice, OutputFormat};
         Context {
             ec2,
-            printer: Box::leak(Box::new(Printer::new(OutputFormat::Json, ColorChoice::Never, true))),
+            printer: Box::leak(Box::new(Printer::new(
+                OutputFormat::Json,
+                ColorChoice::Never,
+                true,
+                Timestamp::now(),
+            ))),
             interrupt: Box::leak(Box::new(Interrupt::never())),
+            now: Timestamp::now(),
         }
     }
 }
@@ -62,7 +76,7 @@ impl Scope {
 }
 
 /// Runs the command the user asked for, with the run's printer and Ctrl-C.
-pub async fn run(settings: Settings, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
     let Settings {
         global,
         command,
@@ -78,6 +92,7 @@ pub async fn run(settings: Settings, printer: &Printer, interrupt: &Interrupt) -
         global: &global,
         printer,
         interrupt,
+        now,
     };
     match command {
         // These talk to nobody: no region, no credentials.
@@ -115,12 +130,66 @@ pub async fn run(settings: Settings, printer: &Printer, interrupt: &Interrupt) -
     }
 }
 
+/// A look during a wait, as progress shows it: the state (a log line when it changes) and
+/// the message.
+fn waiting_text<'a>(id: &ImageId, look: Look<'a>, since: std::time::Duration) -> (&'a str, String) {
+    match look {
+        Look::Seen(state) => {
+            let state = state.map_or("unknown", ImageState::as_str);
+            (state, format!("waiting for {id}: {state}, {}", elapsed(since)))
+        }
+        Look::NotVisibleYet => (
+            "not visible yet",
+            format!("waiting for {id} to show up, {}", elapsed(since)),
+        ),
+    }
+}
+
+/// Carries a plan out with a progress bar (Ctrl-C stops cleanly), shows the report, and ends
+/// as the run did: interrupted (130), with failures (1), or done.
+async fn carry_out_and_report(
+    clients: &[&Ec2],
+    ctx: &Context<'_>,
+    plan: &mut Plan,
+    carry: Carry,
+    (what, show_kept): (&str, bool),
+) -> anyhow::Result<()> {
+    let shown = ShownProgress {
+        counter: ctx.printer.counter(plan.steps(), what),
+        printer: ctx.printer,
+    };
+    let ended = crate::pipeline::carry_out(clients, ctx.interrupt, plan, carry, &shown).await;
+    shown.counter.finish();
+    ctx.printer
+        .print(&PlanView { plan, show_kept })
+        .map_err(|e| Error::Failed(format!("cannot print the report: {e}")))?;
+    Ok(ended.into_result()?)
+}
+
+/// The executor's progress on stderr: a bar on a terminal, a note when Ctrl-C is heard.
+struct ShownProgress<'run> {
+    counter: Counter,
+    printer: &'run Printer,
+}
+
+impl Progress for ShownProgress<'_> {
+    fn step_done(&self) {
+        self.counter.inc();
+    }
+
+    fn stopping(&self) {
+        self.printer
+            .note("interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)");
+    }
+}
+
 /// One account, reached in its own region (`--region`) and in any other on demand: for
 /// commands that work from one region into others (`copy`).
 pub struct Reach<'run> {
     session: Session,
     printer: &'run Printer,
     interrupt: &'run Interrupt,
+    now: Timestamp,
 }
 
 impl<'run> Reach<'run> {
@@ -139,6 +208,7 @@ impl<'run> Reach<'run> {
             ec2: self.session.client(region),
             printer: self.printer,
             interrupt: self.interrupt,
+            now: self.now,
         }
     }
 }
@@ -167,6 +237,7 @@ struct Connect<'run> {
     global: &'run Global,
     printer: &'run Printer,
     interrupt: &'run Interrupt,
+    now: Timestamp,
 }
 
 impl<'run> Connect<'run> {
@@ -183,6 +254,7 @@ impl<'run> Connect<'run> {
             ec2,
             printer: self.printer,
             interrupt: self.interrupt,
+            now: self.now,
         }
     }
 
@@ -241,6 +313,7 @@ impl<'run> Connect<'run> {
             session: Session::start(&options).await?,
             printer: self.printer,
             interrupt: self.interrupt,
+            now: self.now,
         })
     }
 

@@ -109,7 +109,7 @@ pub async fn run(ctx: &Context<'_>, ids: &[ImageId], change: StageChange) -> any
         ))
         .into());
     }
-    let now = ctx.printer.now();
+    let now = ctx.now;
     let mut results = Vec::new();
     for image in &before {
         let (outcome, detail) = match apply(ctx, image, change, now).await {
@@ -181,7 +181,7 @@ pub async fn restore(ctx: &Context<'_>, ids: &[ImageId]) -> anyhow::Result<()> {
             after: None,
         });
     }
-    report(ctx, &ids, results, ctx.printer.now()).await
+    report(ctx, &ids, results, ctx.now).await
 }
 
 /// Restores one image from the bin: first the snapshots in the bin that were made for it,

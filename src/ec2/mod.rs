@@ -53,7 +53,7 @@ pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
 pub use snapshots::SnapshotDeletion;
-pub use wait::{Ending, WaitEnd, WaitPolicy};
+pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 
 use crate::error::Error;
 use crate::types::{EndpointUrl, Region, RoleArn};

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::Ec2;
 use crate::error::Error;
 use crate::model::{Image, ImageState};
-use crate::output::elapsed;
 use crate::types::ImageId;
 
 /// How often to look at a pending image, and for how long.
@@ -31,6 +30,15 @@ impl WaitPolicy {
     }
 }
 
+/// One look at the image during a wait, for whoever shows progress.
+#[derive(Debug, Clone, Copy)]
+pub enum Look<'a> {
+    /// Seen, in this state (`None`: the endpoint named none).
+    Seen(Option<&'a ImageState>),
+    /// Not visible yet (a new image, eventual consistency).
+    NotVisibleYet,
+}
+
 /// How a wait ended, with the image as last seen.
 pub struct WaitEnd {
     pub how: Ending,
@@ -47,14 +55,14 @@ pub enum Ending {
 
 impl Ec2 {
     /// Looks at the image until `done` says so, it fails, time runs out, or `stop` resolves;
-    /// `progress` hears each look (a state worth a log line when it changes, and a message).
+    /// `progress` hears each look, with the time since the wait began.
     pub async fn watch_image(
         &self,
         id: &ImageId,
         policy: WaitPolicy,
         done: impl Fn(&Image) -> bool,
         stop: impl std::future::Future<Output = ()>,
-        mut progress: impl FnMut(&str, &str),
+        mut progress: impl FnMut(Look<'_>, Duration),
     ) -> Result<WaitEnd, Error> {
         let start = Instant::now();
         let mut interval = policy.first_poll;
@@ -67,11 +75,7 @@ impl Ec2 {
             };
             match looked {
                 Ok(Some(image)) => {
-                    let state = image.state.as_ref().map_or("unknown", ImageState::as_str);
-                    progress(
-                        state,
-                        &format!("waiting for {id}: {state}, {}", elapsed(start.elapsed())),
-                    );
+                    progress(Look::Seen(image.state.as_ref()), start.elapsed());
                     let how = if image.state.as_ref().is_some_and(ImageState::is_dead_end) {
                         Some(Ending::Failed)
                     } else if done(&image) {
@@ -85,10 +89,7 @@ impl Ec2 {
                     }
                 }
                 Ok(None) if start.elapsed() < policy.not_found_grace => {
-                    progress(
-                        "not visible yet",
-                        &format!("waiting for {id} to show up, {}", elapsed(start.elapsed())),
-                    );
+                    progress(Look::NotVisibleYet, start.elapsed());
                 }
                 Ok(None) => {
                     return Err(Error::NotFound {

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
+use super::Progress;
 use super::plan::{ImageAction, Outcome, Plan, SnapshotAction};
 use crate::ec2::{Deregistered, Ec2, SnapshotDeletion};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{BinnedImage, DISABLED_AT_TAG, LaunchPermissions, PERMISSIONS_TAG};
-use crate::output::Counter;
 use crate::types::{ImageId, SnapshotId};
 
 fn interrupted() -> Outcome {
@@ -166,7 +166,7 @@ pub async fn execute(
     plan: &mut Plan,
     how: Execution,
     slots: &Semaphore,
-    counter: &Counter,
+    progress: &dyn Progress,
     interrupt: &Interrupt,
 ) {
     let concurrency = how.concurrency.max(1);
@@ -176,7 +176,7 @@ pub async fn execute(
     let done: Vec<Done> = futures::stream::iter(tasks)
         .map(|task| async move {
             let _slot = slots.acquire().await;
-            run_task(ec2, task, how, counter, interrupt).await
+            run_task(ec2, task, how, progress, interrupt).await
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -216,7 +216,7 @@ pub async fn execute(
                     return (id, interrupted());
                 }
                 let outcome = delete_with_patience(ec2, &id, gone, how.in_use_patience).await;
-                counter.inc();
+                progress.step_done();
                 (id, outcome)
             }
         })
@@ -340,7 +340,7 @@ fn snapshot_owners(plan: &Plan) -> BTreeMap<SnapshotId, Vec<ImageId>> {
     owners
 }
 
-async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, interrupt: &Interrupt) -> Done {
+async fn run_task(ec2: &Ec2, task: Task, how: Execution, progress: &dyn Progress, interrupt: &Interrupt) -> Done {
     match task {
         Task::Disable { index, image_id } => {
             if interrupt.is_stopped() {
@@ -350,7 +350,7 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
                 Ok(()) => Outcome::Done,
                 Err(err) => Outcome::Failed(err.to_string()),
             };
-            counter.inc();
+            progress.step_done();
             (Some((index, outcome)), Vec::new(), None)
         }
         Task::Orphan(id) => {
@@ -358,7 +358,7 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
                 return (None, vec![(id, interrupted())], None);
             }
             let outcome = delete_with_patience(ec2, &id, &BTreeSet::new(), how.in_use_patience).await;
-            counter.inc();
+            progress.step_done();
             (None, vec![(id, outcome)], None)
         }
         Task::Image {
@@ -375,7 +375,7 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
                 Ok(Deregistered::AlreadyGone) => Outcome::AlreadyGone,
                 Err(err) => Outcome::Failed(err.to_string()),
             };
-            counter.inc();
+            progress.step_done();
             if !matches!(outcome, Outcome::Done | Outcome::AlreadyGone) || !has_snapshots_to_delete {
                 return (Some((index, outcome)), Vec::new(), None);
             }
@@ -384,14 +384,14 @@ async fn run_task(ec2: &Ec2, task: Task, how: Execution, counter: &Counter, inte
             let mut snapshots = Vec::new();
             if let Some(kept) = binned.keeps_snapshots_because(&image_id) {
                 for id in own_snapshots {
-                    counter.inc();
+                    progress.step_done();
                     snapshots.push((id, kept.clone()));
                 }
             } else {
                 let this_image = BTreeSet::from([image_id]);
                 for id in own_snapshots {
                     let deleted = delete_with_patience(ec2, &id, &this_image, how.in_use_patience).await;
-                    counter.inc();
+                    progress.step_done();
                     snapshots.push((id, deleted));
                 }
             }
@@ -495,7 +495,6 @@ mod tests {
     use super::*;
     use crate::ec2::mock::{aws_error, mock_ec2};
     use crate::model::Image;
-    use crate::output::{ColorChoice, OutputFormat, Printer};
     use crate::pipeline::plan::{Inventory, Policy, plan};
 
     fn one_image_plan() -> Plan {
@@ -512,8 +511,12 @@ mod tests {
         plan(&inventory, &selection, &policy, jiff::Timestamp::now())
     }
 
-    fn quiet_counter() -> Counter {
-        Printer::new(OutputFormat::Json, ColorChoice::Never, true).counter(0, "")
+    /// Progress nobody watches.
+    struct Unwatched;
+
+    impl Progress for Unwatched {
+        fn step_done(&self) {}
+        fn stopping(&self) {}
     }
 
     fn in_use(by: &'static str) -> impl Fn() -> DeleteSnapshotError {
@@ -539,15 +542,7 @@ mod tests {
 
     /// Carries the plan out patiently, four at a time, quietly, with no Ctrl-C.
     async fn carry(ec2: &Ec2, plan: &mut Plan) {
-        execute(
-            ec2,
-            plan,
-            PATIENT,
-            &Semaphore::new(4),
-            &quiet_counter(),
-            &Interrupt::never(),
-        )
-        .await;
+        execute(ec2, plan, PATIENT, &Semaphore::new(4), &Unwatched, &Interrupt::never()).await;
     }
 
     #[tokio::test]

@@ -11,14 +11,12 @@
 
 pub mod execute;
 pub mod plan;
-mod report;
 pub mod selection;
 
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
-use crate::output::Printer;
 use crate::types::{ImageId, SnapshotId};
 use execute::{Execution, execute};
 use plan::{Inventory, Plan};
@@ -35,21 +33,53 @@ pub struct Carry {
     pub snapshot_price: f64,
 }
 
-/// Carries the plan out (a progress bar on a terminal; Ctrl-C stops cleanly), prints the
-/// report, and says how the run ended: interrupted (130), with failures (1), or done.
+/// What the executor tells as it goes; the command shows it (a progress bar, a note).
+pub trait Progress {
+    /// One step (an image, a snapshot) is done, whatever its result.
+    fn step_done(&self);
+    /// Ctrl-C was heard: nothing new starts, the requests in flight end.
+    fn stopping(&self);
+}
+
+/// How carrying a plan out ended. The plan holds each entry's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Done,
+    /// This many steps failed (see each entry's result).
+    Failed(usize),
+    /// Ctrl-C stopped it: what was started finished, nothing new began.
+    Interrupted,
+}
+
+impl Ended {
+    /// The run's error for an ending that isn't `Done`, said after the report is shown:
+    /// interrupted (130), with failures (1).
+    pub fn into_result(self) -> Result<(), Error> {
+        match self {
+            Ended::Done => Ok(()),
+            Ended::Interrupted => Err(Error::Interrupted(
+                "interrupted: the report says what was done and what was not; run the same command again to finish"
+                    .to_owned(),
+            )),
+            Ended::Failed(failures) => Err(Error::Failed(format!(
+                "{failures} step(s) failed (see RESULT); run the same command again to finish the job"
+            ))),
+        }
+    }
+}
+
+/// Carries the plan out (Ctrl-C stops cleanly), records each entry's result in it, and says
+/// how it ended. `progress` hears each step (`Plan::steps` of them).
 ///
 /// With several regions (one client each), each region's part of the plan is carried out by
 /// its own client, all at once.
 pub async fn carry_out(
     clients: &[&Ec2],
-    printer: &Printer,
     interrupt: &Interrupt,
     plan: &mut Plan,
     carry: Carry,
-    what: &str,
-) -> Result<(), Error> {
-    let steps = plan.images.len() + plan.snapshots().count();
-    let counter = printer.counter(steps, what);
+    progress: &dyn Progress,
+) -> Ended {
     let how = Execution {
         concurrency: carry.concurrency,
         in_use_patience: IN_USE_PATIENCE,
@@ -67,16 +97,14 @@ pub async fn carry_out(
             clients
                 .iter()
                 .zip(parts.iter_mut())
-                .map(|(ec2, part)| execute(ec2, part, how, &slots, &counter, interrupt)),
+                .map(|(ec2, part)| execute(ec2, part, how, &slots, progress, interrupt)),
         );
         tokio::pin!(work);
         tokio::select! {
             biased;
             _ = &mut work => {}
             () = interrupt.stopped() => {
-                printer.note(
-                    "interrupted: starting nothing new, letting the requests in flight end (Ctrl-C again quits at once)",
-                );
+                progress.stopping();
                 work.await;
             }
         }
@@ -101,24 +129,14 @@ pub async fn carry_out(
     plan.images.extend(unreached_images);
     plan.orphan_snapshots = done.orphan_snapshots;
     plan.orphan_snapshots.extend(unreached_orphans);
-    counter.finish();
     plan.summarize(carry.snapshot_price);
-    printer
-        .print(plan)
-        .map_err(|e| Error::Failed(format!("cannot print the report: {e}")))?;
     if interrupt.is_stopped() {
-        return Err(Error::Interrupted(
-            "interrupted: the report says what was done and what was not; run the same command again to finish"
-                .to_owned(),
-        ));
+        Ended::Interrupted
+    } else if plan.summary.failures > 0 {
+        Ended::Failed(plan.summary.failures)
+    } else {
+        Ended::Done
     }
-    if plan.summary.failures > 0 {
-        return Err(Error::Failed(format!(
-            "{} step(s) failed (see RESULT); run the same command again to finish the job",
-            plan.summary.failures
-        )));
-    }
-    Ok(())
 }
 
 /// What to read besides the images and what can launch them.

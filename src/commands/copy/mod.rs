@@ -297,7 +297,7 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         region: ec2.region().to_owned(),
     })?;
     check_copyable(&source)?;
-    let name = copy_name(request, &source, home.printer.now())?;
+    let name = copy_name(request, &source, home.now)?;
     let grants = if request.copy_permissions {
         Some(grants_to_copy(ec2, request, &source).await?)
     } else {
@@ -576,7 +576,10 @@ async fn wait_for(
             WaitPolicy::with_timeout(timeout),
             |image| image.state.as_ref().is_some_and(ImageState::is_launchable),
             ctx.interrupt.stopped(),
-            |state, message| progress.update(state, &format!("{region}: {message}")),
+            |look, since| {
+                let (state, message) = super::waiting_text(id, look, since);
+                progress.update(state, &format!("{region}: {message}"));
+            },
         )
         .await;
     progress.finish();

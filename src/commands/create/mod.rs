@@ -169,7 +169,7 @@ async fn create(ctx: &Context<'_>, args: &Settings, target: &Target, policy: Wai
     if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
         confirm_rebooting_this_machine(ctx.printer, &target.instance_id).await?;
     }
-    let started = ctx.printer.now();
+    let started = ctx.now;
     let ec2 = &ctx.ec2;
 
     let instance = ec2.describe_instance(&target.instance_id).await?;
@@ -264,7 +264,7 @@ async fn follow_up(
         }
     }
     if let (None, Some(lead)) = (&failure, args.deprecate_in) {
-        let at = lead.from(ctx.printer.now());
+        let at = lead.from(ctx.now);
         match ec2.set_deprecation(image_id, Some(at)).await {
             Ok(()) => result.deprecation_time = Some(at),
             Err(err) => {
@@ -363,8 +363,9 @@ async fn watch_image(
     let mut progress = ctx.printer.progress();
     let end = ctx
         .ec2
-        .watch_image(id, policy, done, ctx.interrupt.stopped(), |state, message| {
-            progress.update(state, message);
+        .watch_image(id, policy, done, ctx.interrupt.stopped(), |look, since| {
+            let (state, message) = super::waiting_text(id, look, since);
+            progress.update(state, &message);
         })
         .await;
     progress.finish();

@@ -381,10 +381,6 @@ pub struct Plan {
     /// empty for a plan made from flags, which `selection` and `policy` record.
     #[serde(default)]
     pub policies: Vec<Rules>,
-    /// How the table shows the plan: with the images kept only by `--keep` listed
-    /// (`--show-kept`), or counted in one line. JSON always has every entry.
-    #[serde(skip)]
-    pub show_kept: bool,
 }
 
 impl Plan {
@@ -424,7 +420,6 @@ impl Plan {
             unchecked: Vec::new(),
             summary: Summary::default(),
             policies: Vec::new(),
-            show_kept: false,
         }
     }
 
@@ -510,6 +505,12 @@ impl Plan {
             .map(|i| i.account_id.as_deref())
             .chain(self.orphan_snapshots.iter().map(|s| s.account_id.as_deref()))
             .collect()
+    }
+
+    /// The steps carrying the plan out takes (one per image entry and snapshot entry), for a
+    /// progress bar.
+    pub fn steps(&self) -> usize {
+        self.images.len() + self.snapshots().count()
     }
 
     /// Every snapshot entry: those of images, then orphans.

@@ -1,34 +1,49 @@
-//! The plan's table face: one row per image with its snapshots, the orphans, a summary.
+//! How a plan (cleanup, deregister, disable) is shown: as tables, one row per image with its
+//! snapshots, the orphans, a summary; as JSON, the plan itself, every entry.
 
 use comfy_table::{Color, Table};
+use serde::{Serialize, Serializer};
 
-use super::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
 use crate::output::{Printer, Render, date_and_age};
+use crate::pipeline::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
 
-impl Render for Plan {
+/// A plan as shown: the images kept only by `--keep` listed in the table (`--show-kept`), or
+/// counted in one line of the summary. JSON always has every entry.
+pub struct PlanView<'a> {
+    pub plan: &'a Plan,
+    pub show_kept: bool,
+}
+
+impl Serialize for PlanView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.plan.serialize(serializer)
+    }
+}
+
+impl Render for PlanView<'_> {
     fn title(&self) -> Option<String> {
-        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
-        let what = match (executed, self.dry_run) {
+        let executed =
+            self.plan.images.iter().any(|i| i.result.is_some()) || self.plan.snapshots().any(|s| s.result.is_some());
+        let what = match (executed, self.plan.dry_run) {
             (true, _) => "Report",
             (false, true) => "Plan (nothing changed)",
             (false, false) => "Plan",
         };
-        Some(format!("{what}: {}", self.regions.join(", ")))
+        Some(format!("{what}: {}", self.plan.regions.join(", ")))
     }
 
     fn tables(&self, printer: &Printer) -> Vec<Table> {
-        let executed = self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some());
+        let executed =
+            self.plan.images.iter().any(|i| i.result.is_some()) || self.plan.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();
         // What changes, and what is kept for a reason a reviewer must see; the images kept
         // only by --keep are one line of the summary, unless --show-kept.
-        let shown: Vec<&ImagePlan> = self
-            .images
-            .iter()
+        let shown: Vec<&ImagePlan> = (self.plan.images.iter())
             .filter(|i| self.show_kept || !i.kept_by_policy)
             .collect();
         if !shown.is_empty() {
-            let grouped = self.policy.group_by != GroupBy::None || shown.iter().any(|i| i.group.is_some());
-            let named = !self.policies.is_empty();
+            let grouped = self.plan.policy.group_by != GroupBy::None || shown.iter().any(|i| i.group.is_some());
+            let named = !self.plan.policies.is_empty();
             let mut header = vec!["IMAGE ID", "NAME", "CREATED"];
             if grouped {
                 header.push("GROUP");
@@ -53,13 +68,13 @@ impl Render for Plan {
             }
             tables.push(table);
         }
-        if !self.orphan_snapshots.is_empty() {
+        if !self.plan.orphan_snapshots.is_empty() {
             let mut header = vec!["ORPHANED SNAPSHOT", "GiB", "ACTION", "REASON"];
             if executed {
                 header.push("RESULT");
             }
             let mut table = printer.table(&header);
-            for snapshot in &self.orphan_snapshots {
+            for snapshot in &self.plan.orphan_snapshots {
                 let mut row = vec![
                     printer.colored(&snapshot.snapshot_id, None),
                     printer.colored(gib(snapshot.size_gib), None),
@@ -73,7 +88,7 @@ impl Render for Plan {
             }
             tables.push(table);
         }
-        tables.push(summary_table(printer, self));
+        tables.push(summary_table(printer, self.plan, self.show_kept));
         tables
     }
 }
@@ -162,7 +177,7 @@ fn gib(size: Option<i64>) -> String {
     size.map_or_else(|| "? GiB".to_owned(), |g| format!("{g} GiB"))
 }
 
-fn summary_table(printer: &Printer, plan: &Plan) -> Table {
+fn summary_table(printer: &Printer, plan: &Plan, show_kept: bool) -> Table {
     let summary = &plan.summary;
     let verb = |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
     let mut table = printer.table(&[]);
@@ -200,7 +215,7 @@ fn summary_table(printer: &Printer, plan: &Plan) -> Table {
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
     }
-    if summary.images_kept_by_policy > 0 && !plan.show_kept {
+    if summary.images_kept_by_policy > 0 && !show_kept {
         let by = if plan.policies.is_empty() {
             format!("--keep {}", plan.policy.keep)
         } else {
