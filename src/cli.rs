@@ -305,9 +305,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "TEXT")]
     pub description: Option<Description>,
 
-    /// Don't reboot the instance: no downtime, but the image's file-system integrity is not guaranteed
-    #[arg(long)]
-    pub no_reboot: bool,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
 
     #[command(flatten)]
     pub tagging: TagArgs,
@@ -330,6 +329,14 @@ pub struct CreateArgs {
     /// Ask EC2 whether the image could be created, without creating it
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Whether EC2 reboots the instance it images (create).
+#[derive(Debug, Args)]
+pub struct RebootArgs {
+    /// Don't reboot the instance: no downtime, but the image's file-system integrity is not guaranteed
+    #[arg(long)]
+    pub no_reboot: bool,
 
     /// Let EC2 reboot this very machine when imaging the instance amictl runs on
     #[arg(long)]
@@ -369,17 +376,11 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub tagging: TagArgs,
 
-    /// Give the copies the source's launch permissions (accounts, organizations, OUs; public needs --yes); waits for each copy to be available
-    #[arg(long)]
-    pub copy_permissions: bool,
+    #[command(flatten)]
+    pub permissions: CopyPermissionsArgs,
 
-    /// Encrypt the copies' snapshots (with the account's default EBS key unless --kms-key-id)
-    #[arg(long)]
-    pub encrypt: bool,
-
-    /// The KMS key to encrypt with: KEY for every region, or REGION=KEY (repeatable); key ID, alias/NAME or ARN
-    #[arg(long = "kms-key-id", value_name = "[REGION=]KEY", requires = "encrypt")]
-    pub kms_key_ids: Vec<KmsKey>,
+    #[command(flatten)]
+    pub encryption: EncryptArgs,
 
     #[command(flatten)]
     pub waiting: WaitArgs,
@@ -387,10 +388,30 @@ pub struct CopyArgs {
     /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The source's launch permissions, for its copies (copy).
+#[derive(Debug, Args)]
+pub struct CopyPermissionsArgs {
+    /// Give the copies the source's launch permissions (accounts, organizations, OUs; public needs --yes); waits for each copy to be available
+    #[arg(long)]
+    pub copy_permissions: bool,
 
     /// Yes, make the copies public when the source is (with --copy-permissions)
     #[arg(long)]
     pub yes: bool,
+}
+
+/// Encrypting the copies' snapshots (copy).
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// Encrypt the copies' snapshots (with the account's default EBS key unless --kms-key-id)
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// The KMS key to encrypt with: KEY for every region, or REGION=KEY (repeatable); key ID, alias/NAME or ARN
+    #[arg(long = "kms-key-id", value_name = "[REGION=]KEY", requires = "encrypt")]
+    pub kms_key_ids: Vec<KmsKey>,
 }
 
 /// Tags for new images and their snapshots (create, copy).
@@ -499,6 +520,61 @@ const PLANNING_FLAGS: [&str; 18] = [
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
+
+    /// Disable the selected images (reversible) instead of deregistering them; their snapshots stay
+    #[arg(long, conflicts_with = "orphans")]
+    pub disable: bool,
+
+    /// Leave out images with this tag (repeatable)
+    #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
+    pub exclude_tags: Vec<Tag>,
+
+    /// Keep the N newest images of each group
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: usize,
+
+    /// Groups for --keep: none (the whole selection), name (names without a trailing version or timestamp), or tag:KEY
+    #[arg(long, value_name = "GROUPING", default_value = "none")]
+    pub group_by: GroupBy,
+
+    #[command(flatten)]
+    pub orphans: OrphanArgs,
+
+    #[command(flatten)]
+    pub removal: RemovalArgs,
+
+    /// List the images kept only by --keep in the table too (JSON always lists every image)
+    #[arg(long)]
+    pub show_kept: bool,
+
+    /// Carry the plan out without asking
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Write the plan as JSON to FILE and change nothing (review it, then --apply-plan)
+    #[arg(long, value_name = "FILE", conflicts_with = "apply_plan")]
+    pub save_plan: Option<PathBuf>,
+
+    /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
+    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS, conflicts_with = "policy")]
+    pub apply_plan: Option<PathBuf>,
+
+    /// Run the named policies of a policy file (TOML) as one plan, instead of selectors and options on the command line; `amictl policy check FILE` checks it
+    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS)]
+    pub policy: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub regions: ScopeArgs,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+/// Which images a cleanup selects (cleanup).
+#[derive(Debug, Args)]
+pub struct SelectorArgs {
     /// Only these images (ami-…)
     #[arg(value_name = "IMAGE_ID")]
     pub image_ids: Vec<ImageId>,
@@ -530,23 +606,11 @@ pub struct CleanupArgs {
     /// Only images not launched for this long (by EC2's last launch time, which lags up to a day; never launched: since creation)
     #[arg(long, value_name = "DURATION")]
     pub unused_for: Option<Age>,
+}
 
-    /// Disable the selected images (reversible) instead of deregistering them; their snapshots stay
-    #[arg(long, conflicts_with = "orphans")]
-    pub disable: bool,
-
-    /// Leave out images with this tag (repeatable)
-    #[arg(long = "exclude-tag", value_name = "KEY=VALUE")]
-    pub exclude_tags: Vec<Tag>,
-
-    /// Keep the N newest images of each group
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep: usize,
-
-    /// Groups for --keep: none (the whole selection), name (names without a trailing version or timestamp), or tag:KEY
-    #[arg(long, value_name = "GROUPING", default_value = "none")]
-    pub group_by: GroupBy,
-
+/// Orphaned snapshots (cleanup).
+#[derive(Debug, Args)]
+pub struct OrphanArgs {
     /// Also delete snapshots made for images that no longer exist (alone, a selector of its own)
     #[arg(long)]
     pub orphans: bool,
@@ -554,35 +618,6 @@ pub struct CleanupArgs {
     /// Only orphaned snapshots at least this old (a younger one may belong to an image still being made)
     #[arg(long, value_name = "DURATION", default_value = "1d", requires = "orphans")]
     pub orphans_older_than: Age,
-
-    #[command(flatten)]
-    pub removal: RemovalArgs,
-
-    /// List the images kept only by --keep in the table too (JSON always lists every image)
-    #[arg(long)]
-    pub show_kept: bool,
-
-    /// Carry the plan out without asking
-    #[arg(long)]
-    pub yes: bool,
-
-    /// Write the plan as JSON to FILE and change nothing (review it, then --apply-plan)
-    #[arg(long, value_name = "FILE", conflicts_with = "apply_plan")]
-    pub save_plan: Option<PathBuf>,
-
-    /// Carry out a plan saved with --save-plan: only what its own selection and policy still pick now, and the plan lists
-    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS, conflicts_with = "policy")]
-    pub apply_plan: Option<PathBuf>,
-
-    /// Run the named policies of a policy file (TOML) as one plan, instead of selectors and options on the command line; `amictl policy check FILE` checks it
-    #[arg(long, value_name = "FILE", conflicts_with_all = PLANNING_FLAGS)]
-    pub policy: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub regions: ScopeArgs,
-
-    #[command(flatten)]
-    pub execution: ExecutionArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ImageId, SnapshotId};
+use crate::types::{AccountId, ImageId, Region, SnapshotId};
 
 /// How an image's root device is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -245,9 +245,9 @@ impl BlockDevice {
 pub struct Image {
     pub image_id: ImageId,
     /// The region the image lives in.
-    pub region: String,
+    pub region: Region,
     /// The account it was found in, when amictl works through `--role-arn`.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// That account's name, where the organization gives it (`--org`).
     pub account_name: Option<String>,
     pub name: Option<String>,
@@ -287,7 +287,10 @@ impl Image {
 
     /// The account the image is in: the assumed role's (`--role-arn`), else its owner.
     pub fn account(&self) -> Option<&str> {
-        self.account_id.as_deref().or(self.owner_id.as_deref())
+        self.account_id
+            .as_ref()
+            .map(AccountId::as_str)
+            .or(self.owner_id.as_deref())
     }
 
     /// Whether the image has this tag, with this value.
@@ -608,9 +611,9 @@ pub enum RecycleBin {
 pub struct Snapshot {
     pub snapshot_id: SnapshotId,
     /// The region it lives in.
-    pub region: String,
+    pub region: Region,
     /// The account it was found in, when amictl works through `--role-arn`.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub size_gib: Option<i64>,
     pub description: Option<String>,
     pub state: Option<SnapshotState>,
@@ -705,7 +708,7 @@ impl Image {
         let snapshot_id = SnapshotId::from_ec2(format!("snap-{}", image_id.trim_start_matches("ami-")));
         Image {
             image_id: ImageId::from_ec2(image_id),
-            region: "eu-west-1".to_owned(),
+            region: "eu-west-1".parse().expect("a region"),
             account_id: None,
             account_name: None,
             name: Some(format!("name-{image_id}")),
@@ -937,7 +940,7 @@ mod tests {
     fn snapshots_made_for_images_are_told_apart_from_the_rest() {
         let snapshot = |description: &str| Snapshot {
             snapshot_id: SnapshotId::from_ec2("snap-1"),
-            region: "eu-west-1".to_owned(),
+            region: "eu-west-1".parse().expect("a region"),
             account_id: None,
             size_gib: Some(8),
             description: Some(description.to_owned()),

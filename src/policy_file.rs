@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::error::Error;
-use crate::pipeline::plan::{GroupBy, Policy, Rules, RulesError};
+use crate::pipeline::plan::{Consumers, GroupBy, Policy, Removal, Rules, RulesError};
 use crate::pipeline::selection::Selection;
 use crate::types::{Age, ImageId, NameGlob, Region, Tag, each_once};
 
@@ -77,9 +77,8 @@ impl PolicyFile {
             name: Some(ORPHANS.to_owned()),
             selection: Selection::default(),
             policy: Policy {
-                orphans: true,
-                orphans_older_than: orphans.older_than.0,
-                delete_snapshots: true,
+                orphans: Some(orphans.older_than.0),
+                removal: Removal::Deregister { delete_snapshots: true },
                 ..Policy::default()
             },
             regions: Vec::new(),
@@ -88,7 +87,7 @@ impl PolicyFile {
     }
 
     /// The rules that apply in `region`, given the run's own region for policies that name none.
-    pub fn rules_in(&self, region: &str, home: &str) -> Vec<Rules> {
+    pub fn rules_in(&self, region: &Region, home: &Region) -> Vec<Rules> {
         let mut rules: Vec<Rules> = self
             .policies
             .iter()
@@ -96,7 +95,7 @@ impl PolicyFile {
                 if regions.is_empty() {
                     region == home
                 } else {
-                    regions.iter().any(|r| r.as_str() == region)
+                    regions.contains(region)
                 }
             })
             .map(|(rules, _)| rules.clone())
@@ -107,15 +106,15 @@ impl PolicyFile {
 
     /// The policies as a saved plan records them, each with the regions it ran in (the run's
     /// own, `home`, for those that name none), then the orphans' rule (every region).
-    pub fn recorded(&self, home: &str) -> Vec<Rules> {
+    pub fn recorded(&self, home: &Region) -> Vec<Rules> {
         let mut recorded: Vec<Rules> = self
             .policies
             .iter()
             .map(|(rules, regions)| Rules {
                 regions: if regions.is_empty() {
-                    vec![home.to_owned()]
+                    vec![home.clone()]
                 } else {
-                    regions.iter().map(ToString::to_string).collect()
+                    regions.clone()
                 },
                 ..rules.clone()
             })
@@ -182,10 +181,10 @@ struct PolicyText {
     #[serde(default)]
     regions: Vec<Region>,
     stage: Option<Spanned<Stage>>,
-    #[serde(default)]
-    allow_in_use: bool,
-    #[serde(default)]
-    include_shared: bool,
+    #[serde(default, deserialize_with = "ignored_if_true")]
+    allow_in_use: Consumers,
+    #[serde(default, deserialize_with = "ignored_if_true")]
+    include_shared: Consumers,
 }
 
 impl PolicyText {
@@ -206,10 +205,13 @@ impl PolicyText {
         let policy = Policy {
             keep: self.keep,
             group_by: self.group_by.0,
-            delete_snapshots: true,
-            allow_in_use: self.allow_in_use,
-            include_shared: self.include_shared,
-            disable,
+            removal: if disable {
+                Removal::Disable
+            } else {
+                Removal::Deregister { delete_snapshots: true }
+            },
+            in_use: self.allow_in_use,
+            shared: self.include_shared,
             ..Policy::default()
         };
         let rules = Rules::build(Some(name.to_owned()), selection, policy).map_err(|err| match err {
@@ -226,6 +228,11 @@ impl PolicyText {
         })?;
         Ok((rules, each_once(self.regions)))
     }
+}
+
+/// `allow-in-use = true`, `include-shared = true`: those consumers are ignored.
+fn ignored_if_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Consumers, D::Error> {
+    bool::deserialize(deserializer).map(Consumers::ignored_if)
 }
 
 /// What a policy does to the images it selects.
@@ -305,27 +312,27 @@ older-than = "7d"
         let (ci, ci_regions) = &file.policies[0];
         let (nightly, nightly_regions) = &file.policies[1];
         assert_eq!(ci.name.as_deref(), Some("ci"));
-        assert!(ci.policy.disable && ci.policy.keep == 1);
+        assert!(ci.policy.disables() && ci.policy.keep == 1);
         assert_eq!(ci.policy.group_by, GroupBy::Tag("app".to_owned()));
         assert!(ci_regions.is_empty());
         assert_eq!(nightly.selection.older_than, Some(SignedDuration::from_hours(24 * 14)));
         assert_eq!(nightly.policy.group_by, GroupBy::Name);
-        assert!(nightly.policy.delete_snapshots && !nightly.policy.disable);
+        assert!(nightly.policy.deletes_snapshots() && !nightly.policy.disables());
         let named: Vec<&str> = nightly_regions.iter().map(Region::as_str).collect();
         assert_eq!(named, ["eu-west-1", "us-east-1"], "each region once");
         let orphans = file.orphans.as_ref().unwrap();
-        assert_eq!(orphans.policy.orphans_older_than, SignedDuration::from_hours(24 * 7));
+        assert_eq!(orphans.policy.orphans, Some(SignedDuration::from_hours(24 * 7)));
 
         let home: Region = "ap-south-1".parse().unwrap();
         let everywhere: Vec<String> = file.regions(&home).iter().map(ToString::to_string).collect();
         assert_eq!(everywhere, ["ap-south-1", "eu-west-1", "us-east-1"]);
         let policies_of = |rules: Vec<Rules>| rules.into_iter().filter_map(|r| r.name).collect::<Vec<_>>();
         assert_eq!(
-            policies_of(file.rules_in("ap-south-1", "ap-south-1")),
+            policies_of(file.rules_in(&"ap-south-1".parse().unwrap(), &"ap-south-1".parse().unwrap())),
             ["ci", "orphans"]
         );
         assert_eq!(
-            policies_of(file.rules_in("eu-west-1", "ap-south-1")),
+            policies_of(file.rules_in(&"eu-west-1".parse().unwrap(), &"ap-south-1".parse().unwrap())),
             ["nightly", "orphans"]
         );
     }

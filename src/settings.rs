@@ -14,15 +14,15 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::cli::{
     CleanupArgs, Cli, Command, CopyArgs, CreateArgs, DescribeArgs, ExecutionArgs, GlobalArgs, PermissionsChange,
-    PermissionsCommand, PolicyCommand, RemovalArgs, ScopeArgs,
+    PermissionsCommand, PolicyCommand, RemovalArgs, ScopeArgs, WaitArgs,
 };
 use crate::commands::accounts::AccountsAsked;
 use crate::commands::stages::StageChange;
-use crate::commands::{Scope, cleanup, copy, create, deregister, describe, permissions};
+use crate::commands::{Scope, Waiting, cleanup, copy, create, deregister, describe, permissions};
 use crate::ec2::{ConnectOptions, Grants, ImageQuery};
 use crate::error::Error;
 use crate::pipeline::Carry;
-use crate::pipeline::plan::{Policy, Rules, RulesError};
+use crate::pipeline::plan::{Consumers, Policy, Removal, Rules, RulesError};
 use crate::pipeline::selection::Selection;
 use crate::policy_file::PolicyFile;
 use crate::types::{ImageId, Owner, Placeholder, Tag};
@@ -89,7 +89,9 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         Command::Deregister(args) => Run::Remove(deregister::Settings {
             image_ids: args.images.image_ids,
             policy: Policy {
-                delete_snapshots: args.delete_snapshots,
+                removal: Removal::Deregister {
+                    delete_snapshots: args.delete_snapshots,
+                },
                 ..removal_policy(&args.removal)
             },
             dry_run: args.removal.dry_run,
@@ -98,7 +100,7 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         Command::Disable(args) => Run::Remove(deregister::Settings {
             image_ids: args.images.image_ids,
             policy: Policy {
-                disable: true,
+                removal: Removal::Disable,
                 ..removal_policy(&args.removal)
             },
             dry_run: args.removal.dry_run,
@@ -195,6 +197,13 @@ fn scope(args: ScopeArgs, warnings: &mut Vec<String>) -> Result<Scope, Error> {
     })
 }
 
+fn waiting(args: &WaitArgs) -> Waiting {
+    Waiting {
+        wait: args.wait,
+        timeout: args.wait_timeout.0,
+    }
+}
+
 fn carry(args: &ExecutionArgs) -> Carry {
     Carry {
         concurrency: usize::from(args.concurrency),
@@ -205,8 +214,8 @@ fn carry(args: &ExecutionArgs) -> Carry {
 /// The safety rules every removal command shares.
 fn removal_policy(args: &RemovalArgs) -> Policy {
     Policy {
-        allow_in_use: args.allow_in_use,
-        include_shared: args.include_shared,
+        in_use: Consumers::ignored_if(args.allow_in_use),
+        shared: Consumers::ignored_if(args.include_shared),
         ..Policy::default()
     }
 }
@@ -225,21 +234,23 @@ fn create_settings(args: CreateArgs) -> Result<create::Settings, Error> {
         instance_id: args.instance_id,
         name: args.name,
         description: args.description.map(|d| d.as_str().to_owned()),
-        no_reboot: args.no_reboot,
+        reboot: match (args.reboot.no_reboot, args.reboot.yes) {
+            (true, _) => create::Reboot::No,
+            (false, true) => create::Reboot::YesEvenThisMachine,
+            (false, false) => create::Reboot::Yes,
+        },
         tags: args.tagging.tags,
         snapshot_tags: args.tagging.snapshot_tags,
         copy_instance_tags: args.copy_instance_tags,
         copy_to_regions: args.copy_to_regions,
         deprecate_in: args.deprecate_in,
-        wait: args.waiting.wait,
-        wait_timeout: args.waiting.wait_timeout.0,
+        waiting: waiting(&args.waiting),
         dry_run: args.dry_run,
-        yes: args.yes,
     })
 }
 
 fn copy_request(args: CopyArgs) -> Result<copy::Request, Error> {
-    let (tagging, waiting) = (&args.tagging, &args.waiting);
+    let (tagging, waiting_args) = (&args.tagging, &args.waiting);
     Tag::check_writable(tagging.tags.iter().chain(&tagging.snapshot_tags)).map_err(Error::Usage)?;
     if let Some(p) = args
         .name
@@ -255,7 +266,7 @@ fn copy_request(args: CopyArgs) -> Result<copy::Request, Error> {
         copy::Targets::All
     } else {
         let regions = crate::types::each_once(args.to_regions);
-        if let Some(why) = copy::plan::kms_refusal(&args.kms_key_ids, &regions) {
+        if let Some(why) = copy::plan::kms_refusal(&args.encryption.kms_key_ids, &regions) {
             return Err(Error::Usage(why));
         }
         copy::Targets::Regions(regions)
@@ -268,13 +279,15 @@ fn copy_request(args: CopyArgs) -> Result<copy::Request, Error> {
         copy_tags: args.copy_tags,
         tags: Tag::map(&args.tagging.tags),
         snapshot_tags: Tag::map(&args.tagging.snapshot_tags),
-        copy_permissions: args.copy_permissions,
-        encrypt: args.encrypt,
-        kms_keys: args.kms_key_ids,
-        wait: waiting.wait,
-        wait_timeout: waiting.wait_timeout.0,
+        copy_permissions: match (args.permissions.copy_permissions, args.permissions.yes) {
+            (false, _) => copy::CopyPermissions::No,
+            (true, false) => copy::CopyPermissions::Yes,
+            (true, true) => copy::CopyPermissions::EvenPublic,
+        },
+        encrypt: args.encryption.encrypt,
+        kms_keys: args.encryption.kms_key_ids,
+        waiting: waiting(waiting_args),
         dry_run: args.dry_run,
-        yes: args.yes,
     })
 }
 
@@ -402,23 +415,29 @@ fn cleanup_rules(args: &CleanupArgs) -> Result<Rules, Error> {
             .map_err(|_| Error::Usage(format!("{flag} is too long")))
     };
     let selection = Selection {
-        image_ids: args.image_ids.clone(),
-        name: args.name.clone(),
-        tags: args.tags.clone(),
+        image_ids: args.selectors.image_ids.clone(),
+        name: args.selectors.name.clone(),
+        tags: args.selectors.tags.clone(),
         exclude_tags: args.exclude_tags.clone(),
-        older_than: duration("--older-than", args.older_than.map(|d| d.0))?,
-        all: args.all,
-        deprecated: args.deprecated,
-        disabled_for: duration("--disabled-for", args.disabled_for.map(|d| d.0))?,
-        unused_for: duration("--unused-for", args.unused_for.map(|d| d.0))?,
+        older_than: duration("--older-than", args.selectors.older_than.map(|d| d.0))?,
+        all: args.selectors.all,
+        deprecated: args.selectors.deprecated,
+        disabled_for: duration("--disabled-for", args.selectors.disabled_for.map(|d| d.0))?,
+        unused_for: duration("--unused-for", args.selectors.unused_for.map(|d| d.0))?,
     };
     let policy = Policy {
         keep: args.keep,
         group_by: args.group_by.clone(),
-        delete_snapshots: true,
-        orphans: args.orphans,
-        orphans_older_than: duration("--orphans-older-than", Some(args.orphans_older_than.0))?.unwrap_or_default(),
-        disable: args.disable,
+        removal: if args.disable {
+            Removal::Disable
+        } else {
+            Removal::Deregister { delete_snapshots: true }
+        },
+        orphans: if args.orphans.orphans {
+            duration("--orphans-older-than", Some(args.orphans.orphans_older_than.0))?
+        } else {
+            None
+        },
         ..removal_policy(&args.removal)
     };
     Rules::build(None, selection, policy).map_err(|err| match err {

@@ -131,7 +131,7 @@ impl fmt::Display for InstanceId {
 }
 
 /// An AWS account ID: exactly 12 digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccountId(String);
 
 impl FromStr for AccountId {
@@ -864,7 +864,7 @@ fn deprecation_within_horizon(now: jiff::Timestamp, at: jiff::Timestamp) -> Resu
 }
 
 /// An AWS region name such as `us-east-1` or `us-gov-west-1`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Region(String);
 
 impl Region {
@@ -1426,4 +1426,4 @@ macro_rules! serde_as_typed_text {
 
 pub(crate) use serde_as_typed_text;
 
-serde_as_typed_text!(ImageId, SnapshotId, Tag, NameGlob, Region);
+serde_as_typed_text!(ImageId, SnapshotId, Tag, NameGlob, Region, AccountId);

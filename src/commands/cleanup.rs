@@ -15,7 +15,7 @@ use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, READABLE_PLAN_FORMATS, Ru
 use crate::pipeline::selection::Selection;
 use crate::pipeline::{Carry, Reads, read_inventory};
 use crate::policy_file::PolicyFile;
-use crate::types::{ImageId, Region, RoleArn};
+use crate::types::{AccountId, ImageId, Region, RoleArn};
 
 /// What `cleanup` was asked: what it plans from, where, and how the plan ends.
 pub struct Settings {
@@ -51,7 +51,7 @@ pub enum Source {
     /// A policy file, with the run's own region (for the policies that name no region).
     File {
         file: PolicyFile,
-        home: String,
+        home: Region,
     },
     Saved(Plan),
 }
@@ -110,7 +110,7 @@ fn merged(contexts: &[Context<'_>], source: &Source, plans: Vec<Plan>) -> Plan {
         Source::Saved(saved) => {
             let mut plan = Plan::merge(plans, &saved.selection, &saved.policy);
             plan.policies.clone_from(&saved.policies);
-            let visited: BTreeSet<(&str, Option<&str>)> = contexts
+            let visited: BTreeSet<(&Region, Option<&AccountId>)> = contexts
                 .iter()
                 .map(|ctx| (ctx.ec2.region(), ctx.ec2.account_id()))
                 .collect();
@@ -207,7 +207,7 @@ async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<Strin
     let mut plan = plan_rules(&inventory, rules, now);
     // scripts/bench reads this line to show that planning grows linearly with the account.
     tracing::info!(
-        region = ctx.ec2.region(),
+        region = ctx.ec2.region().as_str(),
         images = inventory.images.len(),
         candidates = candidates.len(),
         micros = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -247,39 +247,30 @@ pub fn load_plan(file: &Path) -> Result<Plan, Error> {
             version.map_or_else(|| "none".to_owned(), |v| v.to_string())
         )));
     }
-    let plan: Plan = serde_json::from_value(value).map_err(|e| not_a_plan(&e))?;
-    let named = plan.regions.iter().chain(plan.images.iter().map(|i| &i.region));
-    for region in named.chain(plan.orphan_snapshots.iter().map(|s| &s.region)) {
-        region.parse::<Region>().map_err(|why| {
-            Error::Usage(format!(
-                "{}: the plan names the region '{region}': {why}",
-                file.display()
-            ))
-        })?;
-    }
-    Ok(plan)
+    // Regions and accounts are checked as they are read: a stranger's value is refused here.
+    serde_json::from_value(value).map_err(|e| not_a_plan(&e))
 }
 
 /// The regions a saved plan is carried out in (checked by [`load_plan`]).
 pub fn plan_regions(plan: &Plan) -> Vec<Region> {
-    let mut regions: BTreeSet<&str> = plan.regions.iter().map(String::as_str).collect();
-    regions.extend(plan.images.iter().map(|i| i.region.as_str()));
-    regions.extend(plan.orphan_snapshots.iter().map(|s| s.region.as_str()));
-    regions.into_iter().filter_map(|r| r.parse().ok()).collect()
+    let mut regions: BTreeSet<&Region> = plan.regions.iter().collect();
+    regions.extend(plan.images.iter().map(|i| &i.region));
+    regions.extend(plan.orphan_snapshots.iter().map(|s| &s.region));
+    regions.into_iter().cloned().collect()
 }
 
 /// A saved plan made through `--role-arn` is carried out through the same roles' accounts.
 pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
-    let given: BTreeSet<Option<&str>> = if roles.is_empty() {
+    let given: BTreeSet<Option<&AccountId>> = if roles.is_empty() {
         BTreeSet::from([None])
     } else {
-        roles.iter().map(|r| Some(r.account_id().as_str())).collect()
+        roles.iter().map(|r| Some(r.account_id())).collect()
     };
     let needed = plan.entry_accounts();
     if needed.is_empty() || needed == given {
         return Ok(());
     }
-    let name = |account: Option<&str>| account.unwrap_or("the caller's own").to_owned();
+    let name = |account: Option<&AccountId>| account.map_or_else(|| "the caller's own".to_owned(), ToString::to_string);
     Err(Error::Usage(format!(
         "the plan covers the accounts {} and --role-arn names {}: pass one --role-arn per account of the plan, or the --org / --accounts and --role-name it was made with",
         needed.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", "),
@@ -386,7 +377,7 @@ mod tests {
     #[test]
     fn a_saved_plan_is_carried_out_through_the_roles_of_its_accounts() {
         let mut image = Image::for_tests("ami-12345678");
-        image.account_id = Some("111111111111".to_owned());
+        image.account_id = Some("111111111111".parse().unwrap());
         let inventory = crate::pipeline::plan::Inventory {
             images: vec![image],
             ..Default::default()

@@ -45,7 +45,7 @@ async fn named(
     if !missing.is_empty() {
         return Err(Error::NotFound {
             what: format!("image {} (among this account's own images)", missing.join(", ")),
-            region: ctx.ec2.region().to_owned(),
+            region: ctx.ec2.region().to_string(),
         }
         .into());
     }
@@ -57,7 +57,7 @@ async fn named(
     let mut plan = plan(&inventory, &selection, policy, ctx.now);
     plan.regions = vec![ctx.ec2.region().to_owned()];
     plan.dry_run = dry_run;
-    let verb = if policy.disable { "disabled" } else { "deregistered" };
+    let verb = if policy.disables() { "disabled" } else { "deregistered" };
 
     if dry_run {
         plan.summarize(carry.snapshot_price);
@@ -66,7 +66,11 @@ async fn named(
             show_kept: false,
         })?;
     } else {
-        let what = if policy.disable { "disabling" } else { "deregistering" };
+        let what = if policy.disables() {
+            "disabling"
+        } else {
+            "deregistering"
+        };
         super::carry_out_and_report(&[&ctx.ec2], ctx, &mut plan, carry, (what, false)).await?;
     }
 

@@ -69,15 +69,13 @@ impl Render for Checked {
         let mut table = printer.table(&["POLICY", "SELECTS", "KEEP", "GROUP BY", "STAGE", "REGIONS"]);
         for checked in &self.policies {
             let rules = &checked.rules;
-            let orphans = rules.policy.orphans;
+            let orphans = rules.policy.orphans.is_some();
             table.add_row(vec![
                 rules.name.clone().unwrap_or_default(),
-                if orphans {
+                if let Some(older_than) = rules.policy.orphans {
                     format!(
                         "orphaned snapshots at least {} old",
-                        humantime::format_duration(
-                            std::time::Duration::try_from(rules.policy.orphans_older_than).unwrap_or_default()
-                        )
+                        humantime::format_duration(std::time::Duration::try_from(older_than).unwrap_or_default())
                     )
                 } else {
                     rules.selection.reason()
@@ -86,7 +84,7 @@ impl Render for Checked {
                 rules.policy.group_by.to_string(),
                 (if orphans {
                     "delete"
-                } else if rules.policy.disable {
+                } else if rules.policy.disables() {
                     "disable"
                 } else {
                     "deregister"

@@ -58,6 +58,24 @@ impl Context<'static> {
     }
 }
 
+/// Waiting for new images to be available (`--wait`, `--wait-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// The user asked to wait.
+    pub wait: bool,
+    /// For how long at most (also when amictl waits of its own accord, e.g. before copying).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Waiting {
+    fn default() -> Waiting {
+        Waiting {
+            wait: false,
+            timeout: std::time::Duration::from_hours(1),
+        }
+    }
+}
+
 /// Where to work: regions and accounts. Each region once, each account once.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
@@ -286,7 +304,6 @@ impl<'run> Connect<'run> {
                     all_regions: false,
                     ..asked
                 };
-                let home = home.to_string();
                 (scope, cleanup::Source::File { file, home })
             }
             cleanup::PlanFrom::Flags(rules) => (asked, cleanup::Source::Flags(rules)),

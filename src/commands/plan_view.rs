@@ -6,6 +6,7 @@ use serde::{Serialize, Serializer};
 
 use crate::output::{Printer, Render, date_and_age};
 use crate::pipeline::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
+use crate::types::Region;
 
 /// A plan as shown: the images kept only by `--keep` listed in the table (`--show-kept`), or
 /// counted in one line of the summary. JSON always has every entry.
@@ -29,7 +30,8 @@ impl Render for PlanView<'_> {
             (false, true) => "Plan (nothing changed)",
             (false, false) => "Plan",
         };
-        Some(format!("{what}: {}", self.plan.regions.join(", ")))
+        let regions: Vec<&str> = self.plan.regions.iter().map(Region::as_str).collect();
+        Some(format!("{what}: {}", regions.join(", ")))
     }
 
     fn tables(&self, printer: &Printer) -> Vec<Table> {
@@ -182,8 +184,12 @@ fn summary_table(printer: &Printer, plan: &Plan, show_kept: bool) -> Table {
     let verb = |done: &'static str, planned: &'static str| if plan.dry_run { planned } else { done };
     let mut table = printer.table(&[]);
     // What the plan does to images: deregister, disable, or (policies of both kinds) both.
-    let disables = plan.policy.disable || plan.policies.iter().any(|r| r.policy.disable);
-    let deregisters = !plan.policy.disable || plan.policies.iter().any(|r| !r.policy.disable && !r.policy.orphans);
+    let disables = plan.policy.disables() || plan.policies.iter().any(|r| r.policy.disables());
+    let deregisters = !plan.policy.disables()
+        || plan
+            .policies
+            .iter()
+            .any(|r| !r.policy.disables() && r.policy.orphans.is_none());
     let mut rows = Vec::new();
     if deregisters {
         rows.push((

@@ -300,7 +300,7 @@ async fn named_images(ctx: &Context<'_>, ids: &[ImageId]) -> Result<Vec<Image>, 
     if !missing.is_empty() {
         return Err(Error::NotFound {
             what: format!("image {}", missing.join(", ")),
-            region: ctx.ec2.region().to_owned(),
+            region: ctx.ec2.region().to_string(),
         });
     }
     Ok(images)

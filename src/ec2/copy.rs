@@ -10,13 +10,13 @@ use super::Ec2;
 use super::create::tag_specification;
 use crate::error::Error;
 use crate::model::{Image, SOURCE_IMAGE_TAG, SOURCE_REGION_TAG};
-use crate::types::{ImageId, Owner, Tag};
+use crate::types::{ImageId, Owner, Region, Tag};
 
 /// What to copy, and how: CopyImage's parameters, sent to the target region's endpoint.
 #[derive(Debug, Clone)]
 pub struct CopySpec {
     pub source_image_id: ImageId,
-    pub source_region: String,
+    pub source_region: Region,
     pub name: String,
     pub description: Option<String>,
     pub encrypted: bool,
@@ -56,7 +56,7 @@ impl Ec2 {
             .and_then(|id| id.parse().ok())
             .ok_or_else(|| Error::Aws {
                 action: "CopyImage",
-                region: self.region.clone(),
+                region: self.region.to_string(),
                 code: "UnexpectedResponse".to_owned(),
                 message: format!("the answer has no usable image ID ({:?})", output.image_id()),
             })
@@ -83,7 +83,7 @@ impl Ec2 {
             .client
             .copy_image()
             .source_image_id(spec.source_image_id.as_str())
-            .source_region(&spec.source_region)
+            .source_region(spec.source_region.as_str())
             .name(&spec.name)
             .set_description(spec.description.clone());
         if spec.encrypted {
@@ -99,7 +99,7 @@ impl Ec2 {
     }
 
     /// The account's images in this region that amictl copied from the source, any state.
-    pub async fn copies_of(&self, source: &ImageId, source_region: &str) -> Result<Vec<Image>, Error> {
+    pub async fn copies_of(&self, source: &ImageId, source_region: &Region) -> Result<Vec<Image>, Error> {
         let query = super::ImageQuery {
             owners: vec![Owner::Me],
             tags: vec![
@@ -109,7 +109,7 @@ impl Ec2 {
                 },
                 Tag {
                     key: SOURCE_REGION_TAG.to_owned(),
-                    value: source_region.to_owned(),
+                    value: source_region.to_string(),
                 },
             ],
             include_deprecated: true,

@@ -121,7 +121,7 @@ impl Ec2 {
     fn parse_image_id(&self, id: Option<&str>) -> Result<ImageId, Error> {
         id.and_then(|id| id.parse().ok()).ok_or_else(|| Error::Aws {
             action: "CreateImage",
-            region: self.region.clone(),
+            region: self.region.to_string(),
             code: "UnexpectedResponse".to_owned(),
             message: format!("the answer has no usable image ID ({id:?})"),
         })

@@ -35,7 +35,7 @@ impl Ec2 {
             },
             SdkError::ResponseError(_) => Error::Aws {
                 action,
-                region: self.region.clone(),
+                region: self.region.to_string(),
                 code: "UnreadableResponse".to_owned(),
                 message: format!(
                     "the endpoint {} answered something that is not an EC2 response: {}",
@@ -45,7 +45,7 @@ impl Ec2 {
             },
             _ => Error::Aws {
                 action,
-                region: self.region.clone(),
+                region: self.region.to_string(),
                 code: "RequestFailed".to_owned(),
                 message: root_cause(err),
             },
@@ -64,13 +64,13 @@ impl Ec2 {
             )),
             "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => Error::AccessDenied {
                 action,
-                region: self.region.clone(),
+                region: self.region.to_string(),
                 code,
                 message,
             },
             _ => Error::Aws {
                 action,
-                region: self.region.clone(),
+                region: self.region.to_string(),
                 code,
                 message,
             },

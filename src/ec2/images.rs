@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{self as sdk, Filter};
 use super::Ec2;
 use crate::error::Error;
 use crate::model::{Backing, BlockDevice, Image, ImageState};
-use crate::types::{ImageId, NameGlob, Owner, SnapshotId, Tag};
+use crate::types::{AccountId, ImageId, NameGlob, Owner, Region, SnapshotId, Tag};
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
 const PAGE_SIZE: i32 = 1000;
@@ -247,7 +247,7 @@ impl Ec2 {
                 None => Ok(Deregistered::AlreadyGone),
                 Some(image) => Err(Error::Aws {
                     action: "DeregisterImage",
-                    region: self.region.clone(),
+                    region: self.region.to_string(),
                     code: "InvalidAMIID.Unavailable".to_owned(),
                     message: format!(
                         "{message} (the image exists, {}: not deregistered)",
@@ -266,7 +266,7 @@ impl Ec2 {
         image_from_sdk(
             image,
             &self.region,
-            self.account_id.as_deref(),
+            self.account_id.as_ref(),
             self.account_name.as_deref(),
         )
     }
@@ -275,7 +275,7 @@ impl Ec2 {
         let list: Vec<&str> = ids.iter().map(ImageId::as_str).collect();
         Error::NotFound {
             what: format!("image {}", list.join(", ")),
-            region: self.region.clone(),
+            region: self.region.to_string(),
         }
     }
 }
@@ -285,7 +285,12 @@ impl Ec2 {
 /// amictl's image from the SDK's, taking its strings rather than copying them (a big
 /// account's page holds thousands). Unknown enum values keep the endpoint's own string,
 /// never the SDK's debug form.
-fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>, account_name: Option<&str>) -> Image {
+fn image_from_sdk(
+    image: sdk::Image,
+    region: &Region,
+    account_id: Option<&AccountId>,
+    account_name: Option<&str>,
+) -> Image {
     let block_devices: Vec<BlockDevice> = image
         .block_device_mappings
         .unwrap_or_default()
@@ -298,8 +303,8 @@ fn image_from_sdk(image: sdk::Image, region: &str, account_id: Option<&str>, acc
         &block_devices,
     );
     Image {
-        region: region.to_owned(),
-        account_id: account_id.map(str::to_owned),
+        region: region.clone(),
+        account_id: account_id.cloned(),
         account_name: account_name.map(str::to_owned),
         image_id: ImageId::from_ec2(image.image_id.unwrap_or_default()),
         name: image.name,

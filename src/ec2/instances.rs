@@ -17,7 +17,7 @@ impl Ec2 {
     pub async fn describe_instance(&self, id: &InstanceId) -> Result<Instance, Error> {
         let not_found = || Error::NotFound {
             what: format!("instance {id}"),
-            region: self.region.clone(),
+            region: self.region.to_string(),
         };
         let output = self
             .client

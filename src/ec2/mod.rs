@@ -56,7 +56,7 @@ pub use snapshots::SnapshotDeletion;
 pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 
 use crate::error::Error;
-use crate::types::{EndpointUrl, Region, RoleArn};
+use crate::types::{AccountId, EndpointUrl, Region, RoleArn};
 
 /// A connection attempt that gets no answer gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -97,10 +97,10 @@ pub struct Ec2 {
     autoscaling: aws_sdk_autoscaling::Client,
     /// SSM parameters, through which launch templates can name images.
     ssm: aws_sdk_ssm::Client,
-    region: String,
+    region: Region,
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
-    account_id: Option<String>,
+    account_id: Option<AccountId>,
     /// Its name, where the organization gives it.
     account_name: Option<String>,
     /// The paced actions of this account and region, each with its own rate.
@@ -117,7 +117,7 @@ pub struct Session {
     config: aws_config::SdkConfig,
     region: Region,
     endpoint_url: Option<EndpointUrl>,
-    account_id: Option<String>,
+    account_id: Option<AccountId>,
     account_name: Option<String>,
     max_rate: Option<f64>,
     max_attempts: Option<u32>,
@@ -181,7 +181,7 @@ impl Session {
             config,
             region,
             endpoint_url: options.endpoint_url.clone(),
-            account_id: options.role.as_ref().map(|r| r.account_id().to_string()),
+            account_id: options.role.as_ref().map(|r| r.account_id().clone()),
             account_name: options.account_name.clone(),
             max_rate: options.max_rate,
             max_attempts: options.max_attempts,
@@ -228,7 +228,7 @@ impl Session {
             endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
             account_id: self.account_id.clone(),
             account_name: self.account_name.clone(),
-            region: region.as_str().to_owned(),
+            region: region.clone(),
             streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
             recycle_bin: std::sync::Arc::default(),
         }
@@ -241,7 +241,7 @@ impl Ec2 {
         &self.endpoint
     }
 
-    pub fn region(&self) -> &str {
+    pub fn region(&self) -> &Region {
         &self.region
     }
 
@@ -250,13 +250,13 @@ impl Ec2 {
     pub fn place(&self) -> String {
         match &self.account_id {
             Some(account) => format!("account {account}, {}", self.region),
-            None => self.region.clone(),
+            None => self.region.to_string(),
         }
     }
 
     /// The account of the assumed role, when amictl works through `--role-arn`.
-    pub fn account_id(&self) -> Option<&str> {
-        self.account_id.as_deref()
+    pub fn account_id(&self) -> Option<&AccountId> {
+        self.account_id.as_ref()
     }
 
     /// The regions enabled for the account (DescribeRegions), for `--all-regions`.
@@ -288,7 +288,7 @@ impl Ec2 {
             client,
             autoscaling,
             ssm,
-            region: region.to_owned(),
+            region: region.parse().expect("a test's region"),
             endpoint: "mock".to_owned(),
             account_id: None,
             account_name: None,

@@ -7,7 +7,7 @@ use super::Ec2;
 use crate::error::Error;
 use crate::model::Snapshot;
 use crate::model::SnapshotState;
-use crate::types::SnapshotId;
+use crate::types::{AccountId, Region, SnapshotId};
 
 /// What DeleteSnapshot did. A snapshot in use is a fate, not a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Ec2 {
             snapshots.extend(
                 page.snapshots()
                     .iter()
-                    .map(|s| snapshot_from_sdk(s, &self.region, self.account_id.as_deref())),
+                    .map(|s| snapshot_from_sdk(s, &self.region, self.account_id.as_ref())),
             );
         }
         Ok(snapshots)
@@ -68,10 +68,10 @@ impl Ec2 {
     }
 }
 
-fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &str, account_id: Option<&str>) -> Snapshot {
+fn snapshot_from_sdk(snapshot: &sdk::Snapshot, region: &Region, account_id: Option<&AccountId>) -> Snapshot {
     Snapshot {
-        region: region.to_owned(),
-        account_id: account_id.map(str::to_owned),
+        region: region.clone(),
+        account_id: account_id.cloned(),
         snapshot_id: SnapshotId::from_ec2(snapshot.snapshot_id().unwrap_or_default()),
         size_gib: snapshot.volume_size().map(i64::from),
         description: snapshot.description().map(str::to_owned),

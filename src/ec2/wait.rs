@@ -94,7 +94,7 @@ impl Ec2 {
                 Ok(None) => {
                     return Err(Error::NotFound {
                         what: format!("image {id}, created moments ago,"),
-                        region: self.region.clone(),
+                        region: self.region.to_string(),
                     });
                 }
                 Err(err) => return Err(err),

@@ -487,6 +487,7 @@ mod tests {
     //! moto never answers `InvalidSnapshot.InUse` once an image is deregistered, nor for a
     //! snapshot another account's or a hidden image uses, so those fates are tested here.
 
+    use crate::pipeline::plan::Removal;
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::operation::delete_snapshot::{DeleteSnapshotError, DeleteSnapshotOutput};
     use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
@@ -504,7 +505,7 @@ mod tests {
             ..Inventory::default()
         };
         let policy = Policy {
-            delete_snapshots: true,
+            removal: Removal::Deregister { delete_snapshots: true },
             ..Policy::default()
         };
         let selection = crate::pipeline::selection::Selection::of_ids(&["ami-00000001".parse().unwrap()]);

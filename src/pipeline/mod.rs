@@ -17,7 +17,7 @@ use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
-use crate::types::{ImageId, SnapshotId};
+use crate::types::{AccountId, ImageId, Region, SnapshotId};
 use execute::{Execution, execute};
 use plan::{Inventory, Plan};
 
@@ -111,18 +111,18 @@ pub async fn carry_out(
     }
     // The parts' entries, with their results, back into the plan; the rest of it stays, and
     // so do entries of an account or region no client reached (a saved plan's, reported).
-    let reached = |region: &str, account: Option<&str>| {
+    let reached = |region: &Region, account: Option<&AccountId>| {
         clients
             .iter()
             .any(|c| c.region() == region && c.account_id() == account)
     };
     let done = Plan::merge(parts, &plan.selection, &plan.policy);
     let unreached_images: Vec<_> = (plan.images.iter())
-        .filter(|i| !reached(&i.region, i.account_id.as_deref()))
+        .filter(|i| !reached(&i.region, i.account_id.as_ref()))
         .cloned()
         .collect();
     let unreached_orphans: Vec<_> = (plan.orphan_snapshots.iter())
-        .filter(|s| !reached(&s.region, s.account_id.as_deref()))
+        .filter(|s| !reached(&s.region, s.account_id.as_ref()))
         .cloned()
         .collect();
     plan.images = done.images;
@@ -156,9 +156,9 @@ impl Reads {
     /// permissions unless shared images may go anyway.
     pub fn for_policy(policy: &plan::Policy) -> Reads {
         Reads {
-            orphans: policy.orphans,
-            launch_permissions: !policy.include_shared,
-            snapshot_consumers: policy.delete_snapshots || policy.orphans,
+            orphans: policy.orphans.is_some(),
+            launch_permissions: policy.shared.keep(),
+            snapshot_consumers: policy.deletes_snapshots() || policy.orphans.is_some(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use comfy_table::{Color, Table};
 use serde::Serialize;
 
-use super::{Context, Reach};
+use super::{Context, Reach, Waiting};
 use crate::ec2::{CopySpec, Ec2, Ending, Grants, RegionInfo, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState};
@@ -43,15 +43,22 @@ pub struct Request {
     pub copy_tags: bool,
     pub tags: BTreeMap<String, String>,
     pub snapshot_tags: BTreeMap<String, String>,
-    pub copy_permissions: bool,
+    pub copy_permissions: CopyPermissions,
     pub encrypt: bool,
     pub kms_keys: Vec<KmsKey>,
     /// Wait for every copy to be available.
-    pub wait: bool,
-    pub wait_timeout: Duration,
+    pub waiting: Waiting,
     pub dry_run: bool,
-    /// Public launch permission may be copied.
-    pub yes: bool,
+}
+
+/// Whether the copies get the source's launch permissions (`--copy-permissions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyPermissions {
+    No,
+    /// Yes, but not a public one: that is refused.
+    Yes,
+    /// Yes, a public one too (`--yes`).
+    EvenPublic,
 }
 
 impl Request {
@@ -61,8 +68,7 @@ impl Request {
         source: ImageId,
         regions: Vec<Region>,
         snapshot_tags: BTreeMap<String, String>,
-        wait: bool,
-        wait_timeout: Duration,
+        waiting: Waiting,
     ) -> Request {
         Request {
             source,
@@ -72,19 +78,17 @@ impl Request {
             copy_tags: true,
             tags: BTreeMap::new(),
             snapshot_tags,
-            copy_permissions: false,
+            copy_permissions: CopyPermissions::No,
             encrypt: false,
             kms_keys: Vec::new(),
-            wait,
-            wait_timeout,
+            waiting,
             dry_run: false,
-            yes: false,
         }
     }
 
     /// Copies wait for availability with `--wait`, and before being given launch permissions.
     fn waits(&self) -> bool {
-        self.wait || self.copy_permissions
+        self.waiting.wait || self.copy_permissions != CopyPermissions::No
     }
 }
 
@@ -114,7 +118,7 @@ pub struct CopyRow {
     /// `None`: nothing there (a dry run, or a region that failed before copying).
     pub image_id: Option<ImageId>,
     pub source_image_id: ImageId,
-    pub source_region: String,
+    pub source_region: Region,
     pub name: String,
     pub state: Option<ImageState>,
     pub tags: BTreeMap<String, String>,
@@ -244,7 +248,7 @@ pub fn copy_table(rows: &[CopyRow], printer: &Printer) -> Option<Table> {
 struct Job<'a> {
     request: &'a Request,
     source: Image,
-    source_region: String,
+    source_region: Region,
     spec: CopySpec,
     /// The launch permissions to give each copy (`--copy-permissions`).
     grants: Option<Grants>,
@@ -266,7 +270,7 @@ pub async fn copy(reach: &Reach<'_>, home: &Context<'_>, request: &Request) -> R
             };
             let enabled: Vec<Region> = regions
                 .iter()
-                .filter(|r| r.is_enabled() && r.name != job.source_region)
+                .filter(|r| r.is_enabled() && r.name != job.source_region.as_str())
                 .filter_map(|r| r.name.parse().ok())
                 .collect();
             if let Some(why) = plan::kms_refusal(&request.kms_keys, &enabled) {
@@ -294,14 +298,14 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
     let ec2 = &home.ec2;
     let source = ec2.image(&request.source).await?.ok_or_else(|| Error::NotFound {
         what: format!("image {}", request.source),
-        region: ec2.region().to_owned(),
+        region: ec2.region().to_string(),
     })?;
     check_copyable(&source)?;
     let name = copy_name(request, &source, home.now)?;
-    let grants = if request.copy_permissions {
-        Some(grants_to_copy(ec2, request, &source).await?)
-    } else {
+    let grants = if request.copy_permissions == CopyPermissions::No {
         None
+    } else {
+        Some(grants_to_copy(ec2, request, &source).await?)
     };
     let regions = match ec2.all_regions().await {
         Ok(regions) => Some(regions),
@@ -316,7 +320,7 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
     let image_tags = plan::copy_tags(&source, request.copy_tags, &request.tags, records_key).map_err(Error::Failed)?;
     let spec = CopySpec {
         source_image_id: source.image_id.clone(),
-        source_region: ec2.region().to_owned(),
+        source_region: ec2.region().clone(),
         name,
         description: request.description.clone().or_else(|| source.description.clone()),
         encrypted: request.encrypt,
@@ -326,7 +330,7 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
     };
     Ok(Job {
         request,
-        source_region: ec2.region().to_owned(),
+        source_region: ec2.region().clone(),
         source,
         spec,
         grants,
@@ -371,7 +375,7 @@ fn copy_name(request: &Request, source: &Image, now: jiff::Timestamp) -> Result<
 async fn grants_to_copy(ec2: &Ec2, request: &Request, source: &Image) -> Result<Grants, Error> {
     let permissions = ec2.launch_permissions(&source.image_id).await?;
     if permissions.public {
-        if !request.yes && !request.dry_run {
+        if request.copy_permissions != CopyPermissions::EvenPublic && !request.dry_run {
             return Err(Error::Usage(format!(
                 "{} is public, so --copy-permissions would make every copy public too; pass --yes if that is what you want",
                 source.image_id
@@ -393,7 +397,7 @@ fn name_value(placeholder: Placeholder, source: &Image, now: jiff::Timestamp) ->
     match placeholder {
         Placeholder::Date => Ok(Placeholder::date_of(now)),
         Placeholder::Timestamp => Ok(Placeholder::timestamp_of(now)),
-        Placeholder::SourceRegion => Ok(source.region.clone()),
+        Placeholder::SourceRegion => Ok(source.region.to_string()),
         Placeholder::SourceName => source
             .name
             .clone()
@@ -411,7 +415,7 @@ fn name_value(placeholder: Placeholder, source: &Image, now: jiff::Timestamp) ->
 /// One target region, start to end; whatever happens ends as its row.
 async fn one_region(reach: &Reach<'_>, job: &Job<'_>, region: &Region, lines: &ProgressLines) -> CopyRow {
     let mut row = CopyRow::new(job, region);
-    if region.as_str() == job.source_region {
+    if *region == job.source_region {
         row.image_id = Some(job.source.image_id.clone());
         row.name = job.source.name.clone().unwrap_or_default();
         row.update_from(&job.source);
@@ -567,7 +571,7 @@ async fn wait_for(
     region: &Region,
     lines: &ProgressLines,
 ) -> Result<Option<Image>, Error> {
-    let timeout = job.request.wait_timeout;
+    let timeout = job.request.waiting.timeout;
     let mut progress = lines.line();
     let end = ctx
         .ec2
@@ -629,8 +633,10 @@ mod tests {
             SOURCE.parse().unwrap(),
             vec!["eu-west-1".parse().unwrap()],
             BTreeMap::new(),
-            false,
-            Duration::from_secs(1),
+            Waiting {
+                wait: false,
+                timeout: Duration::from_secs(1),
+            },
         );
         request.tags = BTreeMap::from([("team".to_owned(), "web".to_owned())]);
         request
@@ -638,13 +644,13 @@ mod tests {
 
     fn job(request: &Request) -> Job<'_> {
         let mut source = Image::for_tests(SOURCE);
-        source.region = "us-east-1".to_owned();
+        source.region = "us-east-1".parse().unwrap();
         let image_tags = plan::copy_tags(&source, false, &request.tags, false).unwrap();
         Job {
             request,
             spec: CopySpec {
                 source_image_id: source.image_id.clone(),
-                source_region: "us-east-1".to_owned(),
+                source_region: "us-east-1".parse().unwrap(),
                 name: "web-1".to_owned(),
                 description: None,
                 encrypted: false,
@@ -653,7 +659,7 @@ mod tests {
                 snapshot_tags: BTreeMap::new(),
             },
             source,
-            source_region: "us-east-1".to_owned(),
+            source_region: "us-east-1".parse().unwrap(),
             grants: None,
             regions: None,
         }

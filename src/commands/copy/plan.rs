@@ -22,7 +22,7 @@ pub enum Step {
 
 /// Whether EC2 lets the account copy into `region`, by DescribeRegions' answer (`None`: it
 /// could not be read, so the copy is tried and EC2 answers).
-pub fn region_refusal(region: &Region, source_region: &str, regions: Option<&[RegionInfo]>) -> Option<String> {
+pub fn region_refusal(region: &Region, source_region: &Region, regions: Option<&[RegionInfo]>) -> Option<String> {
     let known = regions?;
     match known.iter().find(|r| r.name == region.as_str()) {
         None => Some(format!(
@@ -40,7 +40,7 @@ pub fn region_refusal(region: &Region, source_region: &str, regions: Option<&[Re
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted<'a> {
     pub source: &'a ImageId,
-    pub source_region: &'a str,
+    pub source_region: &'a Region,
     /// `--encrypt`: every EBS volume of the copy encrypted…
     pub encrypt: bool,
     /// …with this key (`None`: the account's default one).
@@ -92,7 +92,7 @@ fn not_what_was_asked(copy: &Image, region: &Region, wanted: &Wanted<'_>) -> Opt
             || copy
                 .source_image_region
                 .as_deref()
-                .is_some_and(|r| r != wanted.source_region))
+                .is_some_and(|r| r != wanted.source_region.as_str()))
     {
         return Some(format!(
             "{id} in {region} carries amictl's tags of a copy of {} ({}), but EC2 says it was copied from {source}{}: it is not a copy of this source; remove its amictl:source-* tags, or {deregister}",
@@ -168,7 +168,7 @@ pub fn copy_tags(
     }
     wanted.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     wanted.insert(SOURCE_IMAGE_TAG.to_owned(), source.image_id.to_string());
-    wanted.insert(SOURCE_REGION_TAG.to_owned(), source.region.clone());
+    wanted.insert(SOURCE_REGION_TAG.to_owned(), source.region.to_string());
     // With a KMS key named, each copy also records the key asked for (KMS_KEY_TAG).
     let total = wanted.len() + usize::from(records_key);
     if total > MAX_TAGS {
@@ -263,12 +263,15 @@ mod tests {
                 opt_in_status: Some("not-opted-in".to_owned()),
             },
         ];
-        assert_eq!(region_refusal(&region("eu-west-1"), "us-east-1", Some(&regions)), None);
-        let not_enabled = region_refusal(&region("ap-east-1"), "us-east-1", Some(&regions)).unwrap();
+        assert_eq!(
+            region_refusal(&region("eu-west-1"), &region("us-east-1"), Some(&regions)),
+            None
+        );
+        let not_enabled = region_refusal(&region("ap-east-1"), &region("us-east-1"), Some(&regions)).unwrap();
         assert!(not_enabled.contains("not enabled"), "{not_enabled}");
-        let unknown = region_refusal(&region("eu-wset-1"), "us-east-1", Some(&regions)).unwrap();
+        let unknown = region_refusal(&region("eu-wset-1"), &region("us-east-1"), Some(&regions)).unwrap();
         assert!(unknown.contains("EC2 knows no region eu-wset-1"), "{unknown}");
-        assert_eq!(region_refusal(&region("eu-wset-1"), "us-east-1", None), None);
+        assert_eq!(region_refusal(&region("eu-wset-1"), &region("us-east-1"), None), None);
     }
 
     #[test]
@@ -315,9 +318,10 @@ mod tests {
 
     fn plain() -> Wanted<'static> {
         static ID: std::sync::LazyLock<ImageId> = std::sync::LazyLock::new(|| ImageId::from_ec2(SOURCE));
+        static US_EAST_1: std::sync::LazyLock<Region> = std::sync::LazyLock::new(|| "us-east-1".parse().unwrap());
         Wanted {
             source: &ID,
-            source_region: "us-east-1",
+            source_region: &US_EAST_1,
             encrypt: false,
             kms_key: None,
         }
@@ -386,7 +390,7 @@ mod tests {
     #[test]
     fn copied_tags_leave_out_aws_and_amictl_records_and_the_source_tags_always_go_on() {
         let mut source = Image::for_tests("ami-0123456789abcdef0");
-        source.region = "us-east-1".to_owned();
+        source.region = "us-east-1".parse().unwrap();
         source.tags = [
             ("team", "web"),
             ("env", "old"),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use comfy_table::Table;
 use serde::Serialize;
 
-use super::{Context, Reach, copy};
+use super::{Context, Reach, Waiting, copy};
 use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState, Instance};
@@ -39,17 +39,26 @@ pub struct Settings {
     /// `None`: the instance's Name tag (or ID) and a timestamp.
     pub name: Option<NameTemplate>,
     pub description: Option<String>,
-    pub no_reboot: bool,
+    pub reboot: Reboot,
     pub tags: Vec<Tag>,
     pub snapshot_tags: Vec<Tag>,
     pub copy_instance_tags: bool,
     pub copy_to_regions: Vec<Region>,
     pub deprecate_in: Option<DeprecateIn>,
-    pub wait: bool,
-    pub wait_timeout: Duration,
+    pub waiting: Waiting,
     pub dry_run: bool,
-    /// Rebooting this very machine is agreed to.
-    pub yes: bool,
+}
+
+/// Whether EC2 reboots the instance while imaging it (for consistent file systems).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reboot {
+    /// It does; the machine amictl runs on only after a yes at the terminal.
+    #[default]
+    Yes,
+    /// It does, this very machine too, without asking (`--yes`).
+    YesEvenThisMachine,
+    /// `--no-reboot`: no downtime, no guaranteed file-system integrity.
+    No,
 }
 
 /// The instance to image: named with `--instance-id`, or the machine amictl runs on.
@@ -82,7 +91,7 @@ pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::
         ctx.printer
             .note("dry run: the copies to other regions are not asked about (the image they copy does not exist)");
     }
-    let mut outcome = create(ctx, args, &target, WaitPolicy::with_timeout(args.wait_timeout)).await?;
+    let mut outcome = create(ctx, args, &target, WaitPolicy::with_timeout(args.waiting.timeout)).await?;
     if let (Some(id), None, false) = (
         &outcome.result.image_id,
         &outcome.failure,
@@ -93,8 +102,7 @@ pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::
             id.parse().map_err(Error::Failed)?,
             args.copy_to_regions.clone(),
             outcome.result.snapshot_tags.clone(),
-            args.wait,
-            args.wait_timeout,
+            args.waiting,
         );
         match copy::copy(reach, ctx, &request).await {
             Ok(copies) => {
@@ -166,7 +174,7 @@ impl Render for Created {
 }
 
 async fn create(ctx: &Context<'_>, args: &Settings, target: &Target, policy: WaitPolicy) -> Result<Outcome, Error> {
-    if target.this_machine && !args.no_reboot && !args.dry_run && !args.yes {
+    if target.this_machine && args.reboot == Reboot::Yes && !args.dry_run {
         confirm_rebooting_this_machine(ctx.printer, &target.instance_id).await?;
     }
     let started = ctx.now;
@@ -183,7 +191,7 @@ async fn create(ctx: &Context<'_>, args: &Settings, target: &Target, policy: Wai
         instance_id: target.instance_id.clone(),
         name,
         description: args.description.clone(),
-        no_reboot: args.no_reboot,
+        no_reboot: args.reboot == Reboot::No,
         image_tags: image_tags(&instance, args),
         snapshot_tags: Tag::map(&args.snapshot_tags),
     };
@@ -242,7 +250,7 @@ async fn follow_up(
     let image_id = &created.image_id;
     let mut failure = None;
     // Copying to other regions needs the image available: creating it waits for that.
-    if args.wait || !args.copy_to_regions.is_empty() {
+    if args.waiting.wait || !args.copy_to_regions.is_empty() {
         match watch_image(ctx, image_id, policy, |image| {
             image.state.as_ref().is_some_and(ImageState::is_launchable)
         })
@@ -398,13 +406,18 @@ mod tests {
         Settings {
             instance_id: Some(INSTANCE.parse().unwrap()),
             name: Some("web-1".parse().unwrap()),
-            wait_timeout: Duration::from_hours(1),
             ..Settings::default()
         }
     }
 
     fn waiting() -> Settings {
-        Settings { wait: true, ..args() }
+        Settings {
+            waiting: Waiting {
+                wait: true,
+                ..Waiting::default()
+            },
+            ..args()
+        }
     }
 
     fn target() -> Target {

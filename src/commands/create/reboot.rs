@@ -1,6 +1,6 @@
 //! Imaging an instance reboots it unless `--no-reboot`: said, and for this very machine asked.
 
-use super::Settings;
+use super::{Reboot, Settings};
 use crate::error::Error;
 use crate::output::Printer;
 use crate::types::InstanceId;
@@ -32,7 +32,7 @@ pub async fn confirm_rebooting_this_machine(printer: &Printer, id: &InstanceId) 
 pub fn announce_reboot(printer: &Printer, args: &Settings, target: &Target) {
     let id = &target.instance_id;
     let would = if args.dry_run { "would" } else { "will" };
-    if args.no_reboot {
+    if args.reboot == Reboot::No {
         let which = if target.this_machine {
             format!("this very machine ({id})")
         } else {

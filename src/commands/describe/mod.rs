@@ -161,7 +161,7 @@ async fn read_everywhere(
                 // An error that names its region already needs no prefix in the caller's account.
                 let message = err.to_string();
                 failures.push(
-                    if ctx.ec2.account_id().is_none() && message.contains(ctx.ec2.region()) {
+                    if ctx.ec2.account_id().is_none() && message.contains(ctx.ec2.region().as_str()) {
                         message
                     } else {
                         format!("{}: {message}", ctx.ec2.place())

@@ -133,7 +133,7 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff:
         if with_account {
             let account = match (&image.account_id, &image.account_name) {
                 (Some(id), Some(name)) => format!("{id} ({name})"),
-                (Some(id), None) => id.clone(),
+                (Some(id), None) => id.to_string(),
                 (None, _) => "-".to_owned(),
             };
             row.push(printer.colored(account, None));

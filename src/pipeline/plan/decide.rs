@@ -53,7 +53,7 @@ fn decide_each_once<'a>(
                 reason,
                 kept_by_keep.contains_key(image.image_id.as_str()),
             );
-            entry.unchanged = rule.policy.disable && image.is_disabled();
+            entry.unchanged = rule.policy.disables() && image.is_disabled();
             match at.get(image.image_id.as_str()) {
                 None => {
                     at.insert(image.image_id.as_str(), decided.len());
@@ -109,7 +109,7 @@ pub fn plan_rules(inventory: &Inventory, rules: &[Rules], now: Timestamp) -> Pla
         images.push(entry);
     }
 
-    let orphan_snapshots = match rules.iter().find(|r| r.policy.orphans) {
+    let orphan_snapshots = match rules.iter().find(|r| r.policy.orphans.is_some()) {
         Some(rule) => {
             let mut found = orphans(inventory, &images, &references, &rule.policy, now);
             for snapshot in &mut found {
@@ -243,13 +243,13 @@ fn decide(
     if let Some(why) = image.protection(now).reason() {
         return (ImageAction::Keep, why);
     }
-    if policy.disable && image.is_disabled() {
+    if policy.disables() && image.is_disabled() {
         return (ImageAction::Keep, "disabled already".to_owned());
     }
     let mut reason = selected_because.to_owned();
     if let Some(users) = inventory.usage.users.get(&image.image_id).filter(|u| !u.is_empty()) {
         let users: Vec<String> = users.iter().map(ToString::to_string).collect();
-        if !policy.allow_in_use {
+        if policy.in_use.keep() {
             return (
                 ImageAction::Keep,
                 format!("in use by {}; --allow-in-use deregisters it anyway", users.join(", ")),
@@ -267,7 +267,7 @@ fn decide(
         } else {
             format!("shared with {}: other accounts may launch it", shared.join(", "))
         };
-        if !policy.include_shared {
+        if policy.shared.keep() {
             return (
                 ImageAction::Keep,
                 format!("{whom}; --include-shared deregisters it anyway"),
@@ -275,7 +275,7 @@ fn decide(
         }
         reason = format!("{reason}; {whom}, deregistered as --include-shared says");
     }
-    if !inventory.usage.unchecked.is_empty() && !policy.allow_in_use {
+    if !inventory.usage.unchecked.is_empty() && policy.in_use.keep() {
         let more = match inventory.usage.unchecked.len() {
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
@@ -285,7 +285,7 @@ fn decide(
             format!("{UNCHECKED}: {}{more}", inventory.usage.unchecked[0]),
         );
     }
-    if policy.disable {
+    if policy.disables() {
         return (ImageAction::Disable, reason);
     }
     if image.backing == Backing::InstanceStore {
@@ -311,7 +311,7 @@ fn snapshot_fate(
         }
         ImageAction::Deregister => {}
     }
-    if !policy.delete_snapshots {
+    if !policy.deletes_snapshots() {
         return (
             SnapshotAction::Keep,
             "--delete-snapshots not given: it stays, and keeps costing money, until deleted".to_owned(),
@@ -341,7 +341,7 @@ fn snapshot_fate(
 /// launch configuration creates volumes from it (kept unless `--allow-in-use`), or other
 /// accounts may create volumes from it (kept unless `--include-shared`), as for images.
 fn needed_elsewhere(inventory: &Inventory, id: &SnapshotId, policy: &Policy) -> Option<String> {
-    if !policy.allow_in_use
+    if policy.in_use.keep()
         && let Some(users) = inventory.usage.snapshot_users.get(id).filter(|u| !u.is_empty())
     {
         let users: Vec<String> = users.iter().map(ToString::to_string).collect();
@@ -350,7 +350,7 @@ fn needed_elsewhere(inventory: &Inventory, id: &SnapshotId, policy: &Policy) -> 
             users.join(", ")
         ));
     }
-    if !policy.include_shared
+    if policy.shared.keep()
         && let Some(sharing) = inventory.snapshot_sharing.get(id)
     {
         let whom = if sharing.public {
@@ -389,8 +389,9 @@ fn orphans(
         .collect();
     let old_enough = |s: &Snapshot| {
         s.state == Some(SnapshotState::Completed)
-            && s.start_time
-                .is_some_and(|started| now.duration_since(started) >= policy.orphans_older_than)
+            && s.start_time.is_some_and(|started| {
+                now.duration_since(started) >= policy.orphans.unwrap_or(Policy::ORPHANS_OLDER_THAN)
+            })
     };
     inventory
         .snapshots
@@ -428,7 +429,7 @@ mod tests {
     use jiff::SignedDuration;
 
     use super::super::testing::*;
-    use super::super::{GroupBy, Outcome};
+    use super::super::{Consumers, GroupBy, Outcome, Removal};
     use super::*;
     use crate::model::{ImageUser, LaunchPermissions, UserKind};
     use crate::types::SnapshotId;
@@ -457,7 +458,7 @@ mod tests {
             "ci",
             all(),
             Policy {
-                disable: true,
+                removal: Removal::Disable,
                 ..cleanup_policy()
             },
         );
@@ -519,7 +520,7 @@ mod tests {
                 ..Selection::default()
             },
             Policy {
-                disable: true,
+                removal: Removal::Disable,
                 ..cleanup_policy()
             },
         );
@@ -728,7 +729,7 @@ mod tests {
             &inventory,
             &all(),
             &Policy {
-                allow_in_use: true,
+                in_use: Consumers::Ignore,
                 ..cleanup_policy()
             },
             now(),
@@ -777,7 +778,7 @@ mod tests {
             &inventory,
             &all(),
             &Policy {
-                include_shared: true,
+                shared: Consumers::Ignore,
                 ..cleanup_policy()
             },
             now(),
@@ -907,7 +908,7 @@ mod tests {
         let made_for = |image: &str| format!("Created by CreateImage(i-0123456789abcdef0) for {image}");
         let snapshot = |id: &str, description: &str, state: &str, age_hours: i64| Snapshot {
             snapshot_id: SnapshotId::from_ec2(id),
-            region: "eu-west-1".to_owned(),
+            region: "eu-west-1".parse().unwrap(),
             account_id: None,
             size_gib: Some(15),
             description: Some(description.to_owned()),
@@ -926,7 +927,7 @@ mod tests {
         ];
         inventory.recycle_bin = RecycleBin::Images(BTreeSet::from([ImageId::from_ec2("ami-0cccccccccccccccc")]));
         let orphans_only = Policy {
-            orphans: true,
+            orphans: Some(Policy::ORPHANS_OLDER_THAN),
             ..cleanup_policy()
         };
 

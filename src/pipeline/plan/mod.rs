@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::selection::Selection;
 use crate::model::{Image, ImageState, ImageUser, LaunchPermissions, RecycleBin, Snapshot, UsageMap};
-use crate::types::{ImageId, SnapshotId};
+use crate::types::{AccountId, ImageId, Region, SnapshotId};
 pub use decide::{plan, plan_rules};
 pub use recheck::recheck;
 
@@ -184,7 +184,7 @@ pub struct Rules {
     /// The regions the policy runs in, as a saved plan records them (`--apply-plan` asks it
     /// there only); empty: every region of the run.
     #[serde(default)]
-    pub regions: Vec<String>,
+    pub regions: Vec<Region>,
 }
 
 /// Why a policy can't be built (each front end, flags or policy file, says it in its words).
@@ -200,10 +200,10 @@ impl Rules {
     /// One policy, checked as the flags and a policy file both need it: it selects something,
     /// and its selection and action don't contradict each other.
     pub fn build(name: Option<String>, selection: Selection, policy: Policy) -> Result<Rules, RulesError> {
-        if policy.disable && selection.disabled_for.is_some() {
+        if policy.disables() && selection.disabled_for.is_some() {
             return Err(RulesError::DisabledForWithDisable);
         }
-        if !selection.selects_images() && !policy.orphans {
+        if !selection.selects_images() && policy.orphans.is_none() {
             return Err(RulesError::SelectsNothing);
         }
         Ok(Rules {
@@ -215,30 +215,71 @@ impl Rules {
     }
 
     /// Whether the policy runs in this region.
-    pub fn runs_in(&self, region: &str) -> bool {
-        self.regions.is_empty() || self.regions.iter().any(|r| r == region)
+    pub fn runs_in(&self, region: &Region) -> bool {
+        self.regions.is_empty() || self.regions.contains(region)
     }
 }
 
-/// What the user asked for, besides which images. A saved plan records it.
+/// What the user asked for, besides which images. A saved plan records it in the flat form
+/// of [`PolicyDoc`] (docs/json-output.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "PolicyDoc", from = "PolicyDoc")]
 pub struct Policy {
     /// Keep this many of the newest launchable images of each group.
     pub keep: usize,
     pub group_by: GroupBy,
-    pub delete_snapshots: bool,
-    /// Deregister images even when something can launch them.
-    pub allow_in_use: bool,
-    /// Deregister images other accounts may launch (public or shared).
-    pub include_shared: bool,
-    /// Also delete snapshots made for images that no longer exist…
-    pub orphans: bool,
-    /// …that are at least this old (a younger one may belong to an image still being made).
-    pub orphans_older_than: SignedDuration,
-    /// Disable the images (DisableImage, reversible) instead of deregistering them; their
-    /// snapshots stay.
-    #[serde(default)]
-    pub disable: bool,
+    /// What becomes of a selected image.
+    pub removal: Removal,
+    /// Whether an image something can launch is kept (`--allow-in-use` ignores them).
+    pub in_use: Consumers,
+    /// Whether an image other accounts may launch is kept (`--include-shared` ignores them).
+    pub shared: Consumers,
+    /// Orphaned snapshots at least this old are deleted (`--orphans`; a younger one may belong
+    /// to an image still being made); `None`: orphans are left alone.
+    pub orphans: Option<SignedDuration>,
+}
+
+/// What becomes of a selected image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// DeregisterImage; with `delete_snapshots`, its snapshots nothing else needs go too.
+    Deregister { delete_snapshots: bool },
+    /// DisableImage (reversible); its snapshots stay.
+    Disable,
+}
+
+/// Whether a kind of consumer keeps an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consumers {
+    /// The image is kept while any of them may launch it (or amictl can't tell).
+    #[default]
+    Keep,
+    /// They don't count: the user said so.
+    Ignore,
+}
+
+impl Consumers {
+    /// `Ignore` where the user's flag (`--allow-in-use`, `--include-shared`) is given.
+    pub fn ignored_if(ignore: bool) -> Consumers {
+        if ignore { Consumers::Ignore } else { Consumers::Keep }
+    }
+
+    pub fn keep(self) -> bool {
+        self == Consumers::Keep
+    }
+}
+
+impl Policy {
+    /// How old an orphan must be by default (`--orphans-older-than`).
+    pub const ORPHANS_OLDER_THAN: SignedDuration = SignedDuration::from_hours(24);
+
+    pub fn disables(&self) -> bool {
+        self.removal == Removal::Disable
+    }
+
+    pub fn deletes_snapshots(&self) -> bool {
+        self.removal == (Removal::Deregister { delete_snapshots: true })
+    }
 }
 
 impl Default for Policy {
@@ -246,12 +287,64 @@ impl Default for Policy {
         Policy {
             keep: 0,
             group_by: GroupBy::None,
-            delete_snapshots: false,
-            allow_in_use: false,
-            include_shared: false,
-            orphans: false,
-            orphans_older_than: SignedDuration::from_hours(24),
-            disable: false,
+            removal: Removal::Deregister {
+                delete_snapshots: false,
+            },
+            in_use: Consumers::Keep,
+            shared: Consumers::Keep,
+            orphans: None,
+        }
+    }
+}
+
+/// A policy as a saved plan and the JSON output write it: flat, one field per flag.
+#[derive(Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the documented JSON of a saved plan, one field per flag; Policy is the typed form"
+)]
+pub struct PolicyDoc {
+    keep: usize,
+    group_by: GroupBy,
+    delete_snapshots: bool,
+    allow_in_use: bool,
+    include_shared: bool,
+    orphans: bool,
+    orphans_older_than: SignedDuration,
+    #[serde(default)]
+    disable: bool,
+}
+
+impl From<Policy> for PolicyDoc {
+    fn from(policy: Policy) -> PolicyDoc {
+        PolicyDoc {
+            delete_snapshots: policy.deletes_snapshots(),
+            disable: policy.disables(),
+            allow_in_use: !policy.in_use.keep(),
+            include_shared: !policy.shared.keep(),
+            orphans: policy.orphans.is_some(),
+            orphans_older_than: policy.orphans.unwrap_or(Policy::ORPHANS_OLDER_THAN),
+            keep: policy.keep,
+            group_by: policy.group_by,
+        }
+    }
+}
+
+impl From<PolicyDoc> for Policy {
+    fn from(doc: PolicyDoc) -> Policy {
+        Policy {
+            keep: doc.keep,
+            group_by: doc.group_by,
+            removal: if doc.disable {
+                Removal::Disable
+            } else {
+                Removal::Deregister {
+                    delete_snapshots: doc.delete_snapshots,
+                }
+            },
+            in_use: Consumers::ignored_if(doc.allow_in_use),
+            shared: Consumers::ignored_if(doc.include_shared),
+            orphans: doc.orphans.then_some(doc.orphans_older_than),
         }
     }
 }
@@ -290,9 +383,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotPlan {
     pub snapshot_id: SnapshotId,
-    pub region: String,
+    pub region: Region,
     /// The account, when amictl works through `--role-arn`.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub size_gib: Option<i64>,
     pub action: SnapshotAction,
     pub reason: String,
@@ -305,9 +398,9 @@ pub struct SnapshotPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePlan {
     pub image_id: ImageId,
-    pub region: String,
+    pub region: Region,
     /// The account, when amictl works through `--role-arn`.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// Its name, where the organization gives it (`--org`).
     #[serde(default)]
     pub account_name: Option<String>,
@@ -371,7 +464,7 @@ pub struct Plan {
     pub policy: Policy,
     /// The accounts the plan was made in (the owners of the images read).
     pub accounts: Vec<String>,
-    pub regions: Vec<String>,
+    pub regions: Vec<Region>,
     pub images: Vec<ImagePlan>,
     pub orphan_snapshots: Vec<SnapshotPlan>,
     /// What could not be checked; every candidate image was kept for it.
@@ -439,19 +532,20 @@ impl Plan {
 
     /// The entries of one region (of one account, with `--role-arn`).
     #[must_use]
-    pub fn of_scope(&self, region: &str, account_id: Option<&str>) -> Plan {
-        let here =
-            |entry_region: &str, entry_account: Option<&str>| entry_region == region && entry_account == account_id;
+    pub fn of_scope(&self, region: &Region, account_id: Option<&AccountId>) -> Plan {
+        let here = |entry_region: &Region, entry_account: Option<&AccountId>| {
+            entry_region == region && entry_account == account_id
+        };
         Plan {
-            regions: vec![region.to_owned()],
+            regions: vec![region.clone()],
             images: self
                 .images
                 .iter()
-                .filter(|i| here(&i.region, i.account_id.as_deref()))
+                .filter(|i| here(&i.region, i.account_id.as_ref()))
                 .cloned()
                 .collect(),
             orphan_snapshots: (self.orphan_snapshots.iter())
-                .filter(|s| here(&s.region, s.account_id.as_deref()))
+                .filter(|s| here(&s.region, s.account_id.as_ref()))
                 .cloned()
                 .collect(),
             unchecked: Vec::new(),
@@ -463,8 +557,8 @@ impl Plan {
     /// The saved plan's entries in an account and region this run did not reach (no session
     /// for the account, or its reading failed), added as failures: a plan applied only in
     /// part must say so and exit 1, never drop what it didn't visit.
-    pub fn add_unvisited(&mut self, saved: &Plan, visited: &BTreeSet<(&str, Option<&str>)>) {
-        let unvisited = |region: &str, account: Option<&str>| {
+    pub fn add_unvisited(&mut self, saved: &Plan, visited: &BTreeSet<(&Region, Option<&AccountId>)>) {
+        let unvisited = |region: &Region, account: Option<&AccountId>| {
             let reached = visited.contains(&(region, account));
             (!reached).then(|| {
                 Outcome::Failed(format!(
@@ -477,7 +571,7 @@ impl Plan {
             if image.action == ImageAction::Keep && image.snapshots.iter().all(|s| s.action == SnapshotAction::Keep) {
                 continue;
             }
-            if let Some(failed) = unvisited(&image.region, image.account_id.as_deref()) {
+            if let Some(failed) = unvisited(&image.region, image.account_id.as_ref()) {
                 self.images.push(ImagePlan {
                     result: Some(failed),
                     ..image.clone()
@@ -489,7 +583,7 @@ impl Plan {
             .iter()
             .filter(|s| s.action == SnapshotAction::Delete)
         {
-            if let Some(failed) = unvisited(&snapshot.region, snapshot.account_id.as_deref()) {
+            if let Some(failed) = unvisited(&snapshot.region, snapshot.account_id.as_ref()) {
                 self.orphan_snapshots.push(SnapshotPlan {
                     result: Some(failed),
                     ..snapshot.clone()
@@ -499,11 +593,11 @@ impl Plan {
     }
 
     /// The accounts the plan's entries live in (`None`: the caller's own).
-    pub fn entry_accounts(&self) -> BTreeSet<Option<&str>> {
+    pub fn entry_accounts(&self) -> BTreeSet<Option<&AccountId>> {
         self.images
             .iter()
-            .map(|i| i.account_id.as_deref())
-            .chain(self.orphan_snapshots.iter().map(|s| s.account_id.as_deref()))
+            .map(|i| i.account_id.as_ref())
+            .chain(self.orphan_snapshots.iter().map(|s| s.account_id.as_ref()))
             .collect()
     }
 
@@ -599,7 +693,7 @@ mod testing {
 
     pub fn cleanup_policy() -> Policy {
         Policy {
-            delete_snapshots: true,
+            removal: Removal::Deregister { delete_snapshots: true },
             ..Policy::default()
         }
     }
@@ -635,6 +729,33 @@ mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_is_saved_flat_as_documented_and_reads_back_as_it_was() {
+        let policy = Policy {
+            keep: 2,
+            removal: Removal::Disable,
+            shared: Consumers::Ignore,
+            orphans: Some(SignedDuration::from_hours(48)),
+            ..Policy::default()
+        };
+        let saved = serde_json::to_value(&policy).unwrap();
+        assert_eq!(
+            saved,
+            serde_json::json!({
+                "keep": 2, "group_by": "none", "delete_snapshots": false, "allow_in_use": false,
+                "include_shared": true, "orphans": true, "orphans_older_than": "PT48H", "disable": true,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Policy>(saved).unwrap(), policy);
+        // A plan of format 2 has no `disable`: it deregistered.
+        let older = serde_json::json!({
+            "keep": 0, "group_by": "none", "delete_snapshots": true, "allow_in_use": true,
+            "include_shared": false, "orphans": false, "orphans_older_than": "PT24H",
+        });
+        let read: Policy = serde_json::from_value(older).unwrap();
+        assert!(read.deletes_snapshots() && !read.in_use.keep() && read.orphans.is_none());
+    }
 
     #[test]
     fn name_families_drop_only_the_trailing_build_stamp() {
