@@ -326,24 +326,8 @@ fn permissions_request(command: PermissionsCommand) -> Result<permissions::Reque
     };
     Ok(match command {
         PermissionsCommand::Show(images) => simple(images.image_ids, Action::Show, false, false),
-        PermissionsCommand::Add(change) => {
-            let grants = grants(&change, "add")?;
-            simple(
-                change.images.image_ids,
-                Action::Add(grants),
-                change.snapshots,
-                change.dry_run,
-            )
-        }
-        PermissionsCommand::Remove(change) => {
-            let grants = grants(&change, "remove")?;
-            simple(
-                change.images.image_ids,
-                Action::Remove(grants),
-                change.snapshots,
-                change.dry_run,
-            )
-        }
+        PermissionsCommand::Add(change) => granting(change, "add", Action::Add)?,
+        PermissionsCommand::Remove(change) => granting(change, "remove", Action::Remove)?,
         PermissionsCommand::Public(public) => {
             if !public.yes && !public.change.dry_run {
                 return Err(Error::Usage(
@@ -365,6 +349,20 @@ fn permissions_request(command: PermissionsCommand) -> Result<permissions::Reque
             reset.snapshots,
             reset.change.dry_run,
         ),
+    })
+}
+
+/// `permissions add` and `remove`: the grants named, on the images named.
+fn granting(
+    change: PermissionsChange,
+    verb: &str,
+    action: fn(Grants) -> permissions::Action,
+) -> Result<permissions::Request, Error> {
+    Ok(permissions::Request {
+        action: action(grants(&change, verb)?),
+        image_ids: change.images.image_ids,
+        snapshots: change.snapshots,
+        dry_run: change.dry_run,
     })
 }
 

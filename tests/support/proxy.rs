@@ -366,7 +366,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .arrived(&action, &String::from_utf8_lossy(&body));
-    let _answering = InFlight::start(state, &action);
+    let answering = InFlight::start(state, &action);
     let mut client = client;
     match misbehaviour {
         Some(Misbehaviour::Error { status, code, message }) => {
@@ -434,6 +434,9 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         }
     }
     client.write_all(b"Connection: close\r\n")?;
+    // Out of flight before the client can have the whole answer: else, on a busy machine, the
+    // client's next request could arrive while this thread has yet to count this one done.
+    drop(answering);
     client.write_all(rest)?;
     client.flush()
 }
