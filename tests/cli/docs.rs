@@ -130,32 +130,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         .run()
         .assert_code(0)
         .json();
-    // A cleanup with an orphan, an image in use, a failed deregistration and failed deletions
-    // shows every field.
-    let orphaned = env.create_image(&instance, "doc-3", &[]);
-    env.deregister(&orphaned);
-    env.create_image(&instance, "doc-4", &[]);
-    let used = env.create_image(&instance, "doc-5", &[]);
-    env.create_launch_template("doc", &used);
-    let proxy = Proxy::start(&env.endpoint);
-    proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
-    proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
-    let cleaned = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args([
-            "cleanup",
-            "--all",
-            "--orphans",
-            "--orphans-older-than",
-            "0s",
-            "--yes",
-            "-o",
-            "json",
-        ])
-        .run()
-        .assert_code(1)
-        .json();
+    let cleaned = cleanup_showing_every_field(&env, &instance);
 
     for (section, documents) in [
         ("copy", vec![copied()]),
@@ -181,4 +156,32 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
             "the doc lists {section} fields never printed: {unprinted:?}"
         );
     }
+}
+
+/// A cleanup with an orphan, an image in use, a failed deregistration and failed deletions:
+/// its JSON shows every field.
+fn cleanup_showing_every_field(env: &TestEnv, instance: &str) -> serde_json::Value {
+    let orphaned = env.create_image(instance, "doc-3", &[]);
+    env.deregister(&orphaned);
+    env.create_image(instance, "doc-4", &[]);
+    let used = env.create_image(instance, "doc-5", &[]);
+    env.create_launch_template("doc", &used);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
+    proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
+    env.amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args([
+            "cleanup",
+            "--all",
+            "--orphans",
+            "--orphans-older-than",
+            "0s",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run()
+        .assert_code(1)
+        .json()
 }

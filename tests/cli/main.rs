@@ -1,10 +1,6 @@
 //! amictl's integration tests: the built binary against moto's EC2 server (see tests/support).
 //! One test binary, so the suite links the SDK once and shares its moto servers.
 
-// clippy.toml holds src/ to 80 lines a function; an end-to-end scenario here (and the test
-// proxy's one request loop) reads better top to bottom than split into helpers.
-#![allow(clippy::too_many_lines)]
-
 #[path = "../support/mod.rs"]
 mod support;
 

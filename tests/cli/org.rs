@@ -174,7 +174,16 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
         partial.stderr
     );
 
-    // A plan saved across the organization is applied through the same accounts.
+    a_plan_across_the_organization_is_applied_through_its_accounts(&env, &members, &home);
+}
+
+/// A plan saved across the organization is applied through the same accounts; through fewer,
+/// what no session reached is reported (exit 1).
+fn a_plan_across_the_organization_is_applied_through_its_accounts(
+    env: &TestEnv,
+    members: &[(String, String)],
+    home: &TestEnv,
+) {
     let saved = crate::support::Scratch::new("org-plan");
     let plan = saved.path().join("plan.json");
     let plan = plan.to_str().unwrap();
@@ -209,7 +218,7 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
     assert_eq!(home.image_ids().len(), 1, "the caller's own image stays");
     // Applied through fewer accounts than it was made in: what no session reached is
     // reported, and the run exits 1, rather than the entries silently dropped.
-    for (id, _) in &members {
+    for (id, _) in members {
         let there = env
             .elsewhere("eu-west-1")
             .as_role(&format!("arn:aws:iam::{id}:role/amictl"));

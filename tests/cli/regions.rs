@@ -30,6 +30,15 @@ fn planned(run: &Run) -> Vec<(String, String)> {
     by_region(&run.json()["images"])
 }
 
+/// `cleanup … --dry-run -o json`.
+fn planned_dry(env: &TestEnv, args: &[&str]) -> Run {
+    env.amictl()
+        .arg("cleanup")
+        .args(args)
+        .args(["--dry-run", "-o", "json"])
+        .run()
+}
+
 #[test]
 fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_loses_nothing() {
     // --all-regions makes moto set up every region: a server of its own spares the others.
@@ -53,46 +62,13 @@ fn describe_and_cleanup_work_several_regions_at_once_and_one_failing_region_lose
         .amictl()
         .args(["describe", "--regions", "ap-southeast-3,zz-nowhere-1", "-o", "json"])
         .run();
-    let plan = env
-        .amictl()
-        .args(["cleanup", "--regions", both, "--all", "--dry-run", "-o", "json"])
-        .run();
-    let plan_one_fails = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--regions",
-            "ap-southeast-3,zz-nowhere-1",
-            "--all",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run();
-    let named_twice = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--regions",
-            "ap-southeast-3,eu-south-2,ap-southeast-3",
-            "--all",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run();
-    let plan_everywhere = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--all-regions",
-            "--name",
-            "multi-*",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run();
+    let plan = planned_dry(&env, &["--regions", both, "--all"]);
+    let plan_one_fails = planned_dry(&env, &["--regions", "ap-southeast-3,zz-nowhere-1", "--all"]);
+    let named_twice = planned_dry(
+        &env,
+        &["--regions", "ap-southeast-3,eu-south-2,ap-southeast-3", "--all"],
+    );
+    let plan_everywhere = planned_dry(&env, &["--all-regions", "--name", "multi-*"]);
 
     assert_eq!(described(listed.assert_code(0)), expected);
     assert_eq!(described(every.assert_code(0)), expected);
@@ -166,20 +142,7 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
         .amictl()
         .args(["describe", "--role-arn", first, "--role-arn", second, "-o", "json"])
         .run();
-    let planned = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--all",
-            "--role-arn",
-            first,
-            "--role-arn",
-            second,
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run();
+    let planned = planned_dry(&env, &["--all", "--role-arn", first, "--role-arn", second]);
     let table = env
         .amictl()
         .args(["describe", "--role-arn", first, "--role-arn", second])
@@ -187,20 +150,7 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
     // Two roles in one account plan its images once; one AssumeRole per account, whatever
     // the number of regions.
     let same_account = "arn:aws:iam::111111111111:role/another";
-    let twice = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--all",
-            "--role-arn",
-            first,
-            "--role-arn",
-            same_account,
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run();
+    let twice = planned_dry(&env, &["--all", "--role-arn", first, "--role-arn", same_account]);
     let proxy = crate::support::proxy::Proxy::start(&env.endpoint);
     let regions = format!("{},eu-central-2", env.region);
     let two_regions = env

@@ -52,12 +52,7 @@ fn an_image_walks_every_stage_and_only_the_last_one_deletes() {
     // Protected: a cleanup keeps it and says why.
     let protected = env.amictl().args(["protect", &image, "-o", "json"]).run();
     assert_eq!(protected.assert_code(0).json()[0]["outcome"], "changed");
-    let kept = env
-        .amictl()
-        .args(["cleanup", &image, "--include-shared", "--yes", "-o", "json"])
-        .run()
-        .assert_code(0)
-        .json();
+    let kept = env.json_of(&["cleanup", &image, "--include-shared", "--yes"]);
     assert_eq!(kept["images"][0]["action"], "keep");
     assert!(
         kept["images"][0]["reason"]
@@ -71,20 +66,7 @@ fn an_image_walks_every_stage_and_only_the_last_one_deletes() {
     // Unprotected, then disabled by a cleanup: the image and its snapshot stay, the launch
     // permission goes, and amictl has recorded it.
     env.amictl().args(["unprotect", &image]).run().assert_code(0);
-    let disabled = env
-        .amictl()
-        .args([
-            "cleanup",
-            &image,
-            "--disable",
-            "--include-shared",
-            "--yes",
-            "-o",
-            "json",
-        ])
-        .run()
-        .assert_code(0)
-        .json();
+    let disabled = env.json_of(&["cleanup", &image, "--disable", "--include-shared", "--yes"]);
     assert_eq!(disabled["images"][0]["action"], "disable");
     assert_eq!(disabled["images"][0]["snapshots"][0]["action"], "keep");
     assert_eq!(disabled["summary"]["images_disabled"], 1);
@@ -95,29 +77,11 @@ fn an_image_walks_every_stage_and_only_the_last_one_deletes() {
     assert_eq!(launch_accounts(&env, &image), serde_json::json!([]), "EC2 removed it");
 
     // A disabled image's snapshot is no orphan.
-    let orphans = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--orphans",
-            "--orphans-older-than",
-            "0s",
-            "--dry-run",
-            "-o",
-            "json",
-        ])
-        .run()
-        .assert_code(0)
-        .json();
+    let orphans = env.json_of(&["cleanup", "--orphans", "--orphans-older-than", "0s", "--dry-run"]);
     assert_eq!(orphans["orphan_snapshots"], serde_json::json!([]));
 
     // Enabled with its permissions back.
-    let enabled = env
-        .amictl()
-        .args(["enable", &image, "--restore-permissions", "-o", "json"])
-        .run()
-        .assert_code(0)
-        .json();
+    let enabled = env.json_of(&["enable", &image, "--restore-permissions"]);
     assert_eq!(enabled[0]["state"], "available");
     assert_eq!(launch_accounts(&env, &image), serde_json::json!([PARTNER]));
     assert_eq!(image_json(&env, &image)["tags"].get("amictl:launch-permissions"), None);
@@ -129,12 +93,7 @@ fn an_image_walks_every_stage_and_only_the_last_one_deletes() {
         .assert_code(0);
     let other = env.create_image(&instance, "walk-2", &[]);
     env.disable_image(&other); // disabled without amictl: not its to clean up
-    let cleaned = env
-        .amictl()
-        .args(["cleanup", "--disabled-for", "0s", "--yes", "-o", "json"])
-        .run()
-        .assert_code(0)
-        .json();
+    let cleaned = env.json_of(&["cleanup", "--disabled-for", "0s", "--yes"]);
     assert_eq!(cleaned["summary"]["images_deregistered"], 1, "{cleaned}");
     assert!(!env.image_ids().contains(&image));
     assert!(!env.snapshot_ids().contains(&snapshot), "deleted with its image");

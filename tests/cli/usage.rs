@@ -509,21 +509,7 @@ fn a_snapshot_something_else_needs_stays_when_its_image_goes() {
     env.create_launch_configuration_with_snapshot("data-lc", &template_image, &configured_snap);
     env.share_snapshot(&shared_snap, false, &[ACCOUNT]);
 
-    let report = env
-        .amictl()
-        .args([
-            "cleanup",
-            &mapped,
-            &configured,
-            &shared,
-            &control,
-            "--yes",
-            "-o",
-            "json",
-        ])
-        .run()
-        .assert_code(0)
-        .json();
+    let report = env.json_of(&["cleanup", &mapped, &configured, &shared, &control, "--yes"]);
 
     for (image, why) in [
         (&mapped, "launch template data-volume"),
@@ -544,37 +530,19 @@ fn a_snapshot_something_else_needs_stays_when_its_image_goes() {
     assert!(!left.contains(&control_snap));
 
     // Now orphans: still kept for the same reasons, until the user says otherwise.
-    let orphans = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--orphans",
-            "--orphans-older-than",
-            "0s",
-            "--yes",
-            "-o",
-            "json",
-        ])
-        .run()
-        .assert_code(0)
-        .json();
+    let orphans = env.json_of(&["cleanup", "--orphans", "--orphans-older-than", "0s", "--yes"]);
     let listed = orphans["orphan_snapshots"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{orphans}");
     assert!(listed.iter().all(|s| s["action"] == "keep"), "{orphans}");
-    let forced = env
-        .amictl()
-        .args([
-            "cleanup",
-            "--orphans",
-            "--orphans-older-than",
-            "0s",
-            "--allow-in-use",
-            "--include-shared",
-        ])
-        .args(["--yes", "-o", "json"])
-        .run()
-        .assert_code(0)
-        .json();
+    let forced = env.json_of(&[
+        "cleanup",
+        "--orphans",
+        "--orphans-older-than",
+        "0s",
+        "--allow-in-use",
+        "--include-shared",
+        "--yes",
+    ]);
     assert_eq!(forced["summary"]["snapshots_deleted"], 3, "{forced}");
 }
 

@@ -264,6 +264,16 @@ impl TestEnv {
         TestEnv::amictl_at(&self.endpoint).env("AWS_REGION", &self.region)
     }
 
+    /// The JSON amictl prints for `args` (`-o json` added), which must exit 0.
+    pub fn json_of(&self, args: &[&str]) -> serde_json::Value {
+        self.amictl()
+            .args(args)
+            .args(["-o", "json"])
+            .run()
+            .assert_code(0)
+            .json()
+    }
+
     /// amictl, pointed at any endpoint in us-east-1 with dummy credentials.
     pub fn amictl_at(endpoint: &str) -> Amictl {
         Amictl::new()

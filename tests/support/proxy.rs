@@ -370,28 +370,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let mut client = client;
     match misbehaviour {
         Some(Misbehaviour::Error { status, code, message }) => {
-            let (content_type, answer) = if json {
-                (
-                    "application/x-amz-json-1.1",
-                    format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
-                )
-            } else if String::from_utf8_lossy(&body).contains("Version=2016-11-15") {
-                // EC2's own XML errors.
-                (
-                    "text/xml",
-                    format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
-                    ),
-                )
-            } else {
-                // The other query services' (STS, Auto Scaling).
-                (
-                    "text/xml",
-                    format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>amictl-test</RequestId></ErrorResponse>"
-                    ),
-                )
-            };
+            let (content_type, answer) = error_answer(&code, &message, json, &String::from_utf8_lossy(&body));
             write!(
                 client,
                 "HTTP/1.1 {status} Fault\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -439,6 +418,31 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     drop(answering);
     client.write_all(rest)?;
     client.flush()
+}
+
+/// An error answer in the service's own shape: JSON for the JSON services, EC2's XML for EC2,
+/// the other query services' (STS, Auto Scaling) XML otherwise.
+fn error_answer(code: &str, message: &str, json: bool, body: &str) -> (&'static str, String) {
+    if json {
+        (
+            "application/x-amz-json-1.1",
+            format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+        )
+    } else if body.contains("Version=2016-11-15") {
+        (
+            "text/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>amictl-test</RequestID></Response>"
+            ),
+        )
+    } else {
+        (
+            "text/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>amictl-test</RequestId></ErrorResponse>"
+            ),
+        )
+    }
 }
 
 /// A value from an `application/x-www-form-urlencoded` body.
