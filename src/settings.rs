@@ -7,7 +7,6 @@
 //! here for its command (what it becomes).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use clap::CommandFactory;
 use jiff::{SignedDuration, Timestamp};
@@ -18,7 +17,9 @@ use crate::cli::{
 };
 use crate::commands::accounts::AccountsAsked;
 use crate::commands::stages::StageChange;
-use crate::commands::{Scope, Waiting, cleanup, copy, create, deregister, describe, permissions};
+use crate::commands::{
+    Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions,
+};
 use crate::ec2::{ConnectOptions, Grants, ImageQuery};
 use crate::error::Error;
 use crate::pipeline::Carry;
@@ -26,48 +27,6 @@ use crate::pipeline::plan::{Consumers, Policy, Removal, Rules, RulesError};
 use crate::pipeline::selection::Selection;
 use crate::policy_file::PolicyFile;
 use crate::types::{ImageId, Owner, Placeholder, Tag};
-
-/// A run's settings: how to connect, what to do, and what resolving them had to say.
-pub struct Settings {
-    pub global: Global,
-    pub command: Run,
-    /// Warnings about the command line (e.g. a role named twice), said before anything runs.
-    pub warnings: Vec<String>,
-}
-
-/// How to connect (the region and role come per context), and what to allow of endpoints.
-pub struct Global {
-    pub connect: ConnectOptions,
-    /// `--allow-http-sts`: an STS endpoint on plain http to another machine.
-    pub allow_http_sts: bool,
-}
-
-/// The command, with its settings.
-pub enum Run {
-    /// Talk to nobody: shell completions, the man page (both from the command line's
-    /// definition), a policy file's check.
-    Completions {
-        shell: clap_complete::Shell,
-        definition: Box<clap::Command>,
-    },
-    Man {
-        definition: Box<clap::Command>,
-    },
-    CheckPolicy(PathBuf),
-    Create(Box<create::Settings>),
-    Copy(Box<copy::Request>),
-    Describe(Box<describe::Settings>),
-    Permissions(permissions::Request),
-    /// `deregister` and `disable`: exactly the named images.
-    Remove(deregister::Settings),
-    Cleanup(Box<cleanup::Settings>),
-    /// `deprecate`, `enable`, `protect`, `unprotect`.
-    Stage {
-        image_ids: Vec<ImageId>,
-        change: StageChange,
-    },
-    Restore(Vec<ImageId>),
-}
 
 /// The settings of the command line, as of `now` (for times given as "in 90 days").
 pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {

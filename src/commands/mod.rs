@@ -1,8 +1,8 @@
-//! One file per verb. Each takes its parsed arguments and a [`Context`], asks the service
-//! layer for what it needs, and hands a result to the printer.
+//! One file per verb. Each takes its settings and a [`Context`], asks the service layer for
+//! what it needs, and hands a result to the printer.
 //!
-//! Each command takes its settings (resolved from the command line in `crate::settings`);
-//! nothing here or below knows of clap.
+//! The settings are defined here ([`Run`]) and in each command's module; `crate::settings`
+//! fills them from the command line. Nothing here or below knows of clap.
 
 pub mod accounts;
 pub mod cleanup;
@@ -25,9 +25,50 @@ use crate::model::ImageState;
 use crate::output::{Counter, Printer, elapsed};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::{Carry, Progress};
-use crate::settings::{Global, Run, Settings};
 use crate::types::{ImageId, Region, RoleArn};
 use plan_view::PlanView;
+
+/// A run's settings: how to connect, what to do, and what resolving them had to say.
+pub struct Settings {
+    pub global: Global,
+    pub command: Run,
+    /// Warnings about the command line (e.g. a role named twice), said before anything runs.
+    pub warnings: Vec<String>,
+}
+
+/// How to connect (the region and role come per context), and what to allow of endpoints.
+pub struct Global {
+    pub connect: ConnectOptions,
+    /// `--allow-http-sts`: an STS endpoint on plain http to another machine.
+    pub allow_http_sts: bool,
+}
+
+/// The command, with its settings.
+pub enum Run {
+    /// Talk to nobody: shell completions, the man page (both from the command line's
+    /// definition), a policy file's check.
+    Completions {
+        shell: clap_complete::Shell,
+        definition: Box<clap::Command>,
+    },
+    Man {
+        definition: Box<clap::Command>,
+    },
+    CheckPolicy(std::path::PathBuf),
+    Create(Box<create::Settings>),
+    Copy(Box<copy::Request>),
+    Describe(Box<describe::Settings>),
+    Permissions(permissions::Request),
+    /// `deregister` and `disable`: exactly the named images.
+    Remove(deregister::Settings),
+    Cleanup(Box<cleanup::Settings>),
+    /// `deprecate`, `enable`, `protect`, `unprotect`.
+    Stage {
+        image_ids: Vec<ImageId>,
+        change: stages::StageChange,
+    },
+    Restore(Vec<ImageId>),
+}
 
 /// What a command runs with: an EC2 client (one region of one account), and the run's one
 /// printer and one Ctrl-C, which every context of a run shares.
