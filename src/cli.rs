@@ -383,6 +383,9 @@ pub struct CopyArgs {
     pub encryption: EncryptArgs,
 
     #[command(flatten)]
+    pub deprecation: CopyDeprecationArgs,
+
+    #[command(flatten)]
     pub waiting: WaitArgs,
 
     /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
@@ -400,6 +403,18 @@ pub struct CopyPermissionsArgs {
     /// Yes, make the copies public when the source is (with --copy-permissions)
     #[arg(long)]
     pub yes: bool,
+}
+
+/// When the copies are deprecated (copy).
+#[derive(Debug, Args)]
+pub struct CopyDeprecationArgs {
+    /// Deprecate the copies this long from now (e.g. 90d; at most ten years) [default: at the source's deprecation time, if it has one]
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_deprecation")]
+    pub deprecate_in: Option<DeprecateIn>,
+
+    /// Leave the copies without a deprecation time, whatever the source's (an earlier copy's stays as it is)
+    #[arg(long)]
+    pub no_deprecation: bool,
 }
 
 /// Encrypting the copies' snapshots (copy).

@@ -245,6 +245,11 @@ fn copy_request(args: CopyArgs) -> Result<copy::Request, Error> {
         },
         encrypt: args.encryption.encrypt,
         kms_keys: args.encryption.kms_key_ids,
+        deprecation: match (args.deprecation.deprecate_in, args.deprecation.no_deprecation) {
+            (Some(lead), _) => copy::Deprecation::In(lead.0),
+            (None, true) => copy::Deprecation::Unset,
+            (None, false) => copy::Deprecation::AsTheSource,
+        },
         waiting: waiting(waiting_args),
         dry_run: args.dry_run,
     })

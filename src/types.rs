@@ -828,6 +828,13 @@ impl FromStr for DeprecateAt {
     }
 }
 
+/// A deprecation time as EC2 keeps it: its seconds rounded to the nearest minute (the API
+/// reference for EnableImageDeprecation).
+pub fn deprecation_as_kept(at: jiff::Timestamp) -> jiff::Timestamp {
+    let minute = (at.as_second() + 30).div_euclid(60);
+    jiff::Timestamp::from_second(minute * 60).unwrap_or(at)
+}
+
 /// How long from now to deprecate images (`--in`, `create --deprecate-in`): within ten years.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeprecateIn(pub jiff::SignedDuration);

@@ -14,7 +14,7 @@ use crate::ec2::{Grants, ImageQuery};
 use crate::error::Error;
 use crate::model::{DISABLED_AT_TAG, Image, ImageState, LaunchPermissions, PERMISSIONS_TAG, Stage};
 use crate::output::{Printer, Render};
-use crate::types::{ImageId, SnapshotId};
+use crate::types::{ImageId, SnapshotId, deprecation_as_kept};
 
 /// What to do to each image.
 #[derive(Debug, Clone, Copy)]
@@ -314,7 +314,7 @@ async fn apply(ctx: &Context<'_>, image: &Image, change: StageChange, now: Times
             // EC2 keeps deprecation times to the minute, rounding seconds to the nearest one.
             if image
                 .deprecation_time
-                .is_some_and(|t| nearest_minute(t) == nearest_minute(at))
+                .is_some_and(|t| deprecation_as_kept(t) == deprecation_as_kept(at))
             {
                 return Ok(None);
             }
@@ -420,11 +420,6 @@ async fn enable(ctx: &Context<'_>, image: &Image, restore_permissions: bool) -> 
         }
     }
     Ok((!done.is_empty()).then(|| done.join("; ")))
-}
-
-/// The minute EC2 keeps for a deprecation time: seconds rounded to the nearest minute.
-fn nearest_minute(at: Timestamp) -> i64 {
-    (at.as_second() + 30).div_euclid(60)
 }
 
 /// Why nothing was sent for an image already in the asked-for stage.

@@ -238,6 +238,72 @@ fn create_waits_for_its_image_then_copies_it() {
     assert_eq!(there[0].2["team"], "web", "the image's tags go with it");
 }
 
+/// The deprecation time EC2 reports for each image of the account in `region`, by name.
+fn deprecations_in(source: &TestEnv, region: &str) -> BTreeMap<String, Option<jiff::Timestamp>> {
+    let client = source.elsewhere(region).client();
+    let images = block_on(async move {
+        client
+            .describe_images()
+            .owners("self")
+            .include_deprecated(true)
+            .send()
+            .await
+    })
+    .expect("DescribeImages")
+    .images
+    .unwrap_or_default();
+    (images.into_iter())
+        .map(|i| {
+            let at = i.deprecation_time.map(|t| t.parse().expect("an RFC 3339 time"));
+            (i.name.unwrap_or_default(), at)
+        })
+        .collect()
+}
+
+#[test]
+fn copies_are_deprecated_with_their_source_unless_told_otherwise() {
+    let env = source();
+    let instance = env.run_instance(None);
+    let time = |value: &Value| value.as_str().map(|t| t.parse::<jiff::Timestamp>().expect("a time"));
+    // create deprecates its image, then its copies at the same time.
+    let created = env
+        .amictl()
+        .args(["-o", "json", "create", "--instance-id", &instance, "--name", "dep-1"])
+        .args(["--no-reboot", "--deprecate-in", "90d", "--copy-to-regions", "eu-west-1"])
+        .run()
+        .assert_code(0)
+        .json();
+    let at = time(&created["deprecation_time"]).expect("deprecated");
+    assert_eq!(
+        time(&row(&created["copies"], "eu-west-1")["deprecation_time"]),
+        Some(at)
+    );
+    assert_eq!(deprecations_in(&env, "eu-west-1")["dep-1"], Some(at));
+
+    // copy carries the source's time by default, sets another with --deprecate-in, none
+    // with --no-deprecation.
+    let image = created["image_id"].as_str().unwrap();
+    let carried = copy(&env, image, "us-west-2").run().assert_code(0).json();
+    let other = copy(&env, image, "ap-south-1").args(["--deprecate-in", "30d"]).run();
+    let none = copy(&env, image, "eu-central-1").args(["--no-deprecation"]).run();
+
+    assert_eq!(deprecations_in(&env, "us-west-2")["dep-1"], Some(at));
+    assert_eq!(time(&row(&carried, "us-west-2")["deprecation_time"]), Some(at));
+    let in_30_days = deprecations_in(&env, "ap-south-1")["dep-1"].expect("deprecated");
+    let days = in_30_days.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    assert!((29..=30).contains(&days), "{in_30_days}");
+    let other = other.assert_code(0).json();
+    assert_eq!(time(&row(&other, "ap-south-1")["deprecation_time"]), Some(in_30_days));
+    assert_eq!(deprecations_in(&env, "eu-central-1")["dep-1"], None);
+    assert!(row(&none.assert_code(0).json(), "eu-central-1")["deprecation_time"].is_null());
+
+    // A re-run puts the source's time back on a copy that lost it, and copies nothing.
+    let again = copy(&env, image, "eu-central-1").run().assert_code(0).json();
+    assert_eq!(row(&again, "eu-central-1")["existing"], true);
+    assert_eq!(deprecations_in(&env, "eu-central-1")["dep-1"], Some(at));
+    assert_eq!(images_in(&env, "eu-central-1").len(), 1, "copied once");
+}
+
 #[test]
 fn ctrl_c_while_waiting_leaves_the_copies_going_and_prints_them() {
     let env = source();

@@ -46,9 +46,24 @@ pub struct Request {
     pub copy_permissions: CopyPermissions,
     pub encrypt: bool,
     pub kms_keys: Vec<KmsKey>,
+    /// When the copies are deprecated.
+    pub deprecation: Deprecation,
     /// Wait for every copy to be available.
     pub waiting: Waiting,
     pub dry_run: bool,
+}
+
+/// When the copies are deprecated. CopyImage gives a copy no deprecation time of its own, so
+/// an image retired on schedule would leave its copies in other regions behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deprecation {
+    /// At the source's deprecation time, if it has one (the default).
+    AsTheSource,
+    /// This long after the run's clock (`--deprecate-in`; `create --deprecate-in` makes the
+    /// image's own time the source's).
+    In(jiff::SignedDuration),
+    /// None set (`--no-deprecation`); an earlier copy's is left as it is.
+    Unset,
 }
 
 /// Whether the copies get the source's launch permissions (`--copy-permissions`).
@@ -81,6 +96,7 @@ impl Request {
             copy_permissions: CopyPermissions::No,
             encrypt: false,
             kms_keys: Vec::new(),
+            deprecation: Deprecation::AsTheSource,
             waiting,
             dry_run: false,
         }
@@ -123,6 +139,8 @@ pub struct CopyRow {
     pub state: Option<ImageState>,
     pub tags: BTreeMap<String, String>,
     pub snapshot_ids: Vec<SnapshotId>,
+    /// When the copy is deprecated (`None`: never; on a dry run, when it would be).
+    pub deprecation_time: Option<jiff::Timestamp>,
     /// Made before this run (or the source itself, in its own region).
     pub existing: bool,
     /// Why this region failed; `None` when it did not.
@@ -144,6 +162,7 @@ impl CopyRow {
             state: None,
             tags: job.spec.image_tags.clone(),
             snapshot_ids: Vec::new(),
+            deprecation_time: None,
             existing: false,
             error: None,
             what: Cow::Borrowed(""),
@@ -154,6 +173,7 @@ impl CopyRow {
         self.state.clone_from(&image.state);
         self.snapshot_ids.clone_from(&image.snapshot_ids);
         self.tags.clone_from(&image.tags);
+        self.deprecation_time = image.deprecation_time;
     }
 
     /// The region failed, for this reason; the table says it too (a job summary has no stderr).
@@ -254,6 +274,8 @@ struct Job<'a> {
     grants: Option<Grants>,
     /// All the account's regions, when DescribeRegions could be read.
     regions: Option<Vec<RegionInfo>>,
+    /// When each copy is deprecated (`None`: no time set).
+    deprecate_at: Option<jiff::Timestamp>,
 }
 
 /// Copies the source into each target region, side by side.
@@ -331,6 +353,7 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
     Ok(Job {
         request,
         source_region: ec2.region().clone(),
+        deprecate_at: plan::deprecation_of_copies(request.deprecation, source.deprecation_time, home.now),
         source,
         spec,
         grants,
@@ -469,6 +492,7 @@ async fn copy_into(
         return Ok(());
     }
     finish_tags(ctx, job, &image, row).await?;
+    finish_deprecation(ctx, job, &image, row).await?;
     let image = if request.waits() && !image.state.as_ref().is_some_and(ImageState::is_launchable) {
         match wait_for(ctx, job, &image.image_id, region, lines).await? {
             Some(image) => {
@@ -515,6 +539,7 @@ async fn start_copy(
     if job.request.dry_run {
         ec2.copy_image_dry_run(&spec).await?;
         row.what = "can be copied (dry run)".into();
+        row.deprecation_time = job.deprecate_at;
         return Ok(None);
     }
     let id = ec2.copy_image(&spec).await?;
@@ -535,6 +560,32 @@ async fn start_copy(
         .watch_image(&id, policy, |_| true, ctx.interrupt.stopped(), |_, _| {})
         .await?;
     Ok(end.image)
+}
+
+/// Deprecates the copy when the job says (a copy made before, too, whose time differs); an
+/// earlier copy's own time stays with `--no-deprecation`.
+async fn finish_deprecation(ctx: &Context<'_>, job: &Job<'_>, image: &Image, row: &mut CopyRow) -> Result<(), Error> {
+    let Some(at) = job.deprecate_at else {
+        return Ok(());
+    };
+    if image
+        .deprecation_time
+        .is_some_and(|set| crate::types::deprecation_as_kept(set) == at)
+    {
+        return Ok(());
+    }
+    ctx.ec2
+        .set_deprecation(&image.image_id, Some(at))
+        .await
+        .map_err(|err| {
+            Error::Failed(format!(
+                "its deprecation could not be set ({err}); set it with `amictl deprecate {} --at {at}` in {}",
+                image.image_id,
+                ctx.ec2.region()
+            ))
+        })?;
+    row.deprecation_time = Some(at);
+    Ok(())
 }
 
 /// Puts on the tags CopyImage should have put on and an endpoint left off (or an earlier copy
@@ -658,6 +709,7 @@ mod tests {
                 image_tags,
                 snapshot_tags: BTreeMap::new(),
             },
+            deprecate_at: None,
             source,
             source_region: "us-east-1".parse().unwrap(),
             grants: None,

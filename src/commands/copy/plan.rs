@@ -47,6 +47,27 @@ pub struct Wanted<'a> {
     pub kms_key: Option<&'a str>,
 }
 
+/// When the copies are deprecated: as asked, or at the source's time. EC2 refuses a time
+/// that has passed, so a source deprecated already gives copies deprecated at the next minute
+/// (EC2 keeps deprecation times to the minute).
+pub fn deprecation_of_copies(
+    asked: super::Deprecation,
+    source: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let at = match asked {
+        super::Deprecation::Unset => return None,
+        super::Deprecation::In(lead) => now + lead,
+        super::Deprecation::AsTheSource => source?,
+    };
+    let next_minute = || {
+        let minute = now.as_second().div_euclid(60) + 1;
+        jiff::Timestamp::from_second(minute * 60).unwrap_or(now)
+    };
+    let kept = crate::types::deprecation_as_kept(at);
+    Some(if kept <= now { next_minute() } else { kept })
+}
+
 /// The step in one region, from the copies made there before (found by their source tags)
 /// and the account's images there with the copy's name.
 pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region, wanted: &Wanted<'_>) -> Step {
@@ -249,6 +270,32 @@ mod tests {
         image.state = Some(ImageState::parse(state));
         image.creation_date = Some(created.parse().unwrap());
         image
+    }
+
+    #[test]
+    fn copies_are_deprecated_as_asked_and_never_in_the_past() {
+        use super::super::Deprecation;
+        let now: jiff::Timestamp = "2026-11-30T12:00:30Z".parse().unwrap();
+        let later: jiff::Timestamp = "2027-02-28T12:00:00Z".parse().unwrap();
+        let past: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            deprecation_of_copies(Deprecation::AsTheSource, Some(later), now),
+            Some(later)
+        );
+        assert_eq!(deprecation_of_copies(Deprecation::AsTheSource, None, now), None);
+        assert_eq!(deprecation_of_copies(Deprecation::Unset, Some(later), now), None);
+        let in_a_day = deprecation_of_copies(Deprecation::In(jiff::SignedDuration::from_hours(24)), None, now);
+        assert_eq!(
+            in_a_day,
+            Some("2026-12-01T12:01:00Z".parse().unwrap()),
+            "as EC2 keeps it"
+        );
+        // A source deprecated already: EC2 refuses a time gone by, so the next minute.
+        let next_minute = "2026-11-30T12:01:00Z".parse().unwrap();
+        assert_eq!(
+            deprecation_of_copies(Deprecation::AsTheSource, Some(past), now),
+            Some(next_minute)
+        );
     }
 
     #[test]

@@ -274,7 +274,7 @@ async fn follow_up(
     if let (None, Some(lead)) = (&failure, args.deprecate_in) {
         let at = lead.from(ctx.now);
         match ec2.set_deprecation(image_id, Some(at)).await {
-            Ok(()) => result.deprecation_time = Some(at),
+            Ok(()) => result.deprecation_time = Some(crate::types::deprecation_as_kept(at)),
             Err(err) => {
                 failure = Some(Error::Failed(format!(
                     "image {image_id} was created, but its deprecation could not be scheduled ({err}); schedule it with `amictl deprecate {image_id} --in …`"
