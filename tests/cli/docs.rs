@@ -171,16 +171,8 @@ fn cleanup_showing_every_field(env: &TestEnv, instance: &str) -> serde_json::Val
     proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
     env.amictl()
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .args([
-            "cleanup",
-            "--all",
-            "--orphans",
-            "--orphans-older-than",
-            "0s",
-            "--yes",
-            "-o",
-            "json",
-        ])
+        .args(["cleanup", "--all", "--orphans", "--orphans-older-than", "0s"])
+        .args(["--yes", "-o", "json"])
         .run()
         .assert_code(1)
         .json()
