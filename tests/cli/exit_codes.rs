@@ -17,114 +17,19 @@ struct Case<'a> {
     says: &'static str,
 }
 
-#[test]
-#[allow(clippy::too_many_lines)] // one table of cases, read best in one place
-fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
-    let env = TestEnv::new();
-    let instance = env.run_instance(None);
-    let used = env.create_image(&instance, "exit-used", &[]);
-    env.run_instance_from(&used);
-    env.create_image(&instance, "exit-free", &[]);
-    let refused = Proxy::start(&env.endpoint);
-    refused.fail("DescribeImages", Fault::always(Fault::unauthorized()));
-    let no_deregistering = Proxy::start(&env.endpoint);
-    no_deregistering.fail("DeregisterImage", Fault::always(Fault::unauthorized()));
-    // The new image never shows up while the one-second wait polls (after the name check):
-    // EC2's eventual consistency, for longer than the wait.
-    let slow = [Proxy::start(&env.endpoint), Proxy::start(&env.endpoint)];
-    for proxy in &slow {
-        let not_yet = Misbehaviour::Error {
-            status: 400,
-            code: "InvalidAMIID.NotFound".to_owned(),
-            message: "The image id does not exist".to_owned(),
-        };
-        proxy.fail("DescribeImages", Fault::after(1, not_yet));
+/// A row of the table.
+fn case<'a>(what: &'static str, code: i32, says: &'static str, amictl: impl Fn(usize) -> Amictl + 'a) -> Case<'a> {
+    Case {
+        what,
+        amictl: Box::new(amictl),
+        code,
+        says,
     }
-    let through = |proxy: &Proxy| env.amictl().env("AWS_ENDPOINT_URL", proxy.url());
+}
 
-    let cases = vec![
-        Case {
-            what: "describe",
-            amictl: Box::new(|_| env.amictl().args(["describe"])),
-            code: 0,
-            says: "",
-        },
-        Case {
-            what: "describe, refused",
-            amictl: Box::new(|_| through(&refused).args(["describe", "-o", "json"])),
-            code: 1,
-            says: "access denied: DescribeImages",
-        },
-        Case {
-            what: "create --wait, timed out",
-            amictl: Box::new(|run| {
-                through(&slow[run]).args([
-                    "create",
-                    "--instance-id",
-                    &instance,
-                    "--name",
-                    "exit-{timestamp}",
-                    "--no-reboot",
-                    "--wait",
-                    "--wait-timeout",
-                    "1s",
-                ])
-            }),
-            code: 1,
-            says: "gave up waiting for image",
-        },
-        Case {
-            what: "deregister, in use",
-            amictl: Box::new(|_| env.amictl().args(["deregister", &used, "-o", "json"])),
-            code: 1,
-            says: "were not deregistered",
-        },
-        Case {
-            what: "cleanup, a deregistration refused",
-            amictl: Box::new(|_| {
-                env.amictl().env("AWS_ENDPOINT_URL", no_deregistering.url()).args([
-                    "cleanup",
-                    "--name",
-                    "exit-free",
-                    "--yes",
-                ])
-            }),
-            code: 1,
-            says: "step(s) failed",
-        },
-        Case {
-            what: "cleanup --yes, its report printed",
-            amictl: Box::new(|_| env.amictl().args(["cleanup", "--name", "exit-none-*", "--yes"])),
-            code: 0,
-            says: "",
-        },
-        Case {
-            what: "cleanup --dry-run",
-            amictl: Box::new(|_| env.amictl().args(["cleanup", "--all", "--dry-run"])),
-            code: 0,
-            says: "",
-        },
-        Case {
-            what: "permissions show, no such image",
-            amictl: Box::new(|_| env.amictl().args(["permissions", "show", "ami-0123456789abcdef0"])),
-            code: 1,
-            says: "not found",
-        },
-        Case {
-            what: "a usage error",
-            amictl: Box::new(|_| env.amictl().args(["cleanup", "--keep", "two"])),
-            code: 2,
-            says: "--keep",
-        },
-        Case {
-            what: "completions",
-            amictl: Box::new(|_| env.amictl().args(["completions", "bash"])),
-            code: 0,
-            says: "",
-        },
-    ];
-
-    for case in &cases {
+/// Each case, with stdout read and with it closed: the same exit code, the same words.
+fn assert_exit_codes(cases: &[Case<'_>]) {
+    for case in cases {
         let open = (case.amictl)(0).run();
         let closed = (case.amictl)(1).run_with_closed_stdout();
         assert_eq!(open.code, case.code, "{}, stdout read: {}", case.what, open.stderr);
@@ -149,6 +54,77 @@ fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
             closed.stderr
         );
     }
+}
+
+#[test]
+fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let used = env.create_image(&instance, "exit-used", &[]);
+    env.run_instance_from(&used);
+    env.create_image(&instance, "exit-free", &[]);
+    let refused = Proxy::start(&env.endpoint);
+    refused.fail("DescribeImages", Fault::always(Fault::unauthorized()));
+    let no_deregistering = Proxy::start(&env.endpoint);
+    no_deregistering.fail("DeregisterImage", Fault::always(Fault::unauthorized()));
+    // The new image never shows up while the one-second wait polls (after the name check):
+    // EC2's eventual consistency, for longer than the wait.
+    let slow = [Proxy::start(&env.endpoint), Proxy::start(&env.endpoint)];
+    for proxy in &slow {
+        let not_yet = Misbehaviour::Error {
+            status: 400,
+            code: "InvalidAMIID.NotFound".to_owned(),
+            message: "The image id does not exist".to_owned(),
+        };
+        proxy.fail("DescribeImages", Fault::after(1, not_yet));
+    }
+    let through = |proxy: &Proxy| env.amictl().env("AWS_ENDPOINT_URL", proxy.url());
+
+    let cases = vec![
+        case("describe", 0, "", |_| env.amictl().args(["describe"])),
+        case("describe, refused", 1, "access denied: DescribeImages", |_| {
+            through(&refused).args(["describe", "-o", "json"])
+        }),
+        case("create --wait, timed out", 1, "gave up waiting for image", |run| {
+            through(&slow[run]).args([
+                "create",
+                "--instance-id",
+                &instance,
+                "--name",
+                "exit-{timestamp}",
+                "--no-reboot",
+                "--wait",
+                "--wait-timeout",
+                "1s",
+            ])
+        }),
+        case("deregister, in use", 1, "were not deregistered", |_| {
+            env.amictl().args(["deregister", &used, "-o", "json"])
+        }),
+        case("cleanup, a deregistration refused", 1, "step(s) failed", |_| {
+            env.amictl().env("AWS_ENDPOINT_URL", no_deregistering.url()).args([
+                "cleanup",
+                "--name",
+                "exit-free",
+                "--yes",
+            ])
+        }),
+        case("cleanup --yes, its report printed", 0, "", |_| {
+            env.amictl().args(["cleanup", "--name", "exit-none-*", "--yes"])
+        }),
+        case("cleanup --dry-run", 0, "", |_| {
+            env.amictl().args(["cleanup", "--all", "--dry-run"])
+        }),
+        case("permissions show, no such image", 1, "not found", |_| {
+            env.amictl().args(["permissions", "show", "ami-0123456789abcdef0"])
+        }),
+        case("a usage error", 2, "--keep", |_| {
+            env.amictl().args(["cleanup", "--keep", "two"])
+        }),
+        case("completions", 0, "", |_| env.amictl().args(["completions", "bash"])),
+    ];
+
+    assert_exit_codes(&cases);
 }
 
 #[test]
