@@ -10,7 +10,8 @@ use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
     AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, KmsKey,
-    NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, RoleName, Shard, Tag,
+    LaunchTemplateRef, NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, RoleName, Shard,
+    Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -116,6 +117,18 @@ pub enum Command {
         amictl -o json copy ami-0123456789abcdef0 --to-regions eu-west-1,us-west-2 | jq -r '.[] | \"\\(.region) \\(.image_id)\"'"
     )]
     Copy(CopyArgs),
+
+    /// Publish an image to what launches it: a new default version of each launch template
+    #[command(
+        after_help = "Each launch template gets a new version made from its default version with only the image \
+        changed (CreateLaunchTemplateVersion with SourceVersion), which becomes the default unless --no-default. \
+        A template whose default version names the image already gets nothing, so a re-run changes nothing. \
+        Works in --region, where the image is.\n\n\
+        Examples:\n  \
+        amictl publish ami-0123456789abcdef0 --launch-template web --dry-run\n  \
+        amictl publish ami-0123456789abcdef0 --launch-template web --launch-template lt-0123456789abcdef0"
+    )]
+    Publish(PublishArgs),
 
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
@@ -427,6 +440,25 @@ pub struct EncryptArgs {
     /// The KMS key to encrypt with: KEY for every region, or REGION=KEY (repeatable); key ID, alias/NAME or ARN
     #[arg(long = "kms-key-id", value_name = "[REGION=]KEY", requires = "encrypt")]
     pub kms_key_ids: Vec<KmsKey>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The image to publish (ami-…), in --region; it must be available
+    #[arg(value_name = "IMAGE_ID")]
+    pub image_id: ImageId,
+
+    /// A launch template to give a version naming the image: its name or ID (repeatable)
+    #[arg(long = "launch-template", value_name = "NAME|ID", required = true)]
+    pub launch_templates: Vec<LaunchTemplateRef>,
+
+    /// Leave each template's default version as it is (the new version is only the latest)
+    #[arg(long)]
+    pub no_default: bool,
+
+    /// Read the templates and say what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Tags for new images and their snapshots (create, copy).

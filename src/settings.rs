@@ -18,7 +18,7 @@ use crate::cli::{
 use crate::commands::accounts::AccountsAsked;
 use crate::commands::stages::StageChange;
 use crate::commands::{
-    Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions,
+    Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions, publish,
 };
 use crate::ec2::{ConnectOptions, Grants, ImageQuery};
 use crate::error::Error;
@@ -45,6 +45,12 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         Command::Copy(args) => Run::Copy(Box::new(copy_request(args)?)),
         Command::Describe(args) => Run::Describe(Box::new(describe_settings(args, &mut warnings)?)),
         Command::Permissions(command) => Run::Permissions(permissions_request(command)?),
+        Command::Publish(args) => Run::Publish(publish::Settings {
+            image: args.image_id,
+            templates: crate::types::each_once(args.launch_templates),
+            set_default: !args.no_default,
+            dry_run: args.dry_run,
+        }),
         Command::Deregister(args) => Run::Remove(deregister::Settings {
             image_ids: args.images.image_ids,
             policy: Policy {

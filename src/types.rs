@@ -362,6 +362,47 @@ impl FromStr for RoleName {
     }
 }
 
+/// `--launch-template`: a launch template by ID (`lt-` and 8 or 17 hex digits) or by name (3 to
+/// 128 letters, digits and `( ) . - / _`, as the API reference's pattern for
+/// `LaunchTemplateName` says).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LaunchTemplateRef {
+    Id(String),
+    Name(String),
+}
+
+impl FromStr for LaunchTemplateRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(hex) = s.strip_prefix("lt-")
+            && (hex.len() == 8 || hex.len() == 17)
+            && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Ok(LaunchTemplateRef::Id(s.to_owned()));
+        }
+        let named =
+            (3..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "().-/_".contains(c));
+        if named {
+            Ok(LaunchTemplateRef::Name(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not a launch template: expected its ID (lt-…) or its name (3 to 128 letters, digits and ( ) . - / _)",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+impl fmt::Display for LaunchTemplateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchTemplateRef::Id(id) => f.write_str(id),
+            LaunchTemplateRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// `--shard I/N`: the I-th of N parts of the accounts, by account ID, so that N jobs of a CI
 /// matrix cover every account exactly once, whatever order the accounts are listed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1104,6 +1145,17 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_launch_template_is_named_by_its_id_or_a_name_ec2_takes() {
+        let id: LaunchTemplateRef = "lt-0123456789abcdef0".parse().unwrap();
+        assert_eq!(id, LaunchTemplateRef::Id("lt-0123456789abcdef0".to_owned()));
+        let name: LaunchTemplateRef = "web/prod_(v2).x".parse().unwrap();
+        assert_eq!(name, LaunchTemplateRef::Name("web/prod_(v2).x".to_owned()));
+        for bad in ["", "ab", "web template", "web!", &"x".repeat(129)] {
+            assert!(bad.parse::<LaunchTemplateRef>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_deprecation_time_is_to_come_and_within_ten_years() {

@@ -25,6 +25,9 @@ fuzz_target!(|input: &str| {
         let _ = glob.as_api_filter();
     }
     let _ = input.parse::<Region>();
+    if let Ok(template) = input.parse::<LaunchTemplateRef>() {
+        assert_eq!(template.to_string(), input);
+    }
     let _ = input.parse::<EndpointUrl>();
     if let Ok(price) = input.parse::<Price>() {
         assert!(price.0.is_finite() && price.0 >= 0.0);

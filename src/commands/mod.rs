@@ -13,6 +13,7 @@ pub mod describe;
 mod local;
 pub mod permissions;
 mod plan_view;
+pub mod publish;
 pub mod stages;
 
 use futures::StreamExt;
@@ -59,6 +60,7 @@ pub enum Run {
     Copy(Box<copy::Request>),
     Describe(Box<describe::Settings>),
     Permissions(permissions::Request),
+    Publish(publish::Settings),
     /// `deregister` and `disable`: exactly the named images.
     Remove(deregister::Settings),
     Cleanup(Box<cleanup::Settings>),
@@ -184,6 +186,7 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
             with_unreached(describe::run(&contexts, *settings).await, &unreached, printer)
         }
         Run::Permissions(request) => permissions::run(&connect.one(None).await?, request).await,
+        Run::Publish(settings) => publish::run(&connect.one(None).await?, &settings).await,
         Run::Stage { image_ids, change } => stages::run(&connect.one(None).await?, &image_ids, change).await,
         Run::Restore(image_ids) => stages::restore(&connect.one(None).await?, &image_ids).await,
     }

@@ -29,6 +29,7 @@ mod metadata;
 pub mod mock;
 mod pace;
 mod permissions;
+mod publish;
 mod retry;
 mod snapshots;
 mod stages;
@@ -52,6 +53,7 @@ pub use create::{CreatedImage, Creation, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
+pub use publish::TemplateVersion;
 pub use snapshots::SnapshotDeletion;
 pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 

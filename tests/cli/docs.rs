@@ -82,6 +82,21 @@ fn copied() -> Value {
         .json()
 }
 
+/// A publish to one template that works and one that doesn't: every field.
+fn published() -> Value {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let old = env.create_image(&instance, "doc-7", &[]);
+    let new = env.create_image(&instance, "doc-8", &[]);
+    env.create_launch_template("doc-pub", &old);
+    env.amictl()
+        .args(["-o", "json", "publish", &new, "--launch-template", "doc-pub"])
+        .args(["--launch-template", "doc-gone"])
+        .run()
+        .assert_code(1)
+        .json()
+}
+
 #[test]
 fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
     let docs = documented();
@@ -140,6 +155,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         ("permissions", vec![shown]),
         ("deprecate", vec![staged]),
         ("deregister", vec![deregistered, cleaned]),
+        ("publish", vec![published()]),
     ] {
         let documented = docs
             .get(section)

@@ -16,6 +16,7 @@ mod global;
 mod org;
 mod permissions;
 mod policy;
+mod publish;
 mod recycle_bin;
 mod regions;
 mod reliability;

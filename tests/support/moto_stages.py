@@ -27,6 +27,9 @@ documents each action:
   RestoreImageFromRecycleBin an image, but only while its snapshot exists outside the bin: AWS's
   Recycle Bin guide says an AMI whose snapshots were deleted can't be recovered (the guide names
   no error code; this server answers `InvalidSnapshot.NotFound`).
+- CreateLaunchTemplateVersion (moto's) also takes SourceVersion: the new version inherits the
+  source version's launch template data, except what LaunchTemplateData names (moto keeps only
+  the data sent, where EC2 inherits the rest).
 
 Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 """
@@ -41,6 +44,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import amis as ami_models
 from moto.ec2.models import instances as instance_models
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.launch_templates import LaunchTemplates
 
 COOLDOWN = datetime.timedelta(hours=24)
 COPY_SECONDS = 1
@@ -123,6 +127,40 @@ AmisResponse.enable_image_deprecation = enable_image_deprecation
 AmisResponse.disable_image_deprecation = disable_image_deprecation
 AmisResponse.enable_image_deregistration_protection = enable_image_deregistration_protection
 AmisResponse.disable_image_deregistration_protection = disable_image_deregistration_protection
+
+
+_moto_create_launch_template_version = LaunchTemplates.create_launch_template_version
+
+
+def create_launch_template_version(self):
+    """SourceVersion, as the API reference documents it: the source version's data, with what
+    LaunchTemplateData names taking its place."""
+    source = self._get_param("SourceVersion")
+    if not source:
+        return _moto_create_launch_template_version(self)
+    name = self._get_param("LaunchTemplateName")
+    template_id = self._get_param("LaunchTemplateId")
+    if template_id:
+        template = self.ec2_backend.get_launch_template(template_id)
+    else:
+        template = self.ec2_backend.get_launch_template_by_name(name)
+    inherited = dict(template.get_version(source).data)
+    inherited.update(self._get_param("LaunchTemplateData", {}))
+    original = self._get_param
+
+    def with_inherited(key, *default, **kwargs):
+        if key == "LaunchTemplateData":
+            return inherited
+        return original(key, *default, **kwargs)
+
+    self._get_param = with_inherited
+    try:
+        return _moto_create_launch_template_version(self)
+    finally:
+        self._get_param = original
+
+
+LaunchTemplates.create_launch_template_version = create_launch_template_version
 
 backend_class = ami_models.AmiBackend
 moto_deregister = backend_class.deregister_image
