@@ -192,6 +192,25 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
     }
 }
 
+/// What a command does with an image needs it available (EC2 copies, and templates launch,
+/// available images only): else the run fails saying what it is, and to wait for a pending one.
+fn require_available(image: &crate::model::Image, only: &str, verb: &str) -> Result<(), Error> {
+    let state = image.state.as_ref();
+    if state.is_some_and(ImageState::is_launchable) {
+        return Ok(());
+    }
+    let wait = if state.is_some_and(ImageState::is_transient) {
+        format!(": wait for it (`amictl describe` shows its state), then {verb}")
+    } else {
+        String::new()
+    };
+    Err(Error::Failed(format!(
+        "image {} is {}; {only}{wait}",
+        image.image_id,
+        state.map_or("in an unknown state", ImageState::as_str)
+    )))
+}
+
 /// A look during a wait, as progress shows it: the state (a log line when it changes) and
 /// the message.
 fn waiting_text<'a>(id: &ImageId, look: Look<'a>, since: std::time::Duration) -> (&'a str, String) {

@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::Context;
 use crate::ec2::TemplateVersion;
 use crate::error::Error;
-use crate::model::ImageState;
 use crate::output::{Printer, Render};
 use crate::types::{ImageId, LaunchTemplateRef};
 
@@ -54,14 +53,7 @@ pub async fn run(ctx: &Context<'_>, settings: &Settings) -> anyhow::Result<()> {
         what: format!("image {}", settings.image),
         region: ctx.ec2.region().to_string(),
     })?;
-    if !image.state.as_ref().is_some_and(ImageState::is_launchable) {
-        return Err(Error::Failed(format!(
-            "image {} is {}: publish an available image",
-            image.image_id,
-            image.state.as_ref().map_or("in an unknown state", ImageState::as_str)
-        ))
-        .into());
-    }
+    super::require_available(&image, "only an available image can be published", "publish")?;
     let mut rows = Vec::new();
     for template in &settings.templates {
         rows.push(publish_to(ctx, settings, template).await);

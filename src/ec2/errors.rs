@@ -81,6 +81,18 @@ impl Ec2 {
 /// How a request that ran out of time is described.
 pub(super) const NO_ANSWER_IN_TIME: &str = "no answer in time";
 
+/// The error codes with which EC2 says a launch template doesn't exist (or can't, by its ID).
+pub(super) fn launch_template_gone(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "InvalidLaunchTemplateId.NotFound"
+                | "InvalidLaunchTemplateName.NotFoundException"
+                | "InvalidLaunchTemplateId.Malformed"
+        )
+    )
+}
+
 fn credentials_message(err: &CredentialsError) -> String {
     match err {
         CredentialsError::CredentialsNotLoaded(_) => "no AWS credentials found: set AWS_ACCESS_KEY_ID and \

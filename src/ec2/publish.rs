@@ -4,6 +4,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::RequestLaunchTemplateData;
 
 use super::Ec2;
+use super::errors::launch_template_gone;
 use crate::error::Error;
 use crate::types::{ImageId, LaunchTemplateRef};
 
@@ -32,20 +33,13 @@ impl Ec2 {
             LaunchTemplateRef::Id(id) => request.launch_template_id(id),
             LaunchTemplateRef::Name(name) => request.launch_template_name(name),
         };
+        let missing = || Error::NotFound {
+            what: format!("launch template {template}"),
+            region: self.region.to_string(),
+        };
         let output = request.send().await.map_err(|err| {
-            let gone = matches!(
-                err.code(),
-                Some(
-                    "InvalidLaunchTemplateId.NotFound"
-                        | "InvalidLaunchTemplateName.NotFoundException"
-                        | "InvalidLaunchTemplateId.Malformed"
-                )
-            );
-            if gone {
-                Error::NotFound {
-                    what: format!("launch template {template}"),
-                    region: self.region.to_string(),
-                }
+            if launch_template_gone(err.code()) {
+                missing()
             } else {
                 self.error("DescribeLaunchTemplateVersions", &err)
             }
@@ -63,10 +57,6 @@ impl Ec2 {
                 (version.default_version() == Some(true), described)
             })
             .collect();
-        let missing = || Error::NotFound {
-            what: format!("launch template {template}"),
-            region: self.region.to_string(),
-        };
         let default = (versions.iter().find(|(default, _)| *default))
             .ok_or_else(missing)?
             .1

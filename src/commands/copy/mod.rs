@@ -322,7 +322,7 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         what: format!("image {}", request.source),
         region: ec2.region().to_string(),
     })?;
-    check_copyable(&source)?;
+    super::require_available(&source, "EC2 copies available images only", "copy")?;
     let name = copy_name(request, &source, home.now)?;
     let grants = if request.copy_permissions == CopyPermissions::No {
         None
@@ -359,23 +359,6 @@ async fn prepare<'a>(home: &Context<'_>, request: &'a Request) -> Result<Job<'a>
         grants,
         regions,
     })
-}
-
-/// EC2 copies available images only.
-fn check_copyable(source: &Image) -> Result<(), Error> {
-    if source.state.as_ref().is_some_and(ImageState::is_launchable) {
-        return Ok(());
-    }
-    Err(Error::Failed(format!(
-        "image {} is {}; EC2 copies available images only{}",
-        source.image_id,
-        source.state.as_ref().map_or("in an unknown state", ImageState::as_str),
-        if source.state.as_ref().is_some_and(ImageState::is_transient) {
-            ": wait for it (`amictl describe` shows its state), then copy"
-        } else {
-            ""
-        }
-    )))
 }
 
 /// The copies' name: `--name` filled in, else the source's.

@@ -7,6 +7,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use futures::StreamExt;
 
 use super::super::Ec2;
+use super::super::errors::launch_template_gone;
 use crate::error::Error;
 
 /// Templates whose pinned versions are read at once.
@@ -231,11 +232,7 @@ impl Ec2 {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| match err.code() {
                 Some("InvalidLaunchTemplateId.VersionNotFound") => Gone::Version,
-                Some(
-                    "InvalidLaunchTemplateId.NotFound"
-                    | "InvalidLaunchTemplateName.NotFoundException"
-                    | "InvalidLaunchTemplateId.Malformed",
-                ) => Gone::Template,
+                code if launch_template_gone(code) => Gone::Template,
                 _ => Gone::Other(self.error("DescribeLaunchTemplateVersions", &err)),
             })?;
             versions.extend(page.launch_template_versions().iter().map(Version::from_sdk));
