@@ -10,8 +10,8 @@ use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
     AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, KmsKey,
-    LaunchTemplateRef, NameGlob, NameTemplate, OrgArn, OuArn, Owner, Price, Rate, Region, RoleArn, RoleName, Shard,
-    Tag,
+    LaunchTemplateRef, NameGlob, NameTemplate, OrgArn, OuArn, Owner, ParameterLabel, ParameterName, Price, Rate,
+    Region, RoleArn, RoleName, Shard, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -118,14 +118,18 @@ pub enum Command {
     )]
     Copy(CopyArgs),
 
-    /// Publish an image to what launches it: a new default version of each launch template
+    /// Publish an image to what launches it: SSM parameters and launch templates, in each region
     #[command(
-        after_help = "Each launch template gets a new version made from its default version with only the image \
-        changed (CreateLaunchTemplateVersion with SourceVersion), which becomes the default unless --no-default. \
-        A template whose default version names the image already gets nothing, so a re-run changes nothing. \
-        Works in --region, where the image is.\n\n\
+        after_help = "An SSM parameter gets the image ID as a new version of data type aws:ec2:image (made if missing); \
+        SSM checks such a value after PutParameter answers, so amictl reads the parameter back and says if SSM \
+        refused it. --label moves a label such as prod to that version. A launch template gets a new version made \
+        from its default version with only the image changed, which becomes the default unless --no-default. What \
+        names the image already gets nothing, so a re-run changes nothing. Each row lists who launches through the \
+        template or parameter (templates, Auto Scaling groups, fleets) and whether they follow the change or stay \
+        (a pinned version or label). With --regions, each region gets its copy of the image (made by amictl copy).\n\n\
         Examples:\n  \
-        amictl publish ami-0123456789abcdef0 --launch-template web --dry-run\n  \
+        amictl publish ami-0123456789abcdef0 --ssm-parameter /golden/web --dry-run\n  \
+        amictl publish ami-0123456789abcdef0 --ssm-parameter /golden/web --label prod --regions us-east-1,eu-west-1\n  \
         amictl publish ami-0123456789abcdef0 --launch-template web --launch-template lt-0123456789abcdef0"
     )]
     Publish(PublishArgs),
@@ -339,6 +343,9 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub waiting: WaitArgs,
 
+    #[command(flatten)]
+    pub publish: PublishToArgs,
+
     /// Ask EC2 whether the image could be created, without creating it
     #[arg(long)]
     pub dry_run: bool,
@@ -401,6 +408,9 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub waiting: WaitArgs,
 
+    #[command(flatten)]
+    pub publish: PublishToArgs,
+
     /// Ask EC2 (DryRun) whether each copy could be made; copy nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -443,22 +453,42 @@ pub struct EncryptArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("publish_to").required(true).multiple(true).args(["ssm_parameters", "launch_templates"]))]
 pub struct PublishArgs {
     /// The image to publish (ami-…), in --region; it must be available
     #[arg(value_name = "IMAGE_ID")]
     pub image_id: ImageId,
 
-    /// A launch template to give a version naming the image: its name or ID (repeatable)
-    #[arg(long = "launch-template", value_name = "NAME|ID", required = true)]
+    #[command(flatten)]
+    pub to: PublishToArgs,
+
+    /// Publish in these regions, comma-separated, each its copy of the image (found by the tags `amictl copy` gives copies) [default: --region]
+    #[arg(long, value_name = "REGION,…", value_delimiter = ',')]
+    pub regions: Vec<Region>,
+
+    /// Read the templates and parameters and say what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What an image is published to (publish, and create and copy once their images are available).
+#[derive(Debug, Args)]
+pub struct PublishToArgs {
+    /// An SSM parameter to hold the image ID, data type aws:ec2:image: made if missing, a new version otherwise (repeatable)
+    #[arg(long = "ssm-parameter", value_name = "NAME")]
+    pub ssm_parameters: Vec<ParameterName>,
+
+    /// Move this label (e.g. prod) to each parameter's new version
+    #[arg(long, value_name = "LABEL", requires = "ssm_parameters")]
+    pub label: Option<ParameterLabel>,
+
+    /// A launch template to give a new version naming the image, made its default: its name or ID (repeatable)
+    #[arg(long = "launch-template", value_name = "NAME|ID")]
     pub launch_templates: Vec<LaunchTemplateRef>,
 
     /// Leave each template's default version as it is (the new version is only the latest)
-    #[arg(long)]
+    #[arg(long, requires = "launch_templates")]
     pub no_default: bool,
-
-    /// Read the templates and say what would change; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 /// Tags for new images and their snapshots (create, copy).

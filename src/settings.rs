@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::cli::{
     CleanupArgs, Cli, Command, CopyArgs, CreateArgs, DescribeArgs, ExecutionArgs, GlobalArgs, PermissionsChange,
-    PermissionsCommand, PolicyCommand, RemovalArgs, ScopeArgs, WaitArgs,
+    PermissionsCommand, PolicyCommand, PublishToArgs, RemovalArgs, ScopeArgs, WaitArgs,
 };
 use crate::commands::accounts::AccountsAsked;
 use crate::commands::stages::StageChange;
@@ -47,9 +47,8 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         Command::Permissions(command) => Run::Permissions(permissions_request(command)?),
         Command::Publish(args) => Run::Publish(publish::Settings {
             image: args.image_id,
-            templates: crate::types::each_once(args.launch_templates),
-            set_default: !args.no_default,
-            dry_run: args.dry_run,
+            regions: crate::types::each_once(args.regions),
+            request: publish_request(args.to, args.dry_run),
         }),
         Command::Deregister(args) => Run::Remove(deregister::Settings {
             image_ids: args.images.image_ids,
@@ -185,6 +184,18 @@ fn removal_policy(args: &RemovalArgs) -> Policy {
     }
 }
 
+/// What to publish to, each named once.
+fn publish_request(args: PublishToArgs, dry_run: bool) -> publish::Request {
+    publish::Request {
+        templates: crate::types::each_once(args.launch_templates),
+        parameters: crate::types::each_once(args.ssm_parameters),
+        label: args.label,
+        set_default: !args.no_default,
+        dry_run,
+        settle: crate::ec2::SettleWait::default(),
+    }
+}
+
 fn create_settings(args: CreateArgs) -> Result<create::Settings, Error> {
     Tag::check_writable(args.tagging.tags.iter().chain(&args.tagging.snapshot_tags)).map_err(Error::Usage)?;
     if let Some(p) = args.name.as_ref().and_then(|name| {
@@ -210,6 +221,7 @@ fn create_settings(args: CreateArgs) -> Result<create::Settings, Error> {
         copy_to_regions: args.copy_to_regions,
         deprecate_in: args.deprecate_in,
         waiting: waiting(&args.waiting),
+        publish: publish_request(args.publish, args.dry_run),
         dry_run: args.dry_run,
     })
 }
@@ -257,6 +269,7 @@ fn copy_request(args: CopyArgs) -> Result<copy::Request, Error> {
             (None, false) => copy::Deprecation::AsTheSource,
         },
         waiting: waiting(waiting_args),
+        publish: publish_request(args.publish, args.dry_run),
         dry_run: args.dry_run,
     })
 }

@@ -403,6 +403,95 @@ impl fmt::Display for LaunchTemplateRef {
     }
 }
 
+/// An SSM parameter's name as PutParameter takes it (the API reference's naming constraints):
+/// letters, digits and `_ . -`, with `/` between the levels of a hierarchy (then it starts
+/// with `/`), at most 15 levels and 1011 characters, not an ARN, and not starting with `aws`
+/// or `ssm` (any case).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ParameterName(String);
+
+impl ParameterName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ParameterName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| Err(format!("'{}' is not an SSM parameter name: {why}", shorten(s)));
+        if s.starts_with("arn:") {
+            return bad("name the parameter, not its ARN (PutParameter takes names only)");
+        }
+        if s.is_empty() || s.len() > 1011 {
+            return bad("a name has 1 to 1011 characters");
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c))) {
+            return bad(&format!("'{c}' is not allowed (letters, digits, _ . - and / only)"));
+        }
+        let levels: Vec<&str> = s.strip_prefix('/').unwrap_or(s).split('/').collect();
+        if s.contains('/') && !s.starts_with('/') {
+            return bad("a name in a hierarchy starts with / (e.g. /golden/web)");
+        }
+        if levels.iter().any(|level| level.is_empty()) {
+            return bad("a level of the hierarchy is empty");
+        }
+        if levels.len() > 15 {
+            return bad("a hierarchy has at most 15 levels");
+        }
+        let first = levels[0].to_ascii_lowercase();
+        if first.starts_with("aws") || first.starts_with("ssm") {
+            return bad("names starting with aws or ssm are reserved");
+        }
+        Ok(ParameterName(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ParameterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A parameter version's label (`--label prod`), as LabelParameterVersion takes it: 1 to 100
+/// letters, digits and `. - _`, not starting with a digit, `aws` or `ssm` (any case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ParameterLabel(String);
+
+impl ParameterLabel {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ParameterLabel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        let fine = (1..=100).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && !lower.starts_with("aws")
+            && !lower.starts_with("ssm");
+        if fine {
+            Ok(ParameterLabel(s.to_owned()))
+        } else {
+            Err(format!(
+                "'{}' is not a parameter label: 1 to 100 letters, digits and . - _, not starting with a digit, aws or ssm",
+                shorten(s)
+            ))
+        }
+    }
+}
+
+impl fmt::Display for ParameterLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `--shard I/N`: the I-th of N parts of the accounts, by account ID, so that N jobs of a CI
 /// matrix cover every account exactly once, whatever order the accounts are listed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1154,6 +1243,37 @@ mod tests {
         assert_eq!(name, LaunchTemplateRef::Name("web/prod_(v2).x".to_owned()));
         for bad in ["", "ab", "web template", "web!", &"x".repeat(129)] {
             assert!(bad.parse::<LaunchTemplateRef>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_parameter_name_is_one_ssm_would_take() {
+        for good in ["/golden/web", "golden-web", "/a/b.c/d_e-f", "/x/aws"] {
+            assert_eq!(good.parse::<ParameterName>().unwrap().as_str(), good);
+        }
+        let deep = format!("/{}", ["l"; 16].join("/"));
+        for (bad, why) in [
+            ("", "1 to 1011"),
+            ("golden/web", "starts with /"),
+            ("/golden//web", "empty"),
+            ("/golden/web/", "empty"),
+            ("/golden web", "' ' is not allowed"),
+            ("/aws/service/ami", "reserved"),
+            ("SSM-thing", "reserved"),
+            ("arn:aws:ssm:eu-west-1:123456789012:parameter/golden", "ARN"),
+            (&deep, "15 levels"),
+        ] {
+            let err = bad.parse::<ParameterName>().unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_label_is_one_ssm_would_take() {
+        assert_eq!("prod".parse::<ParameterLabel>().unwrap().as_str(), "prod");
+        assert!("release-2.1_b".parse::<ParameterLabel>().is_ok());
+        for bad in ["", "1st", "AWS-x", "ssm", "pro d", "p/q", &"x".repeat(101)] {
+            assert!(bad.parse::<ParameterLabel>().is_err(), "{bad:?}");
         }
     }
 

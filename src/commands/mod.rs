@@ -186,7 +186,7 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
             with_unreached(describe::run(&contexts, *settings).await, &unreached, printer)
         }
         Run::Permissions(request) => permissions::run(&connect.one(None).await?, request).await,
-        Run::Publish(settings) => publish::run(&connect.one(None).await?, &settings).await,
+        Run::Publish(settings) => publish::run(&connect.reach(None).await?, &settings).await,
         Run::Stage { image_ids, change } => stages::run(&connect.one(None).await?, &image_ids, change).await,
         Run::Restore(image_ids) => stages::restore(&connect.one(None).await?, &image_ids).await,
     }

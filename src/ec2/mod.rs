@@ -53,8 +53,9 @@ pub use create::{CreatedImage, Creation, ImageSpec};
 pub use images::{Deregistered, ImageQuery};
 pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
-pub use publish::TemplateVersion;
+pub use publish::{IMAGE_DATA_TYPE, ParameterNow, SettleWait, Settled, TemplateVersion};
 pub use snapshots::SnapshotDeletion;
+pub use usage::{LaunchPaths, TemplatePin};
 pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 
 use crate::error::Error;

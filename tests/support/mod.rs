@@ -545,21 +545,51 @@ impl TestEnv {
         });
     }
 
-    /// An SSM parameter of data type `aws:ec2:image` holding the image ID.
+    /// An SSM parameter of data type `aws:ec2:image` holding the image ID, once it reads back
+    /// (the test server, as SSM, shows it only after checking the image).
     pub fn put_image_parameter(&self, name: &str, image_id: &str) {
         let client = self.ssm();
         let (name, image_id) = (name.to_owned(), image_id.to_owned());
         block_on(async move {
             client
                 .put_parameter()
-                .name(name)
-                .value(image_id)
+                .name(&name)
+                .value(&image_id)
                 .r#type(aws_sdk_ssm::types::ParameterType::String)
                 .data_type("aws:ec2:image")
+                .overwrite(true)
                 .send()
                 .await
                 .expect("PutParameter");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let read = client.get_parameter().name(&name).send().await;
+                if read
+                    .ok()
+                    .and_then(|r| r.parameter()?.value().map(str::to_owned))
+                    .as_deref()
+                    == Some(&image_id)
+                {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "SSM never took {image_id} into {name}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         });
+    }
+
+    /// The parameter's value and version, as GetParameter reads `NAME` (or `NAME:LABEL`).
+    pub fn parameter(&self, name: &str) -> Option<(String, i64)> {
+        let client = self.ssm();
+        let name = name.to_owned();
+        block_on(async move {
+            let output = client.get_parameter().name(name).send().await.ok()?;
+            let parameter = output.parameter()?;
+            Some((parameter.value()?.to_owned(), parameter.version()))
+        })
     }
 
     /// Disables an image (DisableImage): it stays, but can't be launched or listed by default.

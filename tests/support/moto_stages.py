@@ -30,6 +30,13 @@ documents each action:
 - CreateLaunchTemplateVersion (moto's) also takes SourceVersion: the new version inherits the
   source version's launch template data, except what LaunchTemplateData names (moto keeps only
   the data sent, where EC2 inherits the rest).
+- SSM parameters of data type `aws:ec2:image` are checked after PutParameter answers, as SSM
+  documents: PutParameter answers the version it will be at once; the version shows in
+  GetParameter(s) only VALIDATION_SECONDS later, and only if the value is an image available
+  in the account and region then (otherwise it is dropped, with no error). A parameter can't
+  change to or from that data type (ValidationException).
+- GetParameters and GetParameter answer `NAME:VERSION` and `NAME:LABEL` with the `Selector`
+  SSM sends (moto leaves it out).
 
 Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 """
@@ -37,6 +44,7 @@ Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 import datetime
 import json
 import sys
+import threading
 import urllib.parse
 
 from moto.core.responses import ActionResult
@@ -45,10 +53,14 @@ from moto.ec2.models import amis as ami_models
 from moto.ec2.models import instances as instance_models
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.launch_templates import LaunchTemplates
+from moto.ssm.exceptions import ValidationException
+from moto.ssm.responses import SimpleSystemManagerResponse
 
 COOLDOWN = datetime.timedelta(hours=24)
 COPY_SECONDS = 1
 COPY_SECONDS_TAG = "amictl-test:copy-seconds"
+IMAGE_DATA_TYPE = "aws:ec2:image"
+VALIDATION_SECONDS = 0.5
 
 
 def now():
@@ -417,6 +429,77 @@ AmisResponse.list_images_in_recycle_bin = list_images_in_recycle_bin
 AmisResponse.list_snapshots_in_recycle_bin = list_snapshots_in_recycle_bin
 AmisResponse.restore_snapshot_from_recycle_bin = restore_snapshot_from_recycle_bin
 AmisResponse.restore_image_from_recycle_bin = restore_image_from_recycle_bin
+
+
+moto_put_parameter = SimpleSystemManagerResponse.put_parameter
+moto_get_parameter = SimpleSystemManagerResponse.get_parameter
+
+
+def image_available(account, region, image_id):
+    from moto.ec2.models import ec2_backends
+
+    ami = ec2_backends[account][region].amis.get(image_id)
+    return ami is not None and getattr(ami, "state", "available") == "available"
+
+
+def put_parameter(self):
+    """aws:ec2:image values are checked after the answer: the new version is held back, shown
+    VALIDATION_SECONDS later if the image is available then, dropped otherwise."""
+    name = self._get_param("Name")
+    data_type = self._get_param("DataType") or "text"
+    versions = self.ssm_backend._parameters.get(name) or []
+    if versions and (versions[-1].data_type == IMAGE_DATA_TYPE) != (data_type == IMAGE_DATA_TYPE):
+        raise ValidationException(
+            f"The parameter {name} is of data type {versions[-1].data_type}; "
+            f"a parameter can't be changed to or from {IMAGE_DATA_TYPE}."
+        )
+    answer = moto_put_parameter(self)
+    if data_type != IMAGE_DATA_TYPE:
+        return answer
+    held = self.ssm_backend._parameters[name].pop()
+    account, region = self.current_account, self.region
+
+    def check():
+        if image_available(account, region, held.value):
+            self.ssm_backend._parameters[name].append(held)
+            self.ssm_backend._parameters[name].sort(key=lambda p: p.version)
+
+    timer = threading.Timer(VALIDATION_SECONDS, check)
+    timer.daemon = True
+    timer.start()
+    return answer
+
+
+def selector(asked):
+    """`:VERSION` or `:LABEL` of a name (or ARN) as asked, or None."""
+    bare = asked.split(":parameter", 1)[-1] if asked.startswith("arn:") else asked
+    return ":" + bare.split(":", 1)[1] if ":" in bare else None
+
+
+def get_parameters(self):
+    names = self._get_param("Names")
+    with_decryption = self._get_param("WithDecryption")
+    found = self.ssm_backend.get_parameters(names)
+    response = {"Parameters": [], "InvalidParameters": [n for n in names if n not in found]}
+    for asked, parameter in found.items():
+        answer = parameter.response_object(with_decryption, self.region)
+        if selector(asked):
+            answer["Selector"] = selector(asked)
+        response["Parameters"].append(answer)
+    return ActionResult(response)
+
+
+def get_parameter(self):
+    answer = moto_get_parameter(self)
+    asked = self._get_param("Name")
+    if selector(asked):
+        answer.result["Parameter"]["Selector"] = selector(asked)
+    return answer
+
+
+SimpleSystemManagerResponse.put_parameter = put_parameter
+SimpleSystemManagerResponse.get_parameters = get_parameters
+SimpleSystemManagerResponse.get_parameter = get_parameter
 
 
 def control(environ, start_response):

@@ -15,6 +15,7 @@ use std::time::Duration;
 use comfy_table::{Color, Table};
 use serde::Serialize;
 
+use super::publish::{self, Published};
 use super::{Context, Reach, Waiting};
 use crate::ec2::{CopySpec, Ec2, Ending, Grants, RegionInfo, WaitPolicy};
 use crate::error::Error;
@@ -50,6 +51,8 @@ pub struct Request {
     pub deprecation: Deprecation,
     /// Wait for every copy to be available.
     pub waiting: Waiting,
+    /// What each copy is published to once it is available.
+    pub publish: super::publish::Request,
     pub dry_run: bool,
 }
 
@@ -98,13 +101,14 @@ impl Request {
             kms_keys: Vec::new(),
             deprecation: Deprecation::AsTheSource,
             waiting,
+            publish: super::publish::Request::default(),
             dry_run: false,
         }
     }
 
     /// Copies wait for availability with `--wait`, and before being given launch permissions.
     fn waits(&self) -> bool {
-        self.waiting.wait || self.copy_permissions != CopyPermissions::No
+        self.waiting.wait || self.copy_permissions != CopyPermissions::No || !self.publish.is_empty()
     }
 }
 
@@ -145,6 +149,8 @@ pub struct CopyRow {
     pub existing: bool,
     /// Why this region failed; `None` when it did not.
     pub error: Option<String>,
+    /// What the copy was published to (`--ssm-parameter`, `--launch-template`).
+    pub published: Vec<Published>,
     /// What happened, for the table.
     #[serde(skip)]
     what: Cow<'static, str>,
@@ -165,6 +171,7 @@ impl CopyRow {
             deprecation_time: None,
             existing: false,
             error: None,
+            published: Vec::new(),
             what: Cow::Borrowed(""),
         }
     }
@@ -214,15 +221,50 @@ impl Copies {
             .iter()
             .filter_map(|r| Some(format!("{}: {}", r.region, r.error.as_ref()?)))
             .collect();
-        match failed.as_slice() {
+        let copying = match failed.as_slice() {
             [] => None,
-            [one] => Some(Error::Failed(format!("the copy failed in {one}"))),
-            many => Some(Error::Failed(format!(
+            [one] => Some(format!("the copy failed in {one}")),
+            many => Some(format!(
                 "the copies failed in {} regions: {}",
                 many.len(),
                 many.join("; ")
-            ))),
+            )),
+        };
+        let published: Vec<&Published> = self.rows.iter().flat_map(|r| &r.published).collect();
+        let publishing = publish::failure(published).map(|e| e.to_string());
+        match (copying, publishing) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(Error::Failed(one)),
+            (Some(copying), Some(publishing)) => Some(Error::Failed(format!("{copying}; {publishing}"))),
         }
+    }
+}
+
+/// Publishes each region's copy, once available, to the parameters and templates asked for;
+/// a region without one gets rows saying why (it fails alone).
+async fn publish_copies(reach: &Reach<'_>, request: &publish::Request, rows: &mut [CopyRow]) {
+    let images = rows
+        .iter()
+        .filter_map(|row| {
+            let region: Region = row.region.parse().ok()?;
+            let available = row.state.as_ref().is_some_and(ImageState::is_launchable);
+            let image = match (&row.error, &row.image_id) {
+                (Some(why), _) => Err(format!("the copy failed: {why}")),
+                (None, Some(id)) if available => Ok(id.clone()),
+                (None, Some(id)) => Err(format!(
+                    "the copy {id} is {}, not available",
+                    row.state.as_ref().map_or("in an unknown state", ImageState::as_str)
+                )),
+                (None, None) => Err("there is no copy".to_owned()),
+            };
+            Some((region, image))
+        })
+        .collect();
+    let mut published = publish::into_regions(reach, request, images).await;
+    for row in rows {
+        let (mine, rest) = published.into_iter().partition(|p| p.region.as_str() == row.region);
+        row.published = mine;
+        published = rest;
     }
 }
 
@@ -241,12 +283,22 @@ impl Render for Copies {
     }
 
     fn tables(&self, printer: &Printer) -> Vec<Table> {
-        copy_table(&self.rows, printer).into_iter().collect()
+        copy_tables(&self.rows, printer)
     }
 }
 
+/// The copies as a table, and what they were published to (none for no rows).
+pub fn copy_tables(rows: &[CopyRow], printer: &Printer) -> Vec<Table> {
+    let published: Vec<&Published> = rows.iter().flat_map(|r| &r.published).collect();
+    let mut tables: Vec<Table> = copy_table(rows, printer).into_iter().collect();
+    if !published.is_empty() {
+        tables.push(publish::table(published, printer));
+    }
+    tables
+}
+
 /// The copies as a table (none for no rows).
-pub fn copy_table(rows: &[CopyRow], printer: &Printer) -> Option<Table> {
+fn copy_table(rows: &[CopyRow], printer: &Printer) -> Option<Table> {
     if rows.is_empty() {
         return None;
     }
@@ -307,11 +359,13 @@ pub async fn copy(reach: &Reach<'_>, home: &Context<'_>, request: &Request) -> R
     }
     let _handling = home.interrupt.handle();
     let lines = home.printer.progress_lines();
-    let rows = futures::future::join_all(targets.iter().map(|region| one_region(reach, &job, region, &lines))).await;
-    Ok(Copies {
-        rows,
-        interrupted: home.interrupt.is_stopped(),
-    })
+    let mut rows =
+        futures::future::join_all(targets.iter().map(|region| one_region(reach, &job, region, &lines))).await;
+    let interrupted = home.interrupt.is_stopped();
+    if !request.publish.is_empty() && !request.dry_run && !interrupted {
+        publish_copies(reach, &request.publish, &mut rows).await;
+    }
+    Ok(Copies { rows, interrupted })
 }
 
 /// Reads the source (and its permissions and the account's regions) and refuses, before any

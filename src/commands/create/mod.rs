@@ -18,7 +18,7 @@ use std::time::Duration;
 use comfy_table::Table;
 use serde::Serialize;
 
-use super::{Context, Reach, Waiting, copy};
+use super::{Context, Reach, Waiting, copy, publish};
 use crate::ec2::{CreatedImage, Creation, Ending, ImageSpec, ThisInstance, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::model::{Image, ImageState, Instance};
@@ -46,6 +46,8 @@ pub struct Settings {
     pub copy_to_regions: Vec<Region>,
     pub deprecate_in: Option<DeprecateIn>,
     pub waiting: Waiting,
+    /// What the image, and each copy, is published to once available.
+    pub publish: publish::Request,
     pub dry_run: bool,
 }
 
@@ -91,6 +93,11 @@ pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::
         ctx.printer
             .note("dry run: the copies to other regions are not asked about (the image they copy does not exist)");
     }
+    if args.dry_run && !args.publish.is_empty() {
+        ctx.printer.note(
+            "dry run: nothing is published (there is no image); `amictl publish IMAGE --dry-run` shows it for one",
+        );
+    }
     let mut outcome = create(ctx, args, &target, WaitPolicy::with_timeout(args.waiting.timeout)).await?;
     if let (Some(id), None, false) = (
         &outcome.result.image_id,
@@ -98,12 +105,13 @@ pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::
         args.copy_to_regions.is_empty(),
     ) {
         // The image is available (creating it waited): copy it as it is.
-        let request = copy::Request::after_create(
+        let mut request = copy::Request::after_create(
             id.parse().map_err(Error::Failed)?,
             args.copy_to_regions.clone(),
             outcome.result.snapshot_tags.clone(),
             args.waiting,
         );
+        request.publish = args.publish.clone();
         match copy::copy(reach, ctx, &request).await {
             Ok(copies) => {
                 outcome.failure = copies.failure();
@@ -116,11 +124,33 @@ pub async fn run(reach: &Reach<'_>, args: &Settings, target: Target) -> anyhow::
             }
         }
     }
+    publish_here(ctx, args, &mut outcome).await?;
     ctx.printer.print(&outcome.result)?;
     match outcome.failure {
         Some(failure) => Err(failure.into()),
         None => Ok(()),
     }
+}
+
+/// Publishes the image, once available, in its own region (the copies publish theirs).
+async fn publish_here(ctx: &Context<'_>, args: &Settings, outcome: &mut Outcome) -> Result<(), Error> {
+    let available = outcome.result.state.as_ref().is_some_and(ImageState::is_launchable);
+    let Some(id) = outcome
+        .result
+        .image_id
+        .as_ref()
+        .filter(|_| available && !args.publish.is_empty())
+    else {
+        return Ok(());
+    };
+    let rows = publish::in_region(ctx, &args.publish, Ok(id.parse().map_err(Error::Failed)?)).await;
+    let failed = publish::failure(&rows);
+    outcome.result.published = rows;
+    outcome.failure = match (outcome.failure.take(), failed) {
+        (Some(first), Some(then)) => Some(Error::Failed(format!("{first}; {then}"))),
+        (first, then) => first.or(then),
+    };
+    Ok(())
 }
 
 /// The result, and the error to exit with after printing it (a failed or timed-out wait).
@@ -145,6 +175,8 @@ struct Created {
     dry_run: bool,
     /// Its copies in other regions (`--copy-to-regions`), as `amictl copy` reports them.
     copies: Vec<copy::CopyRow>,
+    /// What it was published to in its own region (`--ssm-parameter`, `--launch-template`).
+    published: Vec<publish::Published>,
     /// The snapshot tags asked for, which the copies' snapshots get too.
     #[serde(skip)]
     snapshot_tags: BTreeMap<String, String>,
@@ -168,7 +200,10 @@ impl Render for Created {
             self.state.as_ref().map_or("-", ImageState::as_str),
         ]);
         let mut tables = vec![table];
-        tables.extend(copy::copy_table(&self.copies, printer));
+        if !self.published.is_empty() {
+            tables.push(publish::table(&self.published, printer));
+        }
+        tables.extend(copy::copy_tables(&self.copies, printer));
         tables
     }
 }
@@ -208,6 +243,7 @@ async fn create(ctx: &Context<'_>, args: &Settings, target: &Target, policy: Wai
         deprecation_time: None,
         dry_run: args.dry_run,
         copies: Vec::new(),
+        published: Vec::new(),
         snapshot_tags: spec.snapshot_tags.clone(),
     };
 
@@ -250,7 +286,7 @@ async fn follow_up(
     let image_id = &created.image_id;
     let mut failure = None;
     // Copying to other regions needs the image available: creating it waits for that.
-    if args.waiting.wait || !args.copy_to_regions.is_empty() {
+    if args.waiting.wait || !args.copy_to_regions.is_empty() || !args.publish.is_empty() {
         match watch_image(ctx, image_id, policy, |image| {
             image.state.as_ref().is_some_and(ImageState::is_launchable)
         })

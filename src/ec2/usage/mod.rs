@@ -28,7 +28,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::Filter;
 
-use templates::{TemplatePin, TemplateVersions};
+pub use templates::TemplatePin;
+use templates::TemplateVersions;
 
 use super::Ec2;
 use crate::error::Error;
@@ -121,6 +122,36 @@ fn image_fields<'a>(templates: &'a TemplateVersions, consumers: &'a [Consumer]) 
         }
     }
     named
+}
+
+/// Who launches through what, for telling who follows a change of a launch template or an SSM
+/// parameter: every image field a launcher reads (the templates' `$Latest` and `$Default`, the
+/// versions groups and fleets pin, overrides) with who reads it, and every launch template
+/// version a group or fleet names.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchPaths {
+    pub fields: Vec<(String, ImageUser)>,
+    pub pins: Vec<(TemplatePin, ImageUser)>,
+}
+
+impl Ec2 {
+    /// The launch paths of this account and region: the usage map's template, group and fleet
+    /// scans, without the instances and parameters.
+    pub async fn launch_paths(&self) -> Result<LaunchPaths, Error> {
+        let (templates, consumers) =
+            futures::try_join!(self.latest_and_default_template_versions(), self.template_consumers())?;
+        let pinned = templates.missing(consumers.iter().flat_map(|c| &c.pins));
+        let templates = templates.with(self.template_versions(&pinned).await?);
+        let fields = image_fields(&templates, &consumers)
+            .into_iter()
+            .map(|(field, user)| (field.to_owned(), user))
+            .collect();
+        let pins = consumers
+            .iter()
+            .flat_map(|c| c.pins.iter().map(|pin| (pin.clone(), c.user.clone())))
+            .collect();
+        Ok(LaunchPaths { fields, pins })
+    }
 }
 
 impl Ec2 {

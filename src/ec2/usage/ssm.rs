@@ -7,12 +7,11 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::ParameterStringFilter;
 
 use super::super::Ec2;
+use super::super::publish::IMAGE_DATA_TYPE;
 use crate::error::Error;
 
 /// GetParameters takes at most this many names.
 const NAMES_PER_READ: usize = 10;
-/// The data type of parameters that hold an AMI ID.
-const IMAGE_DATA_TYPE: &str = "aws:ec2:image";
 
 /// What a parameter named: an image ID, or why it can't be told.
 pub type Resolved = BTreeMap<String, Result<String, String>>;
