@@ -279,6 +279,11 @@ fn each_region_publishes_its_own_copy_once_and_cleanup_lets_the_old_one_go_when_
     assert!(nowhere.contains("no copy"), "{nowhere}");
     let eu = row_in(&dry, "eu-west-1", "/golden/web");
     assert_eq!(eu["previous_image_id"], golden.image(true, "eu-west-1").as_str());
+    assert_eq!(eu["planned"], "write the image as version 2");
+    assert_eq!(
+        row_in(&dry, "eu-west-1", "golden-web")["planned"],
+        "make version 3 from version 2 with only the image changed, the default"
+    );
     let stays = eu["followers"]["stay"].to_string();
     assert!(stays.contains(&pinned) && stays.contains("/golden/web:1"), "{eu}");
     // Each region names its own copy, in a new parameter version and template default version.

@@ -82,6 +82,8 @@ pub struct Published {
     pub label: Option<String>,
     /// Whether this run changed the template or parameter.
     pub changed: bool,
+    /// On a dry run, what would be done (`None`: nothing, or not a dry run).
+    pub planned: Option<String>,
     /// Who launches through it, and whether they follow; `None`: not read (see stderr).
     pub followers: Option<Followers>,
     pub error: Option<String>,
@@ -249,6 +251,21 @@ async fn to_template(
         return Ok(());
     }
     if request.dry_run {
+        row.planned = Some(match found {
+            Some(version) if !request.set_default => {
+                row.version = Some(version);
+                return Ok(());
+            }
+            Some(version) => format!("make version {version}, which names the image, the default"),
+            None if request.set_default => format!(
+                "make version {naming} from version {} with only the image changed, the default",
+                default.number
+            ),
+            None => format!(
+                "make version {naming} from version {} with only the image changed",
+                default.number
+            ),
+        });
         return Ok(());
     }
     let version = if let Some(version) = found {
@@ -296,6 +313,12 @@ async fn to_parameter(
         return Ok(());
     }
     if request.dry_run {
+        let moved =
+            |version: i64| label.map_or_else(String::new, |l| format!(", with label {l} moved to version {version}"));
+        row.planned = Some(match current {
+            Some(current) => format!("leave the value{}", moved(current.version)),
+            None => format!("write the image as version {predicted}{}", moved(predicted)),
+        });
         return Ok(());
     }
     let version = if let Some(current) = current {
@@ -376,6 +399,7 @@ impl Published {
             default: None,
             label: None,
             changed: false,
+            planned: None,
             followers: None,
             error: image.as_ref().err().cloned(),
         }
@@ -390,7 +414,10 @@ impl Published {
                 (Kind::SsmParameter, _) => ("published".to_owned(), Some(Color::Green)),
             },
             (None, false, Some(_)) => ("names it already".to_owned(), None),
-            (None, false, None) => ("would be published (dry run)".to_owned(), Some(Color::Yellow)),
+            (None, false, None) => match &self.planned {
+                Some(planned) => (format!("would {planned} (dry run)"), Some(Color::Yellow)),
+                None => ("-".to_owned(), None),
+            },
         }
     }
 
