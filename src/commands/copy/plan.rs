@@ -103,17 +103,21 @@ pub fn decide(earlier: &[Image], named: &[Image], name: &str, region: &Region, w
     }
 }
 
+/// Whether an image found by amictl's source tags (which anyone can write) is a copy of the
+/// source as far as EC2 tells: its `SourceImageId` and `SourceImageRegion`, where EC2 reports
+/// them, name the source.
+pub fn copied_from(copy: &Image, source: &ImageId, source_region: &Region) -> bool {
+    copy.source_image_id.as_deref().is_none_or(|id| id == source.as_str())
+        && (copy.source_image_region.as_deref()).is_none_or(|r| r == source_region.as_str())
+}
+
 /// Why an earlier copy (found by amictl's tags, which anyone can write) is not the copy asked
 /// for now: EC2 reports another source for it, or it isn't encrypted as asked.
 fn not_what_was_asked(copy: &Image, region: &Region, wanted: &Wanted<'_>) -> Option<String> {
     let id = &copy.image_id;
     let deregister = format!("deregister it (`amictl deregister {id} --region {region}`) and copy again");
     if let Some(source) = copy.source_image_id.as_deref()
-        && (source != wanted.source.as_str()
-            || copy
-                .source_image_region
-                .as_deref()
-                .is_some_and(|r| r != wanted.source_region.as_str()))
+        && !copied_from(copy, wanted.source, wanted.source_region)
     {
         return Some(format!(
             "{id} in {region} carries amictl's tags of a copy of {} ({}), but EC2 says it was copied from {source}{}: it is not a copy of this source; remove its amictl:source-* tags, or {deregister}",

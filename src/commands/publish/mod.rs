@@ -134,6 +134,8 @@ async fn image_in(ctx: &Context<'_>, source: &Image, source_region: &Region) -> 
         return Ok(source.image_id.clone());
     }
     let mut copies = (ctx.ec2.copies_of(&source.image_id, source_region).await).map_err(|err| err.to_string())?;
+    // The tags are anyone's to write: an image EC2 says was copied from elsewhere is not it.
+    copies.retain(|copy| super::copy::plan::copied_from(copy, &source.image_id, source_region));
     copies.sort_by(Image::newest_first);
     if let Some(copy) = copies
         .iter()
