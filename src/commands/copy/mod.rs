@@ -356,6 +356,10 @@ pub async fn copy(reach: &Reach<'_>, home: &Context<'_>, request: &Request) -> R
     if request.dry_run {
         home.printer
             .note("dry run: EC2 is asked whether each copy can be made; nothing is copied");
+        if !request.publish.is_empty() {
+            home.printer
+                .note("dry run: nothing is published; `amictl publish IMAGE --regions … --dry-run` shows it for existing copies");
+        }
     }
     let _handling = home.interrupt.handle();
     let lines = home.printer.progress_lines();
