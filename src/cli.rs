@@ -9,9 +9,9 @@ use crate::model::Backing;
 use crate::output::{ColorChoice, OutputFormat};
 use crate::pipeline::plan::GroupBy;
 use crate::types::{
-    AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, InstanceId, KmsKey,
-    LaunchTemplateRef, NameGlob, NameTemplate, OrgArn, OuArn, Owner, ParameterLabel, ParameterName, Price, Rate,
-    Region, RoleArn, RoleName, Shard, Tag,
+    AccountId, Age, DeprecateAt, DeprecateIn, Description, EndpointUrl, HumanDuration, ImageId, IncludeShared,
+    InstanceId, KmsKey, LaunchTemplateRef, NameGlob, NameTemplate, OrgArn, OuArn, Owner, ParameterLabel, ParameterName,
+    Price, Rate, Region, RoleArn, RoleName, Shard, Tag,
 };
 
 /// One of `choices`, parsed by its type's own `FromStr`: the domain types know nothing of clap.
@@ -170,7 +170,7 @@ pub enum Command {
         amictl cleanup --orphans --yes\n  \
         amictl cleanup --older-than 90d --save-plan plan.json && amictl cleanup --apply-plan plan.json --yes"
     )]
-    Cleanup(CleanupArgs),
+    Cleanup(Box<CleanupArgs>),
 
     /// Schedule images' deprecation (deprecated images drop out of listings but still launch), or cancel it
     #[command(after_help = "Examples:\n  \
@@ -523,9 +523,23 @@ pub struct RemovalArgs {
     #[arg(long)]
     pub allow_in_use: bool,
 
-    /// Remove images other accounts may launch (public, or shared with accounts, organizations or OUs)
-    #[arg(long)]
-    pub include_shared: bool,
+    /// Remove images other accounts may launch (public, or shared with accounts, organizations or OUs); =unused: only those no other account uses, by EC2's image usage reports
+    #[arg(
+        long,
+        value_name = "unused",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all"
+    )]
+    pub include_shared: Option<IncludeShared>,
+
+    /// With --include-shared=unused: reuse a usage report made within this long (e.g. 12h, 2d)
+    #[arg(long, value_name = "DURATION", default_value = "1d", requires = "include_shared")]
+    pub max_report_age: HumanDuration,
+
+    /// With --include-shared=unused: wait at most this long for usage reports being made (the image is kept, unchecked, if not)
+    #[arg(long, value_name = "DURATION", default_value = "10m", requires = "include_shared")]
+    pub report_timeout: HumanDuration,
 
     /// Show the plan; change nothing
     #[arg(long)]

@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::error::Error;
-use crate::pipeline::plan::{Consumers, GroupBy, Policy, Removal, Rules, RulesError};
+use crate::pipeline::plan::{Consumers, GroupBy, Policy, Removal, Rules, RulesError, Shared};
 use crate::pipeline::selection::Selection;
 use crate::types::{Age, ImageId, NameGlob, Region, Tag, each_once};
 
@@ -183,8 +183,8 @@ struct PolicyText {
     stage: Option<Spanned<Stage>>,
     #[serde(default, deserialize_with = "ignored_if_true")]
     allow_in_use: Consumers,
-    #[serde(default, deserialize_with = "ignored_if_true")]
-    include_shared: Consumers,
+    #[serde(default, deserialize_with = "shared_images")]
+    include_shared: Shared,
 }
 
 impl PolicyText {
@@ -230,9 +230,27 @@ impl PolicyText {
     }
 }
 
-/// `allow-in-use = true`, `include-shared = true`: those consumers are ignored.
+/// `allow-in-use = true`: those consumers are ignored.
 fn ignored_if_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Consumers, D::Error> {
     bool::deserialize(deserializer).map(Consumers::ignored_if)
+}
+
+/// `include-shared = true` (every shared image may go), `false`, or `"unused"` (those no other
+/// account uses).
+fn shared_images<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Shared, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Flag(bool),
+        Word(String),
+    }
+    match Written::deserialize(deserializer)? {
+        Written::Flag(flag) => Ok(Shared::ignored_if(flag)),
+        Written::Word(word) if word == "unused" => Ok(Shared::IfUnused),
+        Written::Word(word) => Err(serde::de::Error::custom(format!(
+            "include-shared is true, false or \"unused\", not \"{word}\""
+        ))),
+    }
 }
 
 /// What a policy does to the images it selects.
@@ -335,6 +353,18 @@ older-than = "7d"
             policies_of(file.rules_in(&"eu-west-1".parse().unwrap(), &"ap-south-1".parse().unwrap())),
             ["nightly", "orphans"]
         );
+    }
+
+    #[test]
+    fn include_shared_is_true_false_or_unused() {
+        let shared = |value: &str| {
+            PolicyFile::parse(&format!("[policies.a]\nname = \"a-*\"\ninclude-shared = {value}\n"))
+                .map(|file| file.policies[0].0.policy.shared)
+        };
+        assert_eq!(shared("true").unwrap(), Shared::Ignore);
+        assert_eq!(shared("false").unwrap(), Shared::Keep);
+        assert_eq!(shared("\"unused\"").unwrap(), Shared::IfUnused);
+        assert!(shared("\"some\"").unwrap_err().1.contains("true, false or \"unused\""));
     }
 
     #[test]

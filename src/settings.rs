@@ -20,18 +20,20 @@ use crate::commands::stages::StageChange;
 use crate::commands::{
     Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions, publish,
 };
+use crate::ec2::ReportWait;
 use crate::ec2::{ConnectOptions, Grants, ImageQuery};
 use crate::error::Error;
 use crate::pipeline::Carry;
-use crate::pipeline::plan::{Consumers, Policy, Removal, Rules, RulesError};
+use crate::pipeline::plan::{Consumers, Policy, Removal, Rules, RulesError, Shared};
 use crate::pipeline::selection::Selection;
 use crate::policy_file::PolicyFile;
-use crate::types::{ImageId, Owner, Placeholder, Tag};
+use crate::types::{ImageId, IncludeShared, Owner, Placeholder, Tag};
 
 /// The settings of the command line, as of `now` (for times given as "in 90 days").
 pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
     let Cli { global, command } = cli;
     let mut warnings = Vec::new();
+    let reports = reports_of(&command);
     let command = match command {
         Command::Completions { shell } => Run::Completions {
             shell,
@@ -70,7 +72,7 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
             dry_run: args.removal.dry_run,
             carry: carry(&args.execution),
         }),
-        Command::Cleanup(args) => Run::Cleanup(Box::new(cleanup_settings(args, &mut warnings)?)),
+        Command::Cleanup(args) => Run::Cleanup(Box::new(cleanup_settings(*args, &mut warnings)?)),
         Command::Deprecate(args) => Run::Stage {
             image_ids: args.images.image_ids,
             change: StageChange::Deprecate(match (args.at, args.within) {
@@ -99,7 +101,10 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         Command::Restore(images) => Run::Restore(images.image_ids),
     };
     Ok(Settings {
-        global: global_settings(&global),
+        global: Global {
+            reports,
+            ..global_settings(&global)
+        },
         command,
         warnings,
     })
@@ -117,6 +122,7 @@ fn global_settings(global: &GlobalArgs) -> Global {
             ..ConnectOptions::default()
         },
         allow_http_sts: global.allow_http_sts,
+        reports: ReportWait::default(),
     }
 }
 
@@ -179,8 +185,35 @@ fn carry(args: &ExecutionArgs) -> Carry {
 fn removal_policy(args: &RemovalArgs) -> Policy {
     Policy {
         in_use: Consumers::ignored_if(args.allow_in_use),
-        shared: Consumers::ignored_if(args.include_shared),
+        shared: shared(args.include_shared),
         ..Policy::default()
+    }
+}
+
+fn shared(include: Option<IncludeShared>) -> Shared {
+    match include {
+        None => Shared::Keep,
+        Some(IncludeShared::All) => Shared::Ignore,
+        Some(IncludeShared::Unused) => Shared::IfUnused,
+    }
+}
+
+/// How the command reuses and waits for usage reports, if it reads them.
+fn reports_of(command: &Command) -> ReportWait {
+    match command {
+        Command::Deregister(args) => report_wait(&args.removal),
+        Command::Disable(args) => report_wait(&args.removal),
+        Command::Cleanup(args) => report_wait(&args.removal),
+        _ => ReportWait::default(),
+    }
+}
+
+/// How usage reports are reused and waited for (`--max-report-age`, `--report-timeout`).
+fn report_wait(args: &RemovalArgs) -> ReportWait {
+    ReportWait {
+        max_age: jiff::SignedDuration::try_from(args.max_report_age.0).unwrap_or(jiff::SignedDuration::MAX),
+        within: args.report_timeout.0,
+        ..ReportWait::default()
     }
 }
 

@@ -54,6 +54,10 @@ impl FromStr for ImageId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "unused" {
+            // `--include-shared unused` leaves the value to the image IDs that follow.
+            return Err("'unused' is not an image ID; did you mean --include-shared=unused?".to_owned());
+        }
         resource_id(s, "ami-", "an image ID").map(Self)
     }
 }
@@ -489,6 +493,29 @@ impl FromStr for ParameterLabel {
 impl fmt::Display for ParameterLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// `--include-shared` (every shared image) or `--include-shared=unused` (those no other account
+/// uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeShared {
+    All,
+    Unused,
+}
+
+impl FromStr for IncludeShared {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(IncludeShared::All),
+            "unused" => Ok(IncludeShared::Unused),
+            other => Err(format!(
+                "'{}' is not what --include-shared takes: give it alone (every shared image) or as --include-shared=unused",
+                shorten(other)
+            )),
+        }
     }
 }
 

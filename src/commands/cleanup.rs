@@ -140,7 +140,7 @@ fn what_went_wrong(plan: &Plan, failures: &[String]) -> anyhow::Result<()> {
     }
     if plan.summary.images_unchecked > 0 {
         return Err(Error::Failed(format!(
-            "{} image(s) kept because amictl could not check what launches them ({}); make that readable, or pass --allow-in-use, and run again",
+            "{} image(s) kept because amictl could not check what launches them ({}); make that readable (or pass --allow-in-use; for other accounts, --include-shared), and run again",
             plan.summary.images_unchecked,
             plan.unchecked.first().map_or("see REASON", String::as_str)
         ))
@@ -202,7 +202,13 @@ async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<Strin
     }
     let now = ctx.now;
     let candidates = candidates(rules, &images, now);
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(rules)).await?;
+    let inventory = read_inventory(
+        &ctx.ec2,
+        images,
+        &candidates,
+        Reads::for_rules(rules).reporting(ctx.reports, ctx.now),
+    )
+    .await?;
     let planning = std::time::Instant::now();
     let mut plan = plan_rules(&inventory, rules, now);
     // scripts/bench reads this line to show that planning grows linearly with the account.
@@ -295,7 +301,13 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
         .filter(|rule| rule.runs_in(ctx.ec2.region()))
         .collect();
     let candidates = candidates(&rules, &images, now);
-    let inventory = read_inventory(&ctx.ec2, images, &candidates, Reads::for_rules(&rules)).await?;
+    let inventory = read_inventory(
+        &ctx.ec2,
+        images,
+        &candidates,
+        Reads::for_rules(&rules).reporting(ctx.reports, ctx.now),
+    )
+    .await?;
     let mut plan = recheck(&saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()), &inventory, now);
     plan.regions = vec![ctx.ec2.region().to_owned()];
     Ok((plan, inventory.notes))

@@ -50,7 +50,13 @@ async fn named(
         .into());
     }
     let named = selection.image_ids.clone();
-    let inventory = read_inventory(&ctx.ec2, images, &named, Reads::for_policy(policy)).await?;
+    let inventory = read_inventory(
+        &ctx.ec2,
+        images,
+        &named,
+        Reads::for_policy(policy).reporting(ctx.reports, ctx.now),
+    )
+    .await?;
     for note in &inventory.notes {
         ctx.printer.note(note);
     }

@@ -42,6 +42,8 @@ pub struct Global {
     pub connect: ConnectOptions,
     /// `--allow-http-sts`: an STS endpoint on plain http to another machine.
     pub allow_http_sts: bool,
+    /// How usage reports are reused and waited for (`--include-shared=unused`).
+    pub reports: crate::ec2::ReportWait,
 }
 
 /// The command, with its settings.
@@ -80,6 +82,8 @@ pub struct Context<'run> {
     pub interrupt: &'run Interrupt,
     /// The run's clock: what is old, due or expired is decided as of this moment.
     pub now: Timestamp,
+    /// How usage reports are reused and waited for (`--include-shared=unused`).
+    pub reports: crate::ec2::ReportWait,
 }
 
 #[cfg(test)]
@@ -97,6 +101,7 @@ impl Context<'static> {
             ))),
             interrupt: Box::leak(Box::new(Interrupt::never())),
             now: Timestamp::now(),
+            reports: crate::ec2::ReportWait::default(),
         }
     }
 }
@@ -271,6 +276,7 @@ pub struct Reach<'run> {
     printer: &'run Printer,
     interrupt: &'run Interrupt,
     now: Timestamp,
+    reports: crate::ec2::ReportWait,
 }
 
 impl<'run> Reach<'run> {
@@ -290,6 +296,7 @@ impl<'run> Reach<'run> {
             printer: self.printer,
             interrupt: self.interrupt,
             now: self.now,
+            reports: self.reports,
         }
     }
 }
@@ -336,6 +343,7 @@ impl<'run> Connect<'run> {
             printer: self.printer,
             interrupt: self.interrupt,
             now: self.now,
+            reports: self.global.reports,
         }
     }
 
@@ -394,6 +402,7 @@ impl<'run> Connect<'run> {
             printer: self.printer,
             interrupt: self.interrupt,
             now: self.now,
+            reports: self.global.reports,
         })
     }
 

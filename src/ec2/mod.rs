@@ -55,7 +55,7 @@ pub use metadata::{ThisInstance, this_instance};
 pub use permissions::{Change, Grants, SnapshotSharing, Support};
 pub use publish::{IMAGE_DATA_TYPE, ParameterNow, SettleWait, Settled, TemplateVersion};
 pub use snapshots::SnapshotDeletion;
-pub use usage::{LaunchPaths, TemplatePin};
+pub use usage::{LaunchPaths, ReportAnswer, ReportWait, Reports, TemplatePin};
 pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 
 use crate::error::Error;

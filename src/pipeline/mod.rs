@@ -13,7 +13,7 @@ pub mod execute;
 pub mod plan;
 pub mod selection;
 
-use crate::ec2::Ec2;
+use crate::ec2::{Ec2, ReportWait, Reports};
 use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::model::{Image, RecycleBin};
@@ -149,6 +149,16 @@ pub struct Reads {
     pub launch_permissions: bool,
     /// What creates volumes from snapshots, where snapshots may be deleted (theirs or orphans).
     pub snapshot_consumers: bool,
+    /// Who uses the shared candidates in other accounts: usage reports
+    /// (`--include-shared=unused`), reused and waited for as this says.
+    pub shared_usage: Option<ReportsAsOf>,
+}
+
+/// How usage reports are reused and waited for, as of the run's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportsAsOf {
+    pub wait: ReportWait,
+    pub now: jiff::Timestamp,
 }
 
 impl Reads {
@@ -157,8 +167,18 @@ impl Reads {
     pub fn for_policy(policy: &plan::Policy) -> Reads {
         Reads {
             orphans: policy.orphans.is_some(),
-            launch_permissions: policy.shared.keep(),
+            launch_permissions: policy.shared != plan::Shared::Ignore,
             snapshot_consumers: policy.deletes_snapshots() || policy.orphans.is_some(),
+            shared_usage: (policy.shared == plan::Shared::IfUnused).then(ReportsAsOf::default),
+        }
+    }
+
+    /// Usage reports, where read, are reused and waited for so, as of `now`.
+    #[must_use]
+    pub fn reporting(self, wait: ReportWait, now: jiff::Timestamp) -> Reads {
+        Reads {
+            shared_usage: self.shared_usage.map(|_| ReportsAsOf { wait, now }),
+            ..self
         }
     }
 
@@ -170,6 +190,7 @@ impl Reads {
                 orphans: reads.orphans || more.orphans,
                 launch_permissions: reads.launch_permissions || more.launch_permissions,
                 snapshot_consumers: reads.snapshot_consumers || more.snapshot_consumers,
+                shared_usage: reads.shared_usage.or(more.shared_usage),
             }
         })
     }
@@ -201,7 +222,7 @@ pub async fn read_inventory(
         Ok::<_, Error>((snapshots, recycle_bin, sharing))
     };
     let shared = async {
-        if reads.launch_permissions {
+        let shared = if reads.launch_permissions {
             // A public image is known to be shared from DescribeImages already.
             let wanted: std::collections::HashSet<&ImageId> = candidates.iter().collect();
             let private: Vec<&ImageId> = images
@@ -209,12 +230,24 @@ pub async fn read_inventory(
                 .filter(|i| i.public != Some(true) && wanted.contains(&i.image_id))
                 .map(|i| &i.image_id)
                 .collect();
-            ec2.launch_permissions_of(&private).await
+            ec2.launch_permissions_of(&private).await?
         } else {
-            Ok(std::collections::BTreeMap::new())
-        }
+            std::collections::BTreeMap::new()
+        };
+        // Usage reports for the images shared with someone (not public ones: no report can say
+        // who will launch those).
+        let reports = if let Some(asked) = reads.shared_usage {
+            let shared: Vec<ImageId> = (shared.iter())
+                .filter(|(_, grants)| !grants.public && grants.explicit_count() > 0)
+                .map(|(id, _)| id.clone())
+                .collect();
+            Some(ec2.shared_usage(&shared, asked.now, asked.wait).await?)
+        } else {
+            None
+        };
+        Ok::<_, Error>((shared, reports))
     };
-    let (usage, (snapshots, recycle_bin, snapshot_sharing), shared) = futures::try_join!(
+    let (usage, (snapshots, recycle_bin, snapshot_sharing), (shared, shared_usage)) = futures::try_join!(
         Box::pin(ec2.usage_map(candidates, reads.snapshot_consumers)),
         snapshots,
         shared
@@ -226,10 +259,16 @@ pub async fn read_inventory(
                 .to_owned(),
         );
     }
+    if let Some(Reports::NotOffered(why)) = &shared_usage {
+        notes.push(format!(
+            "DescribeImageUsageReports: {why}; other accounts' use of shared images can't be told, so --include-shared=unused keeps them"
+        ));
+    }
     Ok(Inventory {
         images,
         usage,
         shared,
+        shared_usage,
         snapshot_sharing,
         snapshots,
         recycle_bin,

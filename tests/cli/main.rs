@@ -20,6 +20,7 @@ mod publish;
 mod recycle_bin;
 mod regions;
 mod reliability;
+mod shared;
 mod stages;
 mod tables;
 mod usage;

@@ -658,14 +658,29 @@ impl TestEnv {
     /// account) for `resource` (`image` or `snapshot`): what is deleted from now on waits in
     /// the bin for `days`. The test server's stand-in for the rbin service's CreateRule.
     pub fn retention_rule(&self, resource: &str, days: u32) {
+        self.control(&format!(
+            "retention-rule?account=123456789012&region={}&resource={resource}&days={days}",
+            self.region
+        ));
+    }
+
+    /// Makes an image of the default account `days` old (the test server's stand-in for time).
+    pub fn age_image(&self, image_id: &str, days: u32) {
+        self.control(&format!(
+            "image-age?account=123456789012&region={}&image={image_id}&days={days}",
+            self.region
+        ));
+    }
+
+    /// `POST /amictl-test/{what}` to the test server, which must answer 200.
+    fn control(&self, what: &str) {
         use std::io::Write;
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).expect("the test server");
         let request = format!(
-            "POST /amictl-test/retention-rule?account=123456789012&region={}&resource={resource}&days={days} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.region
+            "POST /amictl-test/{what} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).expect("a retention rule sent");
+        stream.write_all(request.as_bytes()).expect("a control request sent");
         let mut answer = String::new();
         stream.read_to_string(&mut answer).expect("an answer");
         assert!(

@@ -37,12 +37,22 @@ documents each action:
   change to or from that data type (ValidationException).
 - GetParameters and GetParameter answer `NAME:VERSION` and `NAME:LABEL` with the `Selector`
   SSM sends (moto leaves it out).
-
+- Image usage reports (CreateImageUsageReport, DescribeImageUsageReports,
+  DescribeImageUsageReportEntries, DeleteImageUsageReport), as the EC2 API reference and the
+  "View your AMI usage" guide describe them: a report is `pending` for REPORT_SECONDS (or the
+  seconds in the image's `amictl-test:report-seconds` tag), then `available`, its entries counted
+  then from what the other accounts on this server hold in the region: their instances that are
+  not terminated (`ec2:Instance`) and their launch templates with a version naming the image
+  (`ec2:LaunchTemplate`, one per template), the owner's own left out, restricted to AccountId.N
+  if given. Reports expire 30 days after creation.
+- `POST /amictl-test/image-age?account=…&region=…&image=…&days=N` makes an image N days old
+  (moto makes every image now).
 Run as moto_server is: python moto_stages.py -H 127.0.0.1 -p PORT.
 """
 
 import datetime
 import json
+import os
 import sys
 import threading
 import urllib.parse
@@ -61,6 +71,11 @@ COPY_SECONDS = 1
 COPY_SECONDS_TAG = "amictl-test:copy-seconds"
 IMAGE_DATA_TYPE = "aws:ec2:image"
 VALIDATION_SECONDS = 0.5
+REPORT_SECONDS = 1
+REPORT_SECONDS_TAG = "amictl-test:report-seconds"
+REPORT_LIFETIME = datetime.timedelta(days=30)
+# (owner account, region) -> report ID -> report
+USAGE_REPORTS = {}
 
 
 def now():
@@ -431,6 +446,133 @@ AmisResponse.restore_snapshot_from_recycle_bin = restore_snapshot_from_recycle_b
 AmisResponse.restore_image_from_recycle_bin = restore_image_from_recycle_bin
 
 
+def usage_entries(owner, region, image_id, resource_types, accounts):
+    """What the other accounts on this server hold in the region that names the image."""
+    from moto.ec2.models import ec2_backends
+
+    counts = {}
+    for account in list(ec2_backends.keys()):
+        if account == owner or (accounts and account not in accounts) or region not in ec2_backends[account].keys():
+            continue
+        backend = ec2_backends[account][region]
+        if "ec2:Instance" in resource_types:
+            running = [i for i in backend.all_instances() if i.image_id == image_id and i._state.name != "terminated"]
+            if running:
+                counts[(account, "ec2:Instance")] = len(running)
+        if "ec2:LaunchTemplate" in resource_types:
+            templates = [
+                t for t in backend.launch_templates.values() if any(v.image_id == image_id for v in t.versions[-20:])
+            ]
+            if templates:
+                counts[(account, "ec2:LaunchTemplate")] = len(templates)
+    return counts
+
+
+def report_state(report):
+    """pending until its time has come; then available, its entries counted at that moment."""
+    if report["state"] == "pending" and now() >= report["ready_at"]:
+        report["entries"] = usage_entries(
+            report["owner"], report["region"], report["image_id"], report["resource_types"], report["accounts"]
+        )
+        report["state"] = "available"
+    return report
+
+
+def reports_here(self):
+    key = (self.current_account, self.region)
+    reports = USAGE_REPORTS.setdefault(key, {})
+    for report_id in [r for r, report in reports.items() if now() >= report["created"] + REPORT_LIFETIME]:
+        del reports[report_id]
+    return reports
+
+
+def create_image_usage_report(self):
+    image_id = self._get_param("ImageId")
+    ami = self.ec2_backend.amis.get(image_id)
+    if ami is None or ami.owner_id != self.current_account:
+        raise EC2ClientError("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
+    resource_types = [r.get("ResourceType") for r in (self._get_param("ResourceTypes") or [])]
+    if not resource_types:
+        raise EC2ClientError("MissingParameter", "The request must contain the parameter ResourceType")
+    knob = [t["value"] for t in ami.get_tags() if t["key"] == REPORT_SECONDS_TAG]
+    seconds = float(knob[0]) if knob else REPORT_SECONDS
+    report_id = "amiur-" + os.urandom(9).hex()[:17]
+    created = now()
+    reports_here(self)[report_id] = {
+        "report_id": report_id,
+        "owner": self.current_account,
+        "region": self.region,
+        "image_id": image_id,
+        "resource_types": resource_types,
+        "accounts": list(self._get_param("AccountIds") or []),
+        "created": created,
+        "ready_at": created + datetime.timedelta(seconds=seconds),
+        "state": "pending",
+        "entries": {},
+    }
+    return ActionResult({"ReportId": report_id})
+
+
+def describe_image_usage_reports(self):
+    wanted_images = set(self._get_param("ImageIds") or [])
+    wanted_reports = set(self._get_param("ReportIds") or [])
+    found = []
+    for report in list(reports_here(self).values()):
+        if wanted_images and report["image_id"] not in wanted_images:
+            continue
+        if wanted_reports and report["report_id"] not in wanted_reports:
+            continue
+        report = report_state(report)
+        found.append(
+            {
+                "ImageId": report["image_id"],
+                "ReportId": report["report_id"],
+                "ResourceTypes": [{"ResourceType": r} for r in report["resource_types"]],
+                "AccountIds": report["accounts"],
+                "State": report["state"],
+                "CreationTime": iso(report["created"]),
+                "ExpirationTime": iso(report["created"] + REPORT_LIFETIME),
+            }
+        )
+    return ActionResult({"ImageUsageReports": found})
+
+
+def describe_image_usage_report_entries(self):
+    wanted_images = set(self._get_param("ImageIds") or [])
+    wanted_reports = set(self._get_param("ReportIds") or [])
+    entries = []
+    for report in list(reports_here(self).values()):
+        if wanted_images and report["image_id"] not in wanted_images:
+            continue
+        if wanted_reports and report["report_id"] not in wanted_reports:
+            continue
+        if report_state(report)["state"] != "available":
+            continue
+        for (account, resource_type), count in sorted(report["entries"].items()):
+            entries.append(
+                {
+                    "ResourceType": resource_type,
+                    "ReportId": report["report_id"],
+                    "UsageCount": count,
+                    "AccountId": account,
+                    "ImageId": report["image_id"],
+                    "ReportCreationTime": iso(report["created"]),
+                }
+            )
+    return ActionResult({"ImageUsageReportEntries": entries})
+
+
+def delete_image_usage_report(self):
+    reports_here(self).pop(self._get_param("ReportId"), None)
+    return ActionResult({"Return": True})
+
+
+AmisResponse.create_image_usage_report = create_image_usage_report
+AmisResponse.describe_image_usage_reports = describe_image_usage_reports
+AmisResponse.describe_image_usage_report_entries = describe_image_usage_report_entries
+AmisResponse.delete_image_usage_report = delete_image_usage_report
+
+
 moto_put_parameter = SimpleSystemManagerResponse.put_parameter
 moto_get_parameter = SimpleSystemManagerResponse.get_parameter
 
@@ -502,6 +644,22 @@ SimpleSystemManagerResponse.get_parameters = get_parameters
 SimpleSystemManagerResponse.get_parameter = get_parameter
 
 
+def image_age(environ, start_response):
+    """`POST /amictl-test/image-age?account=&region=&image=&days=N`: the image was made N days
+    ago (moto makes every image now; a test of what a day's age changes needs an older one)."""
+    from moto.ec2.models import ec2_backends
+
+    query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
+    try:
+        ami = ec2_backends[query["account"]][query["region"]].amis[query["image"]]
+        ami.creation_date = now() - datetime.timedelta(days=float(query["days"]))
+    except (KeyError, ValueError) as err:
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [json.dumps({"error": f"bad or missing {err}"}).encode()]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"image": query["image"], "created": iso(ami.creation_date)}).encode()]
+
+
 def control(environ, start_response):
     """`POST /amictl-test/retention-rule?account=&region=&resource=image|snapshot&days=N`."""
     query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", "")))
@@ -525,6 +683,8 @@ moto_dispatch = DomainDispatcherApplication.__call__
 def dispatch(self, environ, start_response):
     if environ.get("PATH_INFO", "").startswith("/amictl-test/retention-rule"):
         return control(environ, start_response)
+    if environ.get("PATH_INFO", "").startswith("/amictl-test/image-age"):
+        return image_age(environ, start_response)
     return moto_dispatch(self, environ, start_response)
 
 

@@ -21,6 +21,7 @@
 mod fleets;
 mod groups;
 mod references;
+mod reports;
 mod ssm;
 mod templates;
 
@@ -28,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::Filter;
 
+pub use reports::{ReportAnswer, ReportWait, Reports};
 pub use templates::TemplatePin;
 use templates::TemplateVersions;
 

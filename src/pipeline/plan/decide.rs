@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
-use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, Rules, SnapshotAction, SnapshotPlan, UNCHECKED};
+use super::{ImageAction, ImagePlan, Inventory, Plan, Policy, Rules, Shared, SnapshotAction, SnapshotPlan, UNCHECKED};
+use crate::ec2::{ReportAnswer, Reports};
 use crate::model::{Backing, Image, ImageState, RecycleBin, Snapshot, SnapshotState};
 use crate::pipeline::selection::Selection;
 use crate::types::{ImageId, SnapshotId};
@@ -267,13 +268,21 @@ fn decide(
         } else {
             format!("shared with {}: other accounts may launch it", shared.join(", "))
         };
-        if policy.shared.keep() {
-            return (
-                ImageAction::Keep,
-                format!("{whom}; --include-shared deregisters it anyway"),
-            );
+        match policy.shared {
+            Shared::Keep => {
+                return (
+                    ImageAction::Keep,
+                    format!("{whom}; --include-shared deregisters it anyway"),
+                );
+            }
+            Shared::IfUnused => match unused_elsewhere(inventory, image, &shared) {
+                Ok(why) => reason = format!("{reason}; {whom}, but {why}"),
+                // Unchecked first, as the summary counts (and the exit code says) them.
+                Err(why) if why.starts_with(UNCHECKED) => return (ImageAction::Keep, format!("{why}; {whom}")),
+                Err(why) => return (ImageAction::Keep, format!("{whom}; {why}")),
+            },
+            Shared::Ignore => reason = format!("{reason}; {whom}, deregistered as --include-shared says"),
         }
-        reason = format!("{reason}; {whom}, deregistered as --include-shared says");
     }
     if !inventory.usage.unchecked.is_empty() && policy.in_use.keep() {
         let more = match inventory.usage.unchecked.len() {
@@ -292,6 +301,74 @@ fn decide(
         reason.push_str("; instance-store-backed: its bundle in S3 is not touched");
     }
     (ImageAction::Deregister, reason)
+}
+
+/// Whether no other account uses a shared image (`--include-shared=unused`): `Ok` says how that
+/// is known; `Err` why it is kept. A public image is always kept: anyone may launch it at any
+/// time, and no report can say who will. An image launched lately is kept too: the "View your
+/// AMI usage" guide says a report may miss the past 24 hours of instance activity.
+fn unused_elsewhere(inventory: &Inventory, image: &Image, shared: &[String]) -> Result<String, String> {
+    if shared.iter().any(|s| s == "public") {
+        return Err(
+            "--include-shared=unused never removes a public image: anyone may launch it, and no report can say who will (--include-shared does)"
+                .to_owned(),
+        );
+    }
+    let answer = match &inventory.shared_usage {
+        Some(Reports::Answers(answers)) => answers.get(&image.image_id),
+        Some(Reports::NotOffered(why)) => {
+            return Err(format!(
+                "{UNCHECKED} in other accounts: the endpoint has no usage reports ({why})"
+            ));
+        }
+        None => None,
+    };
+    match answer {
+        None => Err(format!("{UNCHECKED} in other accounts: no usage report was read")),
+        Some(ReportAnswer::Unchecked { why }) => Err(format!("{UNCHECKED} in other accounts: {why}")),
+        Some(ReportAnswer::Read { report_id, entries, .. }) if !entries.is_empty() => {
+            let mut by_account: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for entry in entries {
+                let kind = match entry.resource_type.as_str() {
+                    "ec2:Instance" => "instance",
+                    "ec2:LaunchTemplate" => "launch template",
+                    other => other,
+                };
+                let plural = if entry.usage_count == 1 { "" } else { "s" };
+                by_account
+                    .entry(entry.account_id.as_str())
+                    .or_default()
+                    .push(format!("{} {kind}{plural}", entry.usage_count));
+            }
+            let used: Vec<String> = (by_account.into_iter())
+                .map(|(account, what)| format!("account {account} ({})", what.join(", ")))
+                .collect();
+            Err(format!(
+                "used by {} (usage report {report_id}); --include-shared removes it anyway",
+                used.join(", ")
+            ))
+        }
+        Some(ReportAnswer::Read { report_id, created, .. }) => {
+            // Neither the report nor EC2's last launch time (which lags up to a day) shows a
+            // launch of the past 24 hours: an image made or launched within them stays.
+            if let (Some(seen), Some(created)) = (image.last_used(), created)
+                && seen
+                    >= created
+                        .saturating_sub(SignedDuration::from_hours(24))
+                        .unwrap_or(*created)
+            {
+                let what = if image.last_launched_time.is_some() {
+                    "launched"
+                } else {
+                    "made"
+                };
+                return Err(format!(
+                    "{what} {seen}, within the 24 hours before usage report {report_id} that it may not show; run again a day later"
+                ));
+            }
+            Ok(format!("no other account uses it (usage report {report_id})"))
+        }
+    }
 }
 
 fn snapshot_fate(
@@ -350,7 +427,7 @@ fn needed_elsewhere(inventory: &Inventory, id: &SnapshotId, policy: &Policy) -> 
             users.join(", ")
         ));
     }
-    if policy.shared.keep()
+    if policy.shared != Shared::Ignore
         && let Some(sharing) = inventory.snapshot_sharing.get(id)
     {
         let whom = if sharing.public {
@@ -778,7 +855,7 @@ mod tests {
             &inventory,
             &all(),
             &Policy {
-                shared: Consumers::Ignore,
+                shared: Shared::Ignore,
                 ..cleanup_policy()
             },
             now(),
@@ -796,6 +873,80 @@ mod tests {
         assert!(safe.images[1].reason.contains("shared with 111122223333"));
         assert_eq!(safe.images[1].shared_with.len(), 2);
         assert!(included.images.iter().all(|i| i.action == ImageAction::Deregister));
+    }
+
+    #[test]
+    fn unused_removes_a_shared_image_only_on_a_report_that_answers_for_it_and_the_past_day() {
+        use crate::ec2::ReportAnswer;
+        let shared = |id: &str| {
+            let mut image = image(id, id, "2026-01-01T00:00:00Z");
+            image.image_id = ImageId::from_ec2(id);
+            image
+        };
+        let ids = ["ami-00000001", "ami-00000002", "ami-00000003", "ami-00000004"];
+        let mut recent = shared(ids[3]);
+        recent.last_launched_time = Some("2026-05-31T12:00:00Z".parse().unwrap());
+        let mut inventory = of(&[shared(ids[0]), shared(ids[1]), shared(ids[2]), recent]);
+        for id in ids {
+            inventory.shared.insert(
+                ImageId::from_ec2(id),
+                LaunchPermissions {
+                    accounts: vec!["111122223333".to_owned()],
+                    ..LaunchPermissions::default()
+                },
+            );
+        }
+        let read = |entries| ReportAnswer::Read {
+            report_id: "amiur-1".to_owned(),
+            created: Some("2026-06-01T00:00:00Z".parse().unwrap()),
+            made_now: false,
+            entries,
+        };
+        let answers = [
+            (ids[0], read(Vec::new())),
+            (
+                ids[2],
+                ReportAnswer::Unchecked {
+                    why: "usage report amiur-2 was not available".to_owned(),
+                },
+            ),
+            (ids[3], read(Vec::new())),
+        ];
+        inventory.shared_usage = Some(Reports::Answers(
+            answers.into_iter().map(|(id, a)| (ImageId::from_ec2(id), a)).collect(),
+        ));
+        let unused = Policy {
+            shared: Shared::IfUnused,
+            ..cleanup_policy()
+        };
+
+        let mut planned = plan(&inventory, &all(), &unused, now());
+        planned.summarize(0.05);
+        inventory.shared_usage = Some(Reports::NotOffered("InvalidAction".to_owned()));
+        let without_reports = plan(&inventory, &all(), &unused, now());
+
+        let actions: Vec<ImageAction> = planned.images.iter().map(|i| i.action).collect();
+        assert_eq!(
+            actions,
+            [
+                ImageAction::Deregister,
+                ImageAction::Keep,
+                ImageAction::Keep,
+                ImageAction::Keep
+            ]
+        );
+        assert!(planned.images[1].reason.contains("no usage report was read"));
+        assert!(
+            planned.images[3]
+                .reason
+                .contains("launched 2026-05-31T12:00:00Z, within the 24 hours")
+        );
+        assert_eq!(
+            planned.summary.images_unchecked, 2,
+            "no report, and one not ready: unchecked"
+        );
+        assert!(without_reports.images.iter().all(|i| i.action == ImageAction::Keep));
+        assert!(without_reports.images[0].reason.contains("no usage reports"));
     }
 
     #[test]

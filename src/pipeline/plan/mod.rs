@@ -36,6 +36,9 @@ pub struct Inventory {
     pub usage: UsageMap,
     /// Who besides the owner may launch each candidate (read unless shared images may go).
     pub shared: BTreeMap<ImageId, LaunchPermissions>,
+    /// Who uses the shared candidates in other accounts, by usage reports (read for
+    /// `--include-shared=unused` only).
+    pub shared_usage: Option<crate::ec2::Reports>,
     /// Who besides the owner may create volumes from each snapshot that may go (read unless
     /// shared images and snapshots may go).
     pub snapshot_sharing: BTreeMap<SnapshotId, crate::ec2::SnapshotSharing>,
@@ -232,8 +235,9 @@ pub struct Policy {
     pub removal: Removal,
     /// Whether an image something can launch is kept (`--allow-in-use` ignores them).
     pub in_use: Consumers,
-    /// Whether an image other accounts may launch is kept (`--include-shared` ignores them).
-    pub shared: Consumers,
+    /// Whether an image other accounts may launch is kept (`--include-shared` ignores them;
+    /// `--include-shared=unused` only where no other account uses it).
+    pub shared: Shared,
     /// Orphaned snapshots at least this old are deleted (`--orphans`; a younger one may belong
     /// to an image still being made); `None`: orphans are left alone.
     pub orphans: Option<SignedDuration>,
@@ -269,6 +273,60 @@ impl Consumers {
     }
 }
 
+/// Whether an image other accounts may launch is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shared {
+    /// Kept: they may launch it (and their snapshots, which they may create volumes from).
+    #[default]
+    Keep,
+    /// Removed where no other account uses it, by the freshest usage report and the usage maps
+    /// of the run's accounts (`--include-shared=unused`); a public image, and shared snapshots,
+    /// are kept (nothing can tell who will use them).
+    IfUnused,
+    /// Removed whoever may launch it (`--include-shared`).
+    Ignore,
+}
+
+impl Shared {
+    /// `--include-shared` (or `= true` in a policy file).
+    pub fn ignored_if(ignore: bool) -> Shared {
+        if ignore { Shared::Ignore } else { Shared::Keep }
+    }
+}
+
+/// `include_shared` in a saved plan: `true`, `false`, or `"unused"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum IncludeShared {
+    Flag(bool),
+    Word(Unused),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Unused {
+    Unused,
+}
+
+impl From<Shared> for IncludeShared {
+    fn from(shared: Shared) -> IncludeShared {
+        match shared {
+            Shared::Keep => IncludeShared::Flag(false),
+            Shared::Ignore => IncludeShared::Flag(true),
+            Shared::IfUnused => IncludeShared::Word(Unused::Unused),
+        }
+    }
+}
+
+impl From<IncludeShared> for Shared {
+    fn from(doc: IncludeShared) -> Shared {
+        match doc {
+            IncludeShared::Flag(flag) => Shared::ignored_if(flag),
+            IncludeShared::Word(Unused::Unused) => Shared::IfUnused,
+        }
+    }
+}
+
 impl Policy {
     /// How old an orphan must be by default (`--orphans-older-than`).
     pub const ORPHANS_OLDER_THAN: SignedDuration = SignedDuration::from_hours(24);
@@ -291,7 +349,7 @@ impl Default for Policy {
                 delete_snapshots: false,
             },
             in_use: Consumers::Keep,
-            shared: Consumers::Keep,
+            shared: Shared::Keep,
             orphans: None,
         }
     }
@@ -308,7 +366,7 @@ pub struct PolicyDoc {
     group_by: GroupBy,
     delete_snapshots: bool,
     allow_in_use: bool,
-    include_shared: bool,
+    include_shared: IncludeShared,
     orphans: bool,
     orphans_older_than: SignedDuration,
     #[serde(default)]
@@ -321,7 +379,7 @@ impl From<Policy> for PolicyDoc {
             delete_snapshots: policy.deletes_snapshots(),
             disable: policy.disables(),
             allow_in_use: !policy.in_use.keep(),
-            include_shared: !policy.shared.keep(),
+            include_shared: policy.shared.into(),
             orphans: policy.orphans.is_some(),
             orphans_older_than: policy.orphans.unwrap_or(Policy::ORPHANS_OLDER_THAN),
             keep: policy.keep,
@@ -343,7 +401,7 @@ impl From<PolicyDoc> for Policy {
                 }
             },
             in_use: Consumers::ignored_if(doc.allow_in_use),
-            shared: Consumers::ignored_if(doc.include_shared),
+            shared: doc.include_shared.into(),
             orphans: doc.orphans.then_some(doc.orphans_older_than),
         }
     }
@@ -735,7 +793,7 @@ mod tests {
         let policy = Policy {
             keep: 2,
             removal: Removal::Disable,
-            shared: Consumers::Ignore,
+            shared: Shared::Ignore,
             orphans: Some(SignedDuration::from_hours(48)),
             ..Policy::default()
         };
@@ -755,6 +813,13 @@ mod tests {
         });
         let read: Policy = serde_json::from_value(older).unwrap();
         assert!(read.deletes_snapshots() && !read.in_use.keep() && read.orphans.is_none());
+        let unused = Policy {
+            shared: Shared::IfUnused,
+            ..Policy::default()
+        };
+        let saved = serde_json::to_value(&unused).unwrap();
+        assert_eq!(saved["include_shared"], "unused");
+        assert_eq!(serde_json::from_value::<Policy>(saved).unwrap(), unused);
     }
 
     #[test]

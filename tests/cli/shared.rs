@@ -1,0 +1,151 @@
+//! Shared images: `--include-shared=unused` removes one only where no other account uses it,
+//! by EC2's image usage reports (modelled in the test server from the API reference: a report
+//! is pending for a moment, then counts the other accounts' instances and launch templates).
+
+use serde_json::Value;
+
+use crate::support::proxy::Proxy;
+use crate::support::{TestEnv, assert_refused_before_any_request, plan_entry};
+
+/// An account other than the test's, whose instances moto lets name any image.
+const USER: &str = "111111111111";
+const IDLE: &str = "222222222222";
+
+/// Three images a few days old: one shared with two accounts, one of which runs an instance
+/// from it; one shared with an account that runs nothing; one public.
+struct Shared {
+    env: TestEnv,
+    used: String,
+    unused: String,
+    public: String,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        let env = TestEnv::new();
+        let instance = env.run_instance(None);
+        let [used, unused, public] = ["sh-used", "sh-unused", "sh-public"].map(|name| {
+            let image = env.create_image(&instance, name, &[]);
+            env.age_image(&image, 3);
+            image
+        });
+        env.share_image(&used, USER);
+        env.share_image(&used, IDLE);
+        env.share_image(&unused, IDLE);
+        env.make_public(&public);
+        env.as_role(&format!("arn:aws:iam::{USER}:role/app"))
+            .run_instance_from(&used);
+        Shared {
+            env,
+            used,
+            unused,
+            public,
+        }
+    }
+}
+
+fn reason(plan: &Value, image: &str) -> String {
+    plan_entry(plan, image)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn unused_removes_only_the_shared_image_no_other_account_uses_and_names_who_keeps_the_other() {
+    let shared = Shared::new();
+    let env = &shared.env;
+    let proxy = Proxy::start(&env.endpoint);
+    let cleanup = |extra: &[&str]| {
+        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+            .args(["cleanup", "--name", "sh-*", "--include-shared=unused", "-o", "json"])
+            .args(extra)
+            .run()
+    };
+
+    let planned = cleanup(&["--dry-run"]).assert_code(0).json();
+    let made = proxy.count("CreateImageUsageReport");
+    let done = cleanup(&["--yes"]).assert_code(0).json();
+
+    assert_eq!(
+        plan_entry(&planned, &shared.unused)["action"],
+        "deregister",
+        "{planned}"
+    );
+    assert!(reason(&planned, &shared.unused).contains("no other account uses it"));
+    assert_eq!(plan_entry(&planned, &shared.used)["action"], "keep");
+    let kept = reason(&planned, &shared.used);
+    assert!(kept.contains(&format!("account {USER} (1 instance)")), "{kept}");
+    let users = kept.split("used by").nth(1).unwrap_or_default();
+    assert!(
+        !users.contains(IDLE),
+        "an account that runs nothing is not named: {kept}"
+    );
+    assert_eq!(plan_entry(&planned, &shared.public)["action"], "keep");
+    assert!(reason(&planned, &shared.public).contains("never removes a public image"));
+    assert_eq!(
+        made, 2,
+        "one report per image shared with accounts (none for the public one)"
+    );
+    assert_eq!(
+        proxy.count("CreateImageUsageReport"),
+        2,
+        "the reports of the dry run were fresh, and reused"
+    );
+    assert_eq!(plan_entry(&done, &shared.unused)["action"], "deregister");
+    let left = env.image_ids();
+    assert!(!left.contains(&shared.unused), "{left:?}");
+    assert!(left.contains(&shared.used) && left.contains(&shared.public), "{left:?}");
+}
+
+#[test]
+fn a_report_not_ready_within_the_bound_keeps_the_image_unchecked_and_a_later_run_reuses_it() {
+    let env = TestEnv::new();
+    let image = env.create_image(&env.run_instance(None), "sh-slow", &[]);
+    env.age_image(&image, 3);
+    env.share_image(&image, IDLE);
+    env.tag(&image, "amictl-test:report-seconds", "3600");
+    let proxy = Proxy::start(&env.endpoint);
+    let deregister = || {
+        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+            .args([
+                "deregister",
+                &image,
+                "--include-shared=unused",
+                "--report-timeout",
+                "1s",
+            ])
+            .args(["-o", "json"])
+            .run()
+    };
+
+    let first = deregister();
+    let second = deregister();
+
+    first.assert_code(1);
+    let plan = first.json();
+    assert_eq!(plan_entry(&plan, &image)["action"], "keep");
+    assert!(reason(&plan, &image).contains("not available within 1s"), "{plan}");
+    assert!(first.stderr.contains("not deregistered"), "{}", first.stderr);
+    second.assert_code(1);
+    assert_eq!(proxy.count("CreateImageUsageReport"), 1, "the pending report is reused");
+    assert!(env.image_ids().contains(&image));
+}
+
+#[test]
+fn include_shared_takes_unused_only_with_an_equals_sign() {
+    assert_refused_before_any_request(
+        &["cleanup", "--all"],
+        &[
+            (&["--include-shared=some"], "--include-shared=unused"),
+            (&["--max-report-age", "2d"], "--include-shared"),
+        ],
+    );
+    assert_refused_before_any_request(
+        &["deregister"],
+        &[(
+            &["--include-shared", "unused", "ami-0123456789abcdef0"],
+            "did you mean --include-shared=unused",
+        )],
+    );
+}
