@@ -134,6 +134,19 @@ pub enum Command {
     )]
     Publish(PublishArgs),
 
+    /// Who uses images: this account's consumers, other accounts' by EC2's usage reports, and each member account's own (--org, --accounts)
+    #[command(
+        after_help = "In the image's account, the consumers cleanup checks (instances, launch templates, Auto Scaling \
+        groups, fleets, spot requests, SSM parameters). For other accounts, EC2's image usage report on each shared \
+        image: the accounts whose instances or launch templates reference it, and how many (a report made within \
+        --max-report-age is reused; one being made is waited for at most --report-timeout). With --org or --accounts \
+        (through --role-name), each member account's own consumers, named. Exit 1 where something could not be read.\n\n\
+        Examples:\n  \
+        amictl usage ami-0123456789abcdef0\n  \
+        amictl usage ami-0123456789abcdef0 --org --role-name amictl-read -o json"
+    )]
+    Usage(Box<UsageArgs>),
+
     /// Show images: the account's own by default, newest first, or the ones named
     #[command(after_help = "Examples:\n  \
         amictl describe\n  \
@@ -489,6 +502,27 @@ pub struct PublishToArgs {
     /// Leave each template's default version as it is (the new version is only the latest)
     #[arg(long, requires = "launch_templates")]
     pub no_default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub images: ImageList,
+
+    /// Reuse a usage report made within this long (e.g. 12h, 2d)
+    #[arg(long, value_name = "DURATION", default_value = "1d")]
+    pub max_report_age: HumanDuration,
+
+    /// Wait at most this long for usage reports being made
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub report_timeout: HumanDuration,
+
+    /// Make and read no usage report (this account's consumers, and the member accounts', only)
+    #[arg(long, conflicts_with_all = ["max_report_age", "report_timeout"])]
+    pub no_report: bool,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 /// Tags for new images and their snapshots (create, copy).

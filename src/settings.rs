@@ -13,12 +13,12 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::cli::{
     CleanupArgs, Cli, Command, CopyArgs, CreateArgs, DescribeArgs, ExecutionArgs, GlobalArgs, PermissionsChange,
-    PermissionsCommand, PolicyCommand, PublishToArgs, RemovalArgs, ScopeArgs, WaitArgs,
+    PermissionsCommand, PolicyCommand, PublishToArgs, RemovalArgs, ScopeArgs, UsageArgs, WaitArgs,
 };
 use crate::commands::accounts::AccountsAsked;
 use crate::commands::stages::StageChange;
 use crate::commands::{
-    Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions, publish,
+    Global, Run, Scope, Settings, Waiting, cleanup, copy, create, deregister, describe, permissions, publish, usage,
 };
 use crate::ec2::ReportWait;
 use crate::ec2::{ConnectOptions, Grants, ImageQuery};
@@ -72,6 +72,7 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
             dry_run: args.removal.dry_run,
             carry: carry(&args.execution),
         }),
+        Command::Usage(args) => Run::Usage(Box::new(usage_settings(*args, &mut warnings)?)),
         Command::Cleanup(args) => Run::Cleanup(Box::new(cleanup_settings(*args, &mut warnings)?)),
         Command::Deprecate(args) => Run::Stage {
             image_ids: args.images.image_ids,
@@ -198,12 +199,30 @@ fn shared(include: Option<IncludeShared>) -> Shared {
     }
 }
 
+fn usage_settings(args: UsageArgs, warnings: &mut Vec<String>) -> Result<usage::Settings, Error> {
+    if !args.scope.regions.is_empty() || args.scope.all_regions {
+        return Err(Error::Usage(
+            "usage works in --region, where the images are: --regions and --all-regions don't apply".to_owned(),
+        ));
+    }
+    Ok(usage::Settings {
+        image_ids: crate::types::each_once(args.images.image_ids),
+        reports: !args.no_report,
+        scope: scope(args.scope, warnings)?,
+    })
+}
+
 /// How the command reuses and waits for usage reports, if it reads them.
 fn reports_of(command: &Command) -> ReportWait {
     match command {
         Command::Deregister(args) => report_wait(&args.removal),
         Command::Disable(args) => report_wait(&args.removal),
         Command::Cleanup(args) => report_wait(&args.removal),
+        Command::Usage(args) => ReportWait {
+            max_age: jiff::SignedDuration::try_from(args.max_report_age.0).unwrap_or(jiff::SignedDuration::MAX),
+            within: args.report_timeout.0,
+            ..ReportWait::default()
+        },
         _ => ReportWait::default(),
     }
 }

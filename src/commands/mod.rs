@@ -15,6 +15,7 @@ pub mod permissions;
 mod plan_view;
 pub mod publish;
 pub mod stages;
+pub mod usage;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -63,6 +64,7 @@ pub enum Run {
     Describe(Box<describe::Settings>),
     Permissions(permissions::Request),
     Publish(publish::Settings),
+    Usage(Box<usage::Settings>),
     /// `deregister` and `disable`: exactly the named images.
     Remove(deregister::Settings),
     Cleanup(Box<cleanup::Settings>),
@@ -192,6 +194,15 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
         }
         Run::Permissions(request) => permissions::run(&connect.one(None).await?, request).await,
         Run::Publish(settings) => publish::run(&connect.reach(None).await?, &settings).await,
+        Run::Usage(settings) => {
+            let home = connect.one(None).await?;
+            let (members, unreached) = if settings.scope.asks_several() {
+                connect.contexts(&settings.scope).await?
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            usage::run(&home, &members, &unreached, &settings).await
+        }
         Run::Stage { image_ids, change } => stages::run(&connect.one(None).await?, &image_ids, change).await,
         Run::Restore(image_ids) => stages::restore(&connect.one(None).await?, &image_ids).await,
     }

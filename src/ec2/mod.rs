@@ -262,6 +262,11 @@ impl Ec2 {
         self.account_id.as_ref()
     }
 
+    /// The account's name, where the organization gives it.
+    pub fn account_name(&self) -> Option<&str> {
+        self.account_name.as_deref()
+    }
+
     /// The regions enabled for the account (DescribeRegions), for `--all-regions`.
     pub async fn enabled_regions(&self) -> Result<Vec<Region>, Error> {
         let output = self

@@ -82,6 +82,32 @@ fn copied() -> Value {
         .json()
 }
 
+/// `usage` of an image shared with a member account that runs it, as the owner does: every
+/// field.
+fn used() -> Value {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let image = env.create_image(&instance, "doc-9", &[]);
+    env.share_image(&image, "111111111111");
+    env.as_role("arn:aws:iam::111111111111:role/app")
+        .run_instance_from(&image);
+    env.run_instance_from(&image);
+    env.amictl()
+        .args([
+            "usage",
+            &image,
+            "--accounts",
+            "111111111111",
+            "--role-name",
+            "reader",
+            "-o",
+            "json",
+        ])
+        .run()
+        .assert_code(0)
+        .json()
+}
+
 /// A publish to one template that works and one that doesn't: every field.
 fn published() -> Value {
     let env = TestEnv::new();
@@ -156,6 +182,7 @@ fn the_json_output_doc_lists_exactly_the_fields_each_command_prints() {
         ("deprecate", vec![staged]),
         ("deregister", vec![deregistered, cleaned]),
         ("publish", vec![published()]),
+        ("usage", vec![used()]),
     ] {
         let documented = docs
             .get(section)

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::support::proxy::Proxy;
+use crate::support::proxy::{Fault, Proxy};
 use crate::support::{TestEnv, assert_refused_before_any_request, plan_entry};
 
 /// An account other than the test's, whose instances moto lets name any image.
@@ -147,5 +147,58 @@ fn include_shared_takes_unused_only_with_an_equals_sign() {
             &["--include-shared", "unused", "ami-0123456789abcdef0"],
             "did you mean --include-shared=unused",
         )],
+    );
+}
+
+#[test]
+fn usage_shows_the_report_and_each_member_accounts_own_consumers_and_an_unreached_one() {
+    let shared = Shared::new();
+    let env = &shared.env;
+    let instance = env
+        .as_role(&format!("arn:aws:iam::{USER}:role/app"))
+        .instances_of(&shared.used)
+        .pop()
+        .expect("the user's instance");
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail_matching("AssumeRole", "333333333333", Fault::always(Fault::unauthorized()));
+
+    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        .args(["usage", &shared.used, &shared.unused, "-o", "json"])
+        .args([
+            "--accounts",
+            &format!("{USER},{IDLE},333333333333"),
+            "--role-name",
+            "reader",
+        ])
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("333333333333"),
+        "the unreached account is named: {}",
+        run.stderr
+    );
+    let usage = run.json();
+    let image = |id: &str| {
+        (usage["images"].as_array().unwrap().iter())
+            .find(|i| i["image_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {usage}"))
+            .clone()
+    };
+    let used = image(&shared.used);
+    let entries = &used["report"]["entries"];
+    assert_eq!(entries[0]["account_id"], USER, "{used}");
+    assert_eq!(entries[0]["usage_count"], 1);
+    let member = (used["accounts"].as_array().unwrap().iter())
+        .find(|a| a["account_id"] == USER)
+        .expect("the user's account");
+    assert_eq!(member["used_by"][0]["id"], instance.as_str(), "{member}");
+    assert_eq!(image(&shared.unused)["report"]["entries"], serde_json::json!([]));
+    let refused = (used["accounts"].as_array().unwrap().iter())
+        .find(|a| a["account_id"] == "333333333333")
+        .expect("the refused account, listed");
+    assert!(
+        refused["error"].is_string(),
+        "its usage is unknown, and said so: {refused}"
     );
 }
