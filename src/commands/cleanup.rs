@@ -66,21 +66,40 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
     }
     // At most --concurrency accounts × regions read at once, however many the run has.
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
-    let planned: Vec<_> = futures::stream::iter(contexts.iter().map(|ctx| {
-        let (source, counter) = (&source, &counter);
-        async move {
-            let planned = match source {
-                Source::Saved(saved) => saved_plan_rechecked(ctx, saved).await,
-                Source::File { file, home } => new_plan(ctx, &file.rules_in(ctx.ec2.region(), home)).await,
-                Source::Flags(rules) => new_plan(ctx, std::slice::from_ref(rules)).await,
-            };
-            counter.inc();
-            planned
-        }
-    }))
-    .buffered(finish.carry.concurrency)
-    .collect()
-    .await;
+    let across = super::across::applies(contexts, &source);
+    let planned: Vec<Result<(Plan, Vec<String>), Error>> = if across {
+        // Each account's consumers of the others' shared images count: every context is read
+        // first, then each reads the others' shared candidates, then each is planned.
+        let mut readings: Vec<Result<Reading, Error>> = futures::stream::iter(contexts.iter().map(|ctx| {
+            let (source, counter) = (&source, &counter);
+            async move {
+                let reading = Box::pin(read(ctx, source, false)).await;
+                counter.inc();
+                reading
+            }
+        }))
+        .buffered(finish.carry.concurrency)
+        .collect()
+        .await;
+        super::across::shared_across(contexts, &mut readings, finish.carry.concurrency).await;
+        (contexts.iter().zip(readings))
+            .map(|(ctx, reading)| reading.map(|reading| planned(ctx, reading)))
+            .collect()
+    } else {
+        futures::stream::iter(contexts.iter().map(|ctx| {
+            let (source, counter) = (&source, &counter);
+            async move {
+                let planned = Box::pin(read(ctx, source, true))
+                    .await
+                    .map(|reading| planned(ctx, reading));
+                counter.inc();
+                planned
+            }
+        }))
+        .buffered(finish.carry.concurrency)
+        .collect()
+        .await
+    };
     counter.finish();
     let mut plans = Vec::new();
     let mut failures = Vec::new();
@@ -189,8 +208,23 @@ async fn carry(contexts: &[Context<'_>], finish: &Finish, plan: &mut Plan) -> an
     super::carry_out_and_report(&clients, ctx, plan, finish.carry, ("cleaning up", finish.show_kept)).await
 }
 
-/// One region's plan, and what to say on stderr about what its endpoint doesn't offer.
-async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<String>), Error> {
+/// One context's reads, before its plan.
+pub struct Reading {
+    pub inventory: crate::pipeline::plan::Inventory,
+    /// The policies that run in this context.
+    pub rules: Vec<Rules>,
+    /// `--apply-plan`: this context's part of the saved plan, to check again.
+    saved: Option<Plan>,
+}
+
+/// Reads what the context's plan needs (with `reports`: usage reports too, where a policy asks
+/// `--include-shared=unused`).
+async fn read(ctx: &Context<'_>, source: &Source, reports: bool) -> Result<Reading, Error> {
+    let (rules, saved) = match source {
+        Source::Saved(saved) => return saved_read(ctx, saved, reports).await,
+        Source::File { file, home } => (file.rules_in(ctx.ec2.region(), home), None),
+        Source::Flags(rules) => (vec![rules.clone()], None),
+    };
     let images = ctx.ec2.all_own_images().await?;
     let missing: Vec<&str> = rules.iter().flat_map(|r| r.selection.missing(&images)).collect();
     if !missing.is_empty() {
@@ -200,27 +234,51 @@ async fn new_plan(ctx: &Context<'_>, rules: &[Rules]) -> Result<(Plan, Vec<Strin
             missing.join(", ")
         ));
     }
-    let now = ctx.now;
-    let candidates = candidates(rules, &images, now);
-    let inventory = read_inventory(
-        &ctx.ec2,
-        images,
-        &candidates,
-        Reads::for_rules(rules).reporting(ctx.reports, ctx.now),
-    )
-    .await?;
+    let candidates = candidates(&rules, &images, ctx.now);
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(ctx, &rules, reports)).await?;
+    Ok(Reading {
+        inventory,
+        rules,
+        saved,
+    })
+}
+
+/// What to read for these policies; usage reports only with `reports`.
+fn reads(ctx: &Context<'_>, rules: &[Rules], reports: bool) -> Reads {
+    let reads = Reads::for_rules(rules).reporting(ctx.reports, ctx.now);
+    if reports {
+        reads
+    } else {
+        Reads {
+            shared_usage: None,
+            ..reads
+        }
+    }
+}
+
+/// One region's plan from its reads, and what to say on stderr about what its endpoint
+/// doesn't offer.
+fn planned(ctx: &Context<'_>, reading: Reading) -> (Plan, Vec<String>) {
+    let Reading {
+        inventory,
+        rules,
+        saved,
+    } = reading;
     let planning = std::time::Instant::now();
-    let mut plan = plan_rules(&inventory, rules, now);
+    let mut plan = match &saved {
+        Some(saved) => recheck(saved, &inventory, ctx.now),
+        None => plan_rules(&inventory, &rules, ctx.now),
+    };
     // scripts/bench reads this line to show that planning grows linearly with the account.
     tracing::info!(
         region = ctx.ec2.region().as_str(),
         images = inventory.images.len(),
-        candidates = candidates.len(),
+        candidates = plan.images.len(),
         micros = u64::try_from(planning.elapsed().as_micros()).unwrap_or(u64::MAX),
         "planned"
     );
     plan.regions = vec![ctx.ec2.region().to_owned()];
-    Ok((plan, inventory.notes))
+    (plan, inventory.notes)
 }
 
 /// The images any of the rules selects, each once.
@@ -284,8 +342,9 @@ pub fn check_roles_cover(plan: &Plan, roles: &[RoleArn]) -> Result<(), Error> {
     )))
 }
 
-/// One region's part of a saved plan, checked again against the account as it is now.
-async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, Vec<String>), Error> {
+/// One region's part of a saved plan: the reads to check it again against the account as it
+/// is now.
+async fn saved_read(ctx: &Context<'_>, saved: &Plan, reports: bool) -> Result<Reading, Error> {
     let images = ctx.ec2.all_own_images().await?;
     let here: BTreeSet<&str> = images.iter().filter_map(Image::account).collect();
     if !saved.accounts.is_empty() && !here.is_empty() && !saved.accounts.iter().any(|a| here.contains(a.as_str())) {
@@ -295,22 +354,17 @@ async fn saved_plan_rechecked(ctx: &Context<'_>, saved: &Plan) -> Result<(Plan, 
             here.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
-    let now = ctx.now;
     // Each policy where it ran when the plan was made, not in every region of the plan.
     let rules: Vec<Rules> = (saved.rules().into_iter())
         .filter(|rule| rule.runs_in(ctx.ec2.region()))
         .collect();
-    let candidates = candidates(&rules, &images, now);
-    let inventory = read_inventory(
-        &ctx.ec2,
-        images,
-        &candidates,
-        Reads::for_rules(&rules).reporting(ctx.reports, ctx.now),
-    )
-    .await?;
-    let mut plan = recheck(&saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id()), &inventory, now);
-    plan.regions = vec![ctx.ec2.region().to_owned()];
-    Ok((plan, inventory.notes))
+    let candidates = candidates(&rules, &images, ctx.now);
+    let inventory = read_inventory(&ctx.ec2, images, &candidates, reads(ctx, &rules, reports)).await?;
+    Ok(Reading {
+        inventory,
+        rules,
+        saved: Some(saved.of_scope(ctx.ec2.region(), ctx.ec2.account_id())),
+    })
 }
 
 /// Writes the plan where no one else can read it, all at once: a reader never sees half a

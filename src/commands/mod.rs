@@ -5,6 +5,7 @@
 //! fills them from the command line. Nothing here or below knows of clap.
 
 pub mod accounts;
+mod across;
 pub mod cleanup;
 pub mod copy;
 pub mod create;

@@ -269,6 +269,7 @@ pub async fn read_inventory(
         usage,
         shared,
         shared_usage,
+        run_usage: std::collections::BTreeMap::new(),
         snapshot_sharing,
         snapshots,
         recycle_bin,

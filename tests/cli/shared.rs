@@ -202,3 +202,58 @@ fn usage_shows_the_report_and_each_member_accounts_own_consumers_and_an_unreache
         "its usage is unknown, and said so: {refused}"
     );
 }
+
+#[test]
+fn in_a_run_over_the_organization_each_members_own_scan_is_the_answer_and_a_refused_one_keeps_its_images() {
+    let env = TestEnv::on_its_own_server();
+    let members = env.organization(&["app", "idle", "locked"]);
+    let [app, idle, locked] = [0, 1, 2].map(|i| members[i].0.clone());
+    let instance = env.run_instance(None);
+    let [used, unused, locked_image] =
+        ["org-used", "org-unused", "org-locked"].map(|name| env.create_image(&instance, name, &[]));
+    for image in [&used, &unused] {
+        env.share_image(image, &app);
+        env.share_image(image, &idle);
+    }
+    env.share_image(&locked_image, &locked);
+    let running = env
+        .as_role(&format!("arn:aws:iam::{app}:role/app"))
+        .run_instance_from(&used);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail_matching("AssumeRole", &locked, Fault::always(Fault::unauthorized()));
+
+    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        .args([
+            "cleanup",
+            "--org",
+            "--role-name",
+            "reader",
+            "--include-self",
+            "--name",
+            "org-*",
+        ])
+        .args(["--include-shared=unused", "--dry-run", "-o", "json"])
+        .run();
+
+    run.assert_code(1);
+    let plan = run.json();
+    assert_eq!(plan_entry(&plan, &unused)["action"], "deregister", "{plan}");
+    assert!(reason(&plan, &unused).contains("each one's own scan"), "{plan}");
+    assert_eq!(plan_entry(&plan, &used)["action"], "keep");
+    let kept = reason(&plan, &used);
+    assert!(
+        kept.contains(&running) && kept.contains(&format!("in account {app}")),
+        "{kept}"
+    );
+    assert_eq!(plan_entry(&plan, &locked_image)["action"], "keep");
+    let unknown = reason(&plan, &locked_image);
+    assert!(
+        unknown.starts_with("could not check") && unknown.contains(&locked),
+        "{unknown}"
+    );
+    assert_eq!(
+        proxy.count("CreateImageUsageReport"),
+        0,
+        "the run's own scans answer for every account the images are shared with"
+    );
+}

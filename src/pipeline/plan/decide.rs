@@ -314,6 +314,23 @@ fn unused_elsewhere(inventory: &Inventory, image: &Image, shared: &[String]) -> 
                 .to_owned(),
         );
     }
+    if let Some(run) = inventory.run_usage.get(&image.image_id) {
+        if !run.users.is_empty() {
+            let used: Vec<String> = (run.users.iter())
+                .map(|(account, user)| format!("{user} in account {account}"))
+                .collect();
+            return Err(format!(
+                "used by {}; --include-shared removes it anyway",
+                used.join(", ")
+            ));
+        }
+        if let Some(gap) = run.gaps.first() {
+            return Err(format!("{UNCHECKED} in other accounts: {gap}"));
+        }
+        if run.covered {
+            return Ok("no account it is shared with uses it (each one's own scan, in this run)".to_owned());
+        }
+    }
     let answer = match &inventory.shared_usage {
         Some(Reports::Answers(answers)) => answers.get(&image.image_id),
         Some(Reports::NotOffered(why)) => {

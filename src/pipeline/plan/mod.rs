@@ -39,6 +39,9 @@ pub struct Inventory {
     /// Who uses the shared candidates in other accounts, by usage reports (read for
     /// `--include-shared=unused` only).
     pub shared_usage: Option<crate::ec2::Reports>,
+    /// In a run over several accounts: what the run's other accounts run from each shared
+    /// candidate (`--include-shared=unused`).
+    pub run_usage: BTreeMap<ImageId, RunUsage>,
     /// Who besides the owner may create volumes from each snapshot that may go (read unless
     /// shared images and snapshots may go).
     pub snapshot_sharing: BTreeMap<SnapshotId, crate::ec2::SnapshotSharing>,
@@ -271,6 +274,18 @@ impl Consumers {
     pub fn keep(self) -> bool {
         self == Consumers::Keep
     }
+}
+
+/// What the accounts of a run (their own usage maps) say of another account's shared image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunUsage {
+    /// Each account's consumers of it: account ID, and what launches it there.
+    pub users: Vec<(String, ImageUser)>,
+    /// Accounts it is shared with that are in the run and could not be read (or had something
+    /// unchecked), and why.
+    pub gaps: Vec<String>,
+    /// Every account it is shared with is in the run and was read: their maps are the answer.
+    pub covered: bool,
 }
 
 /// Whether an image other accounts may launch is kept.
