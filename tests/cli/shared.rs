@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::support::proxy::{Fault, Proxy};
+use crate::support::proxy::{Fault, Misbehaviour, Proxy};
 use crate::support::{TestEnv, assert_refused_before_any_request, plan_entry};
 
 /// An account other than the test's, whose instances moto lets name any image.
@@ -256,4 +256,46 @@ fn in_a_run_over_the_organization_each_members_own_scan_is_the_answer_and_a_refu
         0,
         "the run's own scans answer for every account the images are shared with"
     );
+    // The cost: the owner's scan of its candidates, then one scan per member that could be
+    // reached for all the shared candidates together; no image listed twice.
+    assert_eq!(proxy.count("DescribeInstances"), 3, "{:?}", proxy.counts());
+    assert_eq!(proxy.count("DescribeImages"), 3, "{:?}", proxy.counts());
+}
+
+#[test]
+fn an_endpoint_without_usage_reports_is_said_once_and_its_shared_images_are_kept_unchecked() {
+    let env = TestEnv::new();
+    let image = env.create_image(&env.run_instance(None), "sh-noreports", &[]);
+    env.age_image(&image, 3);
+    env.share_image(&image, IDLE);
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("DescribeImageUsageReports", Fault::always(Misbehaviour::NotImplemented));
+
+    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        .args([
+            "cleanup",
+            "--name",
+            "sh-*",
+            "--include-shared=unused",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+
+    run.assert_code(1);
+    let plan = run.json();
+    let kept = reason(&plan, &image);
+    assert!(
+        kept.starts_with("could not check") && kept.contains("no usage reports"),
+        "{kept}"
+    );
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("DescribeImageUsageReports"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {}", run.stderr);
+    assert_eq!(proxy.count("DescribeImageUsageReports"), 1, "asked once, not retried");
+    assert_eq!(proxy.count("CreateImageUsageReport"), 0);
 }
