@@ -142,6 +142,17 @@ fn include_shared_takes_unused_only_with_an_equals_sign() {
         ],
     );
     assert_refused_before_any_request(
+        &["usage", "ami-0123456789abcdef0"],
+        &[
+            (
+                &["--regions", "us-east-1,eu-west-1"],
+                "--regions and --all-regions don't apply",
+            ),
+            (&["--no-report", "--report-timeout", "1m"], "--report-timeout"),
+            (&["--max-report-age", "soon"], "--max-report-age"),
+        ],
+    );
+    assert_refused_before_any_request(
         &["deregister"],
         &[(
             &["--include-shared", "unused", "ami-0123456789abcdef0"],

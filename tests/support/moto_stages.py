@@ -513,16 +513,21 @@ def create_image_usage_report(self):
     return ActionResult({"ReportId": report_id})
 
 
-def describe_image_usage_reports(self):
+def reports_asked(self):
+    """The reports of this account and region that ImageId.N and ReportId.N ask for."""
     wanted_images = set(self._get_param("ImageIds") or [])
     wanted_reports = set(self._get_param("ReportIds") or [])
-    found = []
     for report in list(reports_here(self).values()):
         if wanted_images and report["image_id"] not in wanted_images:
             continue
         if wanted_reports and report["report_id"] not in wanted_reports:
             continue
-        report = report_state(report)
+        yield report_state(report)
+
+
+def describe_image_usage_reports(self):
+    found = []
+    for report in reports_asked(self):
         found.append(
             {
                 "ImageId": report["image_id"],
@@ -538,15 +543,9 @@ def describe_image_usage_reports(self):
 
 
 def describe_image_usage_report_entries(self):
-    wanted_images = set(self._get_param("ImageIds") or [])
-    wanted_reports = set(self._get_param("ReportIds") or [])
     entries = []
-    for report in list(reports_here(self).values()):
-        if wanted_images and report["image_id"] not in wanted_images:
-            continue
-        if wanted_reports and report["report_id"] not in wanted_reports:
-            continue
-        if report_state(report)["state"] != "available":
+    for report in reports_asked(self):
+        if report["state"] != "available":
             continue
         for (account, resource_type), count in sorted(report["entries"].items()):
             entries.append(
