@@ -25,6 +25,13 @@ Scenarios (medians of --runs runs):
                through the counting proxy, one AssumeRole per account and one ListAccounts; and
                the JSON's peak RSS with 10 and 60 images per account and region (it is written
                as it is read: it must not grow with the images)
+  org scale    (--org-scale 50,250,1000, run alone) against scripts/scale_stub.py, a synthetic
+               EC2/STS/Organizations/Auto Scaling/SSM endpoint that delays every answer by 30 ms
+               and makes up N accounts x 4 regions x 2 images: `describe --org` and
+               `cleanup --org --all --dry-run` (JSON and table): wall time, the floor (the
+               requests it made x 30 ms / the most it had in flight at once), peak RSS, requests
+               by action; checks: at most 1.25x the floor, peak RSS at 1,000 accounts within 1.5x
+               of that at 50 and under 150 MiB, one AssumeRole per account, ListAccounts paged once
   start-up     `amictl --version` and a usage error
   memory       peak RSS of `amictl describe` over --memory-images images
 
@@ -280,6 +287,85 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
+class Stub:
+    """scripts/scale_stub.py on a free port."""
+
+    def __init__(self, venv, accounts, latency):
+        self.port = free_port()
+        stub = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scale_stub.py")
+        self.process = subprocess.Popen(
+            [os.path.join(venv, "bin", "python"), stub, "--port", str(self.port), "--accounts", str(accounts),
+             "--images", "2", "--latency", str(latency)],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the scale stub did not start")
+
+    def stats(self):
+        return json.loads(urllib.request.urlopen(f"{self.url}/stub/stats", timeout=2).read())
+
+    def reset(self):
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/stub/reset", method="POST"), timeout=2)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def org_scale(args):
+    """The organization-scale scenario (see the module's doc)."""
+    regions = "us-east-1,eu-west-1,us-west-2,ap-south-1"
+    org = ["--org", "--role-name", "bench", "--regions", regions]
+    commands = [
+        ("describe", ["-o", "json", "describe"] + org),
+        ("cleanup plan (JSON)", ["-o", "json", "cleanup", "--all", "--dry-run"] + org),
+        ("cleanup plan (table)", ["cleanup", "--all", "--dry-run"] + org),
+    ]
+    sizes = [int(x) for x in args.org_scale.split(",") if x]
+    rows, checks, peaks = [], [], {}
+    for accounts in sizes:
+        stub = Stub(args.venv, accounts, args.latency)
+        try:
+            for name, argv in commands:
+                stub.reset()
+                wall, peak = timed([args.amictl] + argv, stub.url, rss=True)
+                stats = stub.stats()
+                floor = stats["total"] * args.latency / max(stats["most_in_flight"], 1)
+                peaks[(name, accounts)] = peak or float("nan")
+                rows.append((accounts, name, wall, floor, peak, stats))
+                checks.append((f"{name} {accounts}: time / floor", wall / floor, "<= 1.25", wall / floor <= 1.25))
+                pages = -(-accounts // 20)
+                ok = stats["counts"].get("AssumeRole") == accounts and stats["counts"].get("ListAccounts") == pages
+                checks.append((f"{name} {accounts}: AssumeRole per account, ListAccounts pages", stats["counts"].get("AssumeRole", 0) / accounts,
+                               f"1, {pages}", ok))
+        finally:
+            stub.stop()
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        for name, _ in commands:
+            growth = peaks[(name, large)] / peaks[(name, small)]
+            checks.append((f"{name}: peak RSS at {large} / at {small}", growth, "<= 1.5", growth <= 1.5))
+            checks.append((f"{name}: peak RSS at {large} (MiB)", peaks[(name, large)], "< 150", peaks[(name, large)] < 150))
+    print(f"\n{'accounts x 4':<13} {'command':<22} {'wall':>8} {'floor':>8} {'ratio':>6} {'peak RSS':>10} {'in flight':>9}  requests by action")
+    for accounts, name, wall, floor, peak, stats in rows:
+        req = ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items()))
+        rss = f"{peak:.1f} MiB" if peak else "-"
+        print(f"{accounts:<13} {name:<22} {wall:>6.2f} s {floor:>6.2f} s {wall / floor:>6.2f} {rss:>10} {stats['most_in_flight']:>9}  {req}")
+    print(f"\n{'goal':<60} {'measured':>10}  {'target':<8} met")
+    failed = 0
+    for name, value, target, ok in checks:
+        failed += not ok
+        print(f"{name:<60} {value:>10.3f}  {target:<8} {'yes' if ok else 'NO'}")
+    print(f"\n{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--describe-images", default="500,2000", help="image counts for describe (comma-separated)")
@@ -294,11 +380,16 @@ def main():
                         help="refill rates times this (EC2's: 5/s for DeregisterImage and DeleteSnapshot, 20/s for Describe*); 10 keeps the ratios and shortens the run")
     parser.add_argument("--accounts", default="5,40",
                         help="two organization sizes for the accounts scenario, each in two regions ('' skips it)")
+    parser.add_argument("--org-scale", nargs="?", const="50,250,1000", default=None,
+                        help="run only the organization-scale scenario, for these account counts (default 50,250,1000)")
+    parser.add_argument("--latency", type=float, default=0.03, help="the scale stub's delay per answer, in seconds")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--amictl", required=True)
     parser.add_argument("--aws", required=True)
     parser.add_argument("--venv", required=True)
     args = parser.parse_args()
+    if args.org_scale is not None:
+        return org_scale(args)
 
     moto = Moto(args.venv)
     proxy = CountingProxy(moto.port)

@@ -54,7 +54,13 @@ pub async fn shared_across(contexts: &[Context<'_>], readings: &mut [Result<Read
                 .filter(|(_, c)| c.owner != j)
                 .map(|(id, _)| id.clone())
                 .collect();
-            async move { (!foreign.is_empty()).then_some(async move { (j, ctx.ec2.usage_map(&foreign, false).await) }) }
+            async move {
+                (!foreign.is_empty()).then_some(async move {
+                    let scan = ctx.ec2.usage_map(&foreign, false).await;
+                    ctx.ec2.release();
+                    (j, scan)
+                })
+            }
         })
         .buffer_unordered(concurrency)
         .collect()

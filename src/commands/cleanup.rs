@@ -74,6 +74,7 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
             let (source, counter) = (&source, &counter);
             async move {
                 let reading = Box::pin(read(ctx, source, false)).await;
+                ctx.ec2.release();
                 counter.inc();
                 reading
             }

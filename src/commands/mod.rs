@@ -441,18 +441,12 @@ impl<'run> Connect<'run> {
         };
         let mut sessions = Vec::with_capacity(targets.len());
         for target in targets {
-            // The caller's own account is the home session itself.
-            if target.role.is_none() {
-                sessions.push(home.clone());
-                continue;
-            }
-            let options = ConnectOptions {
-                role: target.role,
-                account_name: target.name,
-                http_client: home.http_client(),
-                ..self.options(None)
-            };
-            sessions.push(Session::start(&options).await?);
+            // The caller's own account is the home session itself; the others assume their
+            // role through it.
+            sessions.push(match &target.role {
+                None => home.clone(),
+                Some(role) => home.assumed(role, target.name).await,
+            });
         }
         // With --all-regions each account says which regions it has enabled (opt-in regions
         // differ between accounts): a few accounts asked at once.

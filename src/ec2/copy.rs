@@ -80,7 +80,7 @@ impl Ec2 {
         spec: &CopySpec,
     ) -> aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder {
         let mut request = self
-            .client
+            .ec2()
             .copy_image()
             .source_image_id(spec.source_image_id.as_str())
             .source_region(spec.source_region.as_str())
@@ -123,7 +123,7 @@ impl Ec2 {
     /// (DescribeRegions with AllRegions).
     pub async fn all_regions(&self) -> Result<Vec<RegionInfo>, Error> {
         let output = self
-            .client
+            .ec2()
             .describe_regions()
             .all_regions(true)
             .send()

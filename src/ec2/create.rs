@@ -103,7 +103,7 @@ impl Ec2 {
         with_snapshot_tags: bool,
     ) -> aws_sdk_ec2::operation::create_image::builders::CreateImageFluentBuilder {
         let mut request = self
-            .client
+            .ec2()
             .create_image()
             .instance_id(spec.instance_id.as_str())
             .name(&spec.name)
@@ -136,7 +136,7 @@ impl Ec2 {
         if snapshot_ids.is_empty() || tags.is_empty() {
             return Ok(());
         }
-        self.client
+        self.ec2()
             .create_tags()
             .set_resources(Some(snapshot_ids.iter().map(ToString::to_string).collect()))
             .set_tags(Some(sdk_tags(tags)))

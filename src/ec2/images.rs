@@ -84,7 +84,7 @@ impl Ec2 {
         // is told apart from one that doesn't exist.
         let filters = query.image_ids.is_empty().then(|| query.filters());
         let mut request = self
-            .client
+            .ec2()
             .describe_images()
             .set_filters(filters)
             .include_deprecated(query.include_deprecated)
@@ -168,7 +168,7 @@ impl Ec2 {
             return Ok(Vec::new());
         }
         let mut pages = self
-            .client
+            .ec2()
             .describe_images()
             .filters(
                 Filter::builder()
@@ -223,7 +223,7 @@ impl Ec2 {
             .streams
             .send(&stream, |config| async move {
                 let result = self
-                    .client
+                    .ec2()
                     .deregister_image()
                     .image_id(id.as_str())
                     .customize()

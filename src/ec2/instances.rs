@@ -20,7 +20,7 @@ impl Ec2 {
             region: self.region.to_string(),
         };
         let output = self
-            .client
+            .ec2()
             .describe_instances()
             .instance_ids(id.as_str())
             .send()

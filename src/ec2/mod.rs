@@ -85,21 +85,19 @@ pub struct ConnectOptions {
     pub role: Option<RoleArn>,
     /// The account's name, where the organization gives it (`--org`), for labelling.
     pub account_name: Option<String>,
-    /// The HTTP client of an earlier session, shared: one connection pool and TLS setup for a
-    /// run over many accounts, rather than one each.
-    pub http_client: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>,
     /// `--max-rate`: requests a second per action, at most.
     pub max_rate: Option<f64>,
 }
 
-/// An EC2 client bound to one region, with what error messages need to name.
+/// An EC2 client bound to one region, with what error messages need to name. Its SDK clients
+/// are made when a request needs them and dropped with [`Ec2::release`]: a run over an
+/// organization holds thousands of these, each working only for a while.
 #[derive(Debug, Clone)]
 pub struct Ec2 {
-    client: Client,
-    /// Auto Scaling groups and launch configurations, which can name images too.
-    autoscaling: aws_sdk_autoscaling::Client,
-    /// SSM parameters, through which launch templates can name images.
-    ssm: aws_sdk_ssm::Client,
+    /// The SDK clients, while made.
+    made: std::sync::Arc<std::sync::Mutex<Option<Clients>>>,
+    /// How to make them again (`None`: given ready, by a test).
+    recipe: Option<std::sync::Arc<Recipe>>,
     region: Region,
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
@@ -111,6 +109,51 @@ pub struct Ec2 {
     /// What the endpoint has said of the Recycle Bin: unknown yet, offered (it answered), or
     /// not offered (then not asked again).
     recycle_bin: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// The SDK clients of one account and region: EC2, and Auto Scaling groups and launch
+/// configurations and SSM parameters, which can name images too.
+#[derive(Debug, Clone)]
+struct Clients {
+    ec2: Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+/// What makes an account and region's clients: the session's configuration and the region.
+#[derive(Debug)]
+struct Recipe {
+    config: aws_config::SdkConfig,
+    region: Region,
+    endpoint_url: Option<EndpointUrl>,
+}
+
+impl Recipe {
+    fn make(&self) -> Clients {
+        let sdk_region = aws_config::Region::new(self.region.as_str().to_owned());
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
+            .region(sdk_region.clone())
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal);
+        if let Some(url) = &self.endpoint_url {
+            ec2 = ec2.endpoint_url(url.as_str());
+        }
+        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&self.config)
+            .region(sdk_region.clone())
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&self.config)
+            .region(sdk_region)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        Clients {
+            ec2: Client::from_conf(ec2.build()),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
+        }
+    }
 }
 
 /// How one account is reached: its SDK configuration and credentials (assumed once, for a
@@ -160,9 +203,10 @@ impl Session {
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(client) = &options.http_client {
-            loader = loader.http_client(client.clone());
-        }
+        // One HTTP client for every client of the run, whatever the number of accounts and
+        // regions: without it, each SDK client makes its own (a TLS root store and a connection
+        // pool each), which an organization's thousands of clients can't afford.
+        loader = loader.http_client(https_client());
         // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
@@ -192,46 +236,46 @@ impl Session {
         })
     }
 
+    /// The same session through a role in another account (its credentials assumed with this
+    /// session's own, once, when a request first needs them): no configuration is loaded
+    /// again, which an organization of a thousand accounts would otherwise do a thousand times.
+    pub async fn assumed(&self, role: &RoleArn, account_name: Option<String>) -> Session {
+        let assumed = AssumeRoleProvider::builder(role.as_str())
+            .session_name("amictl")
+            .configure(&self.config)
+            .build()
+            .await;
+        Session {
+            // A cache of its own: the role's credentials, asked for once.
+            config: (self.config.clone().into_builder())
+                .credentials_provider(SharedCredentialsProvider::new(assumed))
+                .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+                .build(),
+            account_id: Some(role.account_id().clone()),
+            account_name,
+            ..self.clone()
+        }
+    }
+
     /// The session's own region.
     pub fn region(&self) -> &Region {
         &self.region
     }
 
-    /// Its HTTP client, for the other sessions of the run to share.
-    pub fn http_client(&self) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-        self.config.http_client()
-    }
-
     /// The clients of one region (`None`: the session's own).
     pub fn client(&self, region: Option<Region>) -> Ec2 {
         let region = region.unwrap_or_else(|| self.region.clone());
-        let sdk_region = aws_config::Region::new(region.as_str().to_owned());
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
-            .region(sdk_region.clone())
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal);
-        if let Some(url) = &self.endpoint_url {
-            ec2 = ec2.endpoint_url(url.as_str());
-        }
-        let ec2 = ec2.build();
-        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&self.config)
-            .region(sdk_region.clone())
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
-        let ssm = aws_sdk_ssm::config::Builder::from(&self.config)
-            .region(sdk_region)
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
         Ec2 {
-            client: Client::from_conf(ec2),
-            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
-            ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            made: std::sync::Arc::default(),
+            recipe: Some(std::sync::Arc::new(Recipe {
+                config: self.config.clone(),
+                region: region.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+            })),
             endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
             account_id: self.account_id.clone(),
             account_name: self.account_name.clone(),
-            region: region.clone(),
+            region,
             streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
             recycle_bin: std::sync::Arc::default(),
         }
@@ -239,6 +283,35 @@ impl Session {
 }
 
 impl Ec2 {
+    /// The SDK clients, made if they aren't.
+    fn clients(&self) -> std::sync::MutexGuard<'_, Option<Clients>> {
+        let mut made = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if made.is_none() {
+            *made = Some(self.recipe.as_ref().expect("clients, or a recipe for them").make());
+        }
+        made
+    }
+
+    fn ec2(&self) -> Client {
+        self.clients().as_ref().map(|c| c.ec2.clone()).expect("made")
+    }
+
+    fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
+        self.clients().as_ref().map(|c| c.autoscaling.clone()).expect("made")
+    }
+
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        self.clients().as_ref().map(|c| c.ssm.clone()).expect("made")
+    }
+
+    /// Drops the SDK clients until a request needs them again: a context done with its work
+    /// holds only what it found.
+    pub fn release(&self) {
+        if self.recipe.is_some() {
+            *self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+
     /// The endpoint, as messages name it.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -270,7 +343,7 @@ impl Ec2 {
     /// The regions enabled for the account (DescribeRegions), for `--all-regions`.
     pub async fn enabled_regions(&self) -> Result<Vec<Region>, Error> {
         let output = self
-            .client
+            .ec2()
             .describe_regions()
             .send()
             .await
@@ -293,9 +366,12 @@ impl Ec2 {
         region: &str,
     ) -> Ec2 {
         Ec2 {
-            client,
-            autoscaling,
-            ssm,
+            made: std::sync::Arc::new(std::sync::Mutex::new(Some(Clients {
+                ec2: client,
+                autoscaling,
+                ssm,
+            }))),
+            recipe: None,
             region: region.parse().expect("a test's region"),
             endpoint: "mock".to_owned(),
             account_id: None,
@@ -304,6 +380,22 @@ impl Ec2 {
             recycle_bin: std::sync::Arc::default(),
         }
     }
+}
+
+/// The HTTPS client the SDK would make by default (hyper 1, rustls with aws-lc, the proxy of
+/// HTTPS_PROXY / NO_PROXY), made once for the run.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// One try, no retries: for calls some endpoints don't implement (moto answers them with an

@@ -120,7 +120,7 @@ impl Ec2 {
         let output = self
             .streams
             .send(&stream, |config| async move {
-                self.client
+                self.ec2()
                     .describe_image_attribute()
                     .image_id(image_id.as_str())
                     .attribute(ImageAttributeName::LaunchPermission)
@@ -166,7 +166,7 @@ impl Ec2 {
             changes = changes.set_remove(Some(remove.to_sdk()));
         }
         let result = self
-            .client
+            .ec2()
             .modify_image_attribute()
             .image_id(image_id.as_str())
             .launch_permission(changes.build())
@@ -183,7 +183,7 @@ impl Ec2 {
     /// ResetImageAttribute on launch permissions: removes every explicit grant and public access.
     pub async fn reset_launch_permissions(&self, image_id: &ImageId) -> Result<Support, Error> {
         let result = self
-            .client
+            .ec2()
             .reset_image_attribute()
             .image_id(image_id.as_str())
             .attribute(aws_sdk_ec2::types::ResetImageAttributeName::LaunchPermission)
@@ -202,7 +202,7 @@ impl Ec2 {
     /// `None` where the endpoint doesn't answer.
     pub async fn image_block_public_access(&self) -> Result<Option<String>, Error> {
         let result = self
-            .client
+            .ec2()
             .get_image_block_public_access_state()
             .customize()
             .config_override(one_try())
@@ -243,7 +243,7 @@ impl Ec2 {
         let output = self
             .streams
             .send(&stream, |config| async move {
-                self.client
+                self.ec2()
                     .describe_snapshot_attribute()
                     .snapshot_id(snapshot_id.as_str())
                     .attribute(SnapshotAttributeName::CreateVolumePermission)
@@ -276,7 +276,7 @@ impl Ec2 {
             return Ok(());
         }
         let result = self
-            .client
+            .ec2()
             .modify_snapshot_attribute()
             .snapshot_id(snapshot_id.as_str())
             .attribute(SnapshotAttributeName::CreateVolumePermission)

@@ -29,7 +29,7 @@ impl Ec2 {
         &self,
         template: &LaunchTemplateRef,
     ) -> Result<(TemplateVersion, TemplateVersion), Error> {
-        let request = (self.client.describe_launch_template_versions())
+        let request = (self.ec2().describe_launch_template_versions())
             .versions("$Default")
             .versions("$Latest");
         let request = match template {
@@ -74,7 +74,7 @@ impl Ec2 {
     /// (CreateLaunchTemplateVersion with `SourceVersion`); its number.
     pub async fn new_template_version(&self, source: &TemplateVersion, image: &ImageId) -> Result<i64, Error> {
         let output = self
-            .client
+            .ec2()
             .create_launch_template_version()
             .launch_template_id(&source.template_id)
             .source_version(source.number.to_string())
@@ -91,7 +91,7 @@ impl Ec2 {
 
     /// Makes a version the template's default (ModifyLaunchTemplate).
     pub async fn set_default_template_version(&self, template_id: &str, version: i64) -> Result<(), Error> {
-        self.client
+        self.ec2()
             .modify_launch_template()
             .launch_template_id(template_id)
             .default_version(version.to_string())
@@ -157,7 +157,7 @@ impl Ec2 {
         name: &ParameterName,
         label: Option<&ParameterLabel>,
     ) -> Result<Option<ParameterNow>, Error> {
-        let mut request = self.ssm.get_parameters().names(name.as_str());
+        let mut request = self.ssm().get_parameters().names(name.as_str());
         if let Some(label) = label {
             request = request.names(format!("{name}:{label}"));
         }
@@ -191,7 +191,7 @@ impl Ec2 {
     /// missing, overwritten otherwise); the version SSM says it will be.
     pub async fn put_image_parameter(&self, name: &ParameterName, image: &ImageId) -> Result<i64, Error> {
         let output = self
-            .ssm
+            .ssm()
             .put_parameter()
             .name(name.as_str())
             .value(image.as_str())
@@ -217,7 +217,7 @@ impl Ec2 {
         let mut pause = wait.first;
         let mut seen = None;
         loop {
-            match self.ssm.get_parameter().name(name.as_str()).send().await {
+            match self.ssm().get_parameter().name(name.as_str()).send().await {
                 Ok(output) => {
                     let parameter = output.parameter();
                     let found = parameter.map_or(0, aws_sdk_ssm::types::Parameter::version);
@@ -253,7 +253,7 @@ impl Ec2 {
         label: &ParameterLabel,
     ) -> Result<(), Error> {
         let output = self
-            .ssm
+            .ssm()
             .label_parameter_version()
             .name(name.as_str())
             .parameter_version(version)

@@ -22,7 +22,7 @@ impl Ec2 {
     /// Every snapshot the account owns in the region.
     pub async fn own_snapshots(&self) -> Result<Vec<Snapshot>, Error> {
         let mut pages = self
-            .client
+            .ec2()
             .describe_snapshots()
             .owner_ids("self")
             .into_paginator()
@@ -46,7 +46,7 @@ impl Ec2 {
         self.streams
             .send(&stream, |config| async move {
                 let result = self
-                    .client
+                    .ec2()
                     .delete_snapshot()
                     .snapshot_id(id.as_str())
                     .customize()

@@ -42,7 +42,7 @@ impl Ec2 {
                 self.stage_action("EnableImageDeprecation", |once| {
                     once_or_retried!(
                         once,
-                        self.client
+                        self.ec2()
                             .enable_image_deprecation()
                             .image_id(id.as_str())
                             .deprecate_at(at)
@@ -52,7 +52,7 @@ impl Ec2 {
             }
             None => {
                 self.stage_action("DisableImageDeprecation", |once| {
-                    once_or_retried!(once, self.client.disable_image_deprecation().image_id(id.as_str()))
+                    once_or_retried!(once, self.ec2().disable_image_deprecation().image_id(id.as_str()))
                 })
                 .await?;
             }
@@ -67,7 +67,7 @@ impl Ec2 {
                 self.stage_action("EnableImageDeregistrationProtection", |once| {
                     once_or_retried!(
                         once,
-                        self.client
+                        self.ec2()
                             .enable_image_deregistration_protection()
                             .image_id(id.as_str())
                             .with_cooldown(cooldown)
@@ -79,7 +79,7 @@ impl Ec2 {
                 self.stage_action("DisableImageDeregistrationProtection", |once| {
                     once_or_retried!(
                         once,
-                        self.client
+                        self.ec2()
                             .disable_image_deregistration_protection()
                             .image_id(id.as_str())
                     )
@@ -93,7 +93,7 @@ impl Ec2 {
     /// DisableImage: nothing can launch the image, and EC2 removes its launch permissions.
     pub async fn disable_image(&self, id: &ImageId) -> Result<(), Error> {
         self.stage_action("DisableImage", |once| {
-            once_or_retried!(once, self.client.disable_image().image_id(id.as_str()))
+            once_or_retried!(once, self.ec2().disable_image().image_id(id.as_str()))
         })
         .await?;
         Ok(())
@@ -102,7 +102,7 @@ impl Ec2 {
     /// EnableImage: the image can be launched again (by its owner: permissions stay gone).
     pub async fn enable_image(&self, id: &ImageId) -> Result<(), Error> {
         self.stage_action("EnableImage", |once| {
-            once_or_retried!(once, self.client.enable_image().image_id(id.as_str()))
+            once_or_retried!(once, self.ec2().enable_image().image_id(id.as_str()))
         })
         .await?;
         Ok(())
@@ -111,7 +111,7 @@ impl Ec2 {
     /// RestoreImageFromRecycleBin.
     pub async fn restore_image(&self, id: &ImageId) -> Result<(), Error> {
         self.stage_action("RestoreImageFromRecycleBin", |once| {
-            once_or_retried!(once, self.client.restore_image_from_recycle_bin().image_id(id.as_str()))
+            once_or_retried!(once, self.ec2().restore_image_from_recycle_bin().image_id(id.as_str()))
         })
         .await?;
         Ok(())
@@ -122,7 +122,7 @@ impl Ec2 {
         self.stage_action("RestoreSnapshotFromRecycleBin", |once| {
             once_or_retried!(
                 once,
-                self.client.restore_snapshot_from_recycle_bin().snapshot_id(id.as_str())
+                self.ec2().restore_snapshot_from_recycle_bin().snapshot_id(id.as_str())
             )
         })
         .await?;
@@ -134,7 +134,7 @@ impl Ec2 {
         if tags.is_empty() {
             return Ok(());
         }
-        self.client
+        self.ec2()
             .create_tags()
             .resources(id.as_str())
             .set_tags(Some(
@@ -153,7 +153,7 @@ impl Ec2 {
         if keys.is_empty() {
             return Ok(());
         }
-        self.client
+        self.ec2()
             .delete_tags()
             .resources(id.as_str())
             .set_tags(Some(

@@ -144,6 +144,7 @@ async fn read_everywhere(
         let counter = &counter;
         async move {
             let answer = ctx.ec2.describe_images(query).await;
+            ctx.ec2.release();
             counter.inc();
             (ctx, answer)
         }

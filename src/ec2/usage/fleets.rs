@@ -29,7 +29,7 @@ impl Ec2 {
 
     /// EC2 Fleets that are not deleted (a deleted one's running instances are instances).
     async fn fleets(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = self.client.describe_fleets().into_paginator().send();
+        let mut pages = self.ec2().describe_fleets().into_paginator().send();
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeFleets", &err))?;
@@ -65,7 +65,7 @@ impl Ec2 {
     /// Spot Fleet requests that are not cancelled: they replace interrupted instances.
     async fn spot_fleet_requests(&self) -> Result<Vec<Consumer>, Error> {
         let mut pages = self
-            .client
+            .ec2()
             .describe_spot_fleet_requests()
             .into_paginator()
             .page_size(1000)
@@ -108,7 +108,7 @@ impl Ec2 {
     /// after an interruption.
     async fn spot_instance_requests(&self) -> Result<Vec<Consumer>, Error> {
         let mut pages = self
-            .client
+            .ec2()
             .describe_spot_instance_requests()
             .into_paginator()
             .page_size(1000)

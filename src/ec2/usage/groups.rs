@@ -13,7 +13,7 @@ impl Ec2 {
     /// Every Auto Scaling group, with the template versions and images it launches.
     pub(super) async fn auto_scaling_groups(&self) -> Result<Vec<Consumer>, Error> {
         let mut pages = self
-            .autoscaling
+            .autoscaling()
             .describe_auto_scaling_groups()
             .into_paginator()
             .page_size(100)
@@ -50,7 +50,7 @@ impl Ec2 {
     /// volumes from, each with the configuration as the user.
     pub(super) async fn launch_configurations_using(&self) -> Result<LaunchConfigurationUses, Error> {
         let mut pages = self
-            .autoscaling
+            .autoscaling()
             .describe_launch_configurations()
             .into_paginator()
             .page_size(100)

@@ -253,7 +253,7 @@ impl Ec2 {
                 .streams
                 .send(&stream, |config| {
                     let request = self
-                        .client
+                        .ec2()
                         .describe_instances()
                         .filters(
                             Filter::builder()

@@ -82,7 +82,7 @@ impl Ec2 {
         let mut first = probe;
         loop {
             let mut request = self
-                .client
+                .ec2()
                 .describe_image_references()
                 .set_image_ids(Some(image_ids.iter().map(ToString::to_string).collect()))
                 .resource_types(
@@ -159,7 +159,7 @@ impl Ec2 {
         {
             let mut token: Option<String> = None;
             loop {
-                let mut request = self.client.list_images_in_recycle_bin().set_next_token(token.take());
+                let mut request = self.ec2().list_images_in_recycle_bin().set_next_token(token.take());
                 request = match chunk {
                     Some(chunk) => request.set_image_ids(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect())),
                     None => request.max_results(1000),
@@ -205,7 +205,7 @@ impl Ec2 {
         let page = self
             .streams
             .send(&stream, |config| async move {
-                self.client
+                self.ec2()
                     .list_images_in_recycle_bin()
                     .image_ids(id.as_str())
                     .customize()
@@ -230,7 +230,7 @@ impl Ec2 {
         let mut probe = true;
         let mut token: Option<String> = None;
         loop {
-            let mut request = self.client.list_snapshots_in_recycle_bin().set_next_token(token.take());
+            let mut request = self.ec2().list_snapshots_in_recycle_bin().set_next_token(token.take());
             request = if ids.is_empty() {
                 request.max_results(1000)
             } else {

@@ -178,7 +178,7 @@ impl Ec2 {
 
     /// A new report on the image, for every account, instances and launch templates.
     async fn new_usage_report(&self, image: &ImageId) -> Result<UsageReport, Error> {
-        let mut request = self.client.create_image_usage_report().image_id(image.as_str());
+        let mut request = self.ec2().create_image_usage_report().image_id(image.as_str());
         for kind in REPORTED_KINDS {
             request = request.resource_types(ImageUsageResourceTypeRequest::builder().resource_type(kind).build());
         }
@@ -214,7 +214,7 @@ impl Ec2 {
         for (image_ids, report_ids) in chunks {
             let mut token: Option<String> = None;
             loop {
-                let request = (self.client.describe_image_usage_reports())
+                let request = (self.ec2().describe_image_usage_reports())
                     .set_image_ids((!image_ids.is_empty()).then(|| image_ids.clone()))
                     .set_report_ids((!report_ids.is_empty()).then(|| report_ids.clone()))
                     .set_next_token(token.take());
@@ -241,7 +241,7 @@ impl Ec2 {
         for chunk in ids.chunks(IDS_PER_READ) {
             let mut token: Option<String> = None;
             loop {
-                let page = (self.client.describe_image_usage_report_entries())
+                let page = (self.ec2().describe_image_usage_report_entries())
                     .set_report_ids(Some(chunk.to_vec()))
                     .set_next_token(token.take())
                     .send()

@@ -31,7 +31,7 @@ impl Ec2 {
     }
 
     async fn parameter_names(&self, filter_on_server: bool) -> Result<Vec<String>, Error> {
-        let mut request = self.ssm.describe_parameters();
+        let mut request = self.ssm().describe_parameters();
         if filter_on_server {
             request = request.parameter_filters(
                 ParameterStringFilter::builder()
@@ -71,7 +71,7 @@ impl Ec2 {
 
     async fn read_parameters(&self, names: &[&str]) -> Result<Resolved, Error> {
         let result = self
-            .ssm
+            .ssm()
             .get_parameters()
             .set_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
             .send()

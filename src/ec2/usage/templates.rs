@@ -166,7 +166,7 @@ impl Ec2 {
     pub(super) async fn latest_and_default_template_versions(&self) -> Result<TemplateVersions, Error> {
         // No template ID and the two version aliases: EC2's way of asking for all templates.
         let mut pages = self
-            .client
+            .ec2()
             .describe_launch_template_versions()
             .versions("$Latest")
             .versions("$Default")
@@ -221,7 +221,7 @@ impl Ec2 {
 
     async fn read_versions(&self, template: &str, numbers: &BTreeSet<i64>) -> Result<Vec<Version>, Gone> {
         let mut pages = self
-            .client
+            .ec2()
             .describe_launch_template_versions()
             .launch_template_id(template)
             .set_versions(Some(numbers.iter().map(ToString::to_string).collect()))
