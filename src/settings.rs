@@ -176,8 +176,10 @@ fn waiting(args: &WaitArgs) -> Waiting {
 }
 
 fn carry(args: &ExecutionArgs) -> Carry {
+    let asked = args.concurrency.map(usize::from);
     Carry {
-        concurrency: usize::from(args.concurrency),
+        reads: asked.unwrap_or(Carry::READS),
+        concurrency: asked.unwrap_or(Carry::REMOVALS),
         snapshot_price: args.snapshot_price.0,
     }
 }

@@ -79,10 +79,10 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
                 reading
             }
         }))
-        .buffered(finish.carry.concurrency)
+        .buffered(finish.carry.reads)
         .collect()
         .await;
-        super::across::shared_across(contexts, &mut readings, finish.carry.concurrency).await;
+        super::across::shared_across(contexts, &mut readings, finish.carry.reads).await;
         (contexts.iter().zip(readings))
             .map(|(ctx, reading)| reading.map(|reading| planned(ctx, reading)))
             .collect()
@@ -97,7 +97,7 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
                 planned
             }
         }))
-        .buffered(finish.carry.concurrency)
+        .buffered(finish.carry.reads)
         .collect()
         .await
     };
