@@ -287,6 +287,17 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def report(checks, width):
+    """Prints the goals, measured, and whether each is met; the exit status (1: one is not)."""
+    print(f"\n{'goal':<{width}} {'measured':>10}  {'target':<8} met")
+    failed = 0
+    for name, value, target, ok in checks:
+        failed += not ok
+        print(f"{name:<{width}} {value:>10.3f}  {target:<8} {'yes' if ok else 'NO'}")
+    print(f"\n{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 class Stub:
     """scripts/scale_stub.py on a free port."""
 
@@ -357,13 +368,7 @@ def org_scale(args):
         req = ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items()))
         rss = f"{peak:.1f} MiB" if peak else "-"
         print(f"{accounts:<13} {name:<22} {wall:>6.2f} s {floor:>6.2f} s {wall / floor:>6.2f} {rss:>10} {stats['most_in_flight']:>9}  {req}")
-    print(f"\n{'goal':<60} {'measured':>10}  {'target':<8} met")
-    failed = 0
-    for name, value, target, ok in checks:
-        failed += not ok
-        print(f"{name:<60} {value:>10.3f}  {target:<8} {'yes' if ok else 'NO'}")
-    print(f"\n{len(checks) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(checks, 60)
 
 
 def main():
@@ -612,13 +617,7 @@ def main():
         req = ", ".join(f"{k} {v}" for k, v in sorted((requests or {}).items()))
         rss = f"{peak:.1f} MiB" if peak else "-"
         print(f"{scenario:<16} {tool:<30} {wall:>12.3f} s  {rss:>9}  {req}")
-    print(f"\n{'goal':<52} {'measured':>10}  {'target':<8} met")
-    failed = 0
-    for name, value, target, ok in checks:
-        failed += not ok
-        print(f"{name:<52} {value:>10.3f}  {target:<8} {'yes' if ok else 'NO'}")
-    print(f"\n{len(checks) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(checks, 52)
 
 
 if __name__ == "__main__":
