@@ -93,6 +93,8 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
                 let planned = Box::pin(read(ctx, source, true))
                     .await
                     .map(|reading| planned(ctx, reading));
+                // Its clients are made again if the plan is carried out there.
+                ctx.ec2.release();
                 counter.inc();
                 planned
             }
