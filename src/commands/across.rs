@@ -11,23 +11,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 
 use super::Context;
-use super::cleanup::{Reading, Source};
 use crate::ec2::Reports;
 use crate::error::Error;
 use crate::model::UsageMap;
+use crate::pipeline::Reading;
 use crate::pipeline::plan::{RunUsage, Shared};
 use crate::types::{ImageId, Region};
 
 /// Whether the run needs it: several accounts, and a policy that asks `unused`.
-pub fn applies(contexts: &[Context<'_>], source: &Source) -> bool {
+pub fn applies(contexts: &[Context<'_>], asks_unused: bool) -> bool {
     let accounts: BTreeSet<_> = contexts.iter().map(|ctx| ctx.ec2.account_id()).collect();
-    let unused = |shared: Shared| shared == Shared::IfUnused;
-    let asks = match source {
-        Source::Flags(rules) => unused(rules.policy.shared),
-        Source::File { file, .. } => file.policies.iter().any(|(rules, _)| unused(rules.policy.shared)),
-        Source::Saved(plan) => plan.rules().iter().any(|rules| unused(rules.policy.shared)),
-    };
-    asks && accounts.len() > 1
+    asks_unused && accounts.len() > 1
 }
 
 /// A shared candidate of the run: whose it is, and whom it is shared with.

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::model::Image;
 use crate::pipeline::plan::{PLAN_FORMAT, Plan, Policy, READABLE_PLAN_FORMATS, Rules, plan_rules, recheck};
 use crate::pipeline::selection::Selection;
-use crate::pipeline::{Carry, Reads, read_inventory};
+use crate::pipeline::{Carry, Reading, Reads, read_inventory};
 use crate::policy_file::PolicyFile;
 use crate::types::{AccountId, ImageId, Region, RoleArn};
 
@@ -66,7 +66,7 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
     }
     // At most --concurrency accounts × regions read at once, however many the run has.
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
-    let across = super::across::applies(contexts, &source);
+    let across = super::across::applies(contexts, asks_unused(&source));
     let planned: Vec<Result<(Plan, Vec<String>), Error>> = if across {
         // Each account's consumers of the others' shared images count: every context is read
         // first, then each reads the others' shared candidates, then each is planned.
@@ -123,6 +123,16 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
     let mut plan = merged(contexts, &source, plans);
     carry(contexts, finish, &mut plan).await?;
     what_went_wrong(&plan, &failures)
+}
+
+/// Whether a policy of the run removes shared images only where nobody uses them.
+fn asks_unused(source: &Source) -> bool {
+    let unused = |rules: &Rules| rules.policy.shared == crate::pipeline::plan::Shared::IfUnused;
+    match source {
+        Source::Flags(rules) => unused(rules),
+        Source::File { file, .. } => file.policies.iter().any(|(rules, _)| unused(rules)),
+        Source::Saved(plan) => plan.rules().iter().any(unused),
+    }
 }
 
 /// One plan of the contexts' plans, recording what the run planned from.
@@ -209,15 +219,6 @@ async fn carry(contexts: &[Context<'_>], finish: &Finish, plan: &mut Plan) -> an
     }
     let clients: Vec<&Ec2> = contexts.iter().map(|ctx| &ctx.ec2).collect();
     super::carry_out_and_report(&clients, ctx, plan, finish.carry, ("cleaning up", finish.show_kept)).await
-}
-
-/// One context's reads, before its plan.
-pub struct Reading {
-    pub inventory: crate::pipeline::plan::Inventory,
-    /// The policies that run in this context.
-    pub rules: Vec<Rules>,
-    /// `--apply-plan`: this context's part of the saved plan, to check again.
-    saved: Option<Plan>,
 }
 
 /// Reads what the context's plan needs (with `reports`: usage reports too, where a policy asks

@@ -153,6 +153,15 @@ pub async fn carry_out(
     }
 }
 
+/// One account × region's reads, before its plan (`cleanup`).
+pub struct Reading {
+    pub inventory: Inventory,
+    /// The policies that run there.
+    pub rules: Vec<plan::Rules>,
+    /// `--apply-plan`: its part of the saved plan, to check again.
+    pub saved: Option<Plan>,
+}
+
 /// What to read besides the images and what can launch them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reads {
