@@ -448,6 +448,13 @@ impl<'run> Connect<'run> {
                 Some(role) => home.assumed(role, target.name).await,
             });
         }
+        // Each account's role is assumed ahead of its work, a few accounts at once, so that
+        // the accounts × regions at work don't wait for AssumeRole (one per account still:
+        // the answer is kept for the first request).
+        let warming: Vec<Session> = sessions.iter().filter(|s| s.is_assumed()).cloned().collect();
+        if warming.len() > 1 {
+            tokio::spawn(futures::stream::iter(warming).for_each_concurrent(ACCOUNTS_WARMED_AHEAD, Session::warm));
+        }
         // With --all-regions each account says which regions it has enabled (opt-in regions
         // differ between accounts): a few accounts asked at once.
         let regions: Vec<Result<Vec<Option<Region>>, Error>> =
@@ -503,6 +510,9 @@ fn with_unreached(result: anyhow::Result<()>, unreached: &[String], printer: &Pr
         }
     }
 }
+
+/// Accounts whose roles are assumed at once, ahead of their work.
+const ACCOUNTS_WARMED_AHEAD: usize = 16;
 
 /// Accounts asked for their enabled regions at once (`--all-regions`).
 const ACCOUNTS_AT_ONCE: usize = 8;

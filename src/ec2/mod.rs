@@ -248,13 +248,27 @@ impl Session {
         Session {
             // A cache of its own: the role's credentials, asked for once.
             config: (self.config.clone().into_builder())
-                .credentials_provider(SharedCredentialsProvider::new(assumed))
+                .credentials_provider(SharedCredentialsProvider::new(Assumed::new(assumed)))
                 .identity_cache(aws_config::identity::IdentityCache::lazy().build())
                 .build(),
             account_id: Some(role.account_id().clone()),
             account_name,
             ..self.clone()
         }
+    }
+
+    /// Asks for the role's credentials now, ahead of the session's first request, so that its
+    /// work doesn't wait for AssumeRole (an organization's accounts are warmed a few ahead of
+    /// the ones at work); the answer, or the refusal, is kept for that request.
+    pub async fn warm(self) {
+        if let Some(provider) = self.config.credentials_provider() {
+            let _ = aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider).await;
+        }
+    }
+
+    /// Whether its credentials come from assuming a role.
+    pub fn is_assumed(&self) -> bool {
+        self.account_id.is_some()
     }
 
     /// The session's own region.
@@ -379,6 +393,67 @@ impl Ec2 {
             streams: std::sync::Arc::new(pace::Streams::new(None, None, OPERATION_TIMEOUT)),
             recycle_bin: std::sync::Arc::default(),
         }
+    }
+}
+
+/// A role's credentials, assumed once and kept until five minutes before they expire; a
+/// refusal is kept too (the STS client has retried what is worth retrying), so that asking
+/// ahead ([`Session::warm`]) never makes a second AssumeRole.
+#[derive(Debug)]
+struct Assumed {
+    provider: AssumeRoleProvider,
+    kept: tokio::sync::Mutex<Option<aws_credential_types::provider::Result>>,
+}
+
+impl Assumed {
+    fn new(provider: AssumeRoleProvider) -> Assumed {
+        Assumed {
+            provider,
+            kept: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn credentials(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_credential_types::provider::error::CredentialsError;
+        let mut kept = self.kept.lock().await;
+        let fresh = |credentials: &aws_credential_types::Credentials| {
+            credentials
+                .expiry()
+                .is_none_or(|at| at > std::time::SystemTime::now() + Duration::from_mins(5))
+        };
+        match kept.as_ref() {
+            Some(Ok(credentials)) if fresh(credentials) => return Ok(credentials.clone()),
+            Some(Err(refused)) => return Err(CredentialsError::provider_error(with_causes(refused))),
+            _ => {}
+        }
+        let answer = self.provider.provide_credentials().await;
+        *kept = Some(match &answer {
+            Ok(credentials) => Ok(credentials.clone()),
+            Err(refused) => Err(CredentialsError::provider_error(with_causes(refused))),
+        });
+        answer
+    }
+}
+
+/// An error and its causes, as one line (a kept refusal says what the first one said).
+fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        line.push_str(": ");
+        line.push_str(&next.to_string());
+        cause = next.source();
+    }
+    line
+}
+
+impl aws_credential_types::provider::ProvideCredentials for Assumed {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
     }
 }
 
