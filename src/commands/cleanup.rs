@@ -67,6 +67,7 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
     // At most --concurrency accounts × regions read at once, however many the run has.
     let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
     let across = super::across::applies(contexts, asks_unused(&source));
+    let changes = !finish.dry_run && finish.save_plan.is_none();
     let planned: Vec<Result<(Plan, Vec<String>), Error>> = if across {
         // Each account's consumers of the others' shared images count: every context is read
         // first, then each reads the others' shared candidates, then each is planned.
@@ -93,8 +94,13 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
                 let planned = Box::pin(read(ctx, source, true))
                     .await
                     .map(|reading| planned(ctx, reading));
-                // Its clients are made again if the plan is carried out there.
-                ctx.ec2.release();
+                if changes {
+                    // Its clients are made again if the plan is carried out there.
+                    ctx.ec2.release();
+                } else {
+                    // A dry run (or a plan saved) is done with this account and region.
+                    ctx.ec2.forget();
+                }
                 counter.inc();
                 planned
             }

@@ -96,8 +96,9 @@ pub struct ConnectOptions {
 pub struct Ec2 {
     /// The SDK clients, while made.
     made: std::sync::Arc<std::sync::Mutex<Option<Clients>>>,
-    /// How to make them again (`None`: given ready, by a test).
-    recipe: Option<std::sync::Arc<Recipe>>,
+    /// How to make them again (`None`: given ready, by a test, or forgotten by a read-only
+    /// run done with the context: [`Ec2::forget`]).
+    recipe: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Recipe>>>>,
     region: Region,
     endpoint: String,
     /// The account of the assumed role (`--role-arn`), for labelling what it finds.
@@ -281,11 +282,11 @@ impl Session {
         let region = region.unwrap_or_else(|| self.region.clone());
         Ec2 {
             made: std::sync::Arc::default(),
-            recipe: Some(std::sync::Arc::new(Recipe {
+            recipe: std::sync::Arc::new(std::sync::Mutex::new(Some(std::sync::Arc::new(Recipe {
                 config: self.config.clone(),
                 region: region.clone(),
                 endpoint_url: self.endpoint_url.clone(),
-            })),
+            })))),
             endpoint: endpoint_for_messages(self.endpoint_url.as_ref(), &region),
             account_id: self.account_id.clone(),
             account_name: self.account_name.clone(),
@@ -301,7 +302,12 @@ impl Ec2 {
     fn clients(&self) -> std::sync::MutexGuard<'_, Option<Clients>> {
         let mut made = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if made.is_none() {
-            *made = Some(self.recipe.as_ref().expect("clients, or a recipe for them").make());
+            let recipe = self
+                .recipe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            *made = Some(recipe.expect("clients, or a recipe for them (not forgotten)").make());
         }
         made
     }
@@ -321,9 +327,22 @@ impl Ec2 {
     /// Drops the SDK clients until a request needs them again: a context done with its work
     /// holds only what it found.
     pub fn release(&self) {
-        if self.recipe.is_some() {
+        if self
+            .recipe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
             *self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
+    }
+
+    /// Releases the clients for good, and what makes them (the account's configuration and
+    /// credentials): for a read-only run done with this account and region, so that an
+    /// organization's accounts don't stay in memory once read. A request after this panics.
+    pub fn forget(&self) {
+        self.release();
+        *self.recipe.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// The endpoint, as messages name it.
@@ -385,7 +404,7 @@ impl Ec2 {
                 autoscaling,
                 ssm,
             }))),
-            recipe: None,
+            recipe: std::sync::Arc::default(),
             region: region.parse().expect("a test's region"),
             endpoint: "mock".to_owned(),
             account_id: None,
