@@ -759,6 +759,22 @@ impl LaunchPermissions {
         self.accounts.len() + self.organization_arns.len() + self.organizational_unit_arns.len()
     }
 
+    /// Who besides the owner may launch the image, as words: these permissions (if read), and
+    /// `public` where DescribeImages says so and they weren't read.
+    pub fn shared_with(image: &Image, permissions: Option<&LaunchPermissions>) -> Vec<String> {
+        let mut words = permissions.map(LaunchPermissions::words).unwrap_or_default();
+        if image.public == Some(true) && words.first().is_none_or(|w| w != "public") {
+            words.insert(0, "public".to_owned());
+        }
+        words
+    }
+
+    /// Shared with accounts, organizations or OUs, and not public: who may launch it is a
+    /// list a usage report can answer for.
+    pub fn shared_but_not_public(&self) -> bool {
+        !self.public && self.explicit_count() > 0
+    }
+
     /// Every grant as a word: `public`, then account IDs, organization and OU ARNs.
     pub fn words(&self) -> Vec<String> {
         (self.public.then(|| "public".to_owned()).into_iter())

@@ -27,7 +27,7 @@ use crate::pipeline::Carry;
 use crate::pipeline::plan::{Consumers, Policy, Removal, Rules, RulesError, Shared};
 use crate::pipeline::selection::Selection;
 use crate::policy_file::PolicyFile;
-use crate::types::{ImageId, IncludeShared, Owner, Placeholder, Tag};
+use crate::types::{HumanDuration, ImageId, IncludeShared, Owner, Placeholder, Tag};
 
 /// The settings of the command line, as of `now` (for times given as "in 90 days").
 pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
@@ -217,23 +217,19 @@ fn usage_settings(args: UsageArgs, warnings: &mut Vec<String>) -> Result<usage::
 /// How the command reuses and waits for usage reports, if it reads them.
 fn reports_of(command: &Command) -> ReportWait {
     match command {
-        Command::Deregister(args) => report_wait(&args.removal),
-        Command::Disable(args) => report_wait(&args.removal),
-        Command::Cleanup(args) => report_wait(&args.removal),
-        Command::Usage(args) => ReportWait {
-            max_age: jiff::SignedDuration::try_from(args.max_report_age.0).unwrap_or(jiff::SignedDuration::MAX),
-            within: args.report_timeout.0,
-            ..ReportWait::default()
-        },
+        Command::Deregister(args) => report_wait(&args.removal.max_report_age, &args.removal.report_timeout),
+        Command::Disable(args) => report_wait(&args.removal.max_report_age, &args.removal.report_timeout),
+        Command::Cleanup(args) => report_wait(&args.removal.max_report_age, &args.removal.report_timeout),
+        Command::Usage(args) => report_wait(&args.max_report_age, &args.report_timeout),
         _ => ReportWait::default(),
     }
 }
 
 /// How usage reports are reused and waited for (`--max-report-age`, `--report-timeout`).
-fn report_wait(args: &RemovalArgs) -> ReportWait {
+fn report_wait(max_age: &HumanDuration, timeout: &HumanDuration) -> ReportWait {
     ReportWait {
-        max_age: jiff::SignedDuration::try_from(args.max_report_age.0).unwrap_or(jiff::SignedDuration::MAX),
-        within: args.report_timeout.0,
+        max_age: jiff::SignedDuration::try_from(max_age.0).unwrap_or(jiff::SignedDuration::MAX),
+        within: timeout.0,
         ..ReportWait::default()
     }
 }

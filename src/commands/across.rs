@@ -116,7 +116,7 @@ fn candidates(
             continue;
         }
         for (id, grants) in &reading.inventory.shared {
-            if grants.public || grants.explicit_count() == 0 {
+            if !grants.shared_but_not_public() {
                 continue;
             }
             let candidate = Candidate {

@@ -75,16 +75,7 @@ pub async fn run(
         .collect();
     let (owner_map, permissions) =
         futures::try_join!(home.ec2.usage_map(ids, false), home.ec2.launch_permissions_of(&private))?;
-    let shared_with = |image: &Image| {
-        let mut words = permissions
-            .get(&image.image_id)
-            .map(LaunchPermissions::words)
-            .unwrap_or_default();
-        if image.public == Some(true) && !words.iter().any(|w| w == "public") {
-            words.insert(0, "public".to_owned());
-        }
-        words
-    };
+    let shared_with = |image: &Image| LaunchPermissions::shared_with(image, permissions.get(&image.image_id));
     let shared: Vec<ImageId> = images
         .iter()
         .filter(|i| !shared_with(i).is_empty())

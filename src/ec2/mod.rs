@@ -212,28 +212,23 @@ impl Session {
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
         // the other services where they are.
-        let mut config = loader.load().await;
-        if let Some(role) = &options.role {
-            // The role's credentials come from STS, asked with the caller's own.
-            let assumed = AssumeRoleProvider::builder(role.as_str())
-                .session_name("amictl")
-                .configure(&config)
-                .build()
-                .await;
-            config = config
-                .into_builder()
-                .credentials_provider(SharedCredentialsProvider::new(assumed))
-                .build();
-        }
-        Ok(Session {
-            config,
+        let session = Session {
+            config: loader.load().await,
             region,
             endpoint_url: options.endpoint_url.clone(),
-            account_id: options.role.as_ref().map(|r| r.account_id().clone()),
-            account_name: options.account_name.clone(),
+            account_id: None,
+            account_name: None,
             max_rate: options.max_rate,
             max_attempts: options.max_attempts,
             budget: operation_timeout,
+        };
+        // The role's credentials come from STS, asked with the caller's own.
+        Ok(match &options.role {
+            Some(role) => session.assumed(role, options.account_name.clone()).await,
+            None => Session {
+                account_name: options.account_name.clone(),
+                ..session
+            },
         })
     }
 
@@ -298,30 +293,30 @@ impl Session {
 }
 
 impl Ec2 {
-    /// The SDK clients, made if they aren't.
-    fn clients(&self) -> std::sync::MutexGuard<'_, Option<Clients>> {
+    /// The SDK clients (handles to them, cheap to clone), made if they aren't.
+    fn clients(&self) -> Clients {
         let mut made = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if made.is_none() {
+        made.get_or_insert_with(|| {
             let recipe = self
                 .recipe
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
-            *made = Some(recipe.expect("clients, or a recipe for them (not forgotten)").make());
-        }
-        made
+            recipe.expect("clients, or a recipe for them (not forgotten)").make()
+        })
+        .clone()
     }
 
     fn ec2(&self) -> Client {
-        self.clients().as_ref().map(|c| c.ec2.clone()).expect("made")
+        self.clients().ec2
     }
 
     fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
-        self.clients().as_ref().map(|c| c.autoscaling.clone()).expect("made")
+        self.clients().autoscaling
     }
 
     fn ssm(&self) -> aws_sdk_ssm::Client {
-        self.clients().as_ref().map(|c| c.ssm.clone()).expect("made")
+        self.clients().ssm
     }
 
     /// Drops the SDK clients until a request needs them again: a context done with its work

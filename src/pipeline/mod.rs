@@ -261,7 +261,7 @@ pub async fn read_inventory(
         // who will launch those).
         let reports = if let Some(asked) = reads.shared_usage {
             let shared: Vec<ImageId> = (shared.iter())
-                .filter(|(_, grants)| !grants.public && grants.explicit_count() > 0)
+                .filter(|(_, grants)| grants.shared_but_not_public())
                 .map(|(id, _)| id.clone())
                 .collect();
             Some(ec2.shared_usage(&shared, asked.now, asked.wait).await?)

@@ -76,16 +76,7 @@ impl Inventory {
 
     /// Who else may launch the image: `public`, accounts, organizations, OUs.
     pub(super) fn shared_with(&self, image: &Image) -> Vec<String> {
-        let mut shared = self
-            .shared
-            .get(&image.image_id)
-            .map(LaunchPermissions::words)
-            .unwrap_or_default();
-        // DescribeImages says public too, where the permissions were not read.
-        if image.public == Some(true) && shared.first().is_none_or(|w| w != "public") {
-            shared.insert(0, "public".to_owned());
-        }
-        shared
+        LaunchPermissions::shared_with(image, self.shared.get(&image.image_id))
     }
 }
 
