@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::proxy::Proxy;
+use crate::support::proxy::{Fault, Proxy};
 use crate::support::{TestEnv, assert_refused_before_any_request, block_on};
 
 /// The template's default version: its number, image and instance type, as EC2 describes it.
@@ -378,4 +378,42 @@ fn cleanup_lets_the_old_image_go_once_nothing_pins_it(golden: &Golden, pinned: S
         "deregister",
         "nothing pins it now"
     );
+}
+
+#[test]
+fn a_publish_that_fails_halfway_is_finished_by_the_next_run_without_a_second_version() {
+    let env = TestEnv::new();
+    let instance = env.run_instance(None);
+    let old = env.create_image(&instance, "half-1", &[]);
+    let new = env.create_image(&instance, "half-2", &[]);
+    env.create_launch_template("half-web", &old);
+    let proxy = Proxy::start(&env.endpoint);
+    // The new version is made, then making it the default is refused; the value is written,
+    // then the label is refused.
+    proxy.fail("ModifyLaunchTemplate", Fault::first(1, Fault::unauthorized()));
+    proxy.fail("LabelParameterVersion", Fault::first(1, Fault::unauthorized()));
+    let publish = || {
+        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+            .args(["-o", "json", "publish", &new, "--launch-template", "half-web"])
+            .args(["--ssm-parameter", "/half/web", "--label", "prod"])
+            .run()
+    };
+
+    let first = publish();
+    let second = publish();
+
+    first.assert_code(1);
+    let rows = first.json();
+    let template = row(&rows, "half-web")["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        template.contains("version 2 was made, but not made the default"),
+        "{template}"
+    );
+    let parameter = row(&rows, "/half/web")["error"].as_str().unwrap_or_default().to_owned();
+    assert!(parameter.contains("version 1 names the image"), "{parameter}");
+    second.assert_code(0);
+    assert_eq!(default_of(&env, "half-web"), (2, new.clone(), "t3.micro".to_owned()));
+    assert_eq!(env.parameter("/half/web:prod"), Some((new.clone(), 1)));
+    assert_eq!(proxy.count("CreateLaunchTemplateVersion"), 1, "no second version");
+    assert_eq!(proxy.count("PutParameter"), 1, "no second value");
 }
