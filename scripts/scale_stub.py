@@ -38,6 +38,9 @@ class Stats:
         self.counts = {}
         self.in_flight = 0
         self.most_in_flight = 0
+        # In flight, sampled every 50 ms since the first request after the reset.
+        self.timeline = []
+        self.connections = 0
 
 
 def member(n):
@@ -183,6 +186,7 @@ def json_service(target, body, accounts):
 
 
 async def handle(reader, writer, options, stats):
+    stats.connections += 1
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -212,7 +216,8 @@ async def handle(reader, writer, options, stats):
 async def answer(method, path, headers, body, options, stats):
     if path.startswith("/stub/stats"):
         return 200, "application/json", json.dumps(
-            {"counts": stats.counts, "total": sum(stats.counts.values()), "most_in_flight": stats.most_in_flight}
+            {"counts": stats.counts, "total": sum(stats.counts.values()), "most_in_flight": stats.most_in_flight,
+             "timeline": stats.timeline, "connections": stats.connections}
         )
     if path.startswith("/stub/reset"):
         stats.reset()
@@ -255,6 +260,14 @@ async def main():
     parser.add_argument("--latency", type=float, default=0.03)
     options = parser.parse_args()
     stats = Stats()
+
+    async def sample():
+        while True:
+            await asyncio.sleep(0.05)
+            if stats.timeline or stats.in_flight:
+                stats.timeline.append(stats.in_flight)
+
+    sampler = asyncio.create_task(sample())  # noqa: F841 (kept alive by the name)
     server = await asyncio.start_server(
         lambda r, w: handle(r, w, options, stats), "127.0.0.1", options.port, backlog=4096, limit=1 << 20
     )

@@ -254,7 +254,17 @@ impl Printer {
 
     /// A progress bar for `total` steps; see [`Counter`].
     pub fn counter(&self, total: usize, what: &str) -> Counter {
-        let shown = !self.quiet && total > 0 && std::io::stderr().is_terminal();
+        self.counter_shown(total, what, total > 0)
+    }
+
+    /// A progress bar for steps not known yet: each is added with [`Counter::more`] as it
+    /// is known (an organization's accounts × regions, as the accounts are listed).
+    pub fn growing_counter(&self, what: &str) -> Counter {
+        self.counter_shown(0, what, true)
+    }
+
+    fn counter_shown(&self, total: usize, what: &str, shown: bool) -> Counter {
+        let shown = shown && !self.quiet && std::io::stderr().is_terminal();
         let bar = shown.then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})") {
@@ -347,6 +357,13 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// One more step to do.
+    pub fn more(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(1);
+        }
+    }
+
     pub fn inc(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);

@@ -3,7 +3,9 @@
 //! `--exclude-accounts`, cut to `--shard I/N`. Everything the command line says is checked
 //! before any request; the organization is listed once, with the caller's credentials.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashSet};
+
+use futures::StreamExt;
 use std::path::Path;
 
 use crate::ec2::Session;
@@ -31,65 +33,101 @@ pub struct Target {
 }
 
 impl AccountsAsked {
-    /// The accounts to work in, sorted by ID, each once: the organization's active ones (the
-    /// caller's own left out unless `--include-self`) and the listed ones, less the excluded,
-    /// cut to the shard.
-    pub async fn targets(&self, session: &Session) -> Result<Vec<Target>, Error> {
-        let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
-        if self.org {
-            for account in session.organization_accounts().await? {
-                names.insert(account.id.to_string(), account.name);
+    /// The accounts to work in, each once, as they come: the caller's own first with
+    /// `--include-self`, then the organization's active ones a ListAccounts page at a time
+    /// (each page in the order of the IDs), then the listed ones the organization didn't give;
+    /// less the excluded, cut to the shard. The organization is listed as the run takes its
+    /// accounts, a few pages ahead, not before the work starts: an organization of thousands
+    /// is being worked while it is still being listed.
+    pub fn targets(&self, session: Session) -> impl futures::Stream<Item = Result<Target, Error>> + Send + 'static {
+        let (sender, receiver) = tokio::sync::mpsc::channel(TARGETS_AHEAD);
+        let asked = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = asked.send_targets(&session, &sender).await {
+                // The run hears of it after the accounts before it.
+                let _ = sender.send(Err(err)).await;
             }
-        }
+        });
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            let target = receiver.recv().await?;
+            Some((target, receiver))
+        })
+    }
+
+    /// Sends the targets in order; stops early when the run no longer takes them.
+    async fn send_targets(
+        &self,
+        session: &Session,
+        sender: &tokio::sync::mpsc::Sender<Result<Target, Error>>,
+    ) -> Result<(), Error> {
         let caller = if self.org || self.include_self {
             Some(session.caller_account().await?)
         } else {
             None
         };
-        if let Some(caller) = &caller {
-            names.remove(caller.as_str());
-        }
-        for account in &self.listed {
-            names.entry(account.to_string()).or_insert(None);
-        }
-        for account in &self.exclude {
-            names.remove(account.as_str());
-        }
-        let mut targets = Vec::new();
-        for (id, name) in names {
-            let account: AccountId = id.parse().map_err(Error::Failed)?;
-            let own = caller.as_ref() == Some(&account);
-            if own || !self.in_shard(&account) {
-                continue;
+        let mut given: HashSet<AccountId> = HashSet::new();
+        // Whether an account is one to work in, once.
+        let mut take = |account: &AccountId| {
+            caller.as_ref() != Some(account)
+                && !self.exclude.contains(account)
+                && self.in_shard(account)
+                && given.insert(account.clone())
+        };
+        let through_role = |account: &AccountId, name: Option<String>| Target {
+            role: Some(RoleArn::in_account(account, &self.role_name, session.region())),
+            name,
+        };
+        let mut sent = 0_usize;
+        if caller
+            .as_ref()
+            .is_some_and(|c| self.include_self && !self.exclude.contains(c) && self.in_shard(c))
+        {
+            sent += 1;
+            if sender.send(Ok(Target { role: None, name: None })).await.is_err() {
+                return Ok(());
             }
-            targets.push((
-                account.clone(),
-                Target {
-                    role: Some(RoleArn::in_account(&account, &self.role_name, session.region())),
-                    name,
-                },
-            ));
         }
-        if let Some(caller) = caller.filter(|c| self.include_self && !self.exclude.contains(c) && self.in_shard(c)) {
-            targets.push((caller, Target { role: None, name: None }));
+        if self.org {
+            let mut pages = std::pin::pin!(session.organization_pages());
+            while let Some(page) = pages.next().await {
+                for account in page? {
+                    if take(&account.id) {
+                        sent += 1;
+                        if sender.send(Ok(through_role(&account.id, account.name))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
         }
-        targets.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let listed: BTreeSet<&AccountId> = self.listed.iter().collect();
+        for account in listed {
+            if take(account) {
+                sent += 1;
+                if sender.send(Ok(through_role(account, None))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
         // A shard of a small organization may hold no account: nothing to do there, which a
         // CI matrix job must not take for a failure.
-        if targets.is_empty() && self.shard.is_none() {
+        if sent == 0 && self.shard.is_none() {
             return Err(Error::Failed(if self.exclude.is_empty() {
                 "no account to work in: the organization lists no active account but the caller's own, which --org leaves out without --include-self".to_owned()
             } else {
                 "no account to work in: --exclude-accounts leaves none".to_owned()
             }));
         }
-        Ok(targets.into_iter().map(|(_, target)| target).collect())
+        Ok(())
     }
 
     fn in_shard(&self, account: &AccountId) -> bool {
         self.shard.is_none_or(|shard| shard.holds(account))
     }
 }
+
+/// Accounts listed ahead of the run's work: a few ListAccounts pages.
+const TARGETS_AHEAD: usize = 64;
 
 /// Account IDs, one a line; blank lines and `#` comments are skipped.
 pub fn read_accounts_file(path: &Path) -> Result<Vec<AccountId>, Error> {

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
+use super::contexts::Contexts;
 use super::plan_view::PlanView;
 use super::{Context, Scope};
 use crate::ec2::Ec2;
@@ -56,60 +57,31 @@ pub enum Source {
     Saved(Plan),
 }
 
-/// Plans in each context's region (concurrently), shows or saves the plan, and with `--yes`
-/// carries it out. A region whose reading fails is reported (exit 1) without losing the
-/// others' plans. With `--apply-plan`, the contexts are the saved plan's regions; with
-/// `--policy`, the regions its policies name.
-pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> anyhow::Result<()> {
-    if contexts.is_empty() {
-        return Err(Error::Failed("no region to clean up".to_owned()).into());
-    }
-    // At most --concurrency accounts × regions read at once, however many the run has.
-    let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
-    let across = super::across::applies(contexts, asks_unused(&source));
-    let changes = !finish.dry_run && finish.save_plan.is_none();
-    let planned: Vec<Result<(Plan, Vec<String>), Error>> = if across {
-        // Each account's consumers of the others' shared images count: every context is read
-        // first, then each reads the others' shared candidates, then each is planned.
-        let mut readings: Vec<Result<Reading, Error>> = futures::stream::iter(contexts.iter().map(|ctx| {
-            let (source, counter) = (&source, &counter);
-            async move {
-                let reading = Box::pin(read(ctx, source, false)).await;
-                ctx.ec2.release();
-                counter.inc();
-                reading
-            }
-        }))
-        .buffered(finish.carry.reads)
-        .collect()
-        .await;
-        super::across::shared_across(contexts, &mut readings, finish.carry.reads).await;
-        (contexts.iter().zip(readings))
-            .map(|(ctx, reading)| reading.map(|reading| planned(ctx, reading)))
-            .collect()
+/// Plans in each context's region (concurrently, as the contexts come), shows or saves the
+/// plan, and with `--yes` carries it out. A region whose reading fails is reported (exit 1)
+/// without losing the others' plans; accounts that could not all be listed fail the run
+/// before anything is shown or carried out. With `--apply-plan`, the contexts are the saved
+/// plan's regions; with `--policy`, the regions its policies name.
+pub async fn run(contexts: Contexts<'_>, finish: &Finish, source: Source) -> anyhow::Result<()> {
+    let (printer, unreached) = (contexts.printer, contexts.unreached());
+    let (contexts, planned) = if asks_unused(&source) {
+        // Who in the run uses whose shared images needs every account read first.
+        let (contexts, _) = contexts.all().await?;
+        if super::across::applies(&contexts, true) {
+            let planned = planned_across(&contexts, finish, &source).await;
+            (contexts, planned)
+        } else {
+            planned_each(futures::stream::iter(contexts.into_iter().map(Ok)), finish, &source).await?
+        }
     } else {
-        futures::stream::iter(contexts.iter().map(|ctx| {
-            let (source, counter) = (&source, &counter);
-            async move {
-                let planned = Box::pin(read(ctx, source, true))
-                    .await
-                    .map(|reading| planned(ctx, reading));
-                if changes {
-                    // Its clients are made again if the plan is carried out there.
-                    ctx.ec2.release();
-                } else {
-                    // A dry run (or a plan saved) is done with this account and region.
-                    ctx.ec2.forget();
-                }
-                counter.inc();
-                planned
-            }
-        }))
-        .buffered(finish.carry.reads)
-        .collect()
-        .await
+        planned_each(contexts, finish, &source).await?
     };
-    counter.finish();
+    if contexts.is_empty() {
+        if unreached.list().is_empty() {
+            printer.note("no account in this shard: nothing to clean up");
+        }
+        return nothing(printer);
+    }
     let mut plans = Vec::new();
     let mut failures = Vec::new();
     let mut notes = BTreeSet::new();
@@ -124,11 +96,79 @@ pub async fn run(contexts: &[Context<'_>], finish: &Finish, source: Source) -> a
         }
     }
     for note in notes {
-        contexts[0].printer.note(note);
+        printer.note(note);
     }
-    let mut plan = merged(contexts, &source, plans);
-    carry(contexts, finish, &mut plan).await?;
+    let mut plan = merged(&contexts, &source, plans);
+    carry(&contexts, finish, &mut plan).await?;
     what_went_wrong(&plan, &failures)
+}
+
+/// One context's plan, or why it has none, and what to say about what its endpoint lacks.
+type Planned = Result<(Plan, Vec<String>), Error>;
+
+/// Reads and plans each context as it comes, at most `--concurrency` at once (the run's
+/// requests share one budget: while one waits on an answer, another's take the slots);
+/// returns the contexts, in their order, with their plans.
+async fn planned_each<'run>(
+    contexts: impl futures::Stream<Item = Result<Context<'run>, Error>>,
+    finish: &Finish,
+    source: &Source,
+) -> Result<(Vec<Context<'run>>, Vec<Planned>), Error> {
+    let changes = !finish.dry_run && finish.save_plan.is_none();
+    let counter = std::cell::OnceCell::new();
+    let mut planned: Vec<(usize, Context<'run>, Planned)> = contexts
+        .enumerate()
+        .map(|(i, ctx)| {
+            let counter = &counter;
+            async move {
+                let ctx = ctx?;
+                let counter = counter.get_or_init(|| ctx.printer.growing_counter("accounts × regions read"));
+                counter.more();
+                let planned = Box::pin(read(&ctx, source, true))
+                    .await
+                    .map(|reading| planned(&ctx, reading));
+                if changes {
+                    // Its clients are made again if the plan is carried out there.
+                    ctx.ec2.release();
+                } else {
+                    // A dry run (or a plan saved) is done with this account and region.
+                    ctx.ec2.forget();
+                }
+                counter.inc();
+                Ok::<_, Error>((i, ctx, planned))
+            }
+        })
+        .buffer_unordered(finish.carry.reads)
+        .try_collect()
+        .await?;
+    if let Some(counter) = counter.get() {
+        counter.finish();
+    }
+    planned.sort_by_key(|(i, _, _)| *i);
+    Ok(planned.into_iter().map(|(_, ctx, planned)| (ctx, planned)).unzip())
+}
+
+/// Each account's consumers of the others' shared images count: every context is read
+/// first, then each reads the others' shared candidates, then each is planned.
+async fn planned_across(contexts: &[Context<'_>], finish: &Finish, source: &Source) -> Vec<Planned> {
+    let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
+    let mut readings: Vec<Result<Reading, Error>> = futures::stream::iter(contexts.iter().map(|ctx| {
+        let counter = &counter;
+        async move {
+            let reading = Box::pin(read(ctx, source, false)).await;
+            ctx.ec2.release();
+            counter.inc();
+            reading
+        }
+    }))
+    .buffered(finish.carry.reads)
+    .collect()
+    .await;
+    counter.finish();
+    super::across::shared_across(contexts, &mut readings, finish.carry.reads).await;
+    (contexts.iter().zip(readings))
+        .map(|(ctx, reading)| reading.map(|reading| planned(ctx, reading)))
+        .collect()
 }
 
 /// Whether a policy of the run removes shared images only where nobody uses them.

@@ -7,6 +7,7 @@
 pub mod accounts;
 mod across;
 pub mod cleanup;
+pub mod contexts;
 pub mod copy;
 pub mod create;
 pub mod deregister;
@@ -29,6 +30,7 @@ use crate::output::{Counter, Printer, elapsed};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::{Carry, Progress};
 use crate::types::{ImageId, Region, RoleArn};
+use contexts::Contexts;
 use plan_view::PlanView;
 
 /// A run's settings: how to connect, what to do, and what resolving them had to say.
@@ -184,21 +186,17 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
         Run::Copy(request) => copy::run(&connect.reach(None).await?, &request).await,
         Run::Remove(settings) => deregister::run(&connect.one(None).await?, &settings).await,
         Run::Describe(settings) => {
-            let (contexts, unreached) = connect.contexts(&settings.scope).await?;
-            if contexts.is_empty() {
-                if unreached.is_empty() {
-                    printer.note("no account in this shard: nothing to describe");
-                }
-                return with_unreached(describe::nothing(printer), &unreached, printer);
-            }
-            with_unreached(describe::run(&contexts, *settings).await, &unreached, printer)
+            let contexts = connect.contexts(&settings.scope).await?;
+            let unreached = contexts.unreached();
+            let result = describe::run(contexts, *settings).await;
+            with_unreached(result, &unreached.list(), printer)
         }
         Run::Permissions(request) => permissions::run(&connect.one(None).await?, request).await,
         Run::Publish(settings) => publish::run(&connect.reach(None).await?, &settings).await,
         Run::Usage(settings) => {
             let home = connect.one(None).await?;
             let (members, unreached) = if settings.scope.asks_several() {
-                connect.contexts(&settings.scope).await?
+                connect.contexts(&settings.scope).await?.all().await?
             } else {
                 (Vec::new(), Vec::new())
             };
@@ -349,16 +347,6 @@ impl<'run> Connect<'run> {
         }
     }
 
-    fn context(&self, ec2: Ec2) -> Context<'run> {
-        Context {
-            ec2,
-            printer: self.printer,
-            interrupt: self.interrupt,
-            now: self.now,
-            reports: self.global.reports,
-        }
-    }
-
     /// `cleanup`: a saved plan names its regions, and so does a policy file (the one region
     /// for a policy that names none); else --regions / --all-regions / the one region. Files
     /// are read and checked before anything is asked of AWS.
@@ -391,14 +379,10 @@ impl<'run> Connect<'run> {
             }
             cleanup::PlanFrom::Flags(rules) => (asked, cleanup::Source::Flags(rules)),
         };
-        let (contexts, unreached) = self.contexts(&scope).await?;
-        if contexts.is_empty() {
-            if unreached.is_empty() {
-                self.printer.note("no account in this shard: nothing to clean up");
-            }
-            return with_unreached(cleanup::nothing(self.printer), &unreached, self.printer);
-        }
-        with_unreached(cleanup::run(&contexts, &finish, source).await, &unreached, self.printer)
+        let contexts = self.contexts(&scope).await?;
+        let unreached = contexts.unreached();
+        let result = cleanup::run(contexts, &finish, source).await;
+        with_unreached(result, &unreached.list(), self.printer)
     }
 
     /// One context, in the region the options (or the instance) name.
@@ -418,80 +402,42 @@ impl<'run> Connect<'run> {
         })
     }
 
-    /// One context per account (`--role-arn`, else the caller's) and region (`--regions`, or
-    /// the enabled ones with `--all-regions`, else the one region of the options). Each
-    /// account's credentials are got once (one AssumeRole), whatever the number of regions.
-    /// An account whose regions can't be read (its role refused, DescribeRegions denied)
-    /// fails alone: it is returned among the unreached, named, and the others are worked.
-    async fn contexts(&self, scope: &Scope) -> Result<(Vec<Context<'run>>, Vec<String>), Error> {
-        // The caller's own session: it lists the organization, and its HTTP client (one
-        // connection pool, one TLS setup) serves every account's session.
+    /// One context per account (`--role-arn`, else the caller's; `--org`, `--accounts` through
+    /// their role) and region (`--regions`, or the enabled ones with `--all-regions`, else the
+    /// one region of the options), as they are reached: see [`Contexts`].
+    async fn contexts(&self, scope: &Scope) -> Result<Contexts<'run>, Error> {
+        // The caller's own session: it lists the organization, and every account's session
+        // is derived from it.
         let home = Session::start(&self.options(None)).await?;
-        let targets: Vec<accounts::Target> = match &scope.accounts {
-            Some(asked) => asked.targets(&home).await?,
-            None if scope.roles.is_empty() => vec![accounts::Target { role: None, name: None }],
-            None => scope
-                .roles
-                .iter()
-                .map(|role| accounts::Target {
-                    role: Some(role.clone()),
+        let targets = match &scope.accounts {
+            Some(asked) => asked.targets(home.clone()).boxed(),
+            None if scope.roles.is_empty() => {
+                futures::stream::iter([Ok(accounts::Target { role: None, name: None })]).boxed()
+            }
+            None => futures::stream::iter(scope.roles.clone().into_iter().map(|role| {
+                Ok(accounts::Target {
+                    role: Some(role),
                     name: None,
                 })
-                .collect(),
-        };
-        let mut sessions = Vec::with_capacity(targets.len());
-        for target in targets {
-            // The caller's own account is the home session itself; the others assume their
-            // role through it.
-            sessions.push(match &target.role {
-                None => home.clone(),
-                Some(role) => home.assumed(role, target.name).await,
-            });
-        }
-        // Each account's role is assumed ahead of its work, a few accounts at once, so that
-        // the accounts × regions at work don't wait for AssumeRole (one per account still:
-        // the answer is kept for the first request).
-        let warming: Vec<Session> = sessions.iter().filter(|s| s.is_assumed()).cloned().collect();
-        if warming.len() > 1 {
-            tokio::spawn(futures::stream::iter(warming).for_each_concurrent(ACCOUNTS_WARMED_AHEAD, Session::warm));
-        }
-        // With --all-regions each account says which regions it has enabled (opt-in regions
-        // differ between accounts): a few accounts asked at once.
-        let regions: Vec<Result<Vec<Option<Region>>, Error>> =
-            futures::stream::iter(sessions.iter().map(|session| async {
-                if scope.all_regions {
-                    Ok(session
-                        .client(None)
-                        .enabled_regions()
-                        .await?
-                        .into_iter()
-                        .map(Some)
-                        .collect())
-                } else if scope.regions.is_empty() {
-                    Ok(vec![None])
-                } else {
-                    Ok(scope.regions.iter().cloned().map(Some).collect())
-                }
             }))
-            .buffered(ACCOUNTS_AT_ONCE)
-            .collect()
-            .await;
-        let mut contexts = Vec::new();
-        let mut unreached = Vec::new();
-        for (session, regions) in sessions.iter().zip(regions) {
-            match regions {
-                Ok(regions) => {
-                    for region in regions {
-                        contexts.push(self.context(session.client(region)));
-                    }
-                }
-                Err(err) => unreached.push(format!(
-                    "{}: its regions could not be read: {err}",
-                    session.client(None).place()
-                )),
-            }
-        }
-        Ok((contexts, unreached))
+            .boxed(),
+        };
+        let regions = if scope.all_regions {
+            None
+        } else if scope.regions.is_empty() {
+            Some(vec![None])
+        } else {
+            Some(scope.regions.iter().cloned().map(Some).collect())
+        };
+        Ok(Contexts::new(contexts::Where {
+            home,
+            targets,
+            regions,
+            printer: self.printer,
+            interrupt: self.interrupt,
+            now: self.now,
+            reports: self.global.reports,
+        }))
     }
 }
 
@@ -510,9 +456,3 @@ fn with_unreached(result: anyhow::Result<()>, unreached: &[String], printer: &Pr
         }
     }
 }
-
-/// Accounts whose roles are assumed at once, ahead of their work.
-const ACCOUNTS_WARMED_AHEAD: usize = 16;
-
-/// Accounts asked for their enabled regions at once (`--all-regions`).
-const ACCOUNTS_AT_ONCE: usize = 8;

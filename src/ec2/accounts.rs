@@ -15,48 +15,26 @@ pub struct OrgAccount {
 }
 
 impl Session {
-    /// The organization's active accounts (ListAccounts, every page). Only the management
-    /// account or a delegated administrator may list them.
-    pub async fn organization_accounts(&self) -> Result<Vec<OrgAccount>, Error> {
+    /// The organization's active accounts (ListAccounts), a page at a time as they come, each
+    /// page's accounts in the order of their IDs: an organization of thousands is worked while
+    /// it is still being listed. Only the management account or a delegated administrator may
+    /// list them; a page that fails ends the stream with its error.
+    pub fn organization_pages(&self) -> impl futures::Stream<Item = Result<Vec<OrgAccount>, Error>> + Send + 'static {
         let client = aws_sdk_organizations::Client::new(&self.config);
-        let mut pages = client.list_accounts().into_paginator().send();
-        let mut accounts = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| {
-                let code = err.code().unwrap_or("RequestFailed").to_owned();
-                let message = err.message().map_or_else(|| super::errors::root_cause(&err), str::to_owned);
-                match code.as_str() {
-                    "AccessDeniedException" | "AccessDenied" => Error::AccessDenied {
-                        action: "organizations:ListAccounts",
-                        region: self.region.to_string(),
-                        code,
-                        message: format!("{message} (only the management account or a delegated administrator may list accounts)"),
-                    },
-                    "AWSOrganizationsNotInUseException" => Error::Failed(format!(
-                        "--org: the caller's account is not in an organization ({message}); name the accounts with --accounts"
-                    )),
-                    _ => Error::Failed(format!("--org: Organizations ListAccounts failed: {message} ({code})")),
-                }
-            })?;
-            for account in page.accounts() {
-                // `State` replaced `Status` (retired in September 2026); either says ACTIVE.
-                let state = account
-                    .state()
-                    .map(|s| s.as_str().to_owned())
-                    .or_else(|| account.status().map(|s| s.as_str().to_owned()));
-                if state.as_deref() != Some("ACTIVE") {
-                    continue;
-                }
-                if let Some(id) = account.id().and_then(|id| id.parse().ok()) {
-                    accounts.push(OrgAccount {
-                        id,
-                        name: account.name().map(str::to_owned),
-                    });
-                }
+        let region = self.region.to_string();
+        let pages = client.list_accounts().into_paginator().send();
+        futures::stream::unfold(Some(pages), move |pages| {
+            let region = region.clone();
+            async move {
+                let mut pages = pages?;
+                let page = pages.next().await?;
+                Some(match page {
+                    Ok(page) => (Ok(active_accounts(page.accounts())), Some(pages)),
+                    // After a failure, nothing more: the stream ends.
+                    Err(err) => (Err(list_failure(&err, &region)), None),
+                })
             }
-        }
-        accounts.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        Ok(accounts)
+        })
     }
 
     /// The caller's own account (GetCallerIdentity).
@@ -74,5 +52,48 @@ impl Session {
             .account()
             .and_then(|id| id.parse().ok())
             .ok_or_else(|| Error::Failed("STS GetCallerIdentity named no account".to_owned()))
+    }
+}
+
+/// The active accounts of a ListAccounts page, in the order of their IDs.
+fn active_accounts(accounts: &[aws_sdk_organizations::types::Account]) -> Vec<OrgAccount> {
+    let mut active: Vec<OrgAccount> = accounts
+        .iter()
+        .filter(|account| {
+            // `State` replaced `Status` (retired in September 2026); either says ACTIVE.
+            let state = account
+                .state()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|| account.status().map(|s| s.as_str().to_owned()));
+            state.as_deref() == Some("ACTIVE")
+        })
+        .filter_map(|account| {
+            Some(OrgAccount {
+                id: account.id()?.parse().ok()?,
+                name: account.name().map(str::to_owned),
+            })
+        })
+        .collect();
+    active.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    active
+}
+
+/// What a failed ListAccounts page says, as amictl's error.
+fn list_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E, region: &str) -> Error {
+    let code = err.code().unwrap_or("RequestFailed").to_owned();
+    let message = err
+        .message()
+        .map_or_else(|| super::errors::root_cause(err), str::to_owned);
+    match code.as_str() {
+        "AccessDeniedException" | "AccessDenied" => Error::AccessDenied {
+            action: "organizations:ListAccounts",
+            region: region.to_owned(),
+            code,
+            message: format!("{message} (only the management account or a delegated administrator may list accounts)"),
+        },
+        "AWSOrganizationsNotInUseException" => Error::Failed(format!(
+            "--org: the caller's account is not in an organization ({message}); name the accounts with --accounts"
+        )),
+        _ => Error::Failed(format!("--org: Organizations ListAccounts failed: {message} ({code})")),
     }
 }

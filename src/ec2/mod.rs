@@ -22,6 +22,7 @@ mod accounts;
 mod copy;
 mod create;
 mod errors;
+mod http;
 mod images;
 mod instances;
 mod metadata;
@@ -61,6 +62,12 @@ pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::types::{AccountId, EndpointUrl, Region, RoleArn};
 
+/// Requests in flight at once, for the whole run, every account and region together (see
+/// [`http`]). At EC2's usual 30–100 ms a request that is 1,300–4,000 requests a second, which
+/// amictl signs and parses on one thread in about half a core of a 2-core CI runner
+/// (scripts/bench --org-scale): more in flight would make the machine the limit, not the round
+/// trips, and each request in flight is a socket.
+pub const IN_FLIGHT: usize = 128;
 /// A connection attempt that gets no answer gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one request: a hung endpoint costs this much per attempt.
@@ -207,7 +214,7 @@ impl Session {
         // One HTTP client for every client of the run, whatever the number of accounts and
         // regions: without it, each SDK client makes its own (a TLS root store and a connection
         // pool each), which an organization's thousands of clients can't afford.
-        loader = loader.http_client(https_client());
+        loader = loader.http_client(http::run_client(IN_FLIGHT));
         // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
@@ -469,22 +476,6 @@ impl aws_credential_types::provider::ProvideCredentials for Assumed {
     {
         aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
     }
-}
-
-/// The HTTPS client the SDK would make by default (hyper 1, rustls with aws-lc, the proxy of
-/// HTTPS_PROXY / NO_PROXY), made once for the run.
-fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
-    Builder::new().build_with_connector_fn(|settings, components| {
-        let mut connector =
-            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
-    })
 }
 
 /// One try, no retries: for calls some endpoints don't implement (moto answers them with an

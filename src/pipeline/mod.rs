@@ -39,10 +39,11 @@ pub struct Carry {
 impl Carry {
     /// Accounts × regions read at once by default. EC2's rate limits are per account and
     /// region, and each context paces its own, so contexts don't compete for EC2's tokens: the
-    /// bound is the client's. 32 keeps about 400 requests in flight (sockets well under the
-    /// usual limit of 1,024 open files) and the memory of the clients at work small, and reads
-    /// an organization about four times as fast as 8 at 30 ms a request (scripts/bench --org-scale).
-    pub const READS: usize = 32;
+    /// bound is the client's, the run's budget of requests in flight
+    /// ([`crate::ec2::IN_FLIGHT`]). A context asks between one and a dozen things at once as
+    /// it goes through its phases; 128 of them keep the budget full while each waits on its
+    /// next answer (scripts/bench --org-scale).
+    pub const READS: usize = 128;
     /// Removals in flight at once by default: what EC2's mutating buckets take.
     pub const REMOVALS: usize = 8;
 }

@@ -4,6 +4,7 @@ mod view;
 
 use futures::StreamExt;
 
+use super::contexts::Contexts;
 use super::{Context, Scope};
 use crate::ec2::ImageQuery;
 use crate::error::Error;
@@ -25,55 +26,53 @@ pub struct Settings {
 
 /// Describes images in each context's region, concurrently; one region's failure is reported
 /// (exit 1) without losing the others' images.
-pub async fn run(contexts: &[Context<'_>], args: Settings) -> anyhow::Result<()> {
-    let Some(first) = contexts.first() else {
-        return Err(Error::Failed("no region to describe".to_owned()).into());
-    };
-    if args.recycle_bin {
-        return recycle_bin(first, &args.query.image_ids).await;
-    }
-    let now = first.now;
-    let several = contexts.len() > 1 || args.scope.asks_several();
-    let detailed = args.query.image_ids.len() == 1 && first.printer.format() != OutputFormat::Json && !several;
-    let query = args.query;
-    if !several {
-        let images = first.ec2.describe_images(&query).await?;
-        let view = match images.as_slice() {
-            [image] if detailed => {
-                // Only the owner may read launch permissions; anyone else sees why not.
-                let permissions = first
-                    .ec2
-                    .launch_permissions(&image.image_id)
-                    .await
-                    .map_err(|err| err.to_string());
-                View::Detail {
-                    permissions,
-                    price: args.snapshot_price,
-                }
-            }
-            _ => View::List,
+pub async fn run(mut contexts: Contexts<'_>, args: Settings) -> anyhow::Result<()> {
+    let several = args.scope.asks_several();
+    if args.recycle_bin || !several {
+        let Some(first) = contexts.next().await.transpose()? else {
+            return Err(Error::Failed("no region to describe".to_owned()).into());
         };
-        return first.printer.print(&Described {
-            images,
-            view,
-            several: false,
-            now,
-        });
+        return if args.recycle_bin {
+            recycle_bin(&first, &args.query.image_ids).await
+        } else {
+            one(&first, args).await
+        };
     }
+    everywhere(contexts, &args.query, args.concurrency).await
+}
 
-    everywhere(contexts, &query, args.concurrency, now).await
+/// One account and region: a list, or one image in detail.
+async fn one(ctx: &Context<'_>, args: Settings) -> anyhow::Result<()> {
+    let detailed = args.query.image_ids.len() == 1 && ctx.printer.format() != OutputFormat::Json;
+    let images = ctx.ec2.describe_images(&args.query).await?;
+    let view = match images.as_slice() {
+        [image] if detailed => {
+            // Only the owner may read launch permissions; anyone else sees why not.
+            let permissions = ctx
+                .ec2
+                .launch_permissions(&image.image_id)
+                .await
+                .map_err(|err| err.to_string());
+            View::Detail {
+                permissions,
+                price: args.snapshot_price,
+            }
+        }
+        _ => View::List,
+    };
+    ctx.printer.print(&Described {
+        images,
+        view,
+        several: false,
+        now: ctx.now,
+    })
 }
 
 /// Several accounts or regions. JSON streams: each account × region's images (newest first)
 /// as they come, in the order of the accounts and regions, so that an organization's worth is
 /// never held whole. A table needs every row to lay itself out: all, newest first.
-async fn everywhere(
-    contexts: &[Context<'_>],
-    query: &ImageQuery,
-    concurrency: usize,
-    now: jiff::Timestamp,
-) -> anyhow::Result<()> {
-    let first = &contexts[0];
+async fn everywhere(contexts: Contexts<'_>, query: &ImageQuery, concurrency: usize) -> anyhow::Result<()> {
+    let (printer, now, unreached) = (contexts.printer, contexts.now, contexts.unreached());
     let named = &query.image_ids;
     let mut found: std::collections::HashSet<ImageId> = std::collections::HashSet::new();
     let mut note_found = |images: &[Image]| {
@@ -84,42 +83,56 @@ async fn everywhere(
                 .map(|i| i.image_id.clone()),
         );
     };
-    let mut failures = if first.printer.format() == OutputFormat::Json {
-        let mut array = first.printer.json_array();
-        let failures = read_everywhere(contexts, query, !named.is_empty(), concurrency, |images| {
+    let read = if printer.format() == OutputFormat::Json {
+        let mut array = printer.json_array();
+        let read = read_everywhere(contexts, query, concurrency, |images| {
             note_found(&images);
             images.iter().try_for_each(|image| array.push(&Staged::of(image, now)))
         })
         .await?;
         array.finish()?;
-        failures
+        read
     } else {
         let mut images = Vec::new();
-        let failures = read_everywhere(contexts, query, !named.is_empty(), concurrency, |found| {
+        let read = read_everywhere(contexts, query, concurrency, |found| {
             note_found(&found);
             images.extend(found);
             Ok(())
         })
         .await?;
         images.sort_by(Image::newest_first);
-        first.printer.print(&Described {
+        printer.print(&Described {
             images,
             view: View::List,
             several: true,
             now,
         })?;
-        failures
+        read
     };
+    let Read {
+        mut failures,
+        places,
+        listing,
+    } = read;
+    if places == 0 && unreached.list().is_empty() && listing.is_none() {
+        printer.note("no account in this shard: nothing to describe");
+    }
     let missing: Vec<&str> = named
         .iter()
         .filter(|id| !found.contains(*id))
         .map(ImageId::as_str)
         .collect();
-    if !missing.is_empty() {
+    if !missing.is_empty() && listing.is_none() {
         failures.push(format!(
             "image {} not found in any of the {} regions",
             missing.join(", "),
-            contexts.len()
+            places
+        ));
+    }
+    if let Some(listing) = listing {
+        // The accounts after it were not listed, so not described: the output is partial.
+        failures.push(format!(
+            "the run's accounts could not all be listed, so the output is partial: {listing}"
         ));
     }
     if failures.is_empty() {
@@ -129,30 +142,54 @@ async fn everywhere(
     }
 }
 
+/// What reading every context found besides images: failures by place, the number of
+/// accounts × regions read, and the error that ended the listing of the accounts, if any.
+struct Read {
+    failures: Vec<String>,
+    places: usize,
+    listing: Option<Error>,
+}
+
 /// Reads the images of every context, at most `concurrency` contexts at once, and hands each
 /// context's (newest first) to `sink` in the order of the contexts; returns what failed where
 /// (a named image missing from a region is no failure: it lives in another).
 async fn read_everywhere(
-    contexts: &[Context<'_>],
+    contexts: Contexts<'_>,
     query: &ImageQuery,
-    named: bool,
     concurrency: usize,
     mut sink: impl FnMut(Vec<Image>) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<String>> {
-    let counter = contexts[0].printer.counter(contexts.len(), "accounts × regions read");
-    let mut answers = futures::stream::iter(contexts.iter().map(|ctx| {
-        let counter = &counter;
-        async move {
-            let answer = ctx.ec2.describe_images(query).await;
-            // Read-only: this account and region are done with.
-            ctx.ec2.forget();
-            counter.inc();
-            (ctx, answer)
-        }
-    }))
-    .buffered(concurrency);
+) -> anyhow::Result<Read> {
+    let named = !query.image_ids.is_empty();
+    let counter = contexts.printer.growing_counter("accounts × regions read");
+    let mut answers = contexts
+        .map(|ctx| {
+            let counter = &counter;
+            counter.more();
+            async move {
+                let ctx = ctx?;
+                let answer = ctx.ec2.describe_images(query).await;
+                // Read-only: this account and region are done with.
+                ctx.ec2.forget();
+                counter.inc();
+                Ok::<_, Error>((ctx, answer))
+            }
+        })
+        .buffered(concurrency);
     let mut failures = Vec::new();
-    while let Some((ctx, answer)) = answers.next().await {
+    let mut places = 0;
+    while let Some(read) = answers.next().await {
+        let (ctx, answer) = match read {
+            Ok(read) => read,
+            Err(listing) => {
+                counter.finish();
+                return Ok(Read {
+                    failures,
+                    places,
+                    listing: Some(listing),
+                });
+            }
+        };
+        places += 1;
         match answer {
             Ok(mut found) => {
                 found.sort_by(Image::newest_first);
@@ -173,16 +210,10 @@ async fn read_everywhere(
         }
     }
     counter.finish();
-    Ok(failures)
-}
-
-/// No images, for a run with no account to look in (an empty `--shard`).
-pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
-    printer.print(&Described {
-        images: Vec::new(),
-        view: View::List,
-        several: true,
-        now: printer.now(),
+    Ok(Read {
+        failures,
+        places,
+        listing: None,
     })
 }
 
