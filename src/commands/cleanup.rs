@@ -64,9 +64,16 @@ pub enum Source {
 /// plan's regions; with `--policy`, the regions its policies name.
 pub async fn run(contexts: Contexts<'_>, finish: &Finish, source: Source) -> anyhow::Result<()> {
     let (printer, unreached) = (contexts.printer, contexts.unreached());
+    // A plan that misses the accounts not listed is no plan to act on.
+    let unlisted = |err: Error| match err {
+        Error::Failed(why) if why.starts_with(super::contexts::PARTLY_LISTED) => {
+            Error::Failed(format!("{why}; nothing was planned or changed"))
+        }
+        err => err,
+    };
     let (contexts, planned) = if asks_unused(&source) {
         // Who in the run uses whose shared images needs every account read first.
-        let (contexts, _) = contexts.all().await?;
+        let (contexts, _) = contexts.all().await.map_err(unlisted)?;
         if super::across::applies(&contexts, true) {
             let planned = planned_across(&contexts, finish, &source).await;
             (contexts, planned)
@@ -74,7 +81,7 @@ pub async fn run(contexts: Contexts<'_>, finish: &Finish, source: Source) -> any
             planned_each(futures::stream::iter(contexts.into_iter().map(Ok)), finish, &source).await?
         }
     } else {
-        planned_each(contexts, finish, &source).await?
+        planned_each(contexts, finish, &source).await.map_err(unlisted)?
     };
     if contexts.is_empty() {
         if unreached.list().is_empty() {

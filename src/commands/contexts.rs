@@ -23,6 +23,8 @@ use crate::types::Region;
 /// error ends it: the accounts could not be listed (the contexts before it are good).
 pub struct Contexts<'run> {
     stream: BoxStream<'run, Result<Context<'run>, Error>>,
+    /// The contexts given so far.
+    given: usize,
     unreached: Unreached,
     pub printer: &'run Printer,
     pub now: Timestamp,
@@ -123,6 +125,7 @@ impl<'run> Contexts<'run> {
             .boxed();
         Contexts {
             stream,
+            given: 0,
             unreached,
             printer,
             now,
@@ -151,10 +154,26 @@ impl<'run> Contexts<'run> {
 impl<'run> futures::Stream for Contexts<'run> {
     type Item = Result<Context<'run>, Error>;
 
+    /// The next context. An error after some were given (a ListAccounts page that failed)
+    /// says so: the run has seen only part of the accounts.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Self::Item>> {
-        self.stream.poll_next_unpin(cx)
+        let next = self.stream.poll_next_unpin(cx);
+        match next {
+            Poll::Ready(Some(Ok(_))) => self.given += 1,
+            Poll::Ready(Some(Err(err))) if self.given > 0 => {
+                return Poll::Ready(Some(Err(Error::Failed(format!(
+                    "{PARTLY_LISTED} ({} accounts × regions were reached before): {err}",
+                    self.given
+                )))));
+            }
+            _ => {}
+        }
+        next
     }
 }
+
+/// How an error that ended the listing of the accounts part way starts.
+pub const PARTLY_LISTED: &str = "the run's accounts could not all be listed";
 
 /// Accounts whose roles are assumed at once, ahead of their work: enough that the accounts ×
 /// regions at work never wait for AssumeRole (it answers in a round trip; an account's

@@ -7,6 +7,10 @@ use super::Session;
 use crate::error::Error;
 use crate::types::AccountId;
 
+/// Accounts asked for a ListAccounts page: the most Organizations answers (its API reference
+/// caps MaxResults at 20), asked for explicitly so that every endpoint pages alike.
+const ACCOUNTS_PAGE: i32 = 20;
+
 /// An active account of the organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgAccount {
@@ -22,7 +26,7 @@ impl Session {
     pub fn organization_pages(&self) -> impl futures::Stream<Item = Result<Vec<OrgAccount>, Error>> + Send + 'static {
         let client = aws_sdk_organizations::Client::new(&self.config);
         let region = self.region.to_string();
-        let pages = client.list_accounts().into_paginator().send();
+        let pages = client.list_accounts().into_paginator().page_size(ACCOUNTS_PAGE).send();
         futures::stream::unfold(Some(pages), move |pages| {
             let region = region.clone();
             async move {

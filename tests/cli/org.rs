@@ -351,3 +351,65 @@ fn a_refused_account_fails_alone_with_all_regions_too() {
         said[0]
     );
 }
+
+/// An organization is worked while it is still being listed: when a later ListAccounts page
+/// fails, describe shows what it read (valid JSON, the accounts of the first page) and fails
+/// saying the output is partial; a cleanup changes nothing anywhere, since its plan would miss
+/// the accounts not listed.
+#[test]
+fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output_is_partial() {
+    let env = TestEnv::on_its_own_server();
+    // Organizations answers 20 accounts a page: the management account and 20 members are two.
+    let names: Vec<String> = (0..20).map(|n| format!("member-{n:02}")).collect();
+    let members = env.organization(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    for (id, _) in &members {
+        let there = env
+            .elsewhere("eu-west-1")
+            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
+        there.create_image(&there.run_instance(None), &format!("org-{id}"), &[]);
+    }
+    let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("ListAccounts", Fault::after(1, Fault::unauthorized()));
+
+    let described = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["describe", "-o", "json"])
+        .args(org)
+        .run();
+    // A fresh proxy: its first page goes through again.
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("ListAccounts", Fault::after(1, Fault::unauthorized()));
+    let cleaned = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .args(org)
+        .run();
+    let after = env.amictl().args(["describe", "-o", "json"]).args(org).run();
+
+    described.assert_code(1);
+    let read = accounts_of(&described.json());
+    assert!(
+        !read.is_empty() && read.len() < members.len(),
+        "the first page's accounts, not all: {read:?}"
+    );
+    assert!(
+        described.stderr.contains("could not all be listed") && described.stderr.contains("partial"),
+        "{}",
+        described.stderr
+    );
+    cleaned.assert_code(1);
+    assert!(
+        cleaned.stderr.contains("ListAccounts") && cleaned.stderr.contains("nothing was planned or changed"),
+        "{}",
+        cleaned.stderr
+    );
+    assert_eq!(proxy.count("DeregisterImage"), 0, "{:?}", proxy.counts());
+    assert_eq!(
+        accounts_of(&after.assert_code(0).json()).len(),
+        members.len(),
+        "every member's image is still there"
+    );
+}
