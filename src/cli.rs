@@ -268,8 +268,8 @@ pub struct DescribeArgs {
     #[arg(long, value_name = "USD", default_value = "0.05")]
     pub snapshot_price: Price,
 
-    /// Accounts × regions read at once, for the whole run (each has its own EC2 rate limits; amictl keeps at most 128 requests in flight)
-    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Accounts × regions read at once, and requests in flight, for the whole run (each account × region has its own EC2 rate limits)
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
 
     #[command(flatten)]
@@ -591,8 +591,8 @@ pub struct ImageList {
 /// How the removal commands carry a plan out and count its savings.
 #[derive(Debug, Args)]
 pub struct ExecutionArgs {
-    /// Accounts × regions read, and removals in flight, at once, for the whole run [default: 128 read, 8 removals]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Accounts × regions read, requests in flight, and removals in flight, at once, for the whole run [default: 128 read and in flight, 8 removals]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: Option<u16>,
 
     /// Snapshot storage price in USD per GB-month, for the estimated saving

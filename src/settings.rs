@@ -34,6 +34,7 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
     let Cli { global, command } = cli;
     let mut warnings = Vec::new();
     let reports = reports_of(&command);
+    let in_flight = in_flight_of(&command);
     let command = match command {
         Command::Completions { shell } => Run::Completions {
             shell,
@@ -101,11 +102,10 @@ pub fn resolve(cli: Cli, now: Timestamp) -> Result<Settings, Error> {
         },
         Command::Restore(images) => Run::Restore(images.image_ids),
     };
+    let mut global = global_settings(&global);
+    global.connect.in_flight = in_flight;
     Ok(Settings {
-        global: Global {
-            reports,
-            ..global_settings(&global)
-        },
+        global: Global { reports, ..global },
         command,
         warnings,
     })
@@ -222,6 +222,16 @@ fn reports_of(command: &Command) -> ReportWait {
         Command::Cleanup(args) => report_wait(&args.removal.max_report_age, &args.removal.report_timeout),
         Command::Usage(args) => report_wait(&args.max_report_age, &args.report_timeout),
         _ => ReportWait::default(),
+    }
+}
+
+/// The run's requests in flight at most: `--concurrency`, where the command takes it (each
+/// account × region at work has at least one request in flight; more would only queue).
+fn in_flight_of(command: &Command) -> Option<usize> {
+    match command {
+        Command::Describe(args) => Some(usize::from(args.concurrency)),
+        Command::Cleanup(args) => args.execution.concurrency.map(usize::from),
+        _ => None,
     }
 }
 

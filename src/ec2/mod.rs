@@ -62,8 +62,8 @@ pub use wait::{Ending, Look, WaitEnd, WaitPolicy};
 use crate::error::Error;
 use crate::types::{AccountId, EndpointUrl, Region, RoleArn};
 
-/// Requests in flight at once, for the whole run, every account and region together (see
-/// [`http`]). At EC2's usual 30–100 ms a request that is 1,300–4,000 requests a second, which
+/// Requests in flight at once by default, for the whole run, every account and region together
+/// (see [`http`]; `--concurrency` sets it where a command takes it). At EC2's usual 30–100 ms a request that is 1,300–4,000 requests a second, which
 /// amictl signs and parses on one thread in about half a core of a 2-core CI runner
 /// (scripts/bench --org-scale): more in flight would make the machine the limit, not the round
 /// trips, and each request in flight is a socket.
@@ -94,6 +94,9 @@ pub struct ConnectOptions {
     pub account_name: Option<String>,
     /// `--max-rate`: requests a second per action, at most.
     pub max_rate: Option<f64>,
+    /// `--concurrency`, where the command takes it: requests in flight at most, for the whole
+    /// run (else [`IN_FLIGHT`]).
+    pub in_flight: Option<usize>,
 }
 
 /// An EC2 client bound to one region, with what error messages need to name. Its SDK clients
@@ -214,7 +217,7 @@ impl Session {
         // One HTTP client for every client of the run, whatever the number of accounts and
         // regions: without it, each SDK client makes its own (a TLS root store and a connection
         // pool each), which an organization's thousands of clients can't afford.
-        loader = loader.http_client(http::run_client(IN_FLIGHT));
+        loader = loader.http_client(http::run_client(options.in_flight.unwrap_or(IN_FLIGHT)));
         // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves

@@ -305,7 +305,7 @@ fn a_bad_value_on_any_option_is_one_line_naming_it_exit_2_and_nothing_sent() {
             "--wait-timeout",
         ),
         (vec!["deregister", ""], "IMAGE_ID"),
-        (vec!["deregister", image, "--concurrency", "257"], "--concurrency"),
+        (vec!["deregister", image, "--concurrency", "513"], "--concurrency"),
         (vec!["cleanup", "--older-than", ""], "--older-than"),
         (vec!["cleanup", "--all", "--keep", "many"], "--keep"),
         (vec!["cleanup", "--all", "--group-by", "tag:"], "--group-by"),

@@ -213,3 +213,36 @@ fn many_regions_are_read_at_most_concurrency_at_a_time() {
         "side by side, never more than three at once: {most}"
     );
 }
+
+/// `--concurrency` also caps the run's requests in flight, every action and region together: a
+/// cleanup plan reads its images, the scans of what launches them and the per-image reads side
+/// by side, which without the cap puts more than two in flight at once.
+#[test]
+fn concurrency_caps_the_requests_in_flight_of_the_whole_run() {
+    use crate::support::proxy::{ALL_ACTIONS, Fault, Misbehaviour, Proxy};
+    let env = TestEnv::new();
+    env.create_image(&env.run_instance(None), "capped-1", &[]);
+    let regions = "us-east-1,eu-west-1,us-west-2";
+    let slow = || Fault::always(Misbehaviour::Delay(std::time::Duration::from_millis(50)));
+    let plan = |cap: Option<&str>| {
+        let proxy = Proxy::start(&env.endpoint);
+        for action in ["DescribeImages", "DescribeInstances", "DescribeLaunchTemplateVersions"] {
+            proxy.fail(action, slow());
+        }
+        let mut args = vec!["cleanup", "--all", "--dry-run", "-o", "json", "--regions", regions];
+        if let Some(cap) = cap {
+            args.extend(["--concurrency", cap]);
+        }
+        env.amictl()
+            .env("AWS_ENDPOINT_URL", proxy.url())
+            .args(args)
+            .run()
+            .assert_code(0);
+        proxy.most_at_once(ALL_ACTIONS)
+    };
+
+    let (free, capped) = (plan(None), plan(Some("2")));
+
+    assert!(free > 2, "side by side without the cap: {free}");
+    assert!((1..=2).contains(&capped), "never more than two at once: {capped}");
+}

@@ -141,6 +141,9 @@ struct State {
 }
 
 /// One request being answered, counted in `State::in_flight` until dropped.
+/// The key under which [`Proxy::most_at_once`] counts every action together.
+pub const ALL_ACTIONS: &str = "*";
+
 struct InFlight<'a> {
     state: &'a Mutex<State>,
     action: String,
@@ -149,9 +152,11 @@ struct InFlight<'a> {
 impl<'a> InFlight<'a> {
     fn start(state: &'a Mutex<State>, action: &str) -> InFlight<'a> {
         let mut locked = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (now, most) = locked.in_flight.entry(action.to_owned()).or_insert((0, 0));
-        *now += 1;
-        *most = (*most).max(*now);
+        for key in [action, ALL_ACTIONS] {
+            let (now, most) = locked.in_flight.entry(key.to_owned()).or_insert((0, 0));
+            *now += 1;
+            *most = (*most).max(*now);
+        }
         InFlight {
             state,
             action: action.to_owned(),
@@ -162,8 +167,10 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut locked = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((now, _)) = locked.in_flight.get_mut(&self.action) {
-            *now -= 1;
+        for key in [self.action.as_str(), ALL_ACTIONS] {
+            if let Some((now, _)) = locked.in_flight.get_mut(key) {
+                *now -= 1;
+            }
         }
     }
 }
@@ -279,7 +286,8 @@ impl Proxy {
         self.lock().throttled.get(action).copied().unwrap_or(0)
     }
 
-    /// The most requests for `action` the proxy was answering at once.
+    /// The most requests for `action` the proxy was answering at once ([`ALL_ACTIONS`]: of
+    /// every action together).
     pub fn most_at_once(&self, action: &str) -> usize {
         self.lock().in_flight.get(action).map_or(0, |(_, most)| *most)
     }
