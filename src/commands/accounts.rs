@@ -60,10 +60,15 @@ impl AccountsAsked {
         session: &Session,
         sender: &tokio::sync::mpsc::Sender<Result<Target, Error>>,
     ) -> Result<(), Error> {
-        let caller = if self.org || self.include_self {
-            Some(session.caller_account().await?)
-        } else {
-            None
+        // The caller's account is asked alongside the organization's first page.
+        let mut pages = self.org.then(|| Box::pin(session.organization_pages()));
+        let (caller, first) = match &mut pages {
+            Some(pages) => {
+                let (caller, first) = futures::join!(session.caller_account(), pages.next());
+                (Some(caller?), first)
+            }
+            None if self.include_self => (Some(session.caller_account().await?), None),
+            None => (None, None),
         };
         let mut given: HashSet<AccountId> = HashSet::new();
         // Whether an account is one to work in, once.
@@ -87,10 +92,10 @@ impl AccountsAsked {
                 return Ok(());
             }
         }
-        if self.org {
-            let mut pages = std::pin::pin!(session.organization_pages());
-            while let Some(page) = pages.next().await {
-                for account in page? {
+        if let Some(mut pages) = pages {
+            let mut page = first;
+            while let Some(listed) = page {
+                for account in listed? {
                     if take(&account.id) {
                         sent += 1;
                         if sender.send(Ok(through_role(&account.id, account.name))).await.is_err() {
@@ -98,6 +103,7 @@ impl AccountsAsked {
                         }
                     }
                 }
+                page = pages.next().await;
             }
         }
         let listed: BTreeSet<&AccountId> = self.listed.iter().collect();
