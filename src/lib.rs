@@ -40,7 +40,14 @@ pub fn main() -> ExitCode {
     logging::init(cli.global.verbose, cli.global.quiet);
     // The run's one clock: ages, plans and "in 30 days" all count from it.
     let now = jiff::Timestamp::now();
-    let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet, now);
+    // One of each for the whole process: the accounts × regions of a cleanup plan are read on
+    // tasks of their own (on every core), which hold them.
+    let printer: &'static Printer = Box::leak(Box::new(Printer::new(
+        cli.global.output,
+        cli.global.color,
+        cli.global.quiet,
+        now,
+    )));
     // Settings are resolved (and files named on the command line read) before any request.
     let settings = match settings::resolve(cli, now) {
         Ok(settings) => settings,
@@ -51,7 +58,7 @@ pub fn main() -> ExitCode {
         }
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             output::print_error(&anyhow::Error::new(err).context("cannot start the async runtime"));
@@ -59,14 +66,14 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let interrupt = Interrupt::listen();
+        let interrupt: &'static Interrupt = Box::leak(Box::new(Interrupt::listen()));
         tokio::select! {
             biased;
             () = interrupt.quit() => Err(Error::Interrupted(
                 "interrupted; what was started goes on in EC2, and the same command run again finishes the job".to_owned(),
             )
             .into()),
-            outcome = commands::run(settings, now, &printer, &interrupt) => outcome,
+            outcome = commands::run(settings, now, printer, interrupt) => outcome,
         }
     });
     // Whatever is still in flight (a prompt waiting on stdin) is not waited for.

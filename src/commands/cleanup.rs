@@ -62,8 +62,9 @@ pub enum Source {
 /// without losing the others' plans; accounts that could not all be listed fail the run
 /// before anything is shown or carried out. With `--apply-plan`, the contexts are the saved
 /// plan's regions; with `--policy`, the regions its policies name.
-pub async fn run(contexts: Contexts<'_>, finish: &Finish, source: Source) -> anyhow::Result<()> {
+pub async fn run(contexts: Contexts<'static>, finish: &Finish, source: Source) -> anyhow::Result<()> {
     let (printer, unreached) = (contexts.printer, contexts.unreached());
+    let source = std::sync::Arc::new(source);
     // A plan that misses the accounts not listed is no plan to act on.
     let unlisted = |err: Error| match err {
         Error::Failed(why) if why.starts_with(super::contexts::PARTLY_LISTED) => {
@@ -116,31 +117,36 @@ type Planned = Result<(Plan, Vec<String>), Error>;
 /// Reads and plans each context as it comes, at most `--concurrency` at once (the run's
 /// requests share one budget: while one waits on an answer, another's take the slots);
 /// returns the contexts, in their order, with their plans.
-async fn planned_each<'run>(
-    contexts: impl futures::Stream<Item = Result<Context<'run>, Error>>,
+async fn planned_each(
+    contexts: impl futures::Stream<Item = Result<Context<'static>, Error>>,
     finish: &Finish,
-    source: &Source,
-) -> Result<(Vec<Context<'run>>, Vec<Planned>), Error> {
+    source: &std::sync::Arc<Source>,
+) -> Result<(Vec<Context<'static>>, Vec<Planned>), Error> {
     let changes = !finish.dry_run && finish.save_plan.is_none();
     let counter = std::cell::OnceCell::new();
-    let mut planned: Vec<(usize, Context<'run>, Planned)> = contexts
+    let mut planned: Vec<(usize, Context<'static>, Planned)> = contexts
         .enumerate()
         .map(|(i, ctx)| {
-            let counter = &counter;
+            let (counter, source) = (&counter, std::sync::Arc::clone(source));
             async move {
                 let ctx = ctx?;
                 let counter = counter.get_or_init(|| ctx.printer.growing_counter("accounts × regions read"));
                 counter.more();
-                let planned = Box::pin(read(&ctx, source, true))
-                    .await
-                    .map(|reading| planned(&ctx, reading));
-                if changes {
-                    // Its clients are made again if the plan is carried out there.
-                    ctx.ec2.release();
-                } else {
-                    // A dry run (or a plan saved) is done with this account and region.
-                    ctx.ec2.forget();
-                }
+                // Each account × region is read and planned on a task of its own, so that
+                // signing requests and parsing answers spread over every core.
+                let (ctx, planned) = tokio::spawn(async move {
+                    let planned = read_sent(&ctx, &source).await.map(|reading| planned(&ctx, reading));
+                    if changes {
+                        // Its clients are made again if the plan is carried out there.
+                        ctx.ec2.release();
+                    } else {
+                        // A dry run (or a plan saved) is done with this account and region.
+                        ctx.ec2.forget();
+                    }
+                    (ctx, planned)
+                })
+                .await
+                .unwrap_or_else(|task| std::panic::resume_unwind(task.into_panic()));
                 counter.inc();
                 Ok::<_, Error>((i, ctx, planned))
             }
@@ -153,6 +159,14 @@ async fn planned_each<'run>(
     }
     planned.sort_by_key(|(i, _, _)| *i);
     Ok(planned.into_iter().map(|(_, ctx, planned)| (ctx, planned)).unzip())
+}
+
+/// [`read`], as a future checked `Send` here, for a task of its own.
+fn read_sent<'a>(
+    ctx: &'a Context<'static>,
+    source: &'a Source,
+) -> futures::future::BoxFuture<'a, Result<Reading, Error>> {
+    Box::pin(read(ctx, source, true))
 }
 
 /// Each account's consumers of the others' shared images count: every context is read

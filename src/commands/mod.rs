@@ -147,7 +147,12 @@ impl Scope {
 }
 
 /// Runs the command the user asked for, with the run's printer and Ctrl-C.
-pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrupt: &Interrupt) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    now: Timestamp,
+    printer: &'static Printer,
+    interrupt: &'static Interrupt,
+) -> anyhow::Result<()> {
     let Settings {
         global,
         command,
@@ -159,8 +164,10 @@ pub async fn run(settings: Settings, now: Timestamp, printer: &Printer, interrup
     if !matches!(command, Run::Completions { .. } | Run::Man { .. } | Run::CheckPolicy(_)) {
         check_endpoints(&global, printer)?;
     }
+    // The process's, like the printer: work on tasks of its own reads it.
+    let global: &'static Global = Box::leak(Box::new(global));
     let connect = Connect {
-        global: &global,
+        global,
         printer,
         interrupt,
         now,
@@ -347,44 +354,6 @@ impl<'run> Connect<'run> {
         }
     }
 
-    /// `cleanup`: a saved plan names its regions, and so does a policy file (the one region
-    /// for a policy that names none); else --regions / --all-regions / the one region. Files
-    /// are read and checked before anything is asked of AWS.
-    async fn cleanup(&self, settings: cleanup::Settings) -> anyhow::Result<()> {
-        let cleanup::Settings {
-            plan_from,
-            scope: asked,
-            finish,
-        } = settings;
-        let (scope, source) = match plan_from {
-            cleanup::PlanFrom::Saved(plan) => {
-                if asked.accounts.is_none() {
-                    cleanup::check_roles_cover(&plan, &asked.roles)?;
-                }
-                let scope = Scope {
-                    regions: cleanup::plan_regions(&plan),
-                    all_regions: false,
-                    ..asked
-                };
-                (scope, cleanup::Source::Saved(plan))
-            }
-            cleanup::PlanFrom::File(file) => {
-                let home = ec2::resolve_region(&self.options(None)).await?;
-                let scope = Scope {
-                    regions: file.regions(&home),
-                    all_regions: false,
-                    ..asked
-                };
-                (scope, cleanup::Source::File { file, home })
-            }
-            cleanup::PlanFrom::Flags(rules) => (asked, cleanup::Source::Flags(rules)),
-        };
-        let contexts = self.contexts(&scope).await?;
-        let unreached = contexts.unreached();
-        let result = cleanup::run(contexts, &finish, source).await;
-        with_unreached(result, &unreached.list(), self.printer)
-    }
-
     /// One context, in the region the options (or the instance) name.
     async fn one(&self, this_instance: Option<&ThisInstance>) -> Result<Context<'run>, Error> {
         Ok(self.reach(this_instance).await?.home())
@@ -438,6 +407,48 @@ impl<'run> Connect<'run> {
             now: self.now,
             reports: self.global.reports,
         }))
+    }
+}
+
+/// The commands whose accounts × regions work on tasks of their own: the run's printer and
+/// Ctrl-C are the process's.
+impl Connect<'static> {
+    /// `cleanup`: a saved plan names its regions, and so does a policy file (the one region
+    /// for a policy that names none); else --regions / --all-regions / the one region. Files
+    /// are read and checked before anything is asked of AWS.
+    async fn cleanup(&self, settings: cleanup::Settings) -> anyhow::Result<()> {
+        let cleanup::Settings {
+            plan_from,
+            scope: asked,
+            finish,
+        } = settings;
+        let (scope, source) = match plan_from {
+            cleanup::PlanFrom::Saved(plan) => {
+                if asked.accounts.is_none() {
+                    cleanup::check_roles_cover(&plan, &asked.roles)?;
+                }
+                let scope = Scope {
+                    regions: cleanup::plan_regions(&plan),
+                    all_regions: false,
+                    ..asked
+                };
+                (scope, cleanup::Source::Saved(plan))
+            }
+            cleanup::PlanFrom::File(file) => {
+                let home = ec2::resolve_region(&self.options(None)).await?;
+                let scope = Scope {
+                    regions: file.regions(&home),
+                    all_regions: false,
+                    ..asked
+                };
+                (scope, cleanup::Source::File { file, home })
+            }
+            cleanup::PlanFrom::Flags(rules) => (asked, cleanup::Source::Flags(rules)),
+        };
+        let contexts = self.contexts(&scope).await?;
+        let unreached = contexts.unreached();
+        let result = cleanup::run(contexts, &finish, source).await;
+        with_unreached(result, &unreached.list(), self.printer)
     }
 }
 

@@ -123,7 +123,8 @@ impl Ec2 {
             );
             let sdk_images = page.images.unwrap_or_default();
             images.reserve(sdk_images.len());
-            for image in sdk_images.into_iter().map(|i| self.image_of(i)) {
+            for sdk_image in sdk_images {
+                let image = self.image_of(sdk_image);
                 seen.insert(image.image_id.clone());
                 if query.matches(&image) {
                     images.push(image);

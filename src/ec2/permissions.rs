@@ -106,11 +106,15 @@ impl Ec2 {
         &self,
         image_ids: &[&ImageId],
     ) -> Result<BTreeMap<ImageId, LaunchPermissions>, Error> {
-        let reads: Vec<Result<(ImageId, LaunchPermissions), Error>> = futures::stream::iter(image_ids)
-            .map(|id| async move { Ok(((*id).clone(), self.launch_permissions(id).await?)) })
-            .buffer_unordered(CONCURRENT_READS)
-            .collect()
-            .await;
+        let reads: Vec<Result<(ImageId, LaunchPermissions), Error>> =
+            futures::stream::iter(image_ids.iter().map(|id| (*id).clone()).collect::<Vec<ImageId>>())
+                .map(|id| async move {
+                    let permissions = self.launch_permissions(&id).await?;
+                    Ok((id, permissions))
+                })
+                .buffer_unordered(CONCURRENT_READS)
+                .collect()
+                .await;
         reads.into_iter().collect()
     }
 
@@ -222,8 +226,8 @@ impl Ec2 {
         &self,
         ids: &[SnapshotId],
     ) -> Result<BTreeMap<SnapshotId, SnapshotSharing>, Error> {
-        let reads: Vec<Result<SnapshotSharing, Error>> = futures::stream::iter(ids)
-            .map(|id| self.snapshot_volume_permissions(id))
+        let reads: Vec<Result<SnapshotSharing, Error>> = futures::stream::iter(ids.to_vec())
+            .map(|id| async move { self.snapshot_volume_permissions(&id).await })
             .buffer_unordered(CONCURRENT_READS)
             .collect()
             .await;

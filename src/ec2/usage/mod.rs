@@ -237,7 +237,8 @@ impl Ec2 {
         // One paginated scan per 200 images, all at once.
         let scans = image_ids
             .chunks(FILTER_VALUES)
-            .map(|chunk| self.instances_using_chunk(chunk));
+            .map(<[ImageId]>::to_vec)
+            .map(|chunk| async move { self.instances_using_chunk(&chunk).await });
         let found = futures::future::try_join_all(scans).await?;
         Ok(found.into_iter().flatten().collect())
     }

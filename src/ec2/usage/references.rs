@@ -45,8 +45,8 @@ impl Ec2 {
             }
             Err(Probe::Failed(err)) => return Err(err),
         };
-        let rest: Vec<_> = futures::stream::iter(chunks)
-            .map(|chunk| self.references_of(chunk, false))
+        let rest: Vec<_> = futures::stream::iter(chunks.map(<[ImageId]>::to_vec).collect::<Vec<_>>())
+            .map(|chunk| async move { self.references_of(&chunk, false).await })
             .buffer_unordered(CONCURRENT_READS)
             .collect()
             .await;

@@ -61,7 +61,8 @@ impl Ec2 {
     /// read ten at a time.
     pub(super) async fn resolve_parameters(&self, names: &BTreeSet<&str>) -> Result<Resolved, Error> {
         let names: Vec<&str> = names.iter().copied().collect();
-        let reads = names.chunks(NAMES_PER_READ).map(|chunk| self.read_parameters(chunk));
+        let reads = (names.chunks(NAMES_PER_READ).map(<[&str]>::to_vec))
+            .map(|chunk| async move { self.read_parameters(&chunk).await });
         let mut resolved = Resolved::new();
         for read in futures::future::try_join_all(reads).await? {
             resolved.extend(read);

@@ -187,8 +187,8 @@ impl Ec2 {
         &self,
         wanted: &BTreeMap<String, BTreeSet<i64>>,
     ) -> Result<Vec<Version>, Error> {
-        let reads = futures::stream::iter(wanted)
-            .map(|(template, numbers)| self.versions_of(template, numbers))
+        let reads = futures::stream::iter(wanted.clone())
+            .map(|(template, numbers)| async move { self.versions_of(&template, &numbers).await })
             .buffer_unordered(CONCURRENT_TEMPLATES)
             .collect::<Vec<_>>()
             .await;
