@@ -26,7 +26,7 @@ pub struct Settings {
 
 /// Describes images in each context's region, concurrently; one region's failure is reported
 /// (exit 1) without losing the others' images.
-pub async fn run(mut contexts: Contexts<'_>, args: Settings) -> anyhow::Result<()> {
+pub async fn run(mut contexts: Contexts<'static>, args: Settings) -> anyhow::Result<()> {
     let several = args.scope.asks_several();
     if args.recycle_bin || !several {
         let Some(first) = contexts.next().await.transpose()? else {
@@ -71,7 +71,7 @@ async fn one(ctx: &Context<'_>, args: Settings) -> anyhow::Result<()> {
 /// Several accounts or regions. JSON streams: each account × region's images (newest first)
 /// as they come, in the order of the accounts and regions, so that an organization's worth is
 /// never held whole. A table needs every row to lay itself out: all, newest first.
-async fn everywhere(contexts: Contexts<'_>, query: &ImageQuery, concurrency: usize) -> anyhow::Result<()> {
+async fn everywhere(contexts: Contexts<'static>, query: &ImageQuery, concurrency: usize) -> anyhow::Result<()> {
     let (printer, now, unreached) = (contexts.printer, contexts.now, contexts.unreached());
     let named = &query.image_ids;
     let mut found: std::collections::HashSet<ImageId> = std::collections::HashSet::new();
@@ -154,7 +154,7 @@ struct Read {
 /// context's (newest first) to `sink` in the order of the contexts; returns what failed where
 /// (a named image missing from a region is no failure: it lives in another).
 async fn read_everywhere(
-    contexts: Contexts<'_>,
+    contexts: Contexts<'static>,
     query: &ImageQuery,
     concurrency: usize,
     mut sink: impl FnMut(Vec<Image>) -> anyhow::Result<()>,
@@ -165,11 +165,18 @@ async fn read_everywhere(
         .map(|ctx| {
             let counter = &counter;
             counter.more();
+            let query = query.clone();
             async move {
                 let ctx = ctx?;
-                let answer = ctx.ec2.describe_images(query).await;
-                // Read-only: this account and region are done with.
-                ctx.ec2.forget();
+                // Each account × region on a task of its own, on every core.
+                let (ctx, answer) = tokio::spawn(async move {
+                    let answer = ctx.ec2.describe_images(&query).await;
+                    // Read-only: this account and region are done with.
+                    ctx.ec2.forget();
+                    (ctx, answer)
+                })
+                .await
+                .unwrap_or_else(|task| std::panic::resume_unwind(task.into_panic()));
                 counter.inc();
                 Ok::<_, Error>((ctx, answer))
             }
