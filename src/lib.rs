@@ -28,6 +28,9 @@ use crate::error::Error;
 use crate::interrupt::Interrupt;
 use crate::output::Printer;
 
+/// Worker threads of the runtime at most.
+const MAX_WORKERS: usize = 4;
+
 /// The program: parse the command line, start the runtime, run the command, exit with its
 /// code. The run's one printer and one Ctrl-C listener are made here, and only here is the
 /// exit code decided.
@@ -58,7 +61,14 @@ pub fn main() -> ExitCode {
         }
     };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A few worker threads, whatever the machine: at its default 128 requests in flight amictl
+    // needs about a core to sign and parse, and each thread costs memory (an allocator arena).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, MAX_WORKERS));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             output::print_error(&anyhow::Error::new(err).context("cannot start the async runtime"));
