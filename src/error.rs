@@ -45,6 +45,11 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// The run's accounts were being listed when a page failed, after some were reached: the
+    /// run has seen only part of them.
+    #[error("the run's accounts could not all be listed ({reached} accounts × regions were reached before): {cause}")]
+    PartlyListed { reached: usize, cause: String },
+
     /// The user interrupted the run (Ctrl-C); the message says what goes on without amictl.
     #[error("{0}")]
     Interrupted(String),

@@ -67,9 +67,7 @@ pub async fn run(contexts: Contexts<'static>, finish: &Finish, source: Source) -
     let source = std::sync::Arc::new(source);
     // A plan that misses the accounts not listed is no plan to act on.
     let unlisted = |err: Error| match err {
-        Error::Failed(why) if why.starts_with(super::contexts::PARTLY_LISTED) => {
-            Error::Failed(format!("{why}; nothing was planned or changed"))
-        }
+        Error::PartlyListed { .. } => Error::Failed(format!("{err}; nothing was planned or changed")),
         err => err,
     };
     let (contexts, planned) = if asks_unused(&source) {

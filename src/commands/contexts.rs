@@ -161,19 +161,16 @@ impl<'run> futures::Stream for Contexts<'run> {
         match next {
             Poll::Ready(Some(Ok(_))) => self.given += 1,
             Poll::Ready(Some(Err(err))) if self.given > 0 => {
-                return Poll::Ready(Some(Err(Error::Failed(format!(
-                    "{PARTLY_LISTED} ({} accounts × regions were reached before): {err}",
-                    self.given
-                )))));
+                return Poll::Ready(Some(Err(Error::PartlyListed {
+                    reached: self.given,
+                    cause: err.to_string(),
+                })));
             }
             _ => {}
         }
         next
     }
 }
-
-/// How an error that ended the listing of the accounts part way starts.
-pub const PARTLY_LISTED: &str = "the run's accounts could not all be listed";
 
 /// Accounts whose roles are assumed at once, ahead of their work: enough that the accounts ×
 /// regions at work never wait for AssumeRole (it answers in a round trip; an account's

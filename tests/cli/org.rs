@@ -388,6 +388,15 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
         .args(org)
         .run();
     let after = env.amictl().args(["describe", "-o", "json"]).args(org).run();
+    // Refused from the first page: nothing was read, and nothing is said to be partial.
+    let refused = Proxy::start(&env.endpoint);
+    refused.fail("ListAccounts", Fault::always(Fault::unauthorized()));
+    let unlisted = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", refused.url())
+        .args(["describe", "-o", "json"])
+        .args(org)
+        .run();
 
     described.assert_code(1);
     let read = accounts_of(&described.json());
@@ -396,9 +405,16 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
         "the first page's accounts, not all: {read:?}"
     );
     assert!(
-        described.stderr.contains("could not all be listed") && described.stderr.contains("partial"),
-        "{}",
+        described.stderr.matches("could not all be listed").count() == 1 && described.stderr.contains("partial"),
+        "said once: {}",
         described.stderr
+    );
+    unlisted.assert_code(1);
+    assert!(unlisted.stdout.is_empty(), "{}", unlisted.stdout);
+    assert!(
+        unlisted.stderr.contains("ListAccounts") && !unlisted.stderr.contains("partial"),
+        "{}",
+        unlisted.stderr
     );
     cleaned.assert_code(1);
     assert!(

@@ -130,10 +130,8 @@ async fn everywhere(contexts: Contexts<'static>, query: &ImageQuery, concurrency
         ));
     }
     if let Some(listing) = listing {
-        // The accounts after it were not listed, so not described: the output is partial.
-        failures.push(format!(
-            "the run's accounts could not all be listed, so the output is partial: {listing}"
-        ));
+        // The accounts after it were not listed, so not described.
+        failures.push(format!("{listing}; the output is partial"));
     }
     if failures.is_empty() {
         Ok(())
@@ -143,7 +141,8 @@ async fn everywhere(contexts: Contexts<'static>, query: &ImageQuery, concurrency
 }
 
 /// What reading every context found besides images: failures by place, the number of
-/// accounts × regions read, and the error that ended the listing of the accounts, if any.
+/// accounts × regions read, and the error that ended the listing of the accounts part way, if
+/// any.
 struct Read {
     failures: Vec<String>,
     places: usize,
@@ -187,13 +186,19 @@ async fn read_everywhere(
     while let Some(read) = answers.next().await {
         let (ctx, answer) = match read {
             Ok(read) => read,
-            Err(listing) => {
+            Err(listing @ Error::PartlyListed { .. }) => {
                 counter.finish();
                 return Ok(Read {
                     failures,
                     places,
                     listing: Some(listing),
                 });
+            }
+            // Before any account was reached (the credentials, the first page): nothing was
+            // written, and the run fails as it is.
+            Err(err) => {
+                counter.finish();
+                return Err(err.into());
             }
         };
         places += 1;
