@@ -18,10 +18,10 @@ use crate::pipeline::Reading;
 use crate::pipeline::plan::{RunUsage, Shared};
 use crate::types::{ImageId, Region};
 
-/// Whether the run needs it: several accounts, and a policy that asks `unused`.
-pub fn applies(contexts: &[Context<'_>], asks_unused: bool) -> bool {
+/// Whether a run whose policy asks `unused` needs it: several accounts.
+pub fn applies(contexts: &[Context<'_>]) -> bool {
     let accounts: BTreeSet<_> = contexts.iter().map(|ctx| ctx.ec2.account_id()).collect();
-    asks_unused && accounts.len() > 1
+    accounts.len() > 1
 }
 
 /// A shared candidate of the run: whose it is, and whom it is shared with.

@@ -73,14 +73,22 @@ pub async fn run(contexts: Contexts<'static>, finish: &Finish, source: Source) -
     let (contexts, planned) = if asks_unused(&source) {
         // Who in the run uses whose shared images needs every account read first.
         let (contexts, _) = contexts.all().await.map_err(unlisted)?;
-        if super::across::applies(&contexts, true) {
+        if super::across::applies(&contexts) {
             let planned = planned_across(&contexts, finish, &source).await;
             (contexts, planned)
         } else {
-            planned_each(futures::stream::iter(contexts.into_iter().map(Ok)), finish, &source).await?
+            planned_each(
+                futures::stream::iter(contexts.into_iter().map(Ok)),
+                printer,
+                finish,
+                &source,
+            )
+            .await?
         }
     } else {
-        planned_each(contexts, finish, &source).await.map_err(unlisted)?
+        planned_each(contexts, printer, finish, &source)
+            .await
+            .map_err(unlisted)?
     };
     if contexts.is_empty() {
         if unreached.list().is_empty() {
@@ -117,22 +125,20 @@ type Planned = Result<(Plan, Vec<String>), Error>;
 /// returns the contexts, in their order, with their plans.
 async fn planned_each(
     contexts: impl futures::Stream<Item = Result<Context<'static>, Error>>,
+    printer: &crate::output::Printer,
     finish: &Finish,
     source: &std::sync::Arc<Source>,
 ) -> Result<(Vec<Context<'static>>, Vec<Planned>), Error> {
     let changes = !finish.dry_run && finish.save_plan.is_none();
-    let counter = std::cell::OnceCell::new();
+    let counter = printer.growing_counter("accounts × regions read");
     let mut planned: Vec<(usize, Context<'static>, Planned)> = contexts
         .enumerate()
         .map(|(i, ctx)| {
             let (counter, source) = (&counter, std::sync::Arc::clone(source));
             async move {
                 let ctx = ctx?;
-                let counter = counter.get_or_init(|| ctx.printer.growing_counter("accounts × regions read"));
                 counter.more();
-                // Each account × region is read and planned on a task of its own, so that
-                // signing requests and parsing answers spread over every core.
-                let (ctx, planned) = tokio::spawn(async move {
+                let (ctx, planned) = super::on_its_own_task(async move {
                     let planned = read_sent(&ctx, &source).await.map(|reading| planned(&ctx, reading));
                     if changes {
                         // Its clients are made again if the plan is carried out there.
@@ -143,8 +149,7 @@ async fn planned_each(
                     }
                     (ctx, planned)
                 })
-                .await
-                .unwrap_or_else(|task| std::panic::resume_unwind(task.into_panic()));
+                .await;
                 counter.inc();
                 Ok::<_, Error>((i, ctx, planned))
             }
@@ -152,9 +157,7 @@ async fn planned_each(
         .buffer_unordered(finish.carry.reads)
         .try_collect()
         .await?;
-    if let Some(counter) = counter.get() {
-        counter.finish();
-    }
+    counter.finish();
     planned.sort_by_key(|(i, _, _)| *i);
     Ok(planned.into_iter().map(|(_, ctx, planned)| (ctx, planned)).unzip())
 }

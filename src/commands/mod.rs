@@ -452,6 +452,15 @@ impl Connect<'static> {
     }
 }
 
+/// Runs `work` on a task of its own, on any core of the runtime (a panic there is a panic
+/// here): each account × region of an organization's run, so that signing requests and
+/// parsing answers spread over every core.
+async fn on_its_own_task<T: Send + 'static>(work: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|task| std::panic::resume_unwind(task.into_panic()))
+}
+
 /// A run's outcome, with the accounts it could not reach: those fail it (exit 1), named, after
 /// the others' output; a failure of the run's own is said first.
 fn with_unreached(result: anyhow::Result<()>, unreached: &[String], printer: &Printer) -> anyhow::Result<()> {

@@ -167,15 +167,13 @@ async fn read_everywhere(
             let query = query.clone();
             async move {
                 let ctx = ctx?;
-                // Each account × region on a task of its own, on every core.
-                let (ctx, answer) = tokio::spawn(async move {
+                let (ctx, answer) = super::on_its_own_task(async move {
                     let answer = ctx.ec2.describe_images(&query).await;
                     // Read-only: this account and region are done with.
                     ctx.ec2.forget();
                     (ctx, answer)
                 })
-                .await
-                .unwrap_or_else(|task| std::panic::resume_unwind(task.into_panic()));
+                .await;
                 counter.inc();
                 Ok::<_, Error>((ctx, answer))
             }
