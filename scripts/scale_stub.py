@@ -38,7 +38,7 @@ class Stats:
         self.counts = {}
         self.in_flight = 0
         self.most_in_flight = 0
-        # In flight, sampled every 50 ms since the first request after the reset.
+        # In flight, sampled every 10 ms since the first request after the reset.
         self.timeline = []
         self.connections = 0
 
@@ -263,7 +263,7 @@ async def main():
 
     async def sample():
         while True:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
             if stats.timeline or stats.in_flight:
                 stats.timeline.append(stats.in_flight)
 

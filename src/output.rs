@@ -167,10 +167,14 @@ impl Printer {
                     if i > 0 {
                         stdout.write_all(b"\n")?;
                     }
+                    // Line by line: a plan of thousands of rows is not held twice, as
+                    // cells and again as one string.
                     if markdown {
-                        write!(stdout, "{}", markdown_table(table))?;
+                        write_markdown_table(&mut stdout, table)?;
                     } else {
-                        writeln!(stdout, "{table}")?;
+                        for line in table.lines() {
+                            writeln!(stdout, "{line}")?;
+                        }
                     }
                 }
             }
@@ -441,29 +445,25 @@ impl Progress {
 
 /// A table in GitHub-flavoured markdown; a table without a header (a summary) as a list of
 /// `key: **value**` lines.
-fn markdown_table(table: &Table) -> String {
-    use std::fmt::Write as _;
+fn write_markdown_table(out: &mut impl Write, table: &Table) -> std::io::Result<()> {
     let cells =
         |row: &comfy_table::Row| -> Vec<String> { row.cell_iter().map(|c| markdown_text(&c.content())).collect() };
-    let mut out = String::new();
     let Some(header) = table.header() else {
         for row in table.row_iter() {
-            let cells = cells(row);
-            let _ = match cells.as_slice() {
-                [key, value] => writeln!(out, "- {key}: **{value}**"),
-                other => writeln!(out, "- {}", other.join(" · ")),
-            };
+            match cells(row).as_slice() {
+                [key, value] => writeln!(out, "- {key}: **{value}**")?,
+                other => writeln!(out, "- {}", other.join(" · "))?,
+            }
         }
-        return out;
+        return Ok(());
     };
-    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
     let header = cells(header);
-    out.push_str(&line(&header));
-    out.push_str(&line(&vec!["---".to_owned(); header.len()]));
+    writeln!(out, "| {} |", header.join(" | "))?;
+    writeln!(out, "| {} |", vec!["---"; header.len()].join(" | "))?;
     for row in table.row_iter() {
-        out.push_str(&line(&cells(row)));
+        writeln!(out, "| {} |", cells(row).join(" | "))?;
     }
-    out
+    Ok(())
 }
 
 /// Text safe in a markdown table cell: markup characters escaped, line breaks as `<br>`.

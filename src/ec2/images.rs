@@ -9,6 +9,7 @@ use super::Ec2;
 use crate::error::Error;
 use crate::model::{Backing, BlockDevice, Image, ImageState};
 use crate::types::{AccountId, ImageId, NameGlob, Owner, Region, SnapshotId, Tag};
+use futures::StreamExt as _;
 
 /// DescribeImages' largest page; fewer round trips for big accounts.
 const PAGE_SIZE: i32 = 1000;
@@ -95,12 +96,14 @@ impl Ec2 {
         for id in &query.image_ids {
             request = request.image_ids(id.as_str());
         }
-        let mut paginator = request.into_paginator();
         // EC2 refuses MaxResults together with ImageIds.
         if query.image_ids.is_empty() {
-            paginator = paginator.page_size(PAGE_SIZE);
+            request = request.max_results(PAGE_SIZE);
         }
-        let mut pages = paginator.send();
+        let mut pages = std::pin::pin!(super::pages::pages(
+            |token| request.clone().set_next_token(token).send(),
+            aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::next_token,
+        ));
 
         let mut images = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -168,7 +171,7 @@ impl Ec2 {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pages = self
+        let request = self
             .ec2()
             .describe_images()
             .filters(
@@ -178,9 +181,11 @@ impl Ec2 {
                     .build(),
             )
             .include_deprecated(true)
-            .include_disabled(true)
-            .into_paginator()
-            .send();
+            .include_disabled(true);
+        let mut pages = std::pin::pin!(super::pages::pages(
+            |token| request.clone().set_next_token(token).send(),
+            aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::next_token,
+        ));
         let mut images = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeImages", &err))?;

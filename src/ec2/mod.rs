@@ -29,6 +29,7 @@ mod metadata;
 #[cfg(test)]
 pub mod mock;
 mod pace;
+mod pages;
 mod permissions;
 mod publish;
 mod retry;

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::model::Snapshot;
 use crate::model::SnapshotState;
 use crate::types::{AccountId, Region, SnapshotId};
+use futures::StreamExt as _;
 
 /// What DeleteSnapshot did. A snapshot in use is a fate, not a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +22,16 @@ pub enum SnapshotDeletion {
 impl Ec2 {
     /// Every snapshot the account owns in the region.
     pub async fn own_snapshots(&self) -> Result<Vec<Snapshot>, Error> {
-        let mut pages = self
-            .ec2()
-            .describe_snapshots()
-            .owner_ids("self")
-            .into_paginator()
-            .page_size(1000)
-            .send();
+        let mut pages = std::pin::pin!(super::pages::pages(
+            |token| {
+                (self.ec2().describe_snapshots())
+                    .owner_ids("self")
+                    .max_results(1000)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput::next_token,
+        ));
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeSnapshots", &err))?;

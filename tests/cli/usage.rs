@@ -313,6 +313,28 @@ fn a_template_resolving_its_image_through_an_ssm_parameter_keeps_it() {
 }
 
 #[test]
+fn a_parameter_on_a_later_page_of_the_ssm_scan_keeps_its_image() {
+    let scene = Scene::new("paged");
+    let env = &scene.env;
+    // 55 other parameters first: DescribeParameters answers 50 a page at most, so the one
+    // that names the image is on the second page, asked with the first page's token.
+    let ssm = env.ssm();
+    crate::support::block_on(async move {
+        for n in 0..55 {
+            (ssm.put_parameter().name(format!("/paged/text-{n:02}")).value("hello"))
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .expect("PutParameter");
+        }
+    });
+    env.put_image_parameter("/paged/web", &scene.consumed);
+
+    let entry = scene.assert_kept("paged", &["SSM parameter /paged/web"]);
+    assert_eq!(kinds(&entry), ["ssm_parameter"]);
+}
+
+#[test]
 fn images_other_accounts_may_launch_are_kept_unless_included() {
     let scene = Scene::new("shared");
     let env = &scene.env;

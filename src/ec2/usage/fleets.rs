@@ -8,6 +8,7 @@ use super::Consumer;
 use super::templates::TemplatePin;
 use crate::error::Error;
 use crate::model::{ImageUser, UserKind};
+use futures::StreamExt as _;
 
 impl Ec2 {
     /// Every consumer that names launch template versions or images: Auto Scaling groups,
@@ -29,7 +30,10 @@ impl Ec2 {
 
     /// EC2 Fleets that are not deleted (a deleted one's running instances are instances).
     async fn fleets(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = self.ec2().describe_fleets().into_paginator().send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| self.ec2().describe_fleets().set_next_token(token).send(),
+            aws_sdk_ec2::operation::describe_fleets::DescribeFleetsOutput::next_token,
+        ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeFleets", &err))?;
@@ -64,12 +68,15 @@ impl Ec2 {
 
     /// Spot Fleet requests that are not cancelled: they replace interrupted instances.
     async fn spot_fleet_requests(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = self
-            .ec2()
-            .describe_spot_fleet_requests()
-            .into_paginator()
-            .page_size(1000)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.ec2().describe_spot_fleet_requests())
+                    .max_results(1000)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput::next_token,
+        ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeSpotFleetRequests", &err))?;
@@ -107,12 +114,15 @@ impl Ec2 {
     /// Spot Instance requests still open, active or disabled: a persistent one launches again
     /// after an interruption.
     async fn spot_instance_requests(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = self
-            .ec2()
-            .describe_spot_instance_requests()
-            .into_paginator()
-            .page_size(1000)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.ec2().describe_spot_instance_requests())
+                    .max_results(1000)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_ec2::operation::describe_spot_instance_requests::DescribeSpotInstanceRequestsOutput::next_token,
+        ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeSpotInstanceRequests", &err))?;

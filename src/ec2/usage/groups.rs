@@ -8,16 +8,20 @@ use super::Consumer;
 use super::templates::TemplatePin;
 use crate::error::Error;
 use crate::model::{ImageUser, UserKind};
+use futures::StreamExt as _;
 
 impl Ec2 {
     /// Every Auto Scaling group, with the template versions and images it launches.
     pub(super) async fn auto_scaling_groups(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = self
-            .autoscaling()
-            .describe_auto_scaling_groups()
-            .into_paginator()
-            .page_size(100)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.autoscaling().describe_auto_scaling_groups())
+                    .max_records(100)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput::next_token,
+        ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("autoscaling:DescribeAutoScalingGroups", &err))?;
@@ -49,12 +53,15 @@ impl Ec2 {
     /// Every launch configuration's image, and the snapshots its block device mappings create
     /// volumes from, each with the configuration as the user.
     pub(super) async fn launch_configurations_using(&self) -> Result<LaunchConfigurationUses, Error> {
-        let mut pages = self
-            .autoscaling()
-            .describe_launch_configurations()
-            .into_paginator()
-            .page_size(100)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.autoscaling().describe_launch_configurations())
+                    .max_records(100)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_autoscaling::operation::describe_launch_configurations::DescribeLaunchConfigurationsOutput::next_token,
+        ));
         let mut found = LaunchConfigurationUses::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;

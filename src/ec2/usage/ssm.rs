@@ -9,6 +9,7 @@ use aws_sdk_ssm::types::ParameterStringFilter;
 use super::super::Ec2;
 use super::super::publish::IMAGE_DATA_TYPE;
 use crate::error::Error;
+use futures::StreamExt as _;
 
 /// GetParameters takes at most this many names.
 const NAMES_PER_READ: usize = 10;
@@ -42,7 +43,10 @@ impl Ec2 {
                     .expect("key is set"),
             );
         }
-        let mut pages = request.into_paginator().page_size(50).send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| request.clone().max_results(50).set_next_token(token).send(),
+            aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput::next_token,
+        ));
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("ssm:DescribeParameters", &err))?;

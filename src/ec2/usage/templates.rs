@@ -165,14 +165,17 @@ impl Ec2 {
     /// The default and latest versions of every launch template.
     pub(super) async fn latest_and_default_template_versions(&self) -> Result<TemplateVersions, Error> {
         // No template ID and the two version aliases: EC2's way of asking for all templates.
-        let mut pages = self
-            .ec2()
-            .describe_launch_template_versions()
-            .versions("$Latest")
-            .versions("$Default")
-            .into_paginator()
-            .page_size(200)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.ec2().describe_launch_template_versions())
+                    .versions("$Latest")
+                    .versions("$Default")
+                    .max_results(200)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_ec2::operation::describe_launch_template_versions::DescribeLaunchTemplateVersionsOutput::next_token,
+        ));
         let mut versions = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| self.error("DescribeLaunchTemplateVersions", &err))?;
@@ -220,14 +223,17 @@ impl Ec2 {
     }
 
     async fn read_versions(&self, template: &str, numbers: &BTreeSet<i64>) -> Result<Vec<Version>, Gone> {
-        let mut pages = self
-            .ec2()
-            .describe_launch_template_versions()
-            .launch_template_id(template)
-            .set_versions(Some(numbers.iter().map(ToString::to_string).collect()))
-            .into_paginator()
-            .page_size(200)
-            .send();
+        let mut pages = std::pin::pin!(super::super::pages::pages(
+            |token| {
+                (self.ec2().describe_launch_template_versions())
+                    .launch_template_id(template)
+                    .set_versions(Some(numbers.iter().map(ToString::to_string).collect()))
+                    .max_results(200)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_ec2::operation::describe_launch_template_versions::DescribeLaunchTemplateVersionsOutput::next_token,
+        ));
         let mut versions = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| match err.code() {

@@ -550,6 +550,12 @@ impl Plan {
     /// The plans of several regions (and accounts) as one; every entry carries its region.
     pub fn merge(plans: Vec<Plan>, selection: &Selection, policy: &Policy) -> Plan {
         let mut merged = Plan::empty(selection, policy);
+        // Sized once: across an organization these are thousands of entries, and a vector
+        // grown by doubling holds up to twice that.
+        merged.images.reserve_exact(plans.iter().map(|p| p.images.len()).sum());
+        merged
+            .orphan_snapshots
+            .reserve_exact(plans.iter().map(|p| p.orphan_snapshots.len()).sum());
         let mut accounts = BTreeSet::new();
         let mut regions = BTreeSet::new();
         for plan in plans {
