@@ -1136,10 +1136,22 @@ mod tests {
         assert_eq!(
             (
                 plan.summary.images_deregistered,
+                plan.summary.images_disabled,
                 plan.summary.snapshots_deleted,
                 plan.summary.failures
             ),
-            (1, 0, 1)
+            (1, 0, 0, 1),
+            "the image deregistered is not counted as disabled too"
+        );
+
+        // A policy file may disable one image and deregister another in the same run.
+        plan.images[1].action = ImageAction::Disable;
+        plan.images[1].result = Some(Outcome::Done);
+        plan.summarize(0.05);
+        assert_eq!(
+            (plan.summary.images_deregistered, plan.summary.images_disabled),
+            (1, 1),
+            "each done image counted once, by what was done to it"
         );
     }
 }

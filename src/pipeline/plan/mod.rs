@@ -691,12 +691,10 @@ impl Plan {
         // A dry run's entries may carry results too (a saved plan's entries no run reached).
         let executed = !self.dry_run
             && (self.images.iter().any(|i| i.result.is_some()) || self.snapshots().any(|s| s.result.is_some()));
+        // What the entry is to do, and once carried out, only if it was done: a deregistered
+        // image is no disabled one (a policy file may do both in one run).
         let counts = |action_taken: bool, result: Option<&Outcome>| {
-            if executed {
-                result == Some(&Outcome::Done)
-            } else {
-                action_taken
-            }
+            action_taken && (!executed || result == Some(&Outcome::Done))
         };
         let mut summary = Summary {
             images_deregistered: self
