@@ -194,9 +194,16 @@ impl Printer {
 
     /// A result's tables on stderr, whatever the format: a plan shown before asking.
     pub fn show_on_stderr<T: Render>(&self, result: &T) {
+        let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
         for table in result.tables(self) {
-            eprintln!("{table}");
+            // Line by line, as on stdout. Nothing to do if stderr can't be written.
+            for line in table.lines() {
+                if writeln!(stderr, "{line}").is_err() {
+                    return;
+                }
+            }
         }
+        let _ = stderr.flush();
     }
 
     /// A table in the house style, coloured only when colour is on.

@@ -3,7 +3,10 @@
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 
+use futures::StreamExt as _;
+
 use super::Session;
+use super::pages::{PageError, Repeated};
 use crate::error::Error;
 use crate::types::AccountId;
 
@@ -26,18 +29,22 @@ impl Session {
     pub fn organization_pages(&self) -> impl futures::Stream<Item = Result<Vec<OrgAccount>, Error>> + Send + 'static {
         let client = aws_sdk_organizations::Client::new(&self.config);
         let region = self.region.to_string();
-        let pages = client.list_accounts().into_paginator().page_size(ACCOUNTS_PAGE).send();
-        futures::stream::unfold(Some(pages), move |pages| {
-            let region = region.clone();
-            async move {
-                let mut pages = pages?;
-                let page = pages.next().await?;
-                Some(match page {
-                    Ok(page) => (Ok(active_accounts(page.accounts())), Some(pages)),
-                    // After a failure, nothing more: the stream ends.
-                    Err(err) => (Err(list_failure(&err, &region)), None),
-                })
-            }
+        let pages = super::pages::pages(
+            move |token| {
+                (client.list_accounts())
+                    .max_results(ACCOUNTS_PAGE)
+                    .set_next_token(token)
+                    .send()
+            },
+            aws_sdk_organizations::operation::list_accounts::ListAccountsOutput::next_token,
+        );
+        // After a failure, nothing more: `pages` ends there.
+        pages.map(move |page| match page {
+            Ok(page) => Ok(active_accounts(page.accounts())),
+            Err(PageError::Refused(err)) => Err(list_failure(&err, &region)),
+            Err(PageError::Repeated(Repeated(token))) => Err(Error::Failed(format!(
+                "--org: Organizations ListAccounts answered a page with the token it was asked with ({token}), so the accounts after it could not be listed; run again"
+            ))),
         })
     }
 

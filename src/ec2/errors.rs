@@ -7,6 +7,7 @@ use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use super::Ec2;
+use super::pages::{PageError, Repeated};
 use crate::error::Error;
 
 impl Ec2 {
@@ -49,6 +50,31 @@ impl Ec2 {
                 code: "RequestFailed".to_owned(),
                 message: root_cause(err),
             },
+        }
+    }
+
+    /// A paged read's error from `action`: a page refused, or one that came back with the
+    /// token it was asked with.
+    pub(super) fn page_error<E>(&self, action: &'static str, err: &PageError<SdkError<E, HttpResponse>>) -> Error
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        match err {
+            PageError::Refused(err) => self.error(action, err),
+            PageError::Repeated(repeated) => self.repeated(action, repeated),
+        }
+    }
+
+    /// A page of `action` came back with the token it was asked with: the pages after it
+    /// can't be read, so the read is incomplete and nothing may be decided on it.
+    pub(super) fn repeated(&self, action: &'static str, Repeated(token): &Repeated) -> Error {
+        Error::Aws {
+            action,
+            region: self.region.to_string(),
+            code: "RepeatedNextToken".to_owned(),
+            message: format!(
+                "a page came back with the token it was asked with ({token}), so the pages after it could not be read; run again, and report it if it persists"
+            ),
         }
     }
 

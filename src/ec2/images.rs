@@ -6,6 +6,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{self as sdk, Filter};
 
 use super::Ec2;
+use super::pages::PageError;
 use crate::error::Error;
 use crate::model::{Backing, BlockDevice, Image, ImageState};
 use crate::types::{AccountId, ImageId, NameGlob, Owner, Region, SnapshotId, Tag};
@@ -108,16 +109,22 @@ impl Ec2 {
         let mut images = Vec::new();
         let mut seen = std::collections::HashSet::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| match err.as_service_error().map(|e| e.meta().code()) {
-                Some(Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) => {
+            let page = page.map_err(|err| match &err {
+                PageError::Refused(refused)
+                    if matches!(
+                        refused.as_service_error().map(|e| e.meta().code()),
+                        Some(Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable"))
+                    ) =>
+                {
                     let named = ImageId::find_in(
-                        err.as_service_error()
+                        refused
+                            .as_service_error()
                             .and_then(|e| e.meta().message())
                             .unwrap_or_default(),
                     );
                     self.images_not_found(if named.is_empty() { &query.image_ids } else { &named })
                 }
-                _ => self.error("DescribeImages", &err),
+                _ => self.page_error("DescribeImages", &err),
             })?;
             tracing::debug!(
                 images = page.images().len(),
@@ -188,7 +195,7 @@ impl Ec2 {
         ));
         let mut images = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeImages", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeImages", &err))?;
             images.extend(page.images.unwrap_or_default().into_iter().map(|i| self.image_of(i)));
         }
         Ok(images)

@@ -10,11 +10,35 @@ use std::future::Future;
 
 use futures::Stream;
 
+/// Why a paged read ended before its last page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageError<E> {
+    /// The endpoint refused a page.
+    Refused(E),
+    /// A page came back with the token it was asked with. Read again it would repeat itself
+    /// forever; the pages after it can't be read, so the read is incomplete. (The SDK's
+    /// paginators end there quietly, as if it were the last page: a consumer on a later page
+    /// would go unseen, and its image look unused.)
+    Repeated(Repeated),
+}
+
+/// A page came back with this token, the one it was asked with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repeated(pub String);
+
+/// The token to ask for the page after one asked with `sent` that answered `next`: `None`
+/// after the last page (no token, or an empty one); [`Repeated`] if `next` is `sent`.
+pub fn after(sent: Option<&str>, next: Option<&str>) -> Result<Option<String>, Repeated> {
+    match next.filter(|t| !t.is_empty()) {
+        Some(repeated) if Some(repeated) == sent => Err(Repeated(repeated.to_owned())),
+        more => Ok(more.map(str::to_owned)),
+    }
+}
+
 /// Every page of a read: `ask` sends the request with the previous page's token (`None`
-/// first), `token` reads the next one from a page. The pages end after one with no token,
-/// an empty one, or the token just sent (an endpoint repeating itself would otherwise be
-/// read forever; the SDK's paginators stop there too), or after an error.
-pub fn pages<P, E, F, Fut>(mut ask: F, token: fn(&P) -> Option<&str>) -> impl Stream<Item = Result<P, E>>
+/// first), `token` reads the next one from a page. The pages end after one with no token or
+/// an empty one; a page with the token just sent, or an error, is the read's last item.
+pub fn pages<P, E, F, Fut>(mut ask: F, token: fn(&P) -> Option<&str>) -> impl Stream<Item = Result<P, PageError<E>>>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<P, E>>,
@@ -27,13 +51,11 @@ where
         async move {
             let (answer, sent) = asked?;
             Some(match answer.await {
-                Ok(page) => {
-                    let more = token(&page)
-                        .filter(|t| !t.is_empty() && Some(*t) != sent.as_deref())
-                        .map(|t| Some(t.to_owned()));
-                    (Ok(page), more)
-                }
-                Err(err) => (Err(err), None),
+                Ok(page) => match after(sent.as_deref(), token(&page)) {
+                    Ok(more) => (Ok(page), more.map(Some)),
+                    Err(repeated) => (Err(PageError::Repeated(repeated)), None),
+                },
+                Err(err) => (Err(PageError::Refused(err)), None),
             })
         }
     })
@@ -43,7 +65,7 @@ where
 mod tests {
     use futures::StreamExt;
 
-    use super::pages;
+    use super::{PageError, Repeated, pages};
 
     /// A page, with the token of the next one if any.
     #[derive(Debug, PartialEq)]
@@ -53,9 +75,9 @@ mod tests {
         page.0
     }
 
-    /// Reads the pages an endpoint answers (each with its next token, in turn); returns the
-    /// token each page was asked with.
-    async fn read(answers: &[Option<&'static str>]) -> Vec<Option<String>> {
+    /// Reads the pages an endpoint answers (each with its next token, in turn): the token
+    /// each page was asked with, and the read's last item.
+    async fn read(answers: &[Option<&'static str>]) -> (Vec<Option<String>>, Result<Page, PageError<()>>) {
         let mut asked = Vec::new();
         let mut at = 0;
         let stream = pages(
@@ -67,24 +89,29 @@ mod tests {
             },
             next,
         );
-        let read: Vec<_> = stream.collect().await;
-        assert!(read.iter().all(Result::is_ok));
-        asked
+        let mut read: Vec<_> = stream.collect().await;
+        let last = read.pop().expect("at least one page");
+        assert!(read.iter().all(Result::is_ok), "{read:?}");
+        (asked, last)
     }
 
     #[tokio::test]
     async fn each_page_is_asked_with_the_token_of_the_one_before() {
-        let asked = read(&[Some("a"), Some("b"), None]).await;
+        let (asked, last) = read(&[Some("a"), Some("b"), None]).await;
         assert_eq!(asked, [None, Some("a".to_owned()), Some("b".to_owned())]);
+        assert_eq!(last, Ok(Page(None)));
     }
 
     #[tokio::test]
-    async fn an_empty_or_repeated_token_ends_the_read() {
-        assert_eq!(read(&[Some("")]).await, [None]);
-        assert_eq!(
-            read(&[Some("a"), Some("a"), Some("b")]).await,
-            [None, Some("a".to_owned())]
-        );
+    async fn an_empty_token_ends_the_read() {
+        assert_eq!(read(&[Some("")]).await, (vec![None], Ok(Page(Some("")))));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_token_fails_the_read_rather_than_end_it_as_if_complete() {
+        let (asked, last) = read(&[Some("a"), Some("a"), Some("b")]).await;
+        assert_eq!(asked, [None, Some("a".to_owned())], "not asked again");
+        assert_eq!(last, Err(PageError::Repeated(Repeated("a".to_owned()))));
     }
 
     #[tokio::test]
@@ -98,7 +125,7 @@ mod tests {
             next,
         );
         let read: Vec<_> = stream.collect().await;
-        assert_eq!(read, [Err("refused")]);
+        assert_eq!(read, [Err(PageError::Refused("refused"))]);
         assert_eq!(calls, 1);
     }
 }

@@ -34,7 +34,7 @@ impl Ec2 {
         ));
         let mut snapshots = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeSnapshots", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeSnapshots", &err))?;
             snapshots.extend(
                 page.snapshots()
                     .iter()

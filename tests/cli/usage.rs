@@ -507,6 +507,43 @@ fn a_scan_the_caller_may_not_make_stops_the_run_before_any_change() {
     assert_eq!(env.image_ids(), before);
 }
 
+/// A scan whose endpoint answers a page with the token it was asked with can't be read past
+/// it: the run stops before any change (it neither stops reading as if the scan were whole,
+/// nor asks for the same page forever). DescribeInstances and the launch templates' scan.
+#[test]
+fn a_scan_that_repeats_its_page_token_stops_the_run_before_any_change() {
+    let scene = Scene::new("repeated");
+    let env = &scene.env;
+    let before = env.image_ids();
+
+    for action in ["DescribeInstances", "DescribeLaunchTemplateVersions"] {
+        let proxy = Proxy::start(&env.endpoint);
+        proxy.fail(
+            action,
+            crate::support::proxy::Fault::always(crate::support::proxy::Misbehaviour::RepeatsItsToken),
+        );
+        let run = env
+            .amictl()
+            .env("AWS_ENDPOINT_URL", proxy.url())
+            .args(["cleanup", "--name", "repeated-*", "--yes"])
+            .run();
+
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains(action) && run.stderr.contains("RepeatedNextToken"),
+            "names {action} and why: {}",
+            run.stderr
+        );
+        assert!(
+            proxy.mutations().is_empty(),
+            "nothing was changed: {:?}",
+            proxy.mutations()
+        );
+        assert!(proxy.count(action) <= 4, "not read forever: {:?}", proxy.counts());
+    }
+    assert_eq!(env.image_ids(), before);
+}
+
 /// Snapshots have consumers too: a launch template version or launch configuration whose
 /// block device mapping creates a volume from an image's snapshot, and accounts the snapshot
 /// is shared with (or everyone). Such a snapshot stays when its image goes, in a cleanup, in

@@ -24,6 +24,9 @@ pub enum Misbehaviour {
     NotImplemented,
     /// Forwards the request after this long.
     Delay(Duration),
+    /// Forwards the request as its first page (any `NextToken` left out), and answers with
+    /// the page and the token `again`: an EC2 endpoint that repeats a page's token.
+    RepeatsItsToken,
 }
 
 /// A scripted misbehaviour for one action.
@@ -339,7 +342,15 @@ impl Proxy {
     }
 }
 
-fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+/// A request as it arrived: its head lines (without `Connection:`), its body, and its
+/// `X-Amz-Target` operation if any; `None` if the client closed first.
+struct Request {
+    head: Vec<String>,
+    body: Vec<u8>,
+    target: Option<String>,
+}
+
+fn read_request(client: &TcpStream) -> std::io::Result<Option<Request>> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     let mut content_length = 0;
@@ -347,7 +358,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if line == "\r\n" {
             break;
@@ -365,6 +376,18 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     }
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
+    Ok(Some(Request { head, body, target }))
+}
+
+fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+    let Some(Request {
+        mut head,
+        mut body,
+        target,
+    }) = read_request(&client)?
+    else {
+        return Ok(());
+    };
     let json = target.is_some();
     let action = target
         .or_else(|| form_value(&String::from_utf8_lossy(&body), "Action"))
@@ -397,7 +420,11 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
             return client.flush();
         }
         Some(Misbehaviour::Delay(pause)) => thread::sleep(pause),
-        None => {}
+        Some(Misbehaviour::RepeatsItsToken) | None => {}
+    }
+    let repeats = matches!(misbehaviour, Some(Misbehaviour::RepeatsItsToken));
+    if repeats {
+        body = as_first_page(&mut head, &body);
     }
 
     let mut server = TcpStream::connect(upstream)?;
@@ -408,6 +435,9 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     server.write_all(&body)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
+    if repeats {
+        response = with_token_again(&response);
+    }
     // Tell the client this connection ends here, whatever moto said, so that it never
     // sends a second request down a connection this proxy is about to close.
     let split = response
@@ -426,6 +456,30 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     drop(answering);
     client.write_all(rest)?;
     client.flush()
+}
+
+/// A request's form body without its `NextToken`, and its head with the length that makes.
+fn as_first_page(head: &mut Vec<String>, body: &[u8]) -> Vec<u8> {
+    let form = String::from_utf8_lossy(body);
+    let first_page: Vec<&str> = form.split('&').filter(|pair| !pair.starts_with("NextToken=")).collect();
+    let body = first_page.join("&").into_bytes();
+    head.retain(|line| !line.to_ascii_lowercase().starts_with("content-length:"));
+    head.push(format!("Content-Length: {}\r\n", body.len()));
+    body
+}
+
+/// An EC2 answer with `<nextToken>again</nextToken>` before its closing tag, and the
+/// length that makes.
+fn with_token_again(response: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let close = body.rfind("</").expect("an XML answer");
+    let body = format!("{}<nextToken>again</nextToken>{}", &body[..close], &body[close..]);
+    let head: Vec<&str> = head
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("content-length:"))
+        .collect();
+    format!("{}\r\nContent-Length: {}\r\n\r\n{body}", head.join("\r\n"), body.len()).into_bytes()
 }
 
 /// An error answer in the service's own shape: JSON for the JSON services, EC2's XML for EC2,

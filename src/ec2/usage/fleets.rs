@@ -36,7 +36,7 @@ impl Ec2 {
         ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeFleets", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeFleets", &err))?;
             for fleet in page.fleets() {
                 let live = matches!(
                     fleet.fleet_state(),
@@ -79,7 +79,7 @@ impl Ec2 {
         ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeSpotFleetRequests", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeSpotFleetRequests", &err))?;
             for request in page.spot_fleet_request_configs() {
                 let live = matches!(
                     request.spot_fleet_request_state(),
@@ -125,7 +125,7 @@ impl Ec2 {
         ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeSpotInstanceRequests", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeSpotInstanceRequests", &err))?;
             for request in page.spot_instance_requests() {
                 let live = matches!(
                     request.state(),

@@ -24,7 +24,7 @@ impl Ec2 {
         ));
         let mut consumers = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("autoscaling:DescribeAutoScalingGroups", &err))?;
+            let page = page.map_err(|err| self.page_error("autoscaling:DescribeAutoScalingGroups", &err))?;
             for group in page.auto_scaling_groups() {
                 let mut consumer = Consumer {
                     user: ImageUser::new(
@@ -64,7 +64,7 @@ impl Ec2 {
         ));
         let mut found = LaunchConfigurationUses::default();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("autoscaling:DescribeLaunchConfigurations", &err))?;
+            let page = page.map_err(|err| self.page_error("autoscaling:DescribeLaunchConfigurations", &err))?;
             for configuration in page.launch_configurations() {
                 let Some(name) = configuration.launch_configuration_name() else {
                     continue;

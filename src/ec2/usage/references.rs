@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 use futures::StreamExt;
 
 use super::super::errors::{not_offered, send_probing};
-use super::super::{Ec2, one_try};
+use super::super::{Ec2, one_try, pages};
 use crate::error::Error;
 use crate::model::{BinnedImage, BinnedSnapshot, ImageUser, RecycleBin, UserKind};
 use crate::types::{ImageId, SnapshotId};
@@ -91,7 +91,7 @@ impl Ec2 {
                         .resource_type_options(not_terminated.clone())
                         .build(),
                 )
-                .set_next_token(token.take());
+                .set_next_token(token.clone());
             for kind in &kinds {
                 request = request.resource_types(ResourceTypeRequest::builder().resource_type(kind.clone()).build());
             }
@@ -126,9 +126,11 @@ impl Ec2 {
                     found.push((image.to_owned(), ImageUser::new(UserKind::Reference, arn)));
                 }
             }
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(found),
+            let next = pages::after(token.as_deref(), page.next_token())
+                .map_err(|repeated| self.repeated("DescribeImageReferences", &repeated));
+            match next.map_err(Probe::Failed)? {
+                Some(next) => token = Some(next),
+                None => return Ok(found),
             }
         }
     }
@@ -159,7 +161,7 @@ impl Ec2 {
         {
             let mut token: Option<String> = None;
             loop {
-                let mut request = self.ec2().list_images_in_recycle_bin().set_next_token(token.take());
+                let mut request = self.ec2().list_images_in_recycle_bin().set_next_token(token.clone());
                 request = match chunk {
                     Some(chunk) => request.set_image_ids(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect())),
                     None => request.max_results(1000),
@@ -176,9 +178,11 @@ impl Ec2 {
                 probe = false;
                 self.recycle_bin.store(BIN_OFFERED, Ordering::Relaxed);
                 entries.extend(page.images().iter().filter_map(BinnedImage::from_ec2));
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
+                let next = pages::after(token.as_deref(), page.next_token())
+                    .map_err(|repeated| self.repeated("ListImagesInRecycleBin", &repeated));
+                match next? {
+                    Some(next) => token = Some(next),
+                    None => break,
                 }
             }
         }
@@ -230,7 +234,7 @@ impl Ec2 {
         let mut probe = true;
         let mut token: Option<String> = None;
         loop {
-            let mut request = self.ec2().list_snapshots_in_recycle_bin().set_next_token(token.take());
+            let mut request = self.ec2().list_snapshots_in_recycle_bin().set_next_token(token.clone());
             request = if ids.is_empty() {
                 request.max_results(1000)
             } else {
@@ -251,9 +255,11 @@ impl Ec2 {
                         .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
                 })
             }));
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(Some(entries)),
+            let next = pages::after(token.as_deref(), page.next_token())
+                .map_err(|repeated| self.repeated("ListSnapshotsInRecycleBin", &repeated));
+            match next? {
+                Some(next) => token = Some(next),
+                None => return Ok(Some(entries)),
             }
         }
     }

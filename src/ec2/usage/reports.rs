@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::super::errors::{not_offered, send_probing};
-use super::super::{Ec2, one_try};
+use super::super::{Ec2, one_try, pages};
 use crate::error::Error;
 use crate::types::ImageId;
 
@@ -217,7 +217,7 @@ impl Ec2 {
                 let request = (self.ec2().describe_image_usage_reports())
                     .set_image_ids((!image_ids.is_empty()).then(|| image_ids.clone()))
                     .set_report_ids((!report_ids.is_empty()).then(|| report_ids.clone()))
-                    .set_next_token(token.take());
+                    .set_next_token(token.clone());
                 let page = send_probing(first, |once| once_or_retried!(once, request.clone()))
                     .await
                     .map_err(|err| match not_offered(&err).filter(|_| first) {
@@ -226,9 +226,11 @@ impl Ec2 {
                     })?;
                 first = false;
                 found.extend(page.image_usage_reports().iter().filter_map(report_of));
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
+                let next = pages::after(token.as_deref(), page.next_token())
+                    .map_err(|repeated| self.repeated("DescribeImageUsageReports", &repeated));
+                match next.map_err(Probe::Failed)? {
+                    Some(next) => token = Some(next),
+                    None => break,
                 }
             }
         }
@@ -243,7 +245,7 @@ impl Ec2 {
             loop {
                 let page = (self.ec2().describe_image_usage_report_entries())
                     .set_report_ids(Some(chunk.to_vec()))
-                    .set_next_token(token.take())
+                    .set_next_token(token.clone())
                     .send()
                     .await
                     .map_err(|err| self.error("DescribeImageUsageReportEntries", &err))?;
@@ -257,9 +259,11 @@ impl Ec2 {
                         usage_count: entry.usage_count().unwrap_or_default(),
                     });
                 }
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
+                let next = pages::after(token.as_deref(), page.next_token())
+                    .map_err(|repeated| self.repeated("DescribeImageUsageReportEntries", &repeated));
+                match next? {
+                    Some(next) => token = Some(next),
+                    None => break,
                 }
             }
         }

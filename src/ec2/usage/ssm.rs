@@ -49,7 +49,7 @@ impl Ec2 {
         ));
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("ssm:DescribeParameters", &err))?;
+            let page = page.map_err(|err| self.page_error("ssm:DescribeParameters", &err))?;
             names.extend(
                 page.parameters()
                     .iter()

@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::super::Ec2;
 use super::super::errors::launch_template_gone;
+use super::super::pages::PageError;
 use crate::error::Error;
 
 /// Templates whose pinned versions are read at once.
@@ -178,7 +179,7 @@ impl Ec2 {
         ));
         let mut versions = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.error("DescribeLaunchTemplateVersions", &err))?;
+            let page = page.map_err(|err| self.page_error("DescribeLaunchTemplateVersions", &err))?;
             versions.extend(page.launch_template_versions().iter().map(Version::from_sdk));
         }
         Ok(TemplateVersions::of_latest_and_default(versions))
@@ -236,10 +237,13 @@ impl Ec2 {
         ));
         let mut versions = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| match err.code() {
-                Some("InvalidLaunchTemplateId.VersionNotFound") => Gone::Version,
-                code if launch_template_gone(code) => Gone::Template,
-                _ => Gone::Other(self.error("DescribeLaunchTemplateVersions", &err)),
+            let page = page.map_err(|err| match &err {
+                PageError::Refused(refused) => match refused.code() {
+                    Some("InvalidLaunchTemplateId.VersionNotFound") => Gone::Version,
+                    code if launch_template_gone(code) => Gone::Template,
+                    _ => Gone::Other(self.error("DescribeLaunchTemplateVersions", refused)),
+                },
+                PageError::Repeated(_) => Gone::Other(self.page_error("DescribeLaunchTemplateVersions", &err)),
             })?;
             versions.extend(page.launch_template_versions().iter().map(Version::from_sdk));
         }
