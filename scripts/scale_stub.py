@@ -185,71 +185,101 @@ def json_service(target, body, accounts):
     return operation, 400, {"__type": "UnknownOperationException", "message": operation}
 
 
-async def handle(reader, writer, options, stats):
-    stats.connections += 1
-    try:
+class Connection(asyncio.Protocol):
+    """One client connection: each request read from it is answered --latency seconds later,
+    in order. A protocol rather than a coroutine per connection, with a timer per answer
+    rather than a sleeping task: the stub stands in for EC2, whose CPU is not on this machine,
+    so it spends as little of the machine's as it can."""
+
+    def __init__(self, options, stats):
+        self.options, self.stats = options, stats
+        self.buffer = b""
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.stats.connections += 1
+
+    def data_received(self, data):
+        self.buffer += data
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
             headers = {}
             for line in lines[1:]:
-                if ":" in line:
-                    key, value = line.split(":", 1)
-                    headers[key.strip().lower()] = value.strip()
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
             length = int(headers.get("content-length", "0"))
-            body = await reader.readexactly(length) if length else b""
-            status, content_type, payload = await answer(method, path, headers, body, options, stats)
-            data = payload.encode()
-            writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(data)}\r\n\r\n".encode()
-                + data
-            )
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
-        pass
-    finally:
-        writer.close()
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            method, path, _ = lines[0].split(" ", 2)
+            self.request(method, path, headers, body)
+
+    def request(self, method, path, headers, body):
+        stats = self.stats
+        if path.startswith("/stub/"):
+            self.send(*control(path, stats))
+            return
+        stats.in_flight += 1
+        stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+        answer = respond(headers, body, self.options, stats)
+
+        def later():
+            stats.in_flight -= 1
+            self.send(*answer)
+
+        asyncio.get_running_loop().call_later(self.options.latency, later)
+
+    def send(self, status, content_type, payload):
+        if self.transport.is_closing():
+            return
+        data = payload.encode()
+        self.transport.write(
+            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
 
 
-async def answer(method, path, headers, body, options, stats):
+def control(path, stats):
+    """The stub's own endpoints: its counts, and their reset."""
     if path.startswith("/stub/stats"):
         return 200, "application/json", json.dumps(
             {"counts": stats.counts, "total": sum(stats.counts.values()), "most_in_flight": stats.most_in_flight,
              "timeline": stats.timeline, "connections": stats.connections}
         )
-    if path.startswith("/stub/reset"):
-        stats.reset()
-        return 200, "application/json", "{}"
-    stats.in_flight += 1
-    stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
-    try:
-        account, region = account_of(headers)
-        target = headers.get("x-amz-target")
-        if target:
-            request = json.loads(body or b"{}")
-            action, status, payload = json_service(target, request, options.accounts)
-            result = (status, "application/x-amz-json-1.1", json.dumps(payload))
+    stats.reset()
+    return 200, "application/json", "{}"
+
+
+def respond(headers, body, options, stats):
+    """The answer to a request to EC2, Auto Scaling, SSM, STS or Organizations, counted."""
+    account, region = account_of(headers)
+    target = headers.get("x-amz-target")
+    if target:
+        request = json.loads(body or b"{}")
+        action, status, payload = json_service(target, request, options.accounts)
+        result = (status, "application/x-amz-json-1.1", json.dumps(payload))
+    else:
+        params = dict(urllib.parse.parse_qsl(body.decode()))
+        action = params.get("Action", "")
+        service = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", headers.get("authorization", ""))
+        service = service.group(1) if service else "ec2"
+        if service == "sts":
+            status, text = sts(action, params, account)
+        elif service == "autoscaling":
+            status, text = autoscaling(action)
         else:
-            params = dict(urllib.parse.parse_qsl(body.decode()))
-            action = params.get("Action", "")
-            service = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", headers.get("authorization", ""))
-            service = service.group(1) if service else "ec2"
-            if service == "sts":
-                status, text = sts(action, params, account)
-            elif service == "autoscaling":
-                status, text = autoscaling(action)
-            else:
-                status, text = ec2(action, params, account, region, options.images)
-            result = (status, "text/xml", text)
-        if status != 200:
-            print(f"scale stub: {action} answered {status}", file=sys.stderr)
-        stats.counts[action] = stats.counts.get(action, 0) + 1
-        await asyncio.sleep(options.latency)
-        return result
-    finally:
-        stats.in_flight -= 1
+            status, text = ec2(action, params, account, region, options.images)
+        result = (status, "text/xml", text)
+    if status != 200:
+        print(f"scale stub: {action} answered {status}", file=sys.stderr)
+    stats.counts[action] = stats.counts.get(action, 0) + 1
+    return result
 
 
 async def main():
@@ -268,8 +298,8 @@ async def main():
                 stats.timeline.append(stats.in_flight)
 
     sampler = asyncio.create_task(sample())  # noqa: F841 (kept alive by the name)
-    server = await asyncio.start_server(
-        lambda r, w: handle(r, w, options, stats), "127.0.0.1", options.port, backlog=4096, limit=1 << 20
+    server = await asyncio.get_running_loop().create_server(
+        lambda: Connection(options, stats), "127.0.0.1", options.port, backlog=4096
     )
     async with server:
         await server.serve_forever()

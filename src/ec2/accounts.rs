@@ -30,6 +30,7 @@ impl Session {
         let client = aws_sdk_organizations::Client::new(&self.config);
         let region = self.region.to_string();
         let pages = super::pages::pages(
+            self.requests.gate(super::budget::Turn::Opens),
             move |token| {
                 (client.list_accounts())
                     .max_results(ACCOUNTS_PAGE)

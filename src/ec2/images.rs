@@ -102,6 +102,7 @@ impl Ec2 {
             request = request.max_results(PAGE_SIZE);
         }
         let mut pages = std::pin::pin!(super::pages::pages(
+            self.gate(crate::ec2::budget::Turn::Opens),
             |token| request.clone().set_next_token(token).send(),
             aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::next_token,
         ));
@@ -190,6 +191,7 @@ impl Ec2 {
             .include_deprecated(true)
             .include_disabled(true);
         let mut pages = std::pin::pin!(super::pages::pages(
+            self.gate(crate::ec2::budget::Turn::GoesOn),
             |token| request.clone().set_next_token(token).send(),
             aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::next_token,
         ));

@@ -19,6 +19,7 @@ macro_rules! once_or_retried {
 }
 
 mod accounts;
+mod budget;
 mod copy;
 mod create;
 mod errors;
@@ -69,6 +70,10 @@ use crate::types::{AccountId, EndpointUrl, Region, RoleArn};
 /// (scripts/bench --org-scale): more in flight would make the machine the limit, not the round
 /// trips, and each request in flight is a socket.
 pub const IN_FLIGHT: usize = 128;
+
+/// Requests made at once for each one the HTTP client lets fly (see [`budget`]): one in flight
+/// and one ready to take its slot the moment it frees.
+const MADE_PER_SLOT: usize = 2;
 /// A connection attempt that gets no answer gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one request: a hung endpoint costs this much per attempt.
@@ -180,6 +185,8 @@ pub struct Session {
     max_rate: Option<f64>,
     max_attempts: Option<u32>,
     budget: Duration,
+    /// The run's requests made at once, across its accounts and regions.
+    requests: std::sync::Arc<budget::Budget>,
 }
 
 impl Session {
@@ -218,7 +225,8 @@ impl Session {
         // One HTTP client for every client of the run, whatever the number of accounts and
         // regions: without it, each SDK client makes its own (a TLS root store and a connection
         // pool each), which an organization's thousands of clients can't afford.
-        loader = loader.http_client(http::run_client(options.in_flight.unwrap_or(IN_FLIGHT)));
+        let in_flight = options.in_flight.unwrap_or(IN_FLIGHT);
+        loader = loader.http_client(http::run_client(in_flight));
         // --endpoint-url is EC2's alone (set on its client below), as with the AWS CLI: STS
         // (AssumeRole), Auto Scaling and SSM keep their own endpoints, which aws-config takes
         // from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL. An EC2 VPC endpoint then leaves
@@ -232,6 +240,7 @@ impl Session {
             max_rate: options.max_rate,
             max_attempts: options.max_attempts,
             budget: operation_timeout,
+            requests: budget::Budget::new(in_flight * MADE_PER_SLOT),
         };
         // The role's credentials come from STS, asked with the caller's own.
         Ok(match &options.role {
@@ -297,7 +306,12 @@ impl Session {
             account_id: self.account_id.clone(),
             account_name: self.account_name.clone(),
             region,
-            streams: std::sync::Arc::new(pace::Streams::new(self.max_rate, self.max_attempts, self.budget)),
+            streams: std::sync::Arc::new(pace::Streams::new(
+                self.max_rate,
+                self.max_attempts,
+                self.budget,
+                std::sync::Arc::clone(&self.requests),
+            )),
             recycle_bin: std::sync::Arc::default(),
         }
     }
@@ -316,6 +330,12 @@ impl Ec2 {
             recipe.expect("clients, or a recipe for them (not forgotten)").make()
         })
         .clone()
+    }
+
+    /// Where a request of this account and region takes its slot among the run's
+    /// ([`budget`]): `Opens` for one whose answer brings more requests.
+    fn gate(&self, turn: budget::Turn) -> budget::Gate {
+        self.streams.gate(turn)
     }
 
     fn ec2(&self) -> Client {
@@ -415,7 +435,12 @@ impl Ec2 {
             endpoint: "mock".to_owned(),
             account_id: None,
             account_name: None,
-            streams: std::sync::Arc::new(pace::Streams::new(None, None, OPERATION_TIMEOUT)),
+            streams: std::sync::Arc::new(pace::Streams::new(
+                None,
+                None,
+                OPERATION_TIMEOUT,
+                budget::Budget::new(IN_FLIGHT * MADE_PER_SLOT),
+            )),
             recycle_bin: std::sync::Arc::default(),
         }
     }

@@ -33,6 +33,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
 };
 
+use super::budget::{Budget, Gate, Turn};
 use crate::error::Error;
 
 /// The reads made once per image or snapshot (launch permissions, create-volume
@@ -57,6 +58,8 @@ pub struct Streams {
     max_rate: Option<f64>,
     /// `--max-attempts`, when given (for what the SDK retries: transient errors).
     max_attempts: Option<u32>,
+    /// The run's requests made at once: a paced request takes a slot once its pace lets it go.
+    requests: Arc<Budget>,
     /// How long a stream may go with nothing getting through before its requests fail.
     budget: Duration,
 }
@@ -161,13 +164,19 @@ impl State {
 }
 
 impl Streams {
-    pub fn new(max_rate: Option<f64>, max_attempts: Option<u32>, budget: Duration) -> Streams {
+    pub fn new(max_rate: Option<f64>, max_attempts: Option<u32>, budget: Duration, requests: Arc<Budget>) -> Streams {
         Streams {
             streams: Mutex::new(HashMap::new()),
             max_rate,
             max_attempts,
             budget,
+            requests,
         }
+    }
+
+    /// Where this account and region's requests take their slots among the run's.
+    pub fn gate(&self, turn: Turn) -> Gate {
+        self.requests.gate(turn)
     }
 
     /// The stream of an action (made on first use).
@@ -221,7 +230,10 @@ impl Streams {
     {
         loop {
             let sent_at = self.before(stream).await?;
-            match self.settle(stream, sent_at, send(self.config()).await) {
+            let slot = Arc::clone(&self.requests).slot(Turn::GoesOn).await;
+            let answer = send(self.config()).await;
+            drop(slot);
+            match self.settle(stream, sent_at, answer) {
                 Err(err) if is_throttling_or_silence(&err) && !stream.is_stuck() => {
                     tracing::debug!(action = stream.action, "throttled, but the stream moves: again ({err})");
                 }
@@ -446,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_stream_with_nothing_through_for_the_budget_is_stuck_and_fails_at_once() {
-        let streams = Streams::new(None, None, Duration::ZERO);
+        let streams = Streams::new(None, None, Duration::ZERO, Budget::new(1));
         let stream = streams.of("DeregisterImage");
         stream.state.lock().unwrap().last_success = Some(Instant::now());
 

@@ -10,6 +10,8 @@ use std::future::Future;
 
 use futures::Stream;
 
+use super::budget::Gate;
+
 /// Why a paged read ended before its last page.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PageError<E> {
@@ -38,27 +40,40 @@ pub fn after(sent: Option<&str>, next: Option<&str>) -> Result<Option<String>, R
 /// Every page of a read: `ask` sends the request with the previous page's token (`None`
 /// first), `token` reads the next one from a page. The pages end after one with no token or
 /// an empty one; a page with the token just sent, or an error, is the read's last item.
-pub fn pages<P, E, F, Fut>(mut ask: F, token: fn(&P) -> Option<&str>) -> impl Stream<Item = Result<P, PageError<E>>>
+///
+/// Each page is asked once `gate` gives it a slot (see [`super::budget`]).
+pub fn pages<P, E, F, Fut>(
+    gate: Gate,
+    ask: F,
+    token: fn(&P) -> Option<&str>,
+) -> impl Stream<Item = Result<P, PageError<E>>>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<P, E>>,
 {
     // `None`: no more pages; `Some(token)`: ask for the page after `token`.
-    futures::stream::unfold(Some(None), move |next: Option<Option<String>>| {
-        // Boxed: an SDK request's future is kilobytes, and is only needed while it is in
-        // flight, not carried in every future that reads pages.
-        let asked = next.map(|sent| (Box::pin(ask(sent.clone())), sent));
-        async move {
-            let (answer, sent) = asked?;
-            Some(match answer.await {
-                Ok(page) => match after(sent.as_deref(), token(&page)) {
-                    Ok(more) => (Ok(page), more.map(Some)),
-                    Err(repeated) => (Err(PageError::Repeated(repeated)), None),
-                },
-                Err(err) => (Err(PageError::Refused(err)), None),
-            })
-        }
-    })
+    futures::stream::unfold(
+        (ask, Some(None)),
+        move |(mut ask, next): (F, Option<Option<String>>)| {
+            let gate = gate.clone();
+            async move {
+                let sent = next?;
+                let slot = gate.slot().await;
+                // Made only now, and boxed: an SDK request's future is kilobytes, and is only
+                // needed while it is in flight, not carried in every future that reads pages.
+                let answer = Box::pin(ask(sent.clone())).await;
+                drop(slot);
+                let (item, more) = match answer {
+                    Ok(page) => match after(sent.as_deref(), token(&page)) {
+                        Ok(more) => (Ok(page), more.map(Some)),
+                        Err(repeated) => (Err(PageError::Repeated(repeated)), None),
+                    },
+                    Err(err) => (Err(PageError::Refused(err)), None),
+                };
+                Some((item, (ask, more)))
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -75,12 +90,17 @@ mod tests {
         page.0
     }
 
+    fn any_gate() -> crate::ec2::budget::Gate {
+        crate::ec2::budget::Budget::new(1).gate(crate::ec2::budget::Turn::GoesOn)
+    }
+
     /// Reads the pages an endpoint answers (each with its next token, in turn): the token
     /// each page was asked with, and the read's last item.
     async fn read(answers: &[Option<&'static str>]) -> (Vec<Option<String>>, Result<Page, PageError<()>>) {
         let mut asked = Vec::new();
         let mut at = 0;
         let stream = pages(
+            any_gate(),
             |token: Option<String>| {
                 asked.push(token);
                 let answer = answers.get(at).copied().flatten();
@@ -118,6 +138,7 @@ mod tests {
     async fn an_error_ends_the_read_after_it_is_given() {
         let mut calls = 0;
         let stream = pages(
+            any_gate(),
             |_| {
                 calls += 1;
                 async { Err::<Page, _>("refused") }

@@ -14,6 +14,7 @@ impl Ec2 {
     /// Every Auto Scaling group, with the template versions and images it launches.
     pub(super) async fn auto_scaling_groups(&self) -> Result<Vec<Consumer>, Error> {
         let mut pages = std::pin::pin!(super::super::pages::pages(
+            self.gate(crate::ec2::budget::Turn::GoesOn),
             |token| {
                 (self.autoscaling().describe_auto_scaling_groups())
                     .max_records(100)
@@ -54,6 +55,7 @@ impl Ec2 {
     /// volumes from, each with the configuration as the user.
     pub(super) async fn launch_configurations_using(&self) -> Result<LaunchConfigurationUses, Error> {
         let mut pages = std::pin::pin!(super::super::pages::pages(
+            self.gate(crate::ec2::budget::Turn::GoesOn),
             |token| {
                 (self.autoscaling().describe_launch_configurations())
                     .max_records(100)

@@ -44,6 +44,7 @@ impl Ec2 {
             );
         }
         let mut pages = std::pin::pin!(super::super::pages::pages(
+            self.gate(crate::ec2::budget::Turn::GoesOn),
             |token| request.clone().max_results(50).set_next_token(token).send(),
             aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput::next_token,
         ));
