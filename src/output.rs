@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, Width};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -78,6 +78,9 @@ pub trait Render: Serialize {
         None
     }
 }
+
+/// Rows of a long table rendered at once (see [`Printer::write_table`]).
+const ROWS_AT_ONCE: usize = 256;
 
 /// The run's one printer. Made once, in `main`, and lent to everything that speaks.
 #[derive(Debug)]
@@ -167,14 +170,10 @@ impl Printer {
                     if i > 0 {
                         stdout.write_all(b"\n")?;
                     }
-                    // Line by line: a plan of thousands of rows is not held twice, as
-                    // cells and again as one string.
                     if markdown {
                         write_markdown_table(&mut stdout, table)?;
                     } else {
-                        for line in table.lines() {
-                            writeln!(stdout, "{line}")?;
-                        }
+                        self.write_table(&mut stdout, table)?;
                     }
                 }
             }
@@ -196,14 +195,52 @@ impl Printer {
     pub fn show_on_stderr<T: Render>(&self, result: &T) {
         let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
         for table in result.tables(self) {
-            // Line by line, as on stdout. Nothing to do if stderr can't be written.
-            for line in table.lines() {
-                if writeln!(stderr, "{line}").is_err() {
-                    return;
-                }
+            // Nothing to do if stderr can't be written.
+            if self.write_table(&mut stderr, &table).is_err() {
+                return;
             }
         }
         let _ = stderr.flush();
+    }
+
+    /// A table, line by line. A long one off a terminal is rendered [`ROWS_AT_ONCE`] rows at a
+    /// time, each part with the whole table's column widths and without the borders between
+    /// parts, so that it reads as one table: comfy-table pads every cell of the rows it renders
+    /// before the first line comes out, a second copy of the table (a plan across an
+    /// organization has thousands of rows). On a terminal the table is fitted to its width,
+    /// which depends on every row: rendered whole.
+    fn write_table(&self, out: &mut impl Write, table: &Table) -> std::io::Result<()> {
+        if table.row_count() <= ROWS_AT_ONCE || table.width().is_some() {
+            for line in table.lines() {
+                writeln!(out, "{line}")?;
+            }
+            return Ok(());
+        }
+        // Fixed widths count the cell's padding, one space each side.
+        let widths: Vec<ColumnConstraint> = (table.column_max_content_widths().into_iter())
+            .map(|width| ColumnConstraint::Absolute(Width::Fixed(width.saturating_add(2))))
+            .collect();
+        let rows: Vec<&comfy_table::Row> = table.row_iter().collect();
+        let parts = rows.chunks(ROWS_AT_ONCE);
+        let last = parts.len() - 1;
+        for (i, rows) in parts.enumerate() {
+            let mut part = self.table(&[]);
+            if let Some(header) = table.header().filter(|_| i == 0) {
+                part.set_header(header.clone());
+            }
+            for row in rows {
+                part.add_row((*row).clone());
+            }
+            part.set_content_arrangement(ContentArrangement::Disabled)
+                .set_constraints(widths.iter().copied());
+            let lines: Vec<String> = part.lines().collect();
+            // The top border opens the table, the bottom one closes it.
+            let (from, to) = (usize::from(i > 0), lines.len() - usize::from(i < last));
+            for line in &lines[from..to] {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
     }
 
     /// A table in the house style, coloured only when colour is on.
@@ -575,6 +612,35 @@ mod tests {
         }
         streamed.push_str("\n]");
         assert_eq!(streamed, serde_json::to_string_pretty(&rows).unwrap());
+    }
+
+    #[test]
+    fn a_long_table_written_in_parts_reads_as_the_whole_table() {
+        for color in [ColorChoice::Never, ColorChoice::Always] {
+            let printer = Printer::new(OutputFormat::Table, color, false, Timestamp::UNIX_EPOCH);
+            long_table_written_in_parts(&printer);
+        }
+    }
+
+    fn long_table_written_in_parts(printer: &Printer) {
+        let mut table = printer.table(&["IMAGE ID", "NAME", "GiB"]);
+        // The widest cells in the last part, a cell of two lines in the first, an empty one.
+        let rows = ROWS_AT_ONCE * 2 + 7;
+        for i in 0..rows {
+            let name = match i {
+                3 => "two\nlines".to_owned(),
+                5 => String::new(),
+                i if i == rows - 1 => "a name wider than any other".to_owned(),
+                i => format!("web-{i}"),
+            };
+            let size = printer.colored(i % 1000, (i % 2 == 0).then_some(Color::Yellow));
+            table.add_row(vec![Cell::new(format!("ami-{i:08}")), Cell::new(name), size]);
+        }
+        let mut written = Vec::new();
+        printer.write_table(&mut written, &table).unwrap();
+
+        let whole: String = table.lines().flat_map(|line| [line, "\n".to_owned()]).collect();
+        assert_eq!(String::from_utf8(written).unwrap(), whole);
     }
 
     #[test]

@@ -117,8 +117,9 @@ pub async fn run(contexts: Contexts<'static>, finish: &Finish, source: Source) -
     what_went_wrong(&plan, &failures)
 }
 
-/// One context's plan, or why it has none, and what to say about what its endpoint lacks.
-type Planned = Result<(Plan, Vec<String>), Error>;
+/// A region's plan (boxed: across an organization, thousands wait to be merged), and what
+/// to say of what its endpoint lacks; or why it has none.
+type Planned = Result<(Box<Plan>, Vec<String>), Error>;
 
 /// Reads and plans each context as it comes, at most `--concurrency` at once (the run's
 /// requests share one budget: while one waits on an answer, another's take the slots);
@@ -204,7 +205,8 @@ fn asks_unused(source: &Source) -> bool {
 }
 
 /// One plan of the contexts' plans, recording what the run planned from.
-fn merged(contexts: &[Context<'_>], source: &Source, plans: Vec<Plan>) -> Plan {
+#[allow(clippy::vec_box)] // as they come: each freed once merged, not held inline twice
+fn merged(contexts: &[Context<'_>], source: &Source, plans: Vec<Box<Plan>>) -> Plan {
     match source {
         Source::Flags(rules) => Plan::merge(plans, &rules.selection, &rules.policy),
         Source::Saved(saved) => {
@@ -251,7 +253,7 @@ fn what_went_wrong(plan: &Plan, failures: &[String]) -> anyhow::Result<()> {
 
 /// An empty plan, for a run with no account to clean up (an empty `--shard`).
 pub fn nothing(printer: &crate::output::Printer) -> anyhow::Result<()> {
-    let mut plan = Plan::merge(Vec::new(), &Selection::default(), &Policy::default());
+    let mut plan = Plan::merge(Vec::<Plan>::new(), &Selection::default(), &Policy::default());
     plan.dry_run = true;
     plan.summarize(0.0);
     printer.print(&PlanView {
@@ -330,7 +332,7 @@ fn reads(ctx: &Context<'_>, rules: &[Rules], reports: bool) -> Reads {
 
 /// One region's plan from its reads, and what to say on stderr about what its endpoint
 /// doesn't offer.
-fn planned(ctx: &Context<'_>, reading: Reading) -> (Plan, Vec<String>) {
+fn planned(ctx: &Context<'_>, reading: Reading) -> (Box<Plan>, Vec<String>) {
     let Reading {
         inventory,
         rules,
@@ -350,7 +352,7 @@ fn planned(ctx: &Context<'_>, reading: Reading) -> (Plan, Vec<String>) {
         "planned"
     );
     plan.regions = vec![ctx.ec2.region().to_owned()];
-    (plan, inventory.notes)
+    (Box::new(plan), inventory.notes)
 }
 
 /// The images any of the rules selects, each once.

@@ -363,12 +363,14 @@ impl Ec2 {
         }
     }
 
-    /// Releases the clients for good, and what makes them (the account's configuration and
-    /// credentials): for a read-only run done with this account and region, so that an
-    /// organization's accounts don't stay in memory once read. A request after this panics.
+    /// Releases the clients for good, what makes them (the account's configuration and
+    /// credentials) and the rates learned: for a read-only run done with this account and
+    /// region, so that an organization's accounts don't stay in memory once read. A request
+    /// after this panics.
     pub fn forget(&self) {
         self.release();
         *self.recipe.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.streams.clear();
     }
 
     /// The endpoint, as messages name it.

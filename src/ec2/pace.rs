@@ -190,6 +190,11 @@ impl Streams {
         }))
     }
 
+    /// Forgets every stream's rate: for an account and region done with (see `Ec2::forget`).
+    pub fn clear(&self) {
+        *self.streams.lock().unwrap_or_else(PoisonError::into_inner) = HashMap::new();
+    }
+
     /// The configuration of one request of a stream: the SDK retries transient errors and
     /// hands throttled answers back to the pacer.
     fn config(&self) -> aws_sdk_ec2::config::Builder {

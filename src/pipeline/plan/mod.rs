@@ -8,6 +8,7 @@
 mod decide;
 mod recheck;
 
+use std::borrow::BorrowMut;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
@@ -548,22 +549,27 @@ impl Plan {
     }
 
     /// The plans of several regions (and accounts) as one; every entry carries its region.
-    pub fn merge(plans: Vec<Plan>, selection: &Selection, policy: &Policy) -> Plan {
+    /// Each region's plan is dropped as soon as its entries are moved (boxed, an
+    /// organization's thousands of them are a pointer each until then).
+    pub fn merge<P: BorrowMut<Plan>>(plans: Vec<P>, selection: &Selection, policy: &Policy) -> Plan {
         let mut merged = Plan::empty(selection, policy);
         // Sized once: across an organization these are thousands of entries, and a vector
         // grown by doubling holds up to twice that.
-        merged.images.reserve_exact(plans.iter().map(|p| p.images.len()).sum());
+        merged
+            .images
+            .reserve_exact(plans.iter().map(|p| p.borrow().images.len()).sum());
         merged
             .orphan_snapshots
-            .reserve_exact(plans.iter().map(|p| p.orphan_snapshots.len()).sum());
+            .reserve_exact(plans.iter().map(|p| p.borrow().orphan_snapshots.len()).sum());
         let mut accounts = BTreeSet::new();
         let mut regions = BTreeSet::new();
-        for plan in plans {
-            accounts.extend(plan.accounts);
-            regions.extend(plan.regions);
-            merged.images.extend(plan.images);
-            merged.orphan_snapshots.extend(plan.orphan_snapshots);
-            merged.unchecked.extend(plan.unchecked);
+        for mut plan in plans {
+            let plan = plan.borrow_mut();
+            accounts.extend(plan.accounts.drain(..));
+            regions.extend(plan.regions.drain(..));
+            merged.images.append(&mut plan.images);
+            merged.orphan_snapshots.append(&mut plan.orphan_snapshots);
+            merged.unchecked.append(&mut plan.unchecked);
         }
         merged.accounts = accounts.into_iter().collect();
         merged.regions = regions.into_iter().collect();
