@@ -256,6 +256,19 @@ def control(path, stats):
     return 200, "application/json", "{}"
 
 
+class Form(dict):
+    """A query-protocol form body, each value decoded when read (most are never): parse_qsl
+    decoding every field was a third of the stub's time per request."""
+
+    def get(self, key, default=None):
+        value = super().get(key)
+        return default if value is None else urllib.parse.unquote_plus(value)
+
+
+def form(body):
+    return Form(pair.split("=", 1) for pair in body.decode().split("&") if "=" in pair)
+
+
 def respond(headers, body, options, stats):
     """The answer to a request to EC2, Auto Scaling, SSM, STS or Organizations, counted."""
     account, region = account_of(headers)
@@ -265,7 +278,7 @@ def respond(headers, body, options, stats):
         action, status, payload = json_service(target, request, options.accounts)
         result = (status, "application/x-amz-json-1.1", json.dumps(payload))
     else:
-        params = dict(urllib.parse.parse_qsl(body.decode()))
+        params = form(body)
         action = params.get("Action", "")
         service = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", headers.get("authorization", ""))
         service = service.group(1) if service else "ec2"

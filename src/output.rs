@@ -68,6 +68,12 @@ pub trait Render: Serialize {
     /// The tables that show this result; empty when there is nothing to show.
     fn tables(&self, printer: &Printer) -> Vec<Table>;
 
+    /// What is written of this result: its tables, a long one's rows made only as they are
+    /// written (see [`LongTable`]).
+    fn shown<'a>(&'a self, printer: &'a Printer) -> Vec<Shown<'a>> {
+        self.tables(printer).into_iter().map(Shown::Table).collect()
+    }
+
     /// Said on stderr when there are no tables to print (e.g. "no images found").
     fn empty_note(&self) -> Option<String> {
         None
@@ -79,8 +85,43 @@ pub trait Render: Serialize {
     }
 }
 
-/// Rows of a long table rendered at once (see [`Printer::write_table`]).
+/// Rows of a long table rendered at once (see [`Printer::write_shown`]).
 const ROWS_AT_ONCE: usize = 256;
+
+/// A table of a result, as it is written.
+pub enum Shown<'a> {
+    Table(Table),
+    Long(LongTable<'a>),
+}
+
+/// A table too long to hold as cells (a plan across an organization: thousands of rows):
+/// its rows are made as they are written, a few hundred at a time.
+pub struct LongTable<'a> {
+    /// The table without rows: the header, in the house style.
+    pub head: Table,
+    /// Makes the rows, each time asked: twice when written off a terminal, once to measure
+    /// the columns and once to write them.
+    pub rows: Box<dyn Fn() -> Rows<'a> + 'a>,
+}
+
+/// The rows of a [`LongTable`], each its cells.
+pub type Rows<'a> = Box<dyn Iterator<Item = Vec<Cell>> + 'a>;
+
+impl Shown<'_> {
+    /// The whole table, every row's cells held at once.
+    pub fn into_table(self) -> Table {
+        match self {
+            Shown::Table(table) => table,
+            Shown::Long(long) => {
+                let mut table = long.head;
+                for row in (long.rows)() {
+                    table.add_row(row);
+                }
+                table
+            }
+        }
+    }
+}
 
 /// The run's one printer. Made once, in `main`, and lent to everything that speaks.
 #[derive(Debug)]
@@ -156,7 +197,7 @@ impl Printer {
                 stdout.write_all(b"\n")?;
             }
             OutputFormat::Table | OutputFormat::Markdown => {
-                let tables = result.tables(self);
+                let tables = result.shown(self);
                 if tables.is_empty()
                     && let Some(note) = result.empty_note()
                 {
@@ -166,14 +207,14 @@ impl Printer {
                 if markdown && let Some(title) = result.title() {
                     writeln!(stdout, "### {}\n", markdown_text(&title))?;
                 }
-                for (i, table) in tables.iter().enumerate() {
+                for (i, table) in tables.into_iter().enumerate() {
                     if i > 0 {
                         stdout.write_all(b"\n")?;
                     }
                     if markdown {
-                        write_markdown_table(&mut stdout, table)?;
+                        write_markdown_table(&mut stdout, &table.into_table())?;
                     } else {
-                        self.write_table(&mut stdout, table)?;
+                        self.write_shown(&mut stdout, table)?;
                     }
                 }
             }
@@ -194,53 +235,99 @@ impl Printer {
     /// A result's tables on stderr, whatever the format: a plan shown before asking.
     pub fn show_on_stderr<T: Render>(&self, result: &T) {
         let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
-        for table in result.tables(self) {
+        for table in result.shown(self) {
             // Nothing to do if stderr can't be written.
-            if self.write_table(&mut stderr, &table).is_err() {
+            if self.write_shown(&mut stderr, table).is_err() {
                 return;
             }
         }
         let _ = stderr.flush();
     }
 
-    /// A table, line by line. A long one off a terminal is rendered [`ROWS_AT_ONCE`] rows at a
-    /// time, each part with the whole table's column widths and without the borders between
-    /// parts, so that it reads as one table: comfy-table pads every cell of the rows it renders
-    /// before the first line comes out, a second copy of the table (a plan across an
-    /// organization has thousands of rows). On a terminal the table is fitted to its width,
-    /// which depends on every row: rendered whole.
-    fn write_table(&self, out: &mut impl Write, table: &Table) -> std::io::Result<()> {
-        if table.row_count() <= ROWS_AT_ONCE || table.width().is_some() {
-            for line in table.lines() {
+    /// A table, line by line. On a terminal it is fitted to the terminal's width, which
+    /// depends on every row: it is rendered whole. Elsewhere a long one is rendered
+    /// [`ROWS_AT_ONCE`] rows at a time, each part with the whole table's column widths and
+    /// without the borders between parts, so that it reads as one table: comfy-table pads
+    /// every cell of the rows it renders before the first line comes out (a second copy of the
+    /// cells), and a [`LongTable`]'s rows are made a part at a time too.
+    fn write_shown(&self, out: &mut impl Write, shown: Shown<'_>) -> std::io::Result<()> {
+        let whole = match &shown {
+            Shown::Table(table) => table.row_count() <= ROWS_AT_ONCE || table.width().is_some(),
+            Shown::Long(long) => long.head.width().is_some(),
+        };
+        if whole {
+            for line in shown.into_table().lines() {
                 writeln!(out, "{line}")?;
             }
             return Ok(());
         }
+        match shown {
+            Shown::Table(table) => {
+                let rows = || -> Rows<'_> { Box::new(table.row_iter().map(|row| row.cell_iter().cloned().collect())) };
+                self.write_in_parts(out, table.header(), &rows)
+            }
+            Shown::Long(long) => self.write_in_parts(out, long.head.header(), &long.rows),
+        }
+    }
+
+    /// A table a part at a time: once to measure its columns, then to write them.
+    fn write_in_parts<'a>(
+        &self,
+        out: &mut impl Write,
+        header: Option<&comfy_table::Row>,
+        rows: &dyn Fn() -> Rows<'a>,
+    ) -> std::io::Result<()> {
+        let mut widths: Vec<u16> = Vec::new();
+        self.each_part(header, rows(), |part, _, _| {
+            let part_widths = part.column_max_content_widths();
+            widths.resize(widths.len().max(part_widths.len()), 0);
+            for (width, part_width) in widths.iter_mut().zip(part_widths) {
+                *width = (*width).max(part_width);
+            }
+            Ok(())
+        })?;
         // Fixed widths count the cell's padding, one space each side.
-        let widths: Vec<ColumnConstraint> = (table.column_max_content_widths().into_iter())
+        let widths: Vec<ColumnConstraint> = (widths.into_iter())
             .map(|width| ColumnConstraint::Absolute(Width::Fixed(width.saturating_add(2))))
             .collect();
-        let rows: Vec<&comfy_table::Row> = table.row_iter().collect();
-        let parts = rows.chunks(ROWS_AT_ONCE);
-        let last = parts.len() - 1;
-        for (i, rows) in parts.enumerate() {
-            let mut part = self.table(&[]);
-            if let Some(header) = table.header().filter(|_| i == 0) {
-                part.set_header(header.clone());
-            }
-            for row in rows {
-                part.add_row((*row).clone());
-            }
+        self.each_part(header, rows(), |part, first, last| {
             part.set_content_arrangement(ContentArrangement::Disabled)
                 .set_constraints(widths.iter().copied());
             let lines: Vec<String> = part.lines().collect();
             // The top border opens the table, the bottom one closes it.
-            let (from, to) = (usize::from(i > 0), lines.len() - usize::from(i < last));
+            let (from, to) = (usize::from(!first), lines.len() - usize::from(!last));
             for line in &lines[from..to] {
                 writeln!(out, "{line}")?;
             }
+            Ok(())
+        })
+    }
+
+    /// Each part of [`ROWS_AT_ONCE`] rows as a table (the header in the first), with whether
+    /// it is the first and the last.
+    fn each_part(
+        &self,
+        header: Option<&comfy_table::Row>,
+        rows: Rows<'_>,
+        mut write: impl FnMut(&mut Table, bool, bool) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut rows = rows.peekable();
+        let mut first = true;
+        loop {
+            let mut part = self.table(&[]);
+            if let Some(header) = header.filter(|_| first) {
+                part.set_header(header.clone());
+            }
+            for row in rows.by_ref().take(ROWS_AT_ONCE) {
+                part.add_row(row);
+            }
+            let last = rows.peek().is_none();
+            write(&mut part, first, last)?;
+            if last {
+                return Ok(());
+            }
+            first = false;
         }
-        Ok(())
     }
 
     /// A table in the house style, coloured only when colour is on.
@@ -623,24 +710,49 @@ mod tests {
     }
 
     fn long_table_written_in_parts(printer: &Printer) {
-        let mut table = printer.table(&["IMAGE ID", "NAME", "GiB"]);
         // The widest cells in the last part, a cell of two lines in the first, an empty one.
-        let rows = ROWS_AT_ONCE * 2 + 7;
-        for i in 0..rows {
-            let name = match i {
-                3 => "two\nlines".to_owned(),
-                5 => String::new(),
-                i if i == rows - 1 => "a name wider than any other".to_owned(),
-                i => format!("web-{i}"),
-            };
-            let size = printer.colored(i % 1000, (i % 2 == 0).then_some(Color::Yellow));
-            table.add_row(vec![Cell::new(format!("ami-{i:08}")), Cell::new(name), size]);
-        }
-        let mut written = Vec::new();
-        printer.write_table(&mut written, &table).unwrap();
+        let count = ROWS_AT_ONCE * 2 + 7;
+        let rows = move || -> Rows<'static> {
+            Box::new((0..count).map(move |i| {
+                let name = match i {
+                    3 => "two\nlines".to_owned(),
+                    5 => String::new(),
+                    i if i == count - 1 => "a name wider than any other".to_owned(),
+                    i => format!("web-{i}"),
+                };
+                let size = printer_cell(i);
+                vec![Cell::new(format!("ami-{i:08}")), Cell::new(name), size]
+            }))
+        };
+        let head = printer.table(&["IMAGE ID", "NAME", "GiB"]);
+        let whole = Shown::Long(LongTable {
+            head: head.clone(),
+            rows: Box::new(rows),
+        })
+        .into_table();
+        let expected: String = whole.lines().flat_map(|line| [line, "\n".to_owned()]).collect();
 
-        let whole: String = table.lines().flat_map(|line| [line, "\n".to_owned()]).collect();
-        assert_eq!(String::from_utf8(written).unwrap(), whole);
+        for shown in [
+            Shown::Table(whole.clone()),
+            Shown::Long(LongTable {
+                head,
+                rows: Box::new(rows),
+            }),
+        ] {
+            let mut written = Vec::new();
+            printer.write_shown(&mut written, shown).unwrap();
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
+    }
+
+    /// A size, coloured in every other row.
+    fn printer_cell(i: usize) -> Cell {
+        let cell = Cell::new(i % 1000);
+        if i.is_multiple_of(2) {
+            cell.fg(Color::Yellow)
+        } else {
+            cell
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use comfy_table::{Color, Table};
 use serde::{Serialize, Serializer};
 
-use crate::output::{Printer, Render, date_and_age};
+use crate::output::{LongTable, Printer, Render, Rows, Shown, date_and_age};
 use crate::pipeline::plan::{GroupBy, ImageAction, ImagePlan, Outcome, Plan, SnapshotAction, SnapshotPlan};
 use crate::types::Region;
 
@@ -35,16 +35,21 @@ impl Render for PlanView<'_> {
     }
 
     fn tables(&self, printer: &Printer) -> Vec<Table> {
+        self.shown(printer).into_iter().map(Shown::into_table).collect()
+    }
+
+    /// The images (a row each, made as written: a plan across an organization has
+    /// thousands), the orphaned snapshots, the summary.
+    fn shown<'a>(&'a self, printer: &'a Printer) -> Vec<Shown<'a>> {
         let executed =
             self.plan.images.iter().any(|i| i.result.is_some()) || self.plan.snapshots().any(|s| s.result.is_some());
         let mut tables = Vec::new();
         // What changes, and what is kept for a reason a reviewer must see; the images kept
         // only by --keep are one line of the summary, unless --show-kept.
-        let shown: Vec<&ImagePlan> = (self.plan.images.iter())
-            .filter(|i| self.show_kept || !i.kept_by_policy)
-            .collect();
-        if !shown.is_empty() {
-            let grouped = self.plan.policy.group_by != GroupBy::None || shown.iter().any(|i| i.group.is_some());
+        let show_kept = self.show_kept;
+        let shown = move || (self.plan.images.iter()).filter(move |i| show_kept || !i.kept_by_policy);
+        if shown().next().is_some() {
+            let grouped = self.plan.policy.group_by != GroupBy::None || shown().any(|i| i.group.is_some());
             let named = !self.plan.policies.is_empty();
             let mut header = vec!["IMAGE ID", "NAME", "CREATED"];
             if grouped {
@@ -57,8 +62,7 @@ impl Render for PlanView<'_> {
             if executed {
                 header.push("RESULT");
             }
-            let mut table = printer.table(&header);
-            for image in shown {
+            let row = move |image: &ImagePlan| {
                 let mut row = image_row(printer, image, executed);
                 if named {
                     row.insert(3, printer.colored(image.policy.as_deref().unwrap_or("-"), None));
@@ -66,9 +70,12 @@ impl Render for PlanView<'_> {
                 if grouped {
                     row.insert(3, printer.colored(image.group.as_deref().unwrap_or("(its own)"), None));
                 }
-                table.add_row(row);
-            }
-            tables.push(table);
+                row
+            };
+            tables.push(Shown::Long(LongTable {
+                head: printer.table(&header),
+                rows: Box::new(move || -> Rows<'_> { Box::new(shown().map(row)) }),
+            }));
         }
         if !self.plan.orphan_snapshots.is_empty() {
             let mut header = vec!["ORPHANED SNAPSHOT", "GiB", "ACTION", "REASON"];
@@ -88,9 +95,9 @@ impl Render for PlanView<'_> {
                 }
                 table.add_row(row);
             }
-            tables.push(table);
+            tables.push(Shown::Table(table));
         }
-        tables.push(summary_table(printer, self.plan, self.show_kept));
+        tables.push(Shown::Table(summary_table(printer, self.plan, self.show_kept)));
         tables
     }
 }
