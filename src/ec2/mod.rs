@@ -110,8 +110,8 @@ pub struct ConnectOptions {
 /// organization holds thousands of these, each working only for a while.
 #[derive(Debug, Clone)]
 pub struct Ec2 {
-    /// The SDK clients, while made.
-    made: std::sync::Arc<std::sync::Mutex<Option<Clients>>>,
+    /// The SDK clients, each while made.
+    made: std::sync::Arc<std::sync::Mutex<Clients>>,
     /// How to make them again (`None`: given ready, by a test, or forgotten by a read-only
     /// run done with the context: [`Ec2::forget`]).
     recipe: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Recipe>>>>,
@@ -129,12 +129,13 @@ pub struct Ec2 {
 }
 
 /// The SDK clients of one account and region: EC2, and Auto Scaling groups and launch
-/// configurations and SSM parameters, which can name images too.
-#[derive(Debug, Clone)]
+/// configurations and SSM parameters, which can name images too. Each is made when first
+/// needed (`describe` needs EC2's alone), and all are dropped together.
+#[derive(Debug, Default)]
 struct Clients {
-    ec2: Client,
-    autoscaling: aws_sdk_autoscaling::Client,
-    ssm: aws_sdk_ssm::Client,
+    ec2: Option<Client>,
+    autoscaling: Option<aws_sdk_autoscaling::Client>,
+    ssm: Option<aws_sdk_ssm::Client>,
 }
 
 /// What makes an account and region's clients: the session's configuration and the region.
@@ -146,30 +147,37 @@ struct Recipe {
 }
 
 impl Recipe {
-    fn make(&self) -> Clients {
-        let sdk_region = aws_config::Region::new(self.region.as_str().to_owned());
+    fn sdk_region(&self) -> aws_config::Region {
+        aws_config::Region::new(self.region.as_str().to_owned())
+    }
+
+    fn ec2(&self) -> Client {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
-            .region(sdk_region.clone())
+            .region(self.sdk_region())
             .retry_partition(retry::partition())
             .retry_classifier(retry::RefusedConnectionIsFinal);
         if let Some(url) = &self.endpoint_url {
             ec2 = ec2.endpoint_url(url.as_str());
         }
-        let autoscaling = aws_sdk_autoscaling::config::Builder::from(&self.config)
-            .region(sdk_region.clone())
+        Client::from_conf(ec2.build())
+    }
+
+    fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
+        let config = aws_sdk_autoscaling::config::Builder::from(&self.config)
+            .region(self.sdk_region())
             .retry_partition(retry::partition())
             .retry_classifier(retry::RefusedConnectionIsFinal)
             .build();
-        let ssm = aws_sdk_ssm::config::Builder::from(&self.config)
-            .region(sdk_region)
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::config::Builder::from(&self.config)
+            .region(self.sdk_region())
             .retry_partition(retry::partition())
             .retry_classifier(retry::RefusedConnectionIsFinal)
             .build();
-        Clients {
-            ec2: Client::from_conf(ec2.build()),
-            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling),
-            ssm: aws_sdk_ssm::Client::from_conf(ssm),
-        }
+        aws_sdk_ssm::Client::from_conf(config)
     }
 }
 
@@ -318,18 +326,19 @@ impl Session {
 }
 
 impl Ec2 {
-    /// The SDK clients (handles to them, cheap to clone), made if they aren't.
-    fn clients(&self) -> Clients {
-        let mut made = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        made.get_or_insert_with(|| {
-            let recipe = self
-                .recipe
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            recipe.expect("clients, or a recipe for them (not forgotten)").make()
-        })
-        .clone()
+    /// One of the SDK clients (a handle to it, cheap to clone), made if it isn't.
+    fn client<T: Clone>(&self, slot: fn(&mut Clients) -> &mut Option<T>, make: fn(&Recipe) -> T) -> T {
+        let mut clients = self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot(&mut clients)
+            .get_or_insert_with(|| {
+                let recipe = self
+                    .recipe
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                make(&recipe.expect("clients, or a recipe for them (not forgotten)"))
+            })
+            .clone()
     }
 
     /// Where a request of this account and region takes its slot among the run's
@@ -339,15 +348,15 @@ impl Ec2 {
     }
 
     fn ec2(&self) -> Client {
-        self.clients().ec2
+        self.client(|made| &mut made.ec2, Recipe::ec2)
     }
 
     fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
-        self.clients().autoscaling
+        self.client(|made| &mut made.autoscaling, Recipe::autoscaling)
     }
 
     fn ssm(&self) -> aws_sdk_ssm::Client {
-        self.clients().ssm
+        self.client(|made| &mut made.ssm, Recipe::ssm)
     }
 
     /// Drops the SDK clients until a request needs them again: a context done with its work
@@ -359,7 +368,7 @@ impl Ec2 {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some()
         {
-            *self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            *self.made.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Clients::default();
         }
     }
 
@@ -427,11 +436,11 @@ impl Ec2 {
         region: &str,
     ) -> Ec2 {
         Ec2 {
-            made: std::sync::Arc::new(std::sync::Mutex::new(Some(Clients {
-                ec2: client,
-                autoscaling,
-                ssm,
-            }))),
+            made: std::sync::Arc::new(std::sync::Mutex::new(Clients {
+                ec2: Some(client),
+                autoscaling: Some(autoscaling),
+                ssm: Some(ssm),
+            })),
             recipe: std::sync::Arc::default(),
             region: region.parse().expect("a test's region"),
             endpoint: "mock".to_owned(),
