@@ -1,10 +1,12 @@
-//! The requests an organization's run has made at once (built, signed, waiting for a slot of
-//! the HTTP client or in flight), across every account and region: a few more than the client
-//! lets fly, so that each is made just before a slot frees rather than all of them as soon as
-//! they can be asked for. A context's reads asked at once are a dozen; 128 contexts at once
-//! would otherwise hold 1,500 requests made (about 20 KB each: the SDK's request, its
-//! configuration and its future), and make them all together, each waiting on the CPU for
-//! the others, while the pipe runs low.
+//! The requests a run has made at once (built, signed, waiting for a slot of the HTTP client
+//! or in flight), across every account and region: twice what the client lets fly
+//! (`MADE_PER_SLOT`), so that each is made just before a slot frees rather than all of them as
+//! soon as they can be asked for. An account × region asks a dozen reads at once; across an
+//! organization, 128 at work would otherwise hold 1,500 requests made (about 20 KB each: the
+//! SDK's request, its configuration and its future), made all together, each waiting on the
+//! CPU for the others while the pipe runs low. Paged reads (`pages`) and paced requests
+//! (`pace::Streams::send`), the hot ones, take their slot here; the few other requests (a
+//! probe of what an endpoint offers, a wait's poll) go straight to the client's budget.
 //!
 //! When every slot is taken, a request that opens work (a region's first page of images,
 //! whose answer brings a dozen reads) is made before those that go on with work already open:
