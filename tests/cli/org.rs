@@ -352,6 +352,51 @@ fn a_refused_account_fails_alone_with_all_regions_too() {
     );
 }
 
+/// Organizations answering a ListAccounts page with the token it was asked with can't be listed
+/// past it: the listing fails rather than end there as if complete, and a cleanup changes
+/// nothing anywhere (its plan would miss the accounts after that page).
+#[test]
+fn a_listing_that_repeats_its_page_token_changes_nothing() {
+    let env = TestEnv::on_its_own_server();
+    let members = env.organization(&["member-a", "member-b"]);
+    for (id, _) in &members {
+        let there = env
+            .elsewhere("eu-west-1")
+            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
+        there.create_image(&there.run_instance(None), &format!("org-{id}"), &[]);
+    }
+    let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
+    let proxy = Proxy::start(&env.endpoint);
+    proxy.fail("ListAccounts", Fault::always(Misbehaviour::RepeatsItsToken));
+
+    let cleaned = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["cleanup", "--all", "--yes", "-o", "json"])
+        .args(org)
+        .run();
+
+    cleaned.assert_code(1);
+    assert!(
+        cleaned.stderr.contains("ListAccounts")
+            && cleaned.stderr.contains("the token it was asked with")
+            && cleaned.stderr.contains("nothing was planned or changed"),
+        "{}",
+        cleaned.stderr
+    );
+    assert_eq!(proxy.count("ListAccounts"), 2, "asked again once, not forever");
+    let changes: Vec<String> = (proxy.mutations().into_iter())
+        .filter(|action| action != "AssumeRole")
+        .collect();
+    assert!(changes.is_empty(), "{changes:?}");
+    let after = env.amictl().args(["describe", "-o", "json"]).args(org).run();
+    assert_eq!(
+        accounts_of(&after.assert_code(0).json()).len(),
+        members.len(),
+        "every member's image is still there"
+    );
+}
+
 /// An organization is worked while it is still being listed: when a later ListAccounts page
 /// fails, describe shows what it read (valid JSON, the accounts of the first page) and fails
 /// saying the output is partial; a cleanup changes nothing anywhere, since its plan would miss

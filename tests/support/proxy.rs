@@ -25,7 +25,8 @@ pub enum Misbehaviour {
     /// Forwards the request after this long.
     Delay(Duration),
     /// Forwards the request as its first page (any `NextToken` left out), and answers with
-    /// the page and the token `again`: an EC2 endpoint that repeats a page's token.
+    /// the page and the token `again`: an endpoint that repeats a page's token (EC2's XML, or
+    /// a JSON service's `NextToken`).
     RepeatsItsToken,
 }
 
@@ -424,7 +425,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     }
     let repeats = matches!(misbehaviour, Some(Misbehaviour::RepeatsItsToken));
     if repeats {
-        body = as_first_page(&mut head, &body);
+        body = as_first_page(&mut head, &body, json);
     }
 
     let mut server = TcpStream::connect(upstream)?;
@@ -436,7 +437,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
     if repeats {
-        response = with_token_again(&response);
+        response = with_token_again(&response, json);
     }
     // Tell the client this connection ends here, whatever moto said, so that it never
     // sends a second request down a connection this proxy is about to close.
@@ -458,23 +459,37 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     client.flush()
 }
 
-/// A request's form body without its `NextToken`, and its head with the length that makes.
-fn as_first_page(head: &mut Vec<String>, body: &[u8]) -> Vec<u8> {
-    let form = String::from_utf8_lossy(body);
-    let first_page: Vec<&str> = form.split('&').filter(|pair| !pair.starts_with("NextToken=")).collect();
-    let body = first_page.join("&").into_bytes();
+/// A request's body (a form, or JSON) without its `NextToken`, and its head with the length
+/// that makes.
+fn as_first_page(head: &mut Vec<String>, body: &[u8], json: bool) -> Vec<u8> {
+    let body = if json {
+        let mut request: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).expect("a JSON request");
+        request.remove("NextToken");
+        serde_json::to_vec(&request).expect("JSON")
+    } else {
+        let form = String::from_utf8_lossy(body);
+        let first_page: Vec<&str> = form.split('&').filter(|pair| !pair.starts_with("NextToken=")).collect();
+        first_page.join("&").into_bytes()
+    };
     head.retain(|line| !line.to_ascii_lowercase().starts_with("content-length:"));
     head.push(format!("Content-Length: {}\r\n", body.len()));
     body
 }
 
-/// An EC2 answer with `<nextToken>again</nextToken>` before its closing tag, and the
-/// length that makes.
-fn with_token_again(response: &[u8]) -> Vec<u8> {
+/// An answer with the token `again`: EC2's `<nextToken>` before its closing tag, or a JSON
+/// service's `NextToken`; and the length that makes.
+fn with_token_again(response: &[u8], json: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(response);
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let close = body.rfind("</").expect("an XML answer");
-    let body = format!("{}<nextToken>again</nextToken>{}", &body[..close], &body[close..]);
+    let body = if json {
+        let mut answer: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body).expect("a JSON answer");
+        answer.insert("NextToken".to_owned(), "again".into());
+        serde_json::to_string(&answer).expect("JSON")
+    } else {
+        let close = body.rfind("</").expect("an XML answer");
+        format!("{}<nextToken>again</nextToken>{}", &body[..close], &body[close..])
+    };
     let head: Vec<&str> = head
         .split("\r\n")
         .filter(|line| !line.to_ascii_lowercase().starts_with("content-length:"))
