@@ -6,7 +6,7 @@ use comfy_table::{Color, Table};
 use serde::Serialize;
 
 use crate::model::{Backing, BinnedImage, Image, ImageState, LaunchPermissions, Stage};
-use crate::output::{Printer, Render, date_and_age, yes_no};
+use crate::output::{LongTable, Printer, Render, Rows, Shown, date_and_age, yes_no};
 use crate::types::{Price, SnapshotId};
 
 /// The images found; JSON is always an array of them, each with its stage.
@@ -88,10 +88,19 @@ pub(super) enum View {
 
 impl Render for Described {
     fn tables(&self, printer: &Printer) -> Vec<Table> {
+        self.shown(printer).into_iter().map(Shown::into_table).collect()
+    }
+
+    /// One image's details; or the images, a row each, made as written (an organization's
+    /// thousands are never all held as cells).
+    fn shown<'a>(&'a self, printer: &'a Printer) -> Vec<Shown<'a>> {
         match (&self.view, self.images.as_slice()) {
-            (View::Detail { permissions, price }, [image]) => detail_tables(printer, image, permissions, *price),
+            (View::Detail { permissions, price }, [image]) => (detail_tables(printer, image, permissions, *price))
+                .into_iter()
+                .map(Shown::Table)
+                .collect(),
             _ if self.images.is_empty() => Vec::new(),
-            _ => vec![list_table(printer, &self.images, self.several, self.now)],
+            _ => vec![Shown::Long(list_table(printer, &self.images, self.several, self.now))],
         }
     }
 
@@ -107,7 +116,7 @@ impl Render for Described {
     }
 }
 
-fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff::Timestamp) -> Table {
+fn list_table<'a>(printer: &'a Printer, images: &'a [Image], with_region: bool, now: jiff::Timestamp) -> LongTable<'a> {
     let mut header = vec![
         "IMAGE ID",
         "NAME",
@@ -127,8 +136,7 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff:
     if with_account {
         header.insert(0, "ACCOUNT");
     }
-    let mut table = printer.table(&header);
-    for image in images {
+    let row = move |image: &Image| {
         let mut row = Vec::new();
         if with_account {
             let account = match (&image.account_id, &image.account_name) {
@@ -160,9 +168,12 @@ fn list_table(printer: &Printer, images: &[Image], with_region: bool, now: jiff:
             printer.colored(image.architecture.as_deref().unwrap_or("-"), None),
             printer.colored(last_launched(image, now), None),
         ]);
-        table.add_row(row);
+        row
+    };
+    LongTable {
+        head: printer.table(&header),
+        rows: Box::new(move || -> Rows<'a> { Box::new(images.iter().map(row)) }),
     }
-    table
 }
 
 fn detail_tables(
