@@ -7,7 +7,7 @@ use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use super::Ec2;
-use super::pages::{PageError, Repeated};
+use super::pages::{PageError, Repeated, after};
 use crate::error::Error;
 
 impl Ec2 {
@@ -65,9 +65,20 @@ impl Ec2 {
         }
     }
 
+    /// The token to ask for the page of `action` after one asked with `sent` that answered
+    /// `next` (`None`: that was the last), for a read that pages by hand ([`after`]).
+    pub(super) fn page_after(
+        &self,
+        action: &'static str,
+        sent: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        after(sent, next).map_err(|repeated| self.repeated(action, &repeated))
+    }
+
     /// A page of `action` came back with the token it was asked with: the pages after it
     /// can't be read, so the read is incomplete and nothing may be decided on it.
-    pub(super) fn repeated(&self, action: &'static str, Repeated(token): &Repeated) -> Error {
+    fn repeated(&self, action: &'static str, Repeated(token): &Repeated) -> Error {
         Error::Aws {
             action,
             region: self.region.to_string(),

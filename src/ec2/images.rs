@@ -190,8 +190,7 @@ impl Ec2 {
             )
             .include_deprecated(true)
             .include_disabled(true);
-        let mut pages = std::pin::pin!(super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| request.clone().set_next_token(token).send(),
             aws_sdk_ec2::operation::describe_images::DescribeImagesOutput::next_token,
         ));

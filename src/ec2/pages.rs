@@ -10,7 +10,8 @@ use std::future::Future;
 
 use futures::Stream;
 
-use super::budget::Gate;
+use super::Ec2;
+use super::budget::{Gate, Turn};
 
 /// Why a paged read ended before its last page.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,6 +75,22 @@ where
             }
         },
     )
+}
+
+impl Ec2 {
+    /// Every page of a read of this account and region that goes on with work already open
+    /// (the usage scans, the snapshots): [`pages`], each page after others that open work.
+    pub(super) fn pages<P, E, F, Fut>(
+        &self,
+        ask: F,
+        token: fn(&P) -> Option<&str>,
+    ) -> impl Stream<Item = Result<P, PageError<E>>>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<P, E>>,
+    {
+        pages(self.gate(Turn::GoesOn), ask, token)
+    }
 }
 
 #[cfg(test)]

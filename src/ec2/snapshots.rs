@@ -22,8 +22,7 @@ pub enum SnapshotDeletion {
 impl Ec2 {
     /// Every snapshot the account owns in the region.
     pub async fn own_snapshots(&self) -> Result<Vec<Snapshot>, Error> {
-        let mut pages = std::pin::pin!(super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.ec2().describe_snapshots())
                     .owner_ids("self")

@@ -30,8 +30,7 @@ impl Ec2 {
 
     /// EC2 Fleets that are not deleted (a deleted one's running instances are instances).
     async fn fleets(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| self.ec2().describe_fleets().set_next_token(token).send(),
             aws_sdk_ec2::operation::describe_fleets::DescribeFleetsOutput::next_token,
         ));
@@ -69,8 +68,7 @@ impl Ec2 {
 
     /// Spot Fleet requests that are not cancelled: they replace interrupted instances.
     async fn spot_fleet_requests(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.ec2().describe_spot_fleet_requests())
                     .max_results(1000)
@@ -116,8 +114,7 @@ impl Ec2 {
     /// Spot Instance requests still open, active or disabled: a persistent one launches again
     /// after an interruption.
     async fn spot_instance_requests(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.ec2().describe_spot_instance_requests())
                     .max_results(1000)

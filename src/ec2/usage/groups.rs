@@ -13,8 +13,7 @@ use futures::StreamExt as _;
 impl Ec2 {
     /// Every Auto Scaling group, with the template versions and images it launches.
     pub(super) async fn auto_scaling_groups(&self) -> Result<Vec<Consumer>, Error> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.autoscaling().describe_auto_scaling_groups())
                     .max_records(100)
@@ -54,8 +53,7 @@ impl Ec2 {
     /// Every launch configuration's image, and the snapshots its block device mappings create
     /// volumes from, each with the configuration as the user.
     pub(super) async fn launch_configurations_using(&self) -> Result<LaunchConfigurationUses, Error> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.autoscaling().describe_launch_configurations())
                     .max_records(100)

@@ -33,7 +33,7 @@ pub use reports::{ReportAnswer, ReportWait, Reports};
 pub use templates::TemplatePin;
 use templates::TemplateVersions;
 
-use super::{Ec2, pages};
+use super::Ec2;
 use crate::error::Error;
 use crate::model::{ImageUser, UsageMap, UserKind};
 use crate::types::{ImageId, SnapshotId};
@@ -289,9 +289,7 @@ impl Ec2 {
                     found.push((image.to_owned(), ImageUser::new(UserKind::Instance, id)));
                 }
             }
-            let next = pages::after(token.as_deref(), page.next_token())
-                .map_err(|repeated| self.repeated("DescribeInstances", &repeated));
-            match next? {
+            match self.page_after("DescribeInstances", token.as_deref(), page.next_token())? {
                 Some(next) => token = Some(next),
                 None => return Ok(found),
             }

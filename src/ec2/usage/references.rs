@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 use futures::StreamExt;
 
 use super::super::errors::{not_offered, send_probing};
-use super::super::{Ec2, one_try, pages};
+use super::super::{Ec2, one_try};
 use crate::error::Error;
 use crate::model::{BinnedImage, BinnedSnapshot, ImageUser, RecycleBin, UserKind};
 use crate::types::{ImageId, SnapshotId};
@@ -126,9 +126,10 @@ impl Ec2 {
                     found.push((image.to_owned(), ImageUser::new(UserKind::Reference, arn)));
                 }
             }
-            let next = pages::after(token.as_deref(), page.next_token())
-                .map_err(|repeated| self.repeated("DescribeImageReferences", &repeated));
-            match next.map_err(Probe::Failed)? {
+            match self
+                .page_after("DescribeImageReferences", token.as_deref(), page.next_token())
+                .map_err(Probe::Failed)?
+            {
                 Some(next) => token = Some(next),
                 None => return Ok(found),
             }
@@ -178,9 +179,7 @@ impl Ec2 {
                 probe = false;
                 self.recycle_bin.store(BIN_OFFERED, Ordering::Relaxed);
                 entries.extend(page.images().iter().filter_map(BinnedImage::from_ec2));
-                let next = pages::after(token.as_deref(), page.next_token())
-                    .map_err(|repeated| self.repeated("ListImagesInRecycleBin", &repeated));
-                match next? {
+                match self.page_after("ListImagesInRecycleBin", token.as_deref(), page.next_token())? {
                     Some(next) => token = Some(next),
                     None => break,
                 }
@@ -255,9 +254,7 @@ impl Ec2 {
                         .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok()),
                 })
             }));
-            let next = pages::after(token.as_deref(), page.next_token())
-                .map_err(|repeated| self.repeated("ListSnapshotsInRecycleBin", &repeated));
-            match next? {
+            match self.page_after("ListSnapshotsInRecycleBin", token.as_deref(), page.next_token())? {
                 Some(next) => token = Some(next),
                 None => return Ok(Some(entries)),
             }

@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::super::errors::{not_offered, send_probing};
-use super::super::{Ec2, one_try, pages};
+use super::super::{Ec2, one_try};
 use crate::error::Error;
 use crate::types::ImageId;
 
@@ -226,9 +226,10 @@ impl Ec2 {
                     })?;
                 first = false;
                 found.extend(page.image_usage_reports().iter().filter_map(report_of));
-                let next = pages::after(token.as_deref(), page.next_token())
-                    .map_err(|repeated| self.repeated("DescribeImageUsageReports", &repeated));
-                match next.map_err(Probe::Failed)? {
+                match self
+                    .page_after("DescribeImageUsageReports", token.as_deref(), page.next_token())
+                    .map_err(Probe::Failed)?
+                {
                     Some(next) => token = Some(next),
                     None => break,
                 }
@@ -259,9 +260,7 @@ impl Ec2 {
                         usage_count: entry.usage_count().unwrap_or_default(),
                     });
                 }
-                let next = pages::after(token.as_deref(), page.next_token())
-                    .map_err(|repeated| self.repeated("DescribeImageUsageReportEntries", &repeated));
-                match next? {
+                match self.page_after("DescribeImageUsageReportEntries", token.as_deref(), page.next_token())? {
                     Some(next) => token = Some(next),
                     None => break,
                 }

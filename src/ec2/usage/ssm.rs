@@ -43,8 +43,7 @@ impl Ec2 {
                     .expect("key is set"),
             );
         }
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| request.clone().max_results(50).set_next_token(token).send(),
             aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput::next_token,
         ));

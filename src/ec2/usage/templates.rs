@@ -166,8 +166,7 @@ impl Ec2 {
     /// The default and latest versions of every launch template.
     pub(super) async fn latest_and_default_template_versions(&self) -> Result<TemplateVersions, Error> {
         // No template ID and the two version aliases: EC2's way of asking for all templates.
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.ec2().describe_launch_template_versions())
                     .versions("$Latest")
@@ -225,8 +224,7 @@ impl Ec2 {
     }
 
     async fn read_versions(&self, template: &str, numbers: &BTreeSet<i64>) -> Result<Vec<Version>, Gone> {
-        let mut pages = std::pin::pin!(super::super::pages::pages(
-            self.gate(crate::ec2::budget::Turn::GoesOn),
+        let mut pages = std::pin::pin!(self.pages(
             |token| {
                 (self.ec2().describe_launch_template_versions())
                     .launch_template_id(template)
