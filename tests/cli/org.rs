@@ -30,6 +30,16 @@ fn accounts_of(rows: &Value) -> BTreeSet<String> {
     places(rows).into_iter().map(|(account, _)| account).collect()
 }
 
+/// An image named `PREFIX-ACCOUNT` in eu-west-1 of each member account, made through its role.
+fn image_in_each(env: &TestEnv, members: &[(String, String)], prefix: &str) {
+    for (id, _) in members {
+        let there = env
+            .elsewhere("eu-west-1")
+            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
+        there.create_image(&there.run_instance(None), &format!("{prefix}-{id}"), &[]);
+    }
+}
+
 /// An organization of three member accounts with an image in each of [`REGIONS`], and one
 /// image of the caller's own, on a server of its own (Organizations state is per server).
 struct Organization {
@@ -218,12 +228,7 @@ fn a_plan_across_the_organization_is_applied_through_its_accounts(
     assert_eq!(home.image_ids().len(), 1, "the caller's own image stays");
     // Applied through fewer accounts than it was made in: what no session reached is
     // reported, and the run exits 1, rather than the entries silently dropped.
-    for (id, _) in members {
-        let there = env
-            .elsewhere("eu-west-1")
-            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
-        there.create_image(&there.run_instance(None), &format!("again-{id}"), &[]);
-    }
+    image_in_each(env, members, "again");
     env.amictl()
         .args(["cleanup", "--all", "--save-plan", plan])
         .args(ORG)
@@ -359,12 +364,7 @@ fn a_refused_account_fails_alone_with_all_regions_too() {
 fn a_listing_that_repeats_its_page_token_changes_nothing() {
     let env = TestEnv::on_its_own_server();
     let members = env.organization(&["member-a", "member-b"]);
-    for (id, _) in &members {
-        let there = env
-            .elsewhere("eu-west-1")
-            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
-        there.create_image(&there.run_instance(None), &format!("org-{id}"), &[]);
-    }
+    image_in_each(&env, &members, "org");
     let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("ListAccounts", Fault::always(Misbehaviour::RepeatsItsToken));
@@ -407,12 +407,7 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
     // Organizations answers 20 accounts a page: the management account and 20 members are two.
     let names: Vec<String> = (0..20).map(|n| format!("member-{n:02}")).collect();
     let members = env.organization(&names.iter().map(String::as_str).collect::<Vec<_>>());
-    for (id, _) in &members {
-        let there = env
-            .elsewhere("eu-west-1")
-            .as_role(&format!("arn:aws:iam::{id}:role/amictl"));
-        there.create_image(&there.run_instance(None), &format!("org-{id}"), &[]);
-    }
+    image_in_each(&env, &members, "org");
     let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("ListAccounts", Fault::after(1, Fault::unauthorized()));
