@@ -33,9 +33,11 @@ Scenarios (medians of --runs runs):
                within 1.5x of that at 50 and under 150 MiB, one AssumeRole per account,
                ListAccounts paged once. The floor is the larger of two bounds no client can beat:
                the work (the requests it made x 30 ms / the most it had in flight at once) and
-               the chain of answers each waits on (GetCallerIdentity, the ListAccounts pages one
-               after another, the last account's AssumeRole, then its dependent reads: one for
-               describe, two for a cleanup plan; each 30 ms)
+               the chain of answers each waits on (the ListAccounts pages one after another, the
+               last account's AssumeRole, then its dependent reads: one for describe, two for a
+               cleanup plan; each 30 ms; GetCallerIdentity goes beside the first page). "answer" is the stub's own mean
+               delay per answer, as it measured it: the floor counts 30 ms, so time the stub
+               answers late is counted against amictl
   start-up     `amictl --version` and a usage error
   memory       peak RSS of `amictl describe` over --memory-images images
 
@@ -267,24 +269,20 @@ class CountingProxy:
 
 
 def timed(argv, endpoint, rss=False):
-    """Wall seconds (and peak RSS in MiB) of one command."""
+    """Wall seconds (and peak RSS in MiB) of one command: its own, from its start to its exit
+    as wait4 reports it (no /usr/bin/time between, whose own fork and exec would count)."""
     env = dict(ENV, AWS_ENDPOINT_URL=endpoint)
-    prefix = []
-    rss_file = None
-    if rss and os.path.exists("/usr/bin/time"):
-        rss_file = tempfile.NamedTemporaryFile(delete=False)
-        prefix = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name]
-    start = time.perf_counter()
-    done = subprocess.run(prefix + argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - start
-    if done.returncode not in (0, 2):
-        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
-    peak = None
-    if rss_file:
-        text = open(rss_file.name).read().strip().splitlines()
-        peak = int(text[-1]) / 1024 if text else None
-        os.unlink(rss_file.name)
-    return wall, peak
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode not in (0, 2):
+            stderr.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {stderr.read().decode()[-500:]}")
+    # ru_maxrss is in KiB on Linux.
+    return wall, (usage.ru_maxrss / 1024 if rss else None)
 
 
 def median(values):
@@ -362,7 +360,7 @@ def org_scale(args):
                 peak = median([p for _, p, _ in runs if p is not None]) if runs[0][1] is not None else None
                 pages = -(-accounts // 20)
                 work = stats["total"] * args.latency / max(stats["most_in_flight"], 1)
-                chain = (1 + pages + 1 + dependent) * args.latency
+                chain = (pages + 1 + dependent) * args.latency
                 floor = max(work, chain)
                 peaks[(name, accounts)] = peak or float("nan")
                 rows.append((accounts, name, wall, floor, peak, stats))
@@ -379,11 +377,15 @@ def org_scale(args):
             checks.append((f"{name}: peak RSS at {large} / at {small}", growth, "<= 1.5", growth <= 1.5))
             checks.append((f"{name}: peak RSS at {large} (MiB)", peaks[(name, large)], "< 150", peaks[(name, large)] < 150))
     print(f"\nmedian of {args.runs} runs each")
-    print(f"{'accounts x 4':<13} {'command':<22} {'wall':>8} {'floor':>8} {'ratio':>6} {'peak RSS':>10} {'in flight':>9}  requests by action")
+    print(f"{'accounts x 4':<13} {'command':<22} {'wall':>8} {'floor':>8} {'ratio':>6} {'peak RSS':>10} {'in flight':>9} "
+          f"{'answer':>8}  requests by action")
     for accounts, name, wall, floor, peak, stats in rows:
         req = ", ".join(f"{k} {v}" for k, v in sorted(stats["counts"].items()))
         rss = f"{peak:.1f} MiB" if peak else "-"
-        print(f"{accounts:<13} {name:<22} {wall:>6.2f} s {floor:>6.2f} s {wall / floor:>6.2f} {rss:>10} {stats['most_in_flight']:>9}  {req}")
+        # The stub's own mean delay per answer: the floor counts the nominal latency.
+        answer = f"{stats['mean_delay'] * 1000:.2f} ms"
+        print(f"{accounts:<13} {name:<22} {wall:>6.2f} s {floor:>6.2f} s {wall / floor:>6.2f} {rss:>10} {stats['most_in_flight']:>9} "
+              f"{answer:>8}  {req}")
     return report(checks, 60)
 
 

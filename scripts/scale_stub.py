@@ -9,8 +9,10 @@ its credentials (from the SigV4 Authorization header) and the region it was sign
 account has --images images in each region (snapshot-backed, made 400 days ago); the scans of
 what launches them answer with nothing, in the shapes the EC2, Auto Scaling, SSM, STS and
 Organizations API references give (the same XML and JSON the SDK parses). Each answer is sent
---latency seconds after its request was read. GET /stub/stats answers the requests by action,
-the total and the most in flight at once; POST /stub/reset clears them.
+--latency seconds after its request was read (on a select() loop: asyncio's default epoll loop
+waits in whole milliseconds, rounded up, and answered half a millisecond late on average).
+GET /stub/stats answers the requests by action, the total, the most in flight at once and the
+mean delay of the answers as sent; POST /stub/reset clears them.
 
 Run: python scale_stub.py --port P --accounts N --images K --latency 0.03
 """
@@ -20,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import re
+import selectors
 import sys
 import urllib.parse
 
@@ -41,6 +44,9 @@ class Stats:
         # In flight, sampled every 10 ms since the first request after the reset.
         self.timeline = []
         self.connections = 0
+        # How long after its request was read each answer was written: the latency kept.
+        self.delays = 0.0
+        self.answered = 0
 
 
 def member(n):
@@ -226,13 +232,17 @@ class Connection(asyncio.Protocol):
             return
         stats.in_flight += 1
         stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+        loop = asyncio.get_running_loop()
+        read = loop.time()
         answer = respond(headers, body, self.options, stats)
 
         def later():
             stats.in_flight -= 1
+            stats.delays += loop.time() - read
+            stats.answered += 1
             self.send(*answer)
 
-        asyncio.get_running_loop().call_later(self.options.latency, later)
+        loop.call_at(read + self.options.latency, later)
 
     def send(self, status, content_type, payload):
         if self.transport.is_closing():
@@ -250,7 +260,8 @@ def control(path, stats):
     if path.startswith("/stub/stats"):
         return 200, "application/json", json.dumps(
             {"counts": stats.counts, "total": sum(stats.counts.values()), "most_in_flight": stats.most_in_flight,
-             "timeline": stats.timeline, "connections": stats.connections}
+             "timeline": stats.timeline, "connections": stats.connections,
+             "mean_delay": stats.delays / max(stats.answered, 1)}
         )
     stats.reset()
     return 200, "application/json", "{}"
@@ -319,4 +330,7 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # select() takes its timeout in microseconds; a few hundred connections are well within
+    # its limit of 1,024 descriptors.
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())) as runner:
+        runner.run(main())
