@@ -80,7 +80,7 @@ impl<'run> Contexts<'run> {
                     let target = target?;
                     let session = match &target.role {
                         None => home,
-                        Some(role) => home.assumed(role, target.name).await,
+                        Some(role) => home.assumed(role, target.name),
                     };
                     let regions = match regions {
                         Some(regions) => {

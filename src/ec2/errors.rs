@@ -131,6 +131,18 @@ pub(super) fn launch_template_gone(code: Option<&str>) -> bool {
 }
 
 fn credentials_message(err: &CredentialsError) -> String {
+    if let Some(refused) = find_source::<super::assume::Refused>(err) {
+        return if refused.throttled() {
+            format!(
+                "STS throttled AssumeRole of {} through every retry ({}); it counts an organization's AssumeRoles against the account amictl runs as: run again later, or with a lower --concurrency",
+                refused.role, refused.message
+            )
+        } else {
+            format!(
+                "could not assume the role ({refused}); check that the role exists in that account and trusts the account amictl runs as"
+            )
+        };
+    }
     match err {
         CredentialsError::CredentialsNotLoaded(_) => "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, pick a profile with --profile or AWS_PROFILE, or log in with `aws sso login`"

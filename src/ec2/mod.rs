@@ -19,6 +19,7 @@ macro_rules! once_or_retried {
 }
 
 mod accounts;
+mod assume;
 mod budget;
 mod copy;
 mod create;
@@ -46,7 +47,6 @@ use aws_config::environment::region::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
-use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::Client;
@@ -252,7 +252,7 @@ impl Session {
         };
         // The role's credentials come from STS, asked with the caller's own.
         Ok(match &options.role {
-            Some(role) => session.assumed(role, options.account_name.clone()).await,
+            Some(role) => session.assumed(role, options.account_name.clone()),
             None => Session {
                 account_name: options.account_name.clone(),
                 ..session
@@ -263,16 +263,17 @@ impl Session {
     /// The same session through a role in another account (its credentials assumed with this
     /// session's own, once, when a request first needs them): no configuration is loaded
     /// again, which an organization of a thousand accounts would otherwise do a thousand times.
-    pub async fn assumed(&self, role: &RoleArn, account_name: Option<String>) -> Session {
-        let assumed = AssumeRoleProvider::builder(role.as_str())
-            .session_name("amictl")
-            .configure(&self.config)
-            .build()
-            .await;
+    pub fn assumed(&self, role: &RoleArn, account_name: Option<String>) -> Session {
+        // STS asked with this session's credentials, retried as the run's other clients are.
+        let sts = aws_sdk_sts::config::Builder::from(&self.config)
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+            .build();
+        let assumed = assume::Assumed::new(aws_sdk_sts::Client::from_conf(sts), role.clone());
         Session {
             // A cache of its own: the role's credentials, asked for once.
             config: (self.config.clone().into_builder())
-                .credentials_provider(SharedCredentialsProvider::new(Assumed::new(assumed)))
+                .credentials_provider(SharedCredentialsProvider::new(assumed))
                 .identity_cache(aws_config::identity::IdentityCache::lazy().build())
                 .build(),
             account_id: Some(role.account_id().clone()),
@@ -454,67 +455,6 @@ impl Ec2 {
             )),
             recycle_bin: std::sync::Arc::default(),
         }
-    }
-}
-
-/// A role's credentials, assumed once and kept until five minutes before they expire; a
-/// refusal is kept too (the STS client has retried what is worth retrying), so that asking
-/// ahead ([`Session::warm`]) never makes a second AssumeRole.
-#[derive(Debug)]
-struct Assumed {
-    provider: AssumeRoleProvider,
-    kept: tokio::sync::Mutex<Option<aws_credential_types::provider::Result>>,
-}
-
-impl Assumed {
-    fn new(provider: AssumeRoleProvider) -> Assumed {
-        Assumed {
-            provider,
-            kept: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    async fn credentials(&self) -> aws_credential_types::provider::Result {
-        use aws_credential_types::provider::ProvideCredentials;
-        use aws_credential_types::provider::error::CredentialsError;
-        let mut kept = self.kept.lock().await;
-        let fresh = |credentials: &aws_credential_types::Credentials| {
-            credentials
-                .expiry()
-                .is_none_or(|at| at > std::time::SystemTime::now() + Duration::from_mins(5))
-        };
-        match kept.as_ref() {
-            Some(Ok(credentials)) if fresh(credentials) => return Ok(credentials.clone()),
-            Some(Err(refused)) => return Err(CredentialsError::provider_error(with_causes(refused))),
-            _ => {}
-        }
-        let answer = self.provider.provide_credentials().await;
-        *kept = Some(match &answer {
-            Ok(credentials) => Ok(credentials.clone()),
-            Err(refused) => Err(CredentialsError::provider_error(with_causes(refused))),
-        });
-        answer
-    }
-}
-
-/// An error and its causes, as one line (a kept refusal says what the first one said).
-fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        line.push_str(": ");
-        line.push_str(&next.to_string());
-        cause = next.source();
-    }
-    line
-}
-
-impl aws_credential_types::provider::ProvideCredentials for Assumed {
-    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
     }
 }
 

@@ -12,9 +12,11 @@ use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryA
 /// meets EC2's request limits (DeregisterImage and DeleteSnapshot refill at about 5 a second).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
-/// The retry quota every request of a run draws from. The SDK's default (500 tokens, 5 per
-/// throttled retry) runs dry after about a hundred throttled retries; bulk work needs more.
-/// It stays a client-side limit: a run that only ever fails stops retrying.
+/// The retry quota of a client amictl makes (each gets a bucket of its own). The SDK's default
+/// is one bucket for all of a service's clients in the process: 500 tokens, 5 per throttled
+/// retry, and a retry that fails again loses its tokens for good, so it runs dry after about
+/// a hundred such retries (an organization's throttled AssumeRoles did); bulk work needs
+/// more. It stays a client-side limit: a client whose requests only ever fail stops retrying.
 pub fn partition() -> RetryPartition {
     RetryPartition::custom("amictl")
         .token_bucket(TokenBucket::new(RETRY_QUOTA))

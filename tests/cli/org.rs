@@ -469,3 +469,61 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
         "every member's image is still there"
     );
 }
+
+/// STS meters AssumeRole by the calling account: every AssumeRole of an organization run is
+/// the management account's, and a large organization can meet STS's throttling ("Rate
+/// exceeded"). Each throttled AssumeRole is asked again, however many accounts are throttled:
+/// through aws-config's AssumeRoleProvider, the SDK's process-wide retry quota for STS ran
+/// dry (here: 51 accounts throttled three times each; verified to fail before) and the
+/// accounts after that were left out. A role STS throttles through every retry fails its
+/// account alone, saying so (not "log in again").
+#[test]
+fn a_throttled_sts_is_asked_again_for_every_account_however_many() {
+    let env = TestEnv::on_its_own_server();
+    let names: Vec<String> = (0..51).map(|i| format!("member-{i}")).collect();
+    let members = env.organization(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let throttled = || Misbehaviour::Error {
+        status: 400,
+        code: "Throttling".to_owned(),
+        message: "Rate exceeded".to_owned(),
+    };
+    let proxy = Proxy::start(&env.endpoint);
+    for (id, _) in &members {
+        proxy.fail_matching("AssumeRole", id, Fault::first(3, throttled()));
+    }
+    let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
+    let described = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .args(["describe", "-o", "json"])
+        .args(org)
+        .run();
+    let lasting = Proxy::start(&env.endpoint);
+    lasting.fail_matching("AssumeRole", &members[7].0, Fault::always(throttled()));
+    let partial = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL", lasting.url())
+        .args(["describe", "-o", "json", "--max-attempts", "2"])
+        .args(org)
+        .run();
+
+    described.assert_code(0);
+    assert_eq!(
+        proxy.count("AssumeRole"),
+        4 * members.len(),
+        "each account's role asked four times: {:?}",
+        proxy.counts()
+    );
+    assert_eq!(proxy.count("DescribeImages"), members.len(), "every account read");
+    partial.assert_code(1);
+    assert_eq!(lasting.count("AssumeRole"), members.len() + 1, "{:?}", lasting.counts());
+    assert_eq!(lasting.count("DescribeImages"), members.len() - 1, "the others read");
+    assert!(
+        partial.stderr.contains(&members[7].0)
+            && partial.stderr.contains("STS throttled AssumeRole")
+            && partial.stderr.contains("run again later")
+            && !partial.stderr.contains("sso"),
+        "{}",
+        partial.stderr
+    );
+}
