@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials};
-use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use crate::types::RoleArn;
 
@@ -104,9 +104,10 @@ impl Assumed {
             .send()
             .await
             .map_err(|err| {
+                // STS's message; else (no answer) the whole chain of what failed.
                 let message = err
                     .message()
-                    .map_or_else(|| super::errors::root_cause(&err), str::to_owned);
+                    .map_or_else(|| DisplayErrorContext(&err).to_string(), str::to_owned);
                 refused(err.code(), message)
             })?;
         let Some(given) = answer.credentials else {
