@@ -36,8 +36,7 @@ fn keep_two_plans_only_the_old_unused_image_then_removes_it_with_one_call_each()
     let images_before = env.image_ids();
 
     let dry = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--name", "app-*", "--keep", "2", "--dry-run", "-o", "json"])
         .run();
 
@@ -83,8 +82,7 @@ fn keep_two_plans_only_the_old_unused_image_then_removes_it_with_one_call_each()
 
     proxy.reset();
     let real = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--name", "app-*", "--keep", "2", "--yes", "-o", "json"])
         .run();
 
@@ -218,7 +216,7 @@ fn without_yes_off_a_terminal_it_shows_the_plan_and_exits_2_changing_nothing() {
 
     // Deregistering or disabling: either needs --yes.
     for args in [&["cleanup", "--all"][..], &["cleanup", "--all", "--disable"]] {
-        let run = env.amictl().env("AWS_ENDPOINT_URL", proxy.url()).args(args).run();
+        let run = env.through(&proxy).args(args).run();
 
         run.assert_code(2);
         assert!(run.stdout.is_empty(), "{}", run.stdout);
@@ -282,8 +280,7 @@ fn a_partial_failure_keeps_going_exits_1_and_a_rerun_finishes_the_job() {
     proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
 
     let first = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--name", "batch-*", "--yes", "-o", "json"])
         .run();
 

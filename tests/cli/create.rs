@@ -422,8 +422,7 @@ fn ctrl_c_while_waiting_says_that_creation_goes_on_and_still_gives_the_id() {
     );
 
     let running = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args([
             "-o",
             "json",

@@ -34,8 +34,7 @@ fn delete_snapshots_removes_them_after_the_image() {
     let proxy = Proxy::start(&env.endpoint);
 
     let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["deregister", &image, "--delete-snapshots"])
         .run();
 
@@ -85,8 +84,7 @@ fn a_missing_image_exits_1_and_dry_run_changes_nothing() {
 
     let missing = env.amictl().args(["deregister", "ami-0123456789abcdef0"]).run();
     let dry = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["deregister", &image, "--delete-snapshots", "--dry-run", "-o", "json"])
         .run();
 

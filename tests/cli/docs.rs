@@ -212,8 +212,7 @@ fn cleanup_showing_every_field(env: &TestEnv, instance: &str) -> serde_json::Val
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("DeregisterImage", Fault::first(1, Fault::unauthorized()));
     proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
-    env.amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+    env.through(&proxy)
         .args(["cleanup", "--all", "--orphans", "--orphans-older-than", "0s"])
         .args(["--yes", "-o", "json"])
         .run()

@@ -78,7 +78,7 @@ fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
         };
         proxy.fail("DescribeImages", Fault::after(1, not_yet));
     }
-    let through = |proxy: &Proxy| env.amictl().env("AWS_ENDPOINT_URL", proxy.url());
+    let through = |proxy: &Proxy| env.through(proxy);
 
     let cases = vec![
         case("describe", 0, "", |_| env.amictl().args(["describe"])),
@@ -102,12 +102,8 @@ fn a_closed_stdout_never_hides_a_failure_nor_makes_one() {
             env.amictl().args(["deregister", &used, "-o", "json"])
         }),
         case("cleanup, a deregistration refused", 1, "step(s) failed", |_| {
-            env.amictl().env("AWS_ENDPOINT_URL", no_deregistering.url()).args([
-                "cleanup",
-                "--name",
-                "exit-free",
-                "--yes",
-            ])
+            env.through(&no_deregistering)
+                .args(["cleanup", "--name", "exit-free", "--yes"])
         }),
         case("cleanup --yes, its report printed", 0, "", |_| {
             env.amictl().args(["cleanup", "--name", "exit-none-*", "--yes"])
@@ -141,8 +137,7 @@ fn an_interrupt_is_130_with_stdout_closed_too() {
     );
 
     let mut running = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "--concurrency", "1"])
         .spawn();
     running.close_stdout();

@@ -83,12 +83,7 @@ fn an_organization_is_worked_account_by_account_through_one_role_each() {
     } = Organization::new();
     let proxy = Proxy::start(&env.endpoint);
 
-    let described = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["describe", "-o", "json"])
-        .args(ORG)
-        .run();
+    let described = env.through(&proxy).args(["describe", "-o", "json"]).args(ORG).run();
     let assumed = proxy.count("AssumeRole");
     let table = env.amictl().arg("describe").args(ORG).run();
     let planned = env
@@ -157,12 +152,7 @@ fn shards_cover_every_account_once_and_a_refused_account_fails_alone() {
     // One account's role can't be assumed (a service control policy, say).
     let refused = Proxy::start(&env.endpoint);
     refused.fail_matching("AssumeRole", &members[1].0, Fault::always(Fault::unauthorized()));
-    let partial = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", refused.url())
-        .args(["describe", "-o", "json"])
-        .args(ORG)
-        .run();
+    let partial = env.through(&refused).args(["describe", "-o", "json"]).args(ORG).run();
 
     let (first, second) = (accounts_of(&shards[0]), accounts_of(&shards[1]));
     assert!(
@@ -329,8 +319,7 @@ fn a_refused_account_fails_alone_with_all_regions_too() {
     refused.fail_matching("AssumeRole", &members[1].0, Fault::always(Fault::unauthorized()));
 
     let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", refused.url())
+        .through(&refused)
         .args([
             "describe",
             "-o",
@@ -370,8 +359,7 @@ fn a_listing_that_repeats_its_page_token_changes_nothing() {
     proxy.fail("ListAccounts", Fault::always(Misbehaviour::RepeatsItsToken));
 
     let cleaned = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .args(org)
         .run();
@@ -412,18 +400,12 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("ListAccounts", Fault::after(1, Fault::unauthorized()));
 
-    let described = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["describe", "-o", "json"])
-        .args(org)
-        .run();
+    let described = env.through(&proxy).args(["describe", "-o", "json"]).args(org).run();
     // A fresh proxy: its first page goes through again.
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("ListAccounts", Fault::after(1, Fault::unauthorized()));
     let cleaned = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .args(org)
         .run();
@@ -431,12 +413,7 @@ fn a_listing_that_fails_after_its_first_page_changes_nothing_and_says_the_output
     // Refused from the first page: nothing was read, and nothing is said to be partial.
     let refused = Proxy::start(&env.endpoint);
     refused.fail("ListAccounts", Fault::always(Fault::unauthorized()));
-    let unlisted = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", refused.url())
-        .args(["describe", "-o", "json"])
-        .args(org)
-        .run();
+    let unlisted = env.through(&refused).args(["describe", "-o", "json"]).args(org).run();
 
     described.assert_code(1);
     let read = accounts_of(&described.json());
@@ -492,17 +469,11 @@ fn a_throttled_sts_is_asked_again_for_every_account_however_many() {
         proxy.fail_matching("AssumeRole", id, Fault::first(3, throttled()));
     }
     let org = ["--org", "--role-name", "amictl", "--regions", "eu-west-1"];
-    let described = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["describe", "-o", "json"])
-        .args(org)
-        .run();
+    let described = env.through(&proxy).args(["describe", "-o", "json"]).args(org).run();
     let lasting = Proxy::start(&env.endpoint);
     lasting.fail_matching("AssumeRole", &members[7].0, Fault::always(throttled()));
     let partial = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", lasting.url())
+        .through(&lasting)
         .args(["describe", "-o", "json", "--max-attempts", "2"])
         .args(org)
         .run();

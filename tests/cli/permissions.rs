@@ -33,11 +33,7 @@ fn share_show_publish_unpublish_and_reset() {
         .args(["permissions", "add", &image, "--account", ACCOUNT, "-o", "json"])
         .run();
     let table = env.amictl().args(["permissions", "show", &image]).run();
-    let refused = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["permissions", "public", &image])
-        .run();
+    let refused = env.through(&proxy).args(["permissions", "public", &image]).run();
     let public = env
         .amictl()
         .args(["permissions", "public", &image, "--yes", "-o", "json"])
@@ -207,8 +203,7 @@ fn dry_run_and_granting_the_owner_change_nothing() {
     let proxy = Proxy::start(&env.endpoint);
 
     let dry = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args([
             "permissions",
             "add",
@@ -221,8 +216,7 @@ fn dry_run_and_granting_the_owner_change_nothing() {
         ])
         .run();
     let owner = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["permissions", "add", &image, "--account", "123456789012"])
         .run();
 

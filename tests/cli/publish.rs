@@ -49,8 +49,7 @@ fn publish_gives_each_template_a_new_default_version_once_and_cleanup_follows() 
     env.create_launch_template("pub-web", &old);
     let proxy = Proxy::start(&env.endpoint);
     let publish = |extra: &[&str]| {
-        env.amictl()
-            .env("AWS_ENDPOINT_URL", proxy.url())
+        env.through(&proxy)
             .args(["-o", "json", "publish", &new, "--launch-template", "pub-web"])
             .args(extra)
             .run()
@@ -252,7 +251,7 @@ fn each_region_publishes_its_own_copy_once_and_cleanup_lets_the_old_one_go_when_
 
     let proxy = Proxy::start(&env.endpoint);
     let publish = |regions: &str, extra: &[&str]| {
-        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        env.through(&proxy)
             .args(["-o", "json", "publish", &new_id, "--regions", regions])
             .args(["--ssm-parameter", "/golden/web", "--launch-template", "golden-web"])
             .args(extra)
@@ -321,7 +320,7 @@ fn a_label_moves_to_the_new_version_and_a_parameter_of_another_data_type_is_left
     .expect("PutParameter");
     let proxy = Proxy::start(&env.endpoint);
     let publish = |image: &str, args: &[&str]| {
-        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        env.through(&proxy)
             .args(["-o", "json", "publish", image, "--ssm-parameter", "/lab/web"])
             .args(args)
             .run()
@@ -393,7 +392,7 @@ fn a_publish_that_fails_halfway_is_finished_by_the_next_run_without_a_second_ver
     proxy.fail("ModifyLaunchTemplate", Fault::first(1, Fault::unauthorized()));
     proxy.fail("LabelParameterVersion", Fault::first(1, Fault::unauthorized()));
     let publish = || {
-        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        env.through(&proxy)
             .args(["-o", "json", "publish", &new, "--launch-template", "half-web"])
             .args(["--ssm-parameter", "/half/web", "--label", "prod"])
             .run()

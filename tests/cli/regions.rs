@@ -154,8 +154,7 @@ fn describe_and_cleanup_work_several_accounts_through_their_roles() {
     let proxy = crate::support::proxy::Proxy::start(&env.endpoint);
     let regions = format!("{},eu-central-2", env.region);
     let two_regions = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["describe", "--role-arn", first, "--regions", &regions, "-o", "json"])
         .run();
 
@@ -200,8 +199,7 @@ fn many_regions_are_read_at_most_concurrency_at_a_time() {
     let regions = "us-east-1,us-east-2,us-west-1,us-west-2,eu-west-1,eu-west-2,eu-west-3,eu-central-1";
 
     let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["describe", "--regions", regions, "--concurrency", "3", "-o", "json"])
         .run();
 
@@ -233,11 +231,7 @@ fn concurrency_caps_the_requests_in_flight_of_the_whole_run() {
         if let Some(cap) = cap {
             args.extend(["--concurrency", cap]);
         }
-        env.amictl()
-            .env("AWS_ENDPOINT_URL", proxy.url())
-            .args(args)
-            .run()
-            .assert_code(0);
+        env.through(&proxy).args(args).run().assert_code(0);
         proxy.most_at_once(ALL_ACTIONS)
     };
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::TestEnv;
 use crate::support::proxy::{Fault, Misbehaviour, Proxy};
-use crate::support::{Amictl, TestEnv};
 
 /// `n` images of one instance, named `batch-1` … `batch-n`.
 fn images(env: &TestEnv, n: usize) -> Vec<String> {
@@ -15,10 +15,6 @@ fn images(env: &TestEnv, n: usize) -> Vec<String> {
     (1..=n)
         .map(|i| env.create_image(&instance, &format!("batch-{i}"), &[]))
         .collect()
-}
-
-fn through(env: &TestEnv, proxy: &Proxy) -> Amictl {
-    env.amictl().env("AWS_ENDPOINT_URL", proxy.url())
 }
 
 fn statuses(report: &Value) -> Vec<String> {
@@ -52,7 +48,8 @@ fn cleanup_finishes_when_its_writes_start_throttled_and_a_quarter_of_its_reads_f
         proxy.fail(action, Fault::every(4, Fault::internal_error()));
     }
 
-    let run = through(&env, &proxy)
+    let run = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .run();
 
@@ -72,7 +69,8 @@ fn a_lasting_refusal_of_delete_snapshot_names_each_snapshot_left_and_orphans_fin
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("DeleteSnapshot", Fault::always(Fault::unauthorized()));
 
-    let refused = through(&env, &proxy)
+    let refused = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .run();
 
@@ -124,7 +122,8 @@ fn dropped_connections_are_retried() {
     proxy.fail("DeregisterImage", Fault::every(2, Misbehaviour::Drop));
     proxy.fail("DeleteSnapshot", Fault::every(2, Misbehaviour::Drop));
 
-    let run = through(&env, &proxy)
+    let run = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .run();
 
@@ -150,7 +149,8 @@ fn every_command_absorbs_throttling_and_server_errors() {
     proxy.fail("DescribeImages", Fault::every(3, Fault::internal_error()));
     proxy.fail("DescribeInstances", Fault::first(1, Fault::internal_error()));
 
-    let created = through(&env, &proxy)
+    let created = env
+        .through(&proxy)
         .args([
             "-o",
             "json",
@@ -163,11 +163,13 @@ fn every_command_absorbs_throttling_and_server_errors() {
         ])
         .run();
     let image = created.assert_code(0).json()["image_id"].as_str().unwrap().to_owned();
-    let described = through(&env, &proxy).args(["describe", "-o", "json"]).run();
-    let shared = through(&env, &proxy)
+    let described = env.through(&proxy).args(["describe", "-o", "json"]).run();
+    let shared = env
+        .through(&proxy)
         .args(["permissions", "add", &image, "--account", "111122223333"])
         .run();
-    let deregistered = through(&env, &proxy)
+    let deregistered = env
+        .through(&proxy)
         .args(["deregister", &image, "--delete-snapshots", "--include-shared"])
         .run();
 
@@ -192,7 +194,7 @@ fn a_hung_endpoint_costs_the_timeout_not_minutes() {
         Fault::always(Misbehaviour::Delay(Duration::from_secs(20))),
     );
 
-    let run = through(&env, &proxy).args(["describe", "--timeout", "2s"]).run();
+    let run = env.through(&proxy).args(["describe", "--timeout", "2s"]).run();
 
     run.assert_code(1);
     assert!(run.elapsed < Duration::from_secs(6), "took {:?}", run.elapsed);
@@ -209,7 +211,8 @@ fn ctrl_c_stops_a_cleanup_cleanly_and_a_rerun_finishes_the_job() {
         Fault::always(Misbehaviour::Delay(Duration::from_millis(600))),
     );
 
-    let running = through(&env, &proxy)
+    let running = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "--concurrency", "1", "-o", "json"])
         .spawn();
     // The second DeregisterImage starts once the first is done: interrupt then.
@@ -245,7 +248,7 @@ fn a_second_ctrl_c_quits_at_once() {
         Fault::always(Misbehaviour::Delay(Duration::from_secs(10))),
     );
 
-    let running = through(&env, &proxy).args(["cleanup", "--all", "--yes"]).spawn();
+    let running = env.through(&proxy).args(["cleanup", "--all", "--yes"]).spawn();
     proxy.wait_for("DeregisterImage", 1);
     running.interrupt();
     running.wait_for_stderr("Ctrl-C again quits at once");
@@ -266,7 +269,8 @@ fn ctrl_c_stops_a_deregister_cleanly_too() {
         Fault::always(Misbehaviour::Delay(Duration::from_millis(600))),
     );
 
-    let running = through(&env, &proxy)
+    let running = env
+        .through(&proxy)
         .args(["deregister", "--concurrency", "1", "-o", "json"])
         .args(&named)
         .spawn();
@@ -298,7 +302,7 @@ fn the_flag_wins_over_the_environment_for_attempts() {
     let mut attempts = Vec::new();
 
     for (flag, variable) in [(Some("2"), None), (None, Some("3")), (Some("2"), Some("3"))] {
-        let mut amictl = through(&env, &proxy).args(["describe"]);
+        let mut amictl = env.through(&proxy).args(["describe"]);
         if let Some(flag) = flag {
             amictl = amictl.args(["--max-attempts", flag]);
         }
@@ -326,7 +330,8 @@ fn behind_ec2_like_rate_limits_a_cleanup_finishes_with_few_throttled_answers() {
         proxy.limit(action, 10, 20.0);
     }
 
-    let run = through(&env, &proxy)
+    let run = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "-o", "json"])
         .run();
 
@@ -348,7 +353,8 @@ fn a_lasting_throttle_ends_within_the_timeout_with_the_report_and_the_rerun_hint
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("DeregisterImage", Fault::always(Fault::throttled()));
 
-    let run = through(&env, &proxy)
+    let run = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "--timeout", "3s", "-o", "json"])
         .run();
 
@@ -374,7 +380,8 @@ fn max_rate_leaves_the_bucket_alone() {
     // A bucket that a burst would empty at once: 2 of burst, 5 a second.
     proxy.limit("DeregisterImage", 2, 5.0);
 
-    let run = through(&env, &proxy)
+    let run = env
+        .through(&proxy)
         .args(["cleanup", "--all", "--yes", "--max-rate", "4"])
         .run();
 

@@ -57,7 +57,7 @@ fn unused_removes_only_the_shared_image_no_other_account_uses_and_names_who_keep
     let env = &shared.env;
     let proxy = Proxy::start(&env.endpoint);
     let cleanup = |extra: &[&str]| {
-        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        env.through(&proxy)
             .args(["cleanup", "--name", "sh-*", "--include-shared=unused", "-o", "json"])
             .args(extra)
             .run()
@@ -107,7 +107,7 @@ fn a_report_not_ready_within_the_bound_keeps_the_image_unchecked_and_a_later_run
     env.tag(&image, "amictl-test:report-seconds", "3600");
     let proxy = Proxy::start(&env.endpoint);
     let deregister = || {
-        (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+        env.through(&proxy)
             .args([
                 "deregister",
                 &image,
@@ -173,7 +173,8 @@ fn usage_shows_the_report_and_each_member_accounts_own_consumers_and_an_unreache
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail_matching("AssumeRole", "333333333333", Fault::always(Fault::unauthorized()));
 
-    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+    let run = env
+        .through(&proxy)
         .args(["usage", &shared.used, &shared.unused, "-o", "json"])
         .args([
             "--accounts",
@@ -233,7 +234,8 @@ fn in_a_run_over_the_organization_each_members_own_scan_is_the_answer_and_a_refu
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail_matching("AssumeRole", &locked, Fault::always(Fault::unauthorized()));
 
-    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+    let run = env
+        .through(&proxy)
         .args([
             "cleanup",
             "--org",
@@ -282,7 +284,8 @@ fn an_endpoint_without_usage_reports_is_said_once_and_its_shared_images_are_kept
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("DescribeImageUsageReports", Fault::always(Misbehaviour::NotImplemented));
 
-    let run = (env.amictl().env("AWS_ENDPOINT_URL", proxy.url()))
+    let run = env
+        .through(&proxy)
         .args([
             "cleanup",
             "--name",

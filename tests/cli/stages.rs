@@ -260,7 +260,7 @@ fn asking_for_the_stage_an_image_is_in_is_no_error() {
 fn bad_stage_input_is_refused_before_any_request() {
     let proxy = Proxy::start(&TestEnv::new().endpoint);
     let env = TestEnv::new();
-    let run = |args: &[&str]| env.amictl().env("AWS_ENDPOINT_URL", proxy.url()).args(args).run();
+    let run = |args: &[&str]| env.through(&proxy).args(args).run();
     for (args, says) in [
         (vec!["deprecate", "ami-12345678", "--at", "2020-01-01"], "in the past"),
         (vec!["deprecate", "ami-12345678", "--in", "11years"], "ten years"),
@@ -299,11 +299,7 @@ fn an_endpoint_without_the_action_is_said_in_one_line_after_one_try() {
     let proxy = Proxy::start(&env.endpoint);
     proxy.fail("EnableImageDeprecation", Fault::always(Misbehaviour::NotImplemented));
 
-    let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
-        .args(["deprecate", &image, "--in", "30d"])
-        .run();
+    let run = env.through(&proxy).args(["deprecate", &image, "--in", "30d"]).run();
 
     run.assert_code(1);
     let said: Vec<&str> = run.stderr.lines().filter(|l| l.contains("does not support")).collect();

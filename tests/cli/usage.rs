@@ -417,8 +417,7 @@ fn the_scans_stay_a_few_pages_for_500_candidate_images() {
     let proxy = Proxy::start(&env.endpoint);
 
     let run = env
-        .amictl()
-        .env("AWS_ENDPOINT_URL", proxy.url())
+        .through(&proxy)
         .args(["cleanup", "--name", "bulk-*", "--dry-run", "-o", "json"])
         .run();
 
@@ -492,8 +491,7 @@ fn a_scan_the_caller_may_not_make_stops_the_run_before_any_change() {
         let proxy = Proxy::start(&env.endpoint);
         proxy.fail(action, crate::support::proxy::Fault::always(fault));
         let run = env
-            .amictl()
-            .env("AWS_ENDPOINT_URL", proxy.url())
+            .through(&proxy)
             .args(["cleanup", "--name", "denied-*", "--yes"])
             .run();
         runs.push((run, permission, proxy.mutations()));
@@ -523,8 +521,7 @@ fn a_scan_that_repeats_its_page_token_stops_the_run_before_any_change() {
             crate::support::proxy::Fault::always(crate::support::proxy::Misbehaviour::RepeatsItsToken),
         );
         let run = env
-            .amictl()
-            .env("AWS_ENDPOINT_URL", proxy.url())
+            .through(&proxy)
             .args(["cleanup", "--name", "repeated-*", "--yes"])
             .run();
 

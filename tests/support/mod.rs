@@ -264,6 +264,12 @@ impl TestEnv {
         TestEnv::amictl_at(&self.endpoint).env("AWS_REGION", &self.region)
     }
 
+    /// [`TestEnv::amictl`] with every service's requests through `proxy` (EC2's endpoint, and
+    /// STS', Organizations', Auto Scaling's and SSM's, which follow `AWS_ENDPOINT_URL`).
+    pub fn through(&self, proxy: &proxy::Proxy) -> Amictl {
+        self.amictl().env("AWS_ENDPOINT_URL", proxy.url())
+    }
+
     /// The JSON amictl prints for `args` (`-o json` added), which must exit 0.
     pub fn json_of(&self, args: &[&str]) -> serde_json::Value {
         self.amictl()
