@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sts::error::ProvideErrorMetadata;
 
 use crate::types::RoleArn;
 
@@ -104,11 +104,14 @@ impl Assumed {
             .send()
             .await
             .map_err(|err| {
-                // STS's message; else (no answer) the whole chain of what failed.
-                let message = err
-                    .message()
-                    .map_or_else(|| DisplayErrorContext(&err).to_string(), str::to_owned);
-                refused(err.code(), message)
+                // STS's message; else (no answer) the innermost cause, the SDK's outer layers
+                // saying only "dispatch failure".
+                let innermost = || {
+                    std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+                        .last()
+                        .map_or_else(String::new, ToString::to_string)
+                };
+                refused(err.code(), err.message().map_or_else(innermost, str::to_owned))
             })?;
         let Some(given) = answer.credentials else {
             return Err(refused(None, "STS answered without credentials".to_owned()));

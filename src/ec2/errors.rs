@@ -137,6 +137,10 @@ fn credentials_message(err: &CredentialsError) -> String {
                 "STS throttled AssumeRole of {} through every retry ({}); it counts an organization's AssumeRoles against the account amictl runs as: run again later, or with a lower --concurrency",
                 refused.role, refused.message
             )
+        } else if refused.code.is_none() {
+            format!(
+                "no answer from STS to assume the role ({refused}); check the network, or the STS endpoint (AWS_ENDPOINT_URL_STS)"
+            )
         } else {
             format!(
                 "could not assume the role ({refused}); check that the role exists in that account and trusts the account amictl runs as"

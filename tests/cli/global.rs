@@ -484,3 +484,30 @@ fn a_plain_http_sts_endpoint_off_this_machine_is_refused_unless_allowed() {
         allowed.stderr
     );
 }
+
+/// A role assumed through an STS endpoint nobody answers at fails saying so, and where the
+/// endpoint comes from; not "log in again", which it said when the credentials provider was
+/// aws-config's. No EC2 request goes without the role's credentials.
+#[test]
+fn a_role_whose_sts_does_not_answer_says_so() {
+    let env = TestEnv::new();
+    let proxy = Proxy::start(&env.endpoint);
+
+    let run = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL_STS", &refused_url())
+        .args(["describe", "--role-arn", "arn:aws:iam::333333333333:role/amictl"])
+        .args(["--endpoint-url", proxy.url(), "-o", "json"])
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no answer from STS")
+            && run.stderr.contains("AWS_ENDPOINT_URL_STS")
+            && run.stderr.contains("333333333333")
+            && !run.stderr.contains("sso"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(proxy.count("DescribeImages"), 0, "{:?}", proxy.counts());
+}
