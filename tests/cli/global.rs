@@ -500,6 +500,21 @@ fn a_role_whose_sts_does_not_answer_says_so() {
         .args(["--endpoint-url", proxy.url(), "-o", "json"])
         .run();
 
+    let table = env
+        .amictl()
+        .env("AWS_ENDPOINT_URL_STS", &refused_url())
+        .args(["describe", "--role-arn", "arn:aws:iam::333333333333:role/amictl"])
+        .args(["--endpoint-url", proxy.url()])
+        .run();
+
+    table.assert_code(1);
+    assert!(
+        table
+            .stderr
+            .contains("no images found in the accounts and regions that could be read"),
+        "not \"no images found\" alone, when nothing could be read: {}",
+        table.stderr
+    );
     run.assert_code(1);
     assert!(
         run.stderr.contains("no answer from STS")

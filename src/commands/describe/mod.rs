@@ -64,6 +64,7 @@ async fn one(ctx: &Context<'_>, args: Settings) -> anyhow::Result<()> {
         images,
         view,
         several: false,
+        partial: false,
         now: ctx.now,
     })
 }
@@ -105,6 +106,7 @@ async fn everywhere(contexts: Contexts<'static>, query: &ImageQuery, concurrency
             images,
             view: View::List,
             several: true,
+            partial: !read.failures.is_empty() || read.listing.is_some(),
             now,
         })?;
         read

@@ -16,6 +16,8 @@ pub(super) struct Described {
     pub(super) view: View,
     /// Several regions: the table gets a REGION column.
     pub(super) several: bool,
+    /// Some accounts or regions could not be read: none found says less.
+    pub(super) partial: bool,
     pub(super) now: jiff::Timestamp,
 }
 
@@ -105,7 +107,11 @@ impl Render for Described {
     }
 
     fn empty_note(&self) -> Option<String> {
-        Some("no images found".to_owned())
+        Some(if self.partial {
+            "no images found in the accounts and regions that could be read".to_owned()
+        } else {
+            "no images found".to_owned()
+        })
     }
 
     fn title(&self) -> Option<String> {
