@@ -47,10 +47,7 @@ pub(super) struct Refused {
 impl Refused {
     /// Whether STS throttled it (through every retry).
     pub fn throttled(&self) -> bool {
-        matches!(
-            self.code.as_deref(),
-            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException")
-        )
+        self.code.as_deref().is_some_and(super::retry::is_throttling_code)
     }
 }
 

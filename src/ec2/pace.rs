@@ -326,10 +326,7 @@ impl ClassifyRetry for ThrottlingIsPaced {
 }
 
 fn is_throttling(err: &Error) -> bool {
-    matches!(
-        err.aws_code(),
-        Some("RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "RequestThrottled")
-    )
+    err.aws_code().is_some_and(super::retry::is_throttling_code)
 }
 
 /// Throttling, or a request that ran out of time (waiting for its turn counts). Not a

@@ -26,6 +26,16 @@ pub fn partition() -> RetryPartition {
 /// The retry quota of a partition, in the SDK's tokens (5 per throttled retry).
 pub const RETRY_QUOTA: usize = 25_000;
 
+/// The error codes with which AWS services say a request was throttled: EC2's
+/// (`RequestLimitExceeded`, `RequestThrottled`), STS's and the query services' (`Throttling`),
+/// the JSON services' (`ThrottlingException`, `TooManyRequestsException`).
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "RequestLimitExceeded" | "RequestThrottled" | "Throttling" | "ThrottlingException" | "TooManyRequestsException"
+    )
+}
+
 /// A refused connection means nothing listens at the endpoint: retrying only delays the
 /// error. (Dropped connections, timeouts, 5xx and throttling are still retried.)
 #[derive(Debug, Default)]
