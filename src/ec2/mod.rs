@@ -18,6 +18,16 @@ macro_rules! once_or_retried {
     }};
 }
 
+/// An SDK client's configuration builder with amictl's retries: a retry quota of the client's
+/// own, and a refused connection final (see `retry`). Every service's client is made so.
+macro_rules! with_retries {
+    ($builder:expr) => {
+        $builder
+            .retry_partition(retry::partition())
+            .retry_classifier(retry::RefusedConnectionIsFinal)
+    };
+}
+
 mod accounts;
 mod assume;
 mod budget;
@@ -152,10 +162,7 @@ impl Recipe {
     }
 
     fn ec2(&self) -> Client {
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&self.config)
-            .region(self.sdk_region())
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal);
+        let mut ec2 = with_retries!(aws_sdk_ec2::config::Builder::from(&self.config).region(self.sdk_region()));
         if let Some(url) = &self.endpoint_url {
             ec2 = ec2.endpoint_url(url.as_str());
         }
@@ -163,20 +170,13 @@ impl Recipe {
     }
 
     fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
-        let config = aws_sdk_autoscaling::config::Builder::from(&self.config)
-            .region(self.sdk_region())
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
+        let config =
+            with_retries!(aws_sdk_autoscaling::config::Builder::from(&self.config).region(self.sdk_region())).build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
 
     fn ssm(&self) -> aws_sdk_ssm::Client {
-        let config = aws_sdk_ssm::config::Builder::from(&self.config)
-            .region(self.sdk_region())
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
+        let config = with_retries!(aws_sdk_ssm::config::Builder::from(&self.config).region(self.sdk_region())).build();
         aws_sdk_ssm::Client::from_conf(config)
     }
 }
@@ -265,10 +265,7 @@ impl Session {
     /// again, which an organization of a thousand accounts would otherwise do a thousand times.
     pub fn assumed(&self, role: &RoleArn, account_name: Option<String>) -> Session {
         // STS asked with this session's credentials, retried as the run's other clients are.
-        let sts = aws_sdk_sts::config::Builder::from(&self.config)
-            .retry_partition(retry::partition())
-            .retry_classifier(retry::RefusedConnectionIsFinal)
-            .build();
+        let sts = with_retries!(aws_sdk_sts::config::Builder::from(&self.config)).build();
         let assumed = assume::Assumed::new(aws_sdk_sts::Client::from_conf(sts), role.clone());
         Session {
             // A cache of its own: the role's credentials, asked for once.
